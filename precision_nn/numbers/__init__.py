@@ -1,0 +1,94 @@
+"""Number systems: one interface over IEEE floats, Decimal and mpmath at any precision.
+
+>>> from precision_nn.numbers import number_system
+>>> ns = number_system("mpf:30")
+>>> ns.name, ns.digits, ns.is_complex, ns.complex().name
+('mpf:30', 30, False, 'mpc:30')
+>>> number_system("decimal:50").unit_roundoff
+5e-50
+>>> number_system("float32").exp(number_system("float32").asarray([0, 1])).dtype
+dtype('float32')
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+from precision_nn.numbers.base import NumberSystem
+from precision_nn.numbers.decimal_system import DecimalSystem
+from precision_nn.numbers.ieee import IEEE_COMPLEX, IEEE_REAL, IEEESystem
+from precision_nn.numbers.mpmath_system import MPMathSystem
+
+__all__ = ["NumberSystem", "number_system", "infer_number_system", "SPECS"]
+
+DEFAULT_DIGITS = {"decimal": 28, "mpf": 15, "mpc": 15}
+SPECS = sorted([*IEEE_REAL, *IEEE_COMPLEX, "decimal[:N]", "mpf[:N]", "mpc[:N]"])
+_SPEC = re.compile(r"^(decimal|mpf|mpc)(?::(-?\d+))?$")
+
+
+def number_system(spec: str | NumberSystem) -> NumberSystem:
+    """The number system named by `spec` (a `NumberSystem` is returned as it is).
+
+    Parameters
+    ----------
+    spec : str or NumberSystem
+        ``float16``, ``bfloat16``, ``float32``, ``float64``, ``longdouble``, ``complex64``,
+        ``complex128``, ``clongdouble``, ``decimal[:N]``, ``mpf[:N]`` or ``mpc[:N]``; N is
+        the number of significant decimal digits.
+
+    Raises
+    ------
+    ValueError
+        For an unknown or malformed spec, or a precision below 1.
+    """
+    if isinstance(spec, NumberSystem):
+        return spec
+    if not isinstance(spec, str):
+        raise TypeError(f"`numbers` must be a spec string or a NumberSystem; got {spec!r}.")
+    return _cached(spec.strip().lower())
+
+
+@functools.lru_cache(maxsize=None)
+def _cached(spec: str) -> NumberSystem:
+    if spec in IEEE_REAL or spec in IEEE_COMPLEX:
+        return IEEESystem(spec)
+    match = _SPEC.match(spec)
+    if match is None:
+        raise ValueError(
+            f"unknown number system {spec!r}; expected one of {SPECS} "
+            "(N = significant decimal digits, e.g. 'mpf:50')."
+        )
+    family, digits = match.group(1), match.group(2)
+    n = DEFAULT_DIGITS[family] if digits is None else int(digits)
+    if n < 1:
+        raise ValueError(f"precision of {spec!r} must be at least 1 digit; got {n}.")
+    if family == "decimal":
+        return DecimalSystem(n)
+    return MPMathSystem(n, is_complex=family == "mpc")
+
+
+def infer_number_system(array) -> NumberSystem:
+    """The number system an array (or scalar) belongs to, from its dtype or elements."""
+    import decimal
+
+    import numpy as np
+
+    arr = np.asarray(array) if not isinstance(array, np.ndarray) else array
+    if arr.dtype != object:
+        if arr.dtype.kind in "iub":
+            return number_system("float64")
+        try:
+            return number_system(str(arr.dtype) if arr.dtype.name != "float128"
+                                 else "longdouble")
+        except ValueError:
+            raise TypeError(f"arrays of dtype {arr.dtype} are not a number system.") from None
+    first = arr.ravel()[0] if arr.size else None
+    if isinstance(first, decimal.Decimal):
+        return number_system(f"decimal:{decimal.getcontext().prec}")
+    if hasattr(first, "context") and hasattr(first.context, "dps"):
+        kind = "mpc" if hasattr(first, "imag") and type(first).__name__ == "mpc" else "mpf"
+        return number_system(f"{kind}:{first.context.dps}")
+    if isinstance(first, (int, float)):
+        return number_system("float64")
+    raise TypeError(f"cannot infer a number system from elements of type {type(first)}.")

@@ -1,0 +1,146 @@
+"""mpmath ``mpf``/``mpc`` at N decimal digits, in numpy object arrays.
+
+Each system owns a private ``mpmath.MPContext``: its precision never comes from, nor
+changes, the global ``mpmath.mp``, so threads at different precisions cannot disturb each
+other and nothing leaks. Arithmetic between elements uses the precision of their context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from precision_nn.numbers.base import NumberSystem, exact_mpmath
+
+__all__ = ["MPMathSystem"]
+
+
+class MPMathSystem(NumberSystem):
+    """mpmath numbers (real ``mpf`` or complex ``mpc``) with `digits` decimal digits."""
+
+    def __init__(self, digits: int, is_complex: bool):
+        self.digits = digits
+        self.is_complex = is_complex
+        self.name = f"{'mpc' if is_complex else 'mpf'}:{digits}"
+        self.ctx = mpmath.MPContext()
+        self.ctx.dps = digits
+        # mpmath rounds to nearest at ctx.prec bits: |rel. error| <= 2**-prec
+        self.unit_roundoff = float(2.0 ** -self.ctx.prec)
+        self._element = self.ctx.mpc if is_complex else self.ctx.mpf
+        self._unary: dict[str, Any] = {}
+
+    # -- counterparts -----------------------------------------------------------------
+    def complex(self) -> NumberSystem:
+        from precision_nn.numbers import number_system
+
+        return number_system(f"mpc:{self.digits}")
+
+    def real(self) -> NumberSystem:
+        from precision_nn.numbers import number_system
+
+        return number_system(f"mpf:{self.digits}")
+
+    # -- conversion -------------------------------------------------------------------
+    def asarray(self, values: Any) -> np.ndarray:
+        arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = self._convert(v)
+        return out
+
+    def _convert(self, v: Any) -> Any:
+        x = exact_mpmath(self.ctx, v, self.name)
+        if self.is_complex:
+            return self.ctx.mpc(x)
+        if isinstance(x, self.ctx.mpc):
+            if x.imag != 0:
+                raise ValueError(
+                    f"complex value {v!r} cannot be represented in the real system "
+                    f"{self.name!r}; use 'mpc:{self.digits}'."
+                )
+            x = x.real
+        return self.ctx.mpf(x)
+
+    def to_float(self, array: Any) -> np.ndarray:
+        return np.asarray(array, dtype=object).astype(
+            np.complex128 if self.is_complex else np.float64)
+
+    def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        out = np.empty(shape, dtype=object)
+        out.fill(self._element(0))
+        return out
+
+    def scalar(self, value: Any) -> Any:
+        return self._convert(value)
+
+    def foreign_type(self, array: np.ndarray) -> str | None:
+        for v in np.asarray(array, dtype=object).ravel():
+            if type(v) is not self._element or v.context is not self.ctx:
+                if type(v) is self._element:
+                    return f"{type(v).__name__} of another precision"
+                return type(v).__name__
+        return None
+
+    def isfinite(self, x: Any) -> np.ndarray:
+        return np.vectorize(self.ctx.isfinite, otypes=[bool])(np.asarray(x, dtype=object))
+
+    # -- precision scope --------------------------------------------------------------
+    def context(self) -> contextlib.AbstractContextManager:
+        """Set the *global* ``mpmath.mp`` to this precision for user code that calls
+        ``mpmath.exp`` and friends; restored on exit, also on error. The library itself
+        never needs it (it uses the private context)."""
+        return _global_mp_precision(self.ctx.prec)
+
+    # -- elementwise ------------------------------------------------------------------
+    def _map(self, name: str) -> Any:
+        if name not in self._unary:
+            self._unary[name] = np.frompyfunc(getattr(self.ctx, name), 1, 1)
+        return self._unary[name]
+
+    def exp(self, x: Any) -> Any:
+        return self._map("exp")(x)
+
+    def log(self, x: Any) -> Any:
+        return self._map("log")(x)
+
+    def sqrt(self, x: Any) -> Any:
+        return self._map("sqrt")(x)
+
+    def tanh(self, x: Any) -> Any:
+        return self._map("tanh")(x)
+
+    def erf(self, x: Any) -> Any:
+        return self._map("erf")(x)
+
+    def sin(self, x: Any) -> Any:
+        return self._map("sin")(x)
+
+    def cos(self, x: Any) -> Any:
+        return self._map("cos")(x)
+
+    @property
+    def pi(self) -> Any:
+        return self._element(+self.ctx.pi)
+
+    def real_part(self, x: Any) -> np.ndarray:
+        return np.frompyfunc(lambda v: self.ctx.mpf(v.real), 1, 1)(x) if self.is_complex \
+            else np.asarray(x, dtype=object)
+
+    def imag(self, x: Any) -> np.ndarray:
+        if self.is_complex:
+            return np.frompyfunc(lambda v: self.ctx.mpf(v.imag), 1, 1)(x)
+        return self.zeros(np.shape(x))
+
+
+@contextlib.contextmanager
+def _global_mp_precision(prec: int) -> Iterator[None]:
+    saved = mpmath.mp.prec
+    mpmath.mp.prec = prec
+    try:
+        yield
+    finally:
+        mpmath.mp.prec = saved
