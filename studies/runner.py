@@ -1,0 +1,453 @@
+"""Run studies: grid cells through an executor, a resumable cell log, tidy outputs.
+
+The study interface
+-------------------
+A study is a module listed in `studies.STUDIES` that defines
+
+``NAME: str``
+    The registry name, also the output folder ``<out>/<NAME>/``.
+``TITLE: str``
+    A one-line human title (the heading of its summary and of its index section).
+``SEED: int`` (optional)
+    The base seed from which `grid` derives every random choice; recorded in the
+    provenance. Omit it for a study that draws nothing at random.
+``grid(quick: bool) -> list[dict]``
+    The cells of the study. A cell is a dict of JSON-serialisable values (str, int, float,
+    bool, None, and lists/dicts of those) with a ``"key"`` entry: a str, unique within the
+    grid and stable across runs and machines (build it from the cell's parameters, e.g.
+    ``"float32/central2/exp"``). ``quick=True`` gives a grid that runs in seconds.
+``run_cell(cell: dict) -> list[dict]``
+    Compute one cell. Pure (same cell, same rows; no files written, no global state
+    changed, no logging configuration), importable at module level so that it pickles,
+    and self-contained: it runs in another process or on a Dask worker. It returns tidy
+    rows: one dict per measurement with scalar JSON-serialisable values, the same keys in
+    every row of the study; the study's module docstring names and explains the columns.
+    It may raise: the runner records the error against the cell and goes on.
+``render(rows: list[dict], out: pathlib.Path) -> str``
+    Draw and tabulate. `rows` are the rows of every successful cell, in grid order, with
+    values as they come back from the cell log (JSON round trip: floats, ints, str, bool,
+    None). It writes its figures into the existing folder `out` as PNG and SVG (see
+    `studies.output.save_figure`) and returns the markdown body of ``summary.md``: its
+    tables, its figures linked by paths relative to `out` (``![caption](error_vs_h.png)``),
+    and a one-paragraph reading of each. It must not fail on a partial grid (some cells
+    failed): say what is missing instead.
+
+What the runner does with it
+----------------------------
+For each study, `run_study` takes ``grid(quick)``, skips the cells already finished in
+``<out>/<NAME>/cells.jsonl`` when resuming (a finished record whose cell is identical to
+the current one; failed cells are retried), submits the others to a
+`concurrent.futures.Executor` (a local process pool, an in-process serial executor for
+``jobs=1``, or a ``dask.distributed`` cluster's executor) and appends each record to the
+log the moment its cell finishes, so an interruption loses nothing finished. A progress
+line on stderr shows cells done, elapsed time and an estimate of the time left. The
+runner then writes ``results.csv`` (rows of all successful cells in grid order, columns in
+first-seen order), ``summary.md`` (title, the study's body, any failed cells with their
+errors, the run's provenance) and ``run.json`` (provenance and counts), and finally
+`studies.output.write_index` writes ``<out>/index.md`` and ``<out>/index.html``.
+
+Only ``studies.__main__`` configures logging; this module only logs through
+``logging.getLogger(__name__)``.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import importlib
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any
+
+import studies
+
+__all__ = [
+    "CellLog",
+    "Progress",
+    "SerialExecutor",
+    "StudyResult",
+    "check_study",
+    "execute_cell",
+    "make_executor",
+    "provenance",
+    "run",
+    "run_cells",
+    "run_study",
+]
+
+LOG = logging.getLogger(__name__)
+REQUIRED = ("NAME", "TITLE", "grid", "run_cell", "render")
+PACKAGES = ("precision_nn", "numpy", "scipy", "mpmath", "matplotlib", "dask", "distributed")
+REPO = Path(__file__).resolve().parent.parent
+
+
+# -- the study interface ------------------------------------------------------------------
+def check_study(module: ModuleType) -> ModuleType:
+    """Return `module` after checking that it implements the study interface.
+
+    Raises
+    ------
+    TypeError
+        Naming the missing attributes.
+    """
+    missing = [attr for attr in REQUIRED if not hasattr(module, attr)]
+    if missing:
+        raise TypeError(
+            f"study module {module.__name__!r} lacks {missing}; a study defines "
+            f"{list(REQUIRED)} (see the docstring of studies.runner)."
+        )
+    return module
+
+
+def _cell_keys(cells: list[dict], name: str) -> list[str]:
+    """The cells' keys, checked to be present, strings and unique."""
+    keys = []
+    for cell in cells:
+        key = cell.get("key") if isinstance(cell, dict) else None
+        if not isinstance(key, str):
+            raise ValueError(f"every cell of study {name!r} must be a dict with a str 'key'; "
+                             f"got {cell!r}.")
+        keys.append(key)
+    if len(set(keys)) != len(keys):
+        duplicate = next(k for k in keys if keys.count(k) > 1)
+        raise ValueError(f"cell keys of study {name!r} must be unique; {duplicate!r} repeats.")
+    return keys
+
+
+# -- executors ----------------------------------------------------------------------------
+class SerialExecutor(cf.Executor):
+    """Run each submitted call at once in the calling process (``jobs=1``, debugging).
+
+    An `Exception` is stored in the returned future; a `BaseException` such as
+    `KeyboardInterrupt` propagates to the caller, exactly as an interrupted run would.
+    """
+
+    def submit(self, fn, /, *args, **kwargs):  # noqa: D102 (Executor's signature)
+        future: cf.Future = cf.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
+            future.set_exception(exc)
+        return future
+
+
+@contextlib.contextmanager
+def make_executor(*, jobs: int | None = None, dask: str | None = None) -> Iterator[cf.Executor]:
+    """The executor that runs the cells, closed on exit.
+
+    Parameters
+    ----------
+    jobs : int or None
+        Worker processes of the local pool (None: one per core); 1 runs in-process.
+    dask : str or None
+        Address of a ``dask.distributed`` scheduler (``tcp://host:8786``); when given, the
+        cells run on that cluster through ``Client(dask).get_executor()``. Its workers must
+        be able to import `studies` and `precision_nn` (same code, same versions).
+    """
+    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
+        raise ValueError(f"`jobs` must be a positive integer (or None for one per core); "
+                         f"got {jobs!r}.")
+    if dask is not None:
+        try:
+            from dask.distributed import Client
+        except ImportError as exc:
+            raise ValueError("`--dask` needs dask.distributed; install the optional extra: "
+                             "pip install -e '.[dask]'.") from exc
+        with Client(dask) as client:
+            yield client.get_executor()
+    elif jobs == 1:
+        yield SerialExecutor()
+    else:
+        with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
+            yield pool
+
+
+def execute_cell(module_name: str, cell: dict) -> dict:
+    """Run one cell in a worker and return its log record (never raises an `Exception`).
+
+    The record holds ``key``, ``cell``, ``rows`` (empty on failure), ``error`` (None, or
+    the exception and its traceback) and ``seconds`` (wall time of the cell).
+    """
+    start = time.perf_counter()
+    try:
+        module = importlib.import_module(module_name)
+        rows, error = list(module.run_cell(cell)), None
+    except Exception:  # noqa: BLE001 - a failing cell is recorded, the run goes on
+        rows, error = [], traceback.format_exc()
+    return {"key": cell["key"], "cell": cell, "rows": rows, "error": error,
+            "seconds": time.perf_counter() - start}
+
+
+# -- the cell log -------------------------------------------------------------------------
+class CellLog:
+    """Append-only JSON-lines log of finished cells, ``<out>/<study>/cells.jsonl``.
+
+    Each line is one record of `execute_cell`, written and flushed to disk as soon as the
+    cell finishes; a later record of the same key supersedes an earlier one.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, dict]:
+        """The last record of every key (a torn last line of a killed run is ignored)."""
+        records: dict[str, dict] = {}
+        if not self.path.exists():
+            return records
+        for line in self.path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            records[record["key"]] = record
+        return records
+
+    def reset(self) -> None:
+        """Start an empty log (a run without ``--resume``)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("")
+
+    def append(self, record: dict) -> dict:
+        """Write `record` as one line, flushed and synced; return it as read back."""
+        line = json.dumps(record, sort_keys=True)
+        with self.path.open("a") as stream:
+            stream.write(line + "\n")
+            stream.flush()
+            os.fsync(stream.fileno())
+        return json.loads(line)
+
+
+def _finished(record: dict | None, cell: dict) -> bool:
+    """Whether `record` is a successful run of exactly this cell."""
+    same_cell = record is not None and record["cell"] == json.loads(json.dumps(cell))
+    return same_cell and record["error"] is None
+
+
+# -- progress -----------------------------------------------------------------------------
+class Progress:
+    """A one-line progress report on stderr: cells done, elapsed time, time left.
+
+    On a terminal the line is redrawn in place; otherwise a line is printed at most every
+    `every` seconds and at the end. The time left is the mean time per computed cell so far
+    times the cells still to compute, divided by nothing more clever: cells of one study
+    are interleaved, so the mean is a fair estimate after a few cells.
+    """
+
+    def __init__(self, label: str, total: int, *, done: int = 0,
+                 stream: IO[str] | None = None, every: float = 5.0) -> None:
+        self.label, self.total, self.skipped, self.done = label, total, done, done
+        self.stream = sys.stderr if stream is None else stream
+        self.every, self.start, self.last = every, time.monotonic(), -float("inf")
+        self.failed = 0
+
+    def update(self, *, failed: bool = False) -> None:
+        """Count one more finished cell and redraw."""
+        self.done += 1
+        self.failed += int(failed)
+        self.draw()
+
+    def line(self) -> str:
+        """The current progress line."""
+        elapsed = time.monotonic() - self.start
+        computed = self.done - self.skipped
+        left = self.total - self.done
+        eta = _clock(elapsed / computed * left) if computed else "?"
+        width = 24
+        filled = int(width * self.done / self.total) if self.total else width
+        bar = "#" * filled + "." * (width - filled)
+        failed = f", {self.failed} failed" if self.failed else ""
+        return (f"[{self.label}] |{bar}| {self.done}/{self.total} cells{failed}, "
+                f"elapsed {_clock(elapsed)}, left ~{eta}")
+
+    def draw(self, *, final: bool = False) -> None:
+        """Write the line (in place on a terminal, throttled otherwise)."""
+        now = time.monotonic()
+        tty = getattr(self.stream, "isatty", lambda: False)()
+        if tty:
+            self.stream.write("\r" + self.line() + ("\n" if final else ""))
+        elif final or now - self.last >= self.every:
+            self.stream.write(self.line() + "\n")
+            self.last = now
+        self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes}:{secs:02d}"
+
+
+# -- running ------------------------------------------------------------------------------
+@dataclass
+class StudyResult:
+    """What one study's run produced (records in grid order)."""
+
+    name: str
+    title: str
+    records: list[dict]
+    computed: int
+    reused: int
+    seconds: float
+    seed: int | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def rows(self) -> list[dict]:
+        """Rows of every successful cell, in grid order."""
+        return [row for record in self.records if record["error"] is None
+                for row in record["rows"]]
+
+    @property
+    def failures(self) -> list[dict]:
+        """Records of the cells that raised."""
+        return [record for record in self.records if record["error"] is not None]
+
+
+def run_cells(module: ModuleType, cells: list[dict], *, executor: cf.Executor, log: CellLog,
+              resume: bool = False, progress: Progress | None = None) -> tuple[dict, int]:
+    """Run the unfinished `cells` of `module` on `executor`, logging each as it finishes.
+
+    Returns
+    -------
+    records : dict
+        key -> record for every cell (reused or computed).
+    computed : int
+        Number of cells computed in this call.
+    """
+    keys = _cell_keys(cells, module.NAME)
+    previous = log.read() if resume else {}
+    if not resume:
+        log.reset()
+    records = {key: previous[key] for key, cell in zip(keys, cells)
+               if _finished(previous.get(key), cell)}
+    todo = [cell for key, cell in zip(keys, cells) if key not in records]
+    futures = {executor.submit(execute_cell, module.__name__, cell): cell for cell in todo}
+    try:
+        for future in cf.as_completed(futures):
+            record = _record_of(future, futures[future])
+            records[record["key"]] = log.append(record)
+            if progress is not None:
+                progress.update(failed=record["error"] is not None)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+    return records, len(todo)
+
+
+def _record_of(future: cf.Future, cell: dict) -> dict:
+    """The record of a finished future; an executor-level failure becomes a cell error."""
+    try:
+        return future.result()
+    except Exception:  # noqa: BLE001 - e.g. a worker died or the cell did not pickle
+        return {"key": cell["key"], "cell": cell, "rows": [], "seconds": float("nan"),
+                "error": traceback.format_exc()}
+
+
+def run_study(study: str | ModuleType, *, out: Path, quick: bool = False,
+              executor: cf.Executor, resume: bool = False,
+              stream: IO[str] | None = None) -> StudyResult:
+    """Run one study's grid and return its records (files are written by `write_study`).
+
+    Parameters
+    ----------
+    study : str or module
+        A name in `studies.STUDIES`, or a module implementing the interface.
+    out : Path
+        The report root; the cell log goes to ``out / NAME / "cells.jsonl"``.
+    """
+    module = check_study(studies.load(study) if isinstance(study, str) else study)
+    start = time.monotonic()
+    cells = module.grid(quick)
+    log = CellLog(Path(out) / module.NAME / "cells.jsonl")
+    reusable = log.read() if resume else {}
+    done = sum(_finished(reusable.get(cell.get("key")), cell) for cell in cells)
+    progress = Progress(module.NAME, len(cells), done=done, stream=stream)
+    progress.draw()
+    records, computed = run_cells(module, cells, executor=executor, log=log, resume=resume,
+                                  progress=progress)
+    progress.draw(final=True)
+    ordered = [records[cell["key"]] for cell in cells]
+    return StudyResult(name=module.NAME, title=module.TITLE, records=ordered,
+                       computed=computed, reused=len(cells) - computed,
+                       seconds=time.monotonic() - start, seed=getattr(module, "SEED", None))
+
+
+def run(names: list[str] | tuple[str, ...] = (), *, out: Path | str = "reports",
+        quick: bool = False, jobs: int | None = None, dask: str | None = None,
+        resume: bool = False, stream: IO[str] | None = None) -> list[StudyResult]:
+    """Run the named studies (all when empty), write their reports and the index.
+
+    This is what ``python -m studies`` calls; see the module docstring for the outputs.
+    """
+    from studies import output
+
+    names = studies.validate_names(list(names))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    config = {"studies": names, "quick": quick, "out": str(out), "jobs": jobs,
+              "dask": dask, "resume": resume}
+    results = []
+    with make_executor(jobs=jobs, dask=dask) as executor:
+        for name in names:
+            result = run_study(name, out=out, quick=quick, executor=executor, resume=resume,
+                               stream=stream)
+            result.info = provenance(config=config, seed=result.seed)
+            output.write_study(load_module(name), result, out / name)
+            results.append(result)
+            LOG.info("%s: %d cells computed, %d reused, %d failed, %.1f s", name,
+                     result.computed, result.reused, len(result.failures), result.seconds)
+    output.write_index(out)
+    return results
+
+
+def load_module(name: str) -> ModuleType:
+    """The checked module of study `name`."""
+    return check_study(studies.load(name))
+
+
+# -- provenance ---------------------------------------------------------------------------
+def provenance(*, config: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
+    """Where a run came from: configuration, seed, package versions, git commit, machine."""
+    return {
+        "config": config,
+        "seed": seed,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "git": _git_commit(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "packages": {name: _version(name) for name in PACKAGES},
+    }
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _git_commit() -> str:
+    """``<hash>`` of HEAD, with ``+dirty`` when tracked files differ from it."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+    try:
+        commit = git("rev-parse", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown (not a git checkout)"
+    return commit + ("+dirty" if dirty else "")
