@@ -1,0 +1,109 @@
+"""Activation functions, each beside its derivative, written once against a NumberSystem.
+
+Every function is complex-step safe: comparisons act on the real part only, so for
+``z = x + i·h`` with tiny ``h`` the imaginary part of ``g(z)`` is ``h·g'(x)`` to rounding.
+Elementwise activations also give ``derivative(ns, z, a)``; softmax (output only) gives the
+vector–Jacobian product ``vjp(ns, z, a, grad_a)`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from precision_nn.numbers import NumberSystem
+
+__all__ = ["Activation", "ACTIVATIONS", "get_activation"]
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation ``a = g(z)`` and its backward rule ``∂L/∂z`` from ``∂L/∂a``."""
+
+    name: str
+    value: Callable[[NumberSystem, Any], Any]
+    vjp: Callable[[NumberSystem, Any, Any, Any], Any]
+    elementwise: bool = True
+
+
+def _positive(ns: NumberSystem, z: Any) -> np.ndarray:
+    """Re z > 0 as a boolean array (comparisons never see the imaginary part)."""
+    return np.asarray(ns.real_part(z) > 0, dtype=bool)
+
+
+def _elementwise(derivative: Callable[[NumberSystem, Any, Any], Any]):
+    return lambda ns, z, a, grad_a: grad_a * derivative(ns, z, a)
+
+
+# sigmoid: σ(z) = 1/(1+e^{-z}), σ' = σ(1-σ) = a(1-a)
+def _sigmoid(ns, z):
+    return ns.one / (ns.one + ns.exp(-z))
+
+
+def _sigmoid_derivative(ns, z, a):
+    return a * (ns.one - a)
+
+
+# tanh' = 1 - tanh²
+def _tanh_derivative(ns, z, a):
+    return ns.one - a * a
+
+
+# relu(z) = z where Re z > 0, else 0; relu' = 1 there, else 0 (the kink at 0 gets 0)
+def _relu(ns, z):
+    return np.where(_positive(ns, z), z, ns.zero)
+
+
+def _relu_derivative(ns, z, a):
+    return np.where(_positive(ns, z), ns.one, ns.zero)
+
+
+# erf_logistic(z) = (1 + erf z)/2, derivative e^{-z²}/√π
+def _erf_logistic(ns, z):
+    return (ns.one + ns.erf(z)) / 2
+
+
+def _erf_logistic_derivative(ns, z, a):
+    return ns.exp(-(z * z)) / ns.sqrt(ns.pi)
+
+
+def _identity(ns, z):
+    return z + ns.zero  # a copy in the system's type
+
+
+def _identity_derivative(ns, z, a):
+    return np.ones_like(z) * ns.one
+
+
+# softmax over the last axis, shifted by max Re z for range safety (the shift is a real
+# constant per row, so it cancels exactly and keeps the complex step intact)
+def _softmax(ns, z):
+    shift = np.max(ns.real_part(z), axis=-1, keepdims=True)
+    e = ns.exp(z - shift)
+    return e / np.sum(e, axis=-1, keepdims=True)
+
+
+# softmax vjp: ∂L/∂z_j = a_j (∂L/∂a_j - Σ_k a_k ∂L/∂a_k)
+def _softmax_vjp(ns, z, a, grad_a):
+    return a * (grad_a - np.sum(grad_a * a, axis=-1, keepdims=True))
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "sigmoid": Activation("sigmoid", _sigmoid, _elementwise(_sigmoid_derivative)),
+    "tanh": Activation("tanh", lambda ns, z: ns.tanh(z), _elementwise(_tanh_derivative)),
+    "relu": Activation("relu", _relu, _elementwise(_relu_derivative)),
+    "erf_logistic": Activation("erf_logistic", _erf_logistic,
+                               _elementwise(_erf_logistic_derivative)),
+    "identity": Activation("identity", _identity, _elementwise(_identity_derivative)),
+    "softmax": Activation("softmax", _softmax, _softmax_vjp, elementwise=False),
+}
+
+
+def get_activation(name: str, *, argument: str = "activation") -> Activation:
+    """The activation called `name`; `ValueError` naming `argument` when unknown."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"`{argument}` must be one of {sorted(ACTIVATIONS)}; got {name!r}.")
+    return ACTIVATIONS[name]

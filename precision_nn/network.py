@@ -1,0 +1,330 @@
+"""A multilayer perceptron written once for every number system, with analytic backprop.
+
+Layer ``k`` is a matrix ``W[k]`` of shape ``(fan_out, fan_in + 1)`` whose column 0 is the
+bias. With examples in the rows of ``X`` (shape ``(m, n_in)``) the forward pass is
+
+    z[k] = a[k-1] @ W[k][:, 1:].T + W[k][:, 0],    a[k] = g_k(z[k]),    a[0] = X,
+
+and backprop walks the same names in reverse with ``delta[k] = ∂J/∂z[k]``:
+
+    ∂J/∂W[k][:, 1:] = delta[k].T @ a[k-1] (+ λ/m · W[k][:, 1:]),   ∂J/∂W[k][:, 0] = Σ_i delta[k],
+    delta[k-1] = g'_{k-1} ⊙ (delta[k] @ W[k][:, 1:]).
+
+Every operation goes through the network's `NumberSystem`, so a float32 network never
+produces a float64 intermediate, a Decimal network never touches a Python float, and a
+complex network is complex-step safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from precision_nn import layout
+from precision_nn.activations import Activation, get_activation
+from precision_nn.losses import fused_delta, get_loss
+from precision_nn.numbers import NumberSystem, number_system
+
+__all__ = ["MLP"]
+
+# (output activation, loss) pairs whose ∂J/∂z is simply (a - y)/m
+CANONICAL_PAIRS = {("sigmoid", "cross_entropy"), ("softmax", "softmax_cross_entropy"),
+                   ("identity", "squared_error")}
+# outputs that stay inside (0, 1), as cross-entropy's logarithms need
+PROBABILITY_OUTPUTS = {"cross_entropy": {"sigmoid", "erf_logistic"},
+                       "softmax_cross_entropy": {"softmax"}}
+INITS = ("normal", "debug")
+
+
+class MLP:
+    """A fully connected network ``layer_sizes[0] -> ... -> layer_sizes[-1]``.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int
+        Units per layer, input first; at least two entries.
+    hidden, output : str
+        Activations: ``sigmoid``, ``tanh``, ``relu``, ``erf_logistic``, ``identity``;
+        ``softmax`` for the output only.
+    loss : str
+        ``cross_entropy`` (sigmoid outputs; mean over examples of the summed binary
+        cross-entropy, the Coursera ML convention), ``softmax_cross_entropy`` or
+        ``squared_error`` (½·Σ(y−ŷ)², mean over examples).
+    l2 : number or str
+        λ of the penalty (λ/2m)·Σθ² over all weights except the bias column. Give a string
+        ("0.1") to have it exact in Decimal and mpmath systems.
+    numbers : str or NumberSystem
+        The number system of every parameter, intermediate and result.
+    init : {"normal", "debug"} or array_like
+        ``"normal"``: seeded N(0, 1/(fan_in+1)); ``"debug"``: the Coursera ML exercise's
+        ``sin(1..n)/10`` per layer matrix, filled in column-major order; or an explicit
+        flat parameter vector (C order).
+    seed : int
+        Seed of ``"normal"``.
+
+    Examples
+    --------
+    >>> net = MLP([3, 5, 3], numbers="decimal:40", init="debug")
+    >>> net.shapes
+    [(5, 4), (3, 6)]
+    >>> X = [["0.1", "-0.2", "0.3"]]; Y = [[1, 0, 0]]
+    >>> str(net.loss(X, Y))[:12]
+    '2.0677173674'
+    >>> net.gradient(X, Y).shape
+    (38,)
+    """
+
+    def __init__(self, layer_sizes: Sequence[int], *, hidden: str = "sigmoid",
+                 output: str = "sigmoid", loss: str = "cross_entropy", l2: Any = 0.0,
+                 numbers: str | NumberSystem = "float64", init: Any = "normal",
+                 seed: int = 0):
+        self.layer_sizes = _check_layer_sizes(layer_sizes)
+        self.hidden = _check_hidden(hidden)
+        self.output = get_activation(output, argument="output")
+        self.loss_fn = get_loss(loss)
+        _check_pairing(output, loss)
+        self.numbers = number_system(numbers)
+        self.l2 = self._check_l2(l2)
+        self.shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in
+                       zip(self.layer_sizes[:-1], self.layer_sizes[1:])]
+        self.n_params = sum(r * c for r, c in self.shapes)
+        self.seed = seed
+        self._init = init if isinstance(init, str) else "explicit"
+        self.params = self._initial_params(init, seed)
+
+    def __repr__(self) -> str:
+        return (f"MLP({self.layer_sizes}, hidden={self.hidden.name!r}, "
+                f"output={self.output.name!r}, loss={self.loss_fn.name!r}, "
+                f"numbers={self.numbers.name!r})")
+
+    # -- layout -------------------------------------------------------------------------
+    def unflatten(self, params: Any = None, order: str = "C") -> list[np.ndarray]:
+        """Layer matrices from a flat vector (``order="F"``: MATLAB/Octave layout)."""
+        return layout.unflatten(self.params if params is None else params, self.shapes, order)
+
+    def flatten(self, mats: Sequence[Any], order: str = "C") -> np.ndarray:
+        """The flat vector of layer matrices (``order="F"``: MATLAB/Octave layout)."""
+        for k, (mat, shape) in enumerate(zip(mats, self.shapes)):
+            if np.shape(mat) != shape:
+                raise ValueError(f"`mats[{k}]` must have shape {shape}; got {np.shape(mat)}.")
+        if len(mats) != len(self.shapes):
+            raise ValueError(f"`mats` must hold {len(self.shapes)} matrices; got {len(mats)}.")
+        return self.numbers.asarray(layout.flatten(mats, order))
+
+    # -- forward ------------------------------------------------------------------------
+    def forward(self, X: Any, params: Any = None) -> np.ndarray:
+        """Network outputs, shape ``(m, n_out)`` (stacked params: ``(..., m, n_out)``)."""
+        X = self._check_X(X)
+        with self.numbers.context():
+            _, a = self._forward(X, self._check_params(params))
+        return a[-1]
+
+    def loss(self, X: Any, Y: Any, params: Any = None) -> Any:
+        """The loss J(θ), data term plus L2 penalty.
+
+        `params` may be a stack of parameter vectors, shape ``(..., n_params)``: one loss
+        each, evaluated together as array work.
+        """
+        X, Y = self._check_data(X, Y)
+        params = self._check_params(params)
+        with self.numbers.context():
+            _, a = self._forward(X, params)
+            return self._loss_from_output(a[-1], Y, params)
+
+    def _forward(self, X: np.ndarray, params: np.ndarray) -> tuple[list, list]:
+        """Pre-activations ``z[1..L]`` and activations ``a[0..L]`` (``a[0] = X``)."""
+        z, a = [None], [X]
+        mats = layout.unflatten(params, self.shapes)
+        for k, W in enumerate(mats, start=1):
+            z.append(self._affine(a[k - 1], W))
+            a.append(self._activation(k).value(self.numbers, z[k]))
+        return z, a
+
+    @staticmethod
+    def _affine(a_prev: np.ndarray, W: np.ndarray) -> np.ndarray:
+        return a_prev @ np.swapaxes(W[..., 1:], -1, -2) + W[..., None, :, 0]
+
+    def _activation(self, k: int) -> Activation:
+        return self.output if k == len(self.shapes) else self.hidden
+
+    def _loss_from_output(self, a_out: np.ndarray, Y: np.ndarray, params: np.ndarray) -> Any:
+        data = self.loss_fn.value(self.numbers, a_out, Y)
+        return data + self._penalty(params, m=Y.shape[0])
+
+    def _penalty(self, params: np.ndarray, *, m: int) -> Any:
+        """(λ/2m)·Σ θ² over every weight but the bias column."""
+        if self.l2 == self.numbers.zero:
+            return self.numbers.zero
+        total = sum(np.sum(W[..., 1:] * W[..., 1:], axis=(-2, -1))
+                    for W in layout.unflatten(params, self.shapes))
+        return self.l2 * total / (2 * m)
+
+    # -- backward -----------------------------------------------------------------------
+    def gradient(self, X: Any, Y: Any, params: Any = None) -> np.ndarray:
+        """∂J/∂θ by backprop, flat in the layout of `params` (C order)."""
+        X, Y = self._check_data(X, Y)
+        params = self._check_params(params)
+        if params.ndim != 1:
+            raise ValueError(f"`params` must be one vector for `gradient`; got shape "
+                             f"{params.shape}.")
+        with self.numbers.context():
+            z, a = self._forward(X, params)
+            mats = layout.unflatten(params, self.shapes)
+            grads = self._backward(z, a, mats, Y)
+        return layout.flatten(grads)
+
+    def _backward(self, z: list, a: list, mats: list, Y: np.ndarray) -> list[np.ndarray]:
+        ns, L, m = self.numbers, len(mats), Y.shape[0]
+        delta = self._output_delta(z[L], a[L], Y)
+        grads = [None] * L
+        for k in range(L, 0, -1):
+            W = mats[k - 1]
+            weights = np.swapaxes(delta, -1, -2) @ a[k - 1]
+            if self.l2 != ns.zero:
+                weights = weights + self.l2 * W[:, 1:] / m
+            grads[k - 1] = np.concatenate([np.sum(delta, axis=0)[:, None], weights], axis=1)
+            if k > 1:
+                upstream = delta @ W[:, 1:]
+                delta = self.hidden.vjp(ns, z[k - 1], a[k - 1], upstream)
+        return grads
+
+    def _output_delta(self, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """∂J/∂z[L]: (a - y)/m for a canonical pair, else the chain rule through g_L."""
+        if (self.output.name, self.loss_fn.name) in CANONICAL_PAIRS:
+            return fused_delta(self.numbers, a_out, Y)
+        grad_a = self.loss_fn.grad(self.numbers, a_out, Y)
+        return self.output.vjp(self.numbers, z_out, a_out, grad_a)
+
+    # -- conversion ---------------------------------------------------------------------
+    def to(self, numbers: str | NumberSystem) -> MLP:
+        """The same network in another number system (parameters converted exactly, then
+        rounded once)."""
+        target = number_system(numbers)
+        return MLP(self.layer_sizes, hidden=self.hidden.name, output=self.output.name,
+                   loss=self.loss_fn.name, l2=self.l2, numbers=target,
+                   init=target.asarray(self.params), seed=self.seed)
+
+    # -- validation ---------------------------------------------------------------------
+    def _check_l2(self, l2: Any) -> Any:
+        value = self.numbers.scalar(l2)
+        real = np.real(self.numbers.to_float(np.asarray([value], dtype=object)
+                                             if not hasattr(value, "dtype") else value))
+        if not np.all(np.isfinite(real)) or np.any(real < 0):
+            raise ValueError(f"`l2` must be a finite number >= 0; got {l2!r}.")
+        return value
+
+    def _initial_params(self, init: Any, seed: int) -> np.ndarray:
+        ns = self.numbers
+        if isinstance(init, str):
+            if init not in INITS:
+                raise ValueError(f"`init` must be one of {list(INITS)} or a flat vector of "
+                                 f"{self.n_params} parameters; got {init!r}.")
+            if init == "debug":
+                return self._debug_params()
+            rng = np.random.default_rng(seed)
+            mats = [rng.standard_normal(shape) / np.sqrt(shape[1]) for shape in self.shapes]
+            return ns.asarray(layout.flatten(mats))
+        return self._check_params(ns.asarray(np.asarray(init, dtype=object)
+                                             if _is_object_like(init) else init),
+                                  name="init")
+
+    def _debug_params(self) -> np.ndarray:
+        """sin(1..n)/10 per matrix, column-major (the Coursera ML debug initialisation)."""
+        ns = self.numbers
+        mats = []
+        with ns.context():
+            for rows, cols in self.shapes:
+                ramp = ns.sin(ns.asarray(np.arange(1, rows * cols + 1))) / 10
+                mats.append(np.asarray(ramp).reshape(rows, cols, order="F"))
+        return layout.flatten(mats)
+
+    def _check_params(self, params: Any, *, name: str = "params") -> np.ndarray:
+        if params is None:
+            return self.params
+        ns = self.numbers
+        arr = np.asarray(params, dtype=object) if isinstance(params, list) else \
+            np.asarray(params)
+        if isinstance(params, list):
+            arr = ns.asarray(arr)
+        foreign = ns.foreign_type(arr)
+        if foreign is not None:
+            raise TypeError(
+                f"`{name}` holds {foreign} values but the network computes in "
+                f"{ns.name!r}; convert with `net.numbers.asarray({name})` or use "
+                f"`net.to(...)` — mixing number systems would change precision silently."
+            )
+        if arr.ndim < 1 or arr.shape[-1] != self.n_params:
+            raise ValueError(f"`{name}` must have {self.n_params} entries along its last "
+                             f"axis for layers {self.layer_sizes}; got shape {arr.shape}.")
+        _check_finite(ns, arr, name)
+        return arr
+
+    def _check_X(self, X: Any) -> np.ndarray:
+        ns = self.numbers
+        arr = ns.asarray(X)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.layer_sizes[0]:
+            raise ValueError(f"`X` must have shape (m, {self.layer_sizes[0]}) — one example "
+                             f"per row; got shape {np.shape(X)}.")
+        _check_finite(ns, arr, "X")
+        return arr
+
+    def _check_data(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
+        X = self._check_X(X)
+        ns, n_out = self.numbers, self.layer_sizes[-1]
+        arr = ns.asarray(Y)
+        if arr.ndim == 1 and n_out == 1 and arr.shape[0] == X.shape[0]:
+            arr = arr[:, None]
+        elif arr.ndim == 1 and X.shape[0] == 1:
+            arr = arr[None, :]
+        if arr.shape != (X.shape[0], n_out):
+            raise ValueError(f"`Y` must have shape (m, n_out) = {(X.shape[0], n_out)} to match "
+                             f"`X`; got shape {np.shape(Y)} (one-hot encode class labels).")
+        _check_finite(ns, arr, "Y")
+        if self.loss_fn.target_range is not None:
+            lo, hi = self.loss_fn.target_range
+            values = np.real(ns.to_float(arr))
+            if np.any(values < lo) or np.any(values > hi):
+                raise ValueError(f"`Y` must lie in [{lo}, {hi}] for loss "
+                                 f"{self.loss_fn.name!r}; got values from {values.min()} to "
+                                 f"{values.max()}.")
+        return X, arr
+
+
+def _is_object_like(values: Any) -> bool:
+    return isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray)
+                                                 and values.dtype == object)
+
+
+def _check_finite(ns: NumberSystem, arr: np.ndarray, name: str) -> None:
+    finite = np.asarray(ns.isfinite(arr), dtype=bool)
+    if not np.all(finite):
+        where = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise ValueError(f"`{name}` must be finite; found {arr[where]!r} at index {where}.")
+
+
+def _check_layer_sizes(layer_sizes: Sequence[int]) -> list[int]:
+    sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
+    if sizes is None or len(sizes) < 2 or not all(
+            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
+            for s in sizes):
+        raise ValueError("`layer_sizes` must be a list of at least two positive integers "
+                         f"(input first); got {layer_sizes!r}.")
+    return [int(s) for s in sizes]
+
+
+def _check_hidden(hidden: str) -> Activation:
+    act = get_activation(hidden, argument="hidden")
+    if not act.elementwise:
+        raise ValueError(f"`hidden` must be elementwise; {hidden!r} is for the output only.")
+    return act
+
+
+def _check_pairing(output: str, loss: str) -> None:
+    allowed = PROBABILITY_OUTPUTS.get(loss)
+    if allowed is not None and output not in allowed:
+        raise ValueError(f"loss {loss!r} needs an output in {sorted(allowed)} (its logarithms "
+                         f"need probabilities); got output={output!r}.")
