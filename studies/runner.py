@@ -55,6 +55,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import importlib
+import importlib.util
 import json
 import logging
 import os
@@ -330,15 +331,25 @@ def run_cells(module: ModuleType, cells: list[dict], *, executor: cf.Executor, l
     records = {key: previous[key] for key, cell in zip(keys, cells)
                if _finished(previous.get(key), cell)}
     todo = [cell for key, cell in zip(keys, cells) if key not in records]
-    futures = {executor.submit(execute_cell, module.__name__, cell): cell for cell in todo}
+    pending: dict[cf.Future, dict] = {}
+
+    def finish(future: cf.Future) -> None:
+        record = _record_of(future, pending.pop(future))
+        records[record["key"]] = log.append(record)
+        if progress is not None:
+            progress.update(failed=record["error"] is not None)
+
     try:
-        for future in cf.as_completed(futures):
-            record = _record_of(future, futures[future])
-            records[record["key"]] = log.append(record)
-            if progress is not None:
-                progress.update(failed=record["error"] is not None)
+        for cell in todo:
+            pending[executor.submit(execute_cell, module.__name__, cell)] = cell
+            # Log whatever is already done (every cell, for the serial executor), so that
+            # an interruption while submitting loses nothing finished.
+            for future in [f for f in pending if f.done()]:
+                finish(future)
+        for future in cf.as_completed(list(pending)):
+            finish(future)
     except BaseException:
-        for future in futures:
+        for future in pending:
             future.cancel()
         raise
     return records, len(todo)
@@ -391,7 +402,7 @@ def run(names: list[str] | tuple[str, ...] = (), *, out: Path | str = "reports",
     """
     from studies import output
 
-    names = studies.validate_names(list(names))
+    names = studies.validate_names(list(names)) if names else available()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     config = {"studies": names, "quick": quick, "out": str(out), "jobs": jobs,
@@ -399,15 +410,34 @@ def run(names: list[str] | tuple[str, ...] = (), *, out: Path | str = "reports",
     results = []
     with make_executor(jobs=jobs, dask=dask) as executor:
         for name in names:
-            result = run_study(name, out=out, quick=quick, executor=executor, resume=resume,
-                               stream=stream)
+            try:
+                module = load_module(name)
+            except Exception:  # noqa: BLE001 - reported in its summary; other studies go on
+                module, result = None, _import_failure(name)
+            else:
+                result = run_study(module, out=out, quick=quick, executor=executor,
+                                   resume=resume, stream=stream)
             result.info = provenance(config=config, seed=result.seed)
-            output.write_study(load_module(name), result, out / name)
+            output.write_study(module, result, out / name)
             results.append(result)
             LOG.info("%s: %d cells computed, %d reused, %d failed, %.1f s", name,
                      result.computed, result.reused, len(result.failures), result.seconds)
     output.write_index(out)
     return results
+
+
+def available() -> list[str]:
+    """The registered studies whose module exists (a study still being written is skipped)."""
+    return [name for name, path in studies.STUDIES.items()
+            if importlib.util.find_spec(path) is not None]
+
+
+def _import_failure(name: str) -> StudyResult:
+    """The result of a study whose module raised on import: one failed pseudo-cell."""
+    record = {"key": "(import)", "cell": {"key": "(import)"}, "rows": [],
+              "error": traceback.format_exc(), "seconds": 0.0}
+    return StudyResult(name=name, title=name, records=[record], computed=0, reused=0,
+                       seconds=0.0)
 
 
 def load_module(name: str) -> ModuleType:
