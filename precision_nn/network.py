@@ -87,6 +87,7 @@ class MLP:
         _check_pairing(output, loss)
         self.numbers = number_system(numbers)
         self.l2 = self._check_l2(l2)
+        self._has_l2 = bool(self.l2 != self.numbers.zero)
         self.shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in
                        zip(self.layer_sizes[:-1], self.layer_sizes[1:])]
         self.n_params = sum(r * c for r, c in self.shapes)
@@ -155,7 +156,7 @@ class MLP:
 
     def _penalty(self, params: np.ndarray, *, m: int) -> Any:
         """(λ/2m)·Σ θ² over every weight but the bias column."""
-        if self.l2 == self.numbers.zero:
+        if not self._has_l2:
             return self.numbers.zero
         total = sum(np.sum(W[..., 1:] * W[..., 1:], axis=(-2, -1))
                     for W in layout.unflatten(params, self.shapes))
@@ -171,8 +172,7 @@ class MLP:
                              f"{params.shape}.")
         with self.numbers.context():
             z, a = self._forward(X, params)
-            mats = layout.unflatten(params, self.shapes)
-            grads = self._backward(z, a, mats, Y)
+            grads = self._backward(z, a, self.unflatten(params), Y)
         return layout.flatten(grads)
 
     def _backward(self, z: list, a: list, mats: list, Y: np.ndarray) -> list[np.ndarray]:
@@ -182,7 +182,7 @@ class MLP:
         for k in range(L, 0, -1):
             W = mats[k - 1]
             weights = np.swapaxes(delta, -1, -2) @ a[k - 1]
-            if self.l2 != ns.zero:
+            if self._has_l2:
                 weights = weights + self.l2 * W[:, 1:] / m
             grads[k - 1] = np.concatenate([np.sum(delta, axis=0)[:, None], weights], axis=1)
             if k > 1:
@@ -287,7 +287,7 @@ class MLP:
         if self.loss_fn.target_range is not None:
             lo, hi = self.loss_fn.target_range
             values = np.real(ns.to_float(arr))
-            if np.any(values < lo) or np.any(values > hi):
+            if not (values.min() >= lo and values.max() <= hi):
                 raise ValueError(f"`Y` must lie in [{lo}, {hi}] for loss "
                                  f"{self.loss_fn.name!r}; got values from {values.min()} to "
                                  f"{values.max()}.")

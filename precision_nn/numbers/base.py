@@ -8,6 +8,7 @@ Decimal and mpmath at any precision (the idea of mpmath's context objects).
 from __future__ import annotations
 
 import contextlib
+import functools
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
@@ -82,12 +83,12 @@ class NumberSystem(ABC):
         """One number of this system (e.g. ``ns.scalar("0.1")``)."""
         return self.asarray(value)[()]
 
-    @property
+    @functools.cached_property
     def zero(self) -> Any:
         """The additive identity of the system."""
         return self.scalar(0)
 
-    @property
+    @functools.cached_property
     def one(self) -> Any:
         """The multiplicative identity of the system."""
         return self.scalar(1)

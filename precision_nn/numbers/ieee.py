@@ -83,6 +83,9 @@ class IEEESystem(NumberSystem):
 
     # -- conversion -------------------------------------------------------------------
     def asarray(self, values: Any) -> np.ndarray:
+        if isinstance(values, (np.ndarray, np.generic)) and values.dtype == self.dtype:
+            # already ours: nothing to convert
+            return np.asarray(values)
         arr = np.asarray(values)
         if arr.dtype.kind == "c" and not self.is_complex:
             if np.any(np.imag(arr) != 0):
@@ -161,9 +164,12 @@ class IEEESystem(NumberSystem):
         return np.imag(np.asarray(x, dtype=self.dtype))
 
     def _keep(self, fn, x: Any) -> Any:
-        with np.errstate(over="ignore", under="ignore"):
-            out = fn(np.asarray(x, dtype=self.dtype))
+        out = fn(np.asarray(x, dtype=self.dtype))
         return np.asarray(out).astype(self.dtype, copy=False)[()]
+
+    def context(self):
+        """Overflow to ±inf and underflow to 0 are IEEE semantics here, not warnings."""
+        return np.errstate(over="ignore", under="ignore")
 
 
 def _finfo(dtype: np.dtype):
