@@ -1,5 +1,14 @@
-"""Numerical derivatives with error estimates (see `derivative` and `gradient`)."""
+"""Numerical derivatives with error estimates (see `derivative` and `gradient`).
 
+Layout: `stencils` (exact finite-difference weights), `steps` (the error model that
+chooses h), `finite_difference`, `richardson`, `complex_step` (the methods),
+`evaluation` (batched calls of the user's function), `core` (the public entry points),
+`estimate` (the result type).
+"""
+
+from precision_nn.derivatives.core import METHODS, derivative, gradient
 from precision_nn.derivatives.estimate import Estimate
+from precision_nn.derivatives.stencils import Stencil, fornberg_weights, stencil
 
-__all__ = ["Estimate"]
+__all__ = ["Estimate", "derivative", "gradient", "METHODS", "Stencil", "fornberg_weights",
+           "stencil"]

@@ -1,0 +1,151 @@
+"""The error model that chooses steps: truncation ∝ h^p against rounding ∝ ε/h.
+
+A rule of accuracy order ``p`` evaluated with step ``h`` in a system of unit roundoff
+``u`` has total error about
+
+    E(h) = |c| h^p + ε Σ|w_j| / h,      ε = κ u |f|,
+
+where ``c = C f^(p+1)(x)`` is the truncation coefficient and ``ε`` the rounding noise of
+one evaluation of ``f``. ``dE/dh = 0`` gives the optimal step
+
+    h* = (ε Σ|w_j| / (p |c|))^(1/(p+1)),     E(h*) ∝ ε^(p/(p+1)).
+
+For central differences (p = 2, Σ|w| = 1, C = 1/6) this is the classical
+``h* = (3 ε / |f'''|)^(1/3)`` (Sauer, *Numerical Analysis*, §5.1.2; Numerical Recipes
+§5.7). ``c`` is not known in advance: it is measured from the same rule at two steps,
+``D(2h) − D(h) = (2^p − 1) c h^p + O(h^(p+1))``, starting from the scale-only guess
+``h = u^(1/(p+1)) · max(|x|, 1)`` and refined until the step settles.
+
+Steps are powers of the system's radix (2 for binary and mpmath, 10 for Decimal), so that
+``k·h`` is exact for the small integers ``k`` of a stencil and, for ``h`` a multiple of the
+spacing of ``x``, ``x + k·h`` is exact too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from precision_nn.numbers import NumberSystem
+
+__all__ = [
+    "NOISE_ROUNDINGS",
+    "MAX_STEP_ITERATIONS",
+    "log2_unit_roundoff",
+    "initial_steps",
+    "optimal_steps",
+    "radix_steps",
+    "radix",
+    "settled",
+]
+
+# κ: one evaluation of a well-conditioned f is assumed accurate to a couple of roundings
+# of its value (the last operation plus an inherited one), so ε = 2 u |f| (Higham 2002,
+# §1.4 on what "accurate to working precision" can mean for a computed function).
+NOISE_ROUNDINGS = 2
+# refine h* at most this often; each round costs one pair of stencil evaluations. The
+# step is settled when h* rounds to the power of the radix it was measured at (a looser
+# rule, say within 4×, costs 4^p in truncation: 256× for order 4).
+MAX_STEP_ITERATIONS = 4
+# when f is not finite at a trial step (it left the domain of f), shrink by this factor
+SHRINK_ON_DOMAIN_EXIT = 16.0
+# with no measurable truncation (c = 0, e.g. a low-degree polynomial) grow the step
+GROWTH_WITHOUT_TRUNCATION = 16.0
+
+
+def log2_unit_roundoff(ns: NumberSystem) -> float:
+    """``log2(u)``, also for precisions whose ``u`` underflows a Python float."""
+    if ns.unit_roundoff > 0:
+        return math.log2(ns.unit_roundoff)
+    return -ns.digits * math.log2(10)
+
+
+def radix(ns: NumberSystem) -> int:
+    """10 for Decimal systems, 2 for binary ones (IEEE and mpmath)."""
+    return 10 if ns.name.startswith("decimal") else 2
+
+
+def settled(h: np.ndarray, h_star: np.ndarray, ns: NumberSystem) -> np.ndarray:
+    """Whether h* rounds (in log scale) to the same power of the radix as `h`."""
+    base = math.log(radix(ns))
+    return np.rint(np.log(h_star) / base) == np.rint(np.log(h) / base)
+
+
+def scales(x_float: np.ndarray) -> np.ndarray:
+    """The length scale ``max(|x|, 1)`` of each coordinate (absolute near 0)."""
+    return np.maximum(np.abs(x_float), 1.0)
+
+
+def initial_steps(x_float: np.ndarray, ns: NumberSystem, order: int) -> np.ndarray:
+    """``u^(1/(p+1)) · max(|x|, 1)``: the optimal step when ``|f| ≈ |f^(p+1)|``."""
+    return scales(x_float) * 2.0 ** (log2_unit_roundoff(ns) / (order + 1))
+
+
+def optimal_steps(h: np.ndarray, coefficient: np.ndarray, noise: np.ndarray,
+                  order: int) -> np.ndarray:
+    """h* from the truncation coefficient and the noise measured at steps ``h``.
+
+    Parameters
+    ----------
+    h : float array
+        The steps the measurement was made at.
+    coefficient : float array
+        ``|c| = |D(2h) − D(h)| / ((2^p − 1) h^p)``.
+    noise : float array
+        Rounding noise of ``D(h)``, i.e. ``ε Σ|w_j| / h``.
+    order : int
+        Accuracy order ``p``.
+
+    Examples
+    --------
+    Central differences (p = 2) of a function with third derivative 1 (c = 1/6) and
+    noise ``ε Σ|w| = 1e-16``: ``h* = (3e-16)^(1/3)``.
+
+    >>> import numpy as np
+    >>> h_star = optimal_steps(np.array([1e-5]), np.array([1 / 6]), np.array([1e-11]), 2)
+    >>> print(f"{h_star[0]:.3g}")
+    6.69e-06
+    """
+    amplified = noise * h  # ε Σ|w|
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h_star = (amplified / (order * coefficient)) ** (1.0 / (order + 1))
+    no_truncation = ~np.isfinite(h_star) | (coefficient == 0)
+    return np.where(no_truncation, h * GROWTH_WITHOUT_TRUNCATION, h_star)
+
+
+def radix_steps(h: np.ndarray, ns: NumberSystem) -> np.ndarray:
+    """Each float step rounded (in log scale) to a power of the radix, as an array of `ns`."""
+    base = radix(ns)
+    exponents = np.rint(np.log(np.asarray(h, dtype=np.float64)) / math.log(base)).astype(int)
+    return _POWERS[_family(ns)](ns, exponents)
+
+
+def _family(ns: NumberSystem) -> str:
+    if getattr(ns, "dtype", None) is not None:
+        return "ieee"
+    return "decimal" if ns.name.startswith("decimal") else "mpmath"
+
+
+def _ieee_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
+    real = ns.real().dtype
+    return np.ldexp(np.ones(exponents.shape, dtype=real), exponents).astype(ns.dtype)
+
+
+def _decimal_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
+    return ns.asarray([f"1E{int(e)}" for e in exponents.ravel()]).reshape(exponents.shape)
+
+
+def _mpmath_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
+    out = np.empty(exponents.shape, dtype=object)
+    for idx, e in np.ndenumerate(exponents):
+        out[idx] = ns.scalar(ns.ctx.ldexp(ns.ctx.one, int(e)))
+    return out
+
+
+_POWERS: dict[str, Any] = {
+    "ieee": _ieee_powers,
+    "decimal": _decimal_powers,
+    "mpmath": _mpmath_powers,
+}
