@@ -1,0 +1,375 @@
+"""`check_gradient`: the analytic gradient against a numerical reference that knows its error.
+
+How the check proceeds
+----------------------
+1. The reference. ``method="auto"`` probes whether `f` is complex-step safe (it runs on
+   complex input and ``Im f(x + i·t·v)/t`` agrees at two steps and with central
+   differences); then the complex step (exact to rounding: nothing cancels) or else
+   Richardson extrapolation. An explicit method is used as given.
+2. The tolerance per coordinate, from the reference's error estimate and the rounding
+   expected in the analytic gradient (`tolerance`).
+3. When the reference's error bar is too wide to decide (it is wider than √u relative and
+   the verdict depends on it), the reference is re-evaluated in a wider number system if
+   `f` runs there (``float32`` → ``float64``, ``decimal:N`` → ``decimal:2N``, ``mpf:N`` →
+   ``mpf:2N``); an explicit step is compared with the h → 0 limit.
+4. Probes where something is off: the noise of `f` (precision loss), one-sided
+   differences at the failing coordinates (kinks).
+5. The findings (`findings.diagnose`) and the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck import probes
+from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.gradcheck.evidence import CheckData, Probes, StepProbe
+from precision_nn.gradcheck.findings import NOTICES, diagnose
+from precision_nn.gradcheck.report import GradientReport, relative_errors
+from precision_nn.gradcheck.tolerance import Tolerance, tolerance
+from precision_nn.numbers import NumberSystem, infer_number_system, number_system
+
+__all__ = ["check_gradient", "METHODS"]
+
+_STEP_METHODS = ("central", "forward", "backward")
+METHODS = ("auto", "complex_step", "richardson", *_STEP_METHODS)
+_ORDERS = ("C", "F")
+_NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
+          "central": "central differences", "forward": "forward differences",
+          "backward": "backward differences"}
+# the reference's error bar is "too wide to decide" above this power of u, relative
+WIDE_EXPONENT = 0.5
+# a failing coordinate within this many error bars of its tolerance is too close to call
+CLOSE_CALL = 10.0
+
+
+@dataclass(frozen=True)
+class _Setup:
+    f: Callable[[Any], Any]
+    x: np.ndarray  # in ns, the caller's shape
+    ns: NumberSystem
+    blocks: Blocks
+    order: str
+    batch_size: int | None
+
+
+@dataclass(frozen=True)
+class _Reference:
+    value: np.ndarray  # flat, in `ns`
+    error: np.ndarray  # flat float
+    ns: NumberSystem
+    name: str
+    method: str
+    evaluations: int
+    h: float | None = None
+
+
+@dataclass(frozen=True)
+class _Compared:
+    data: CheckData
+    tol: Tolerance
+    reference: _Reference
+
+
+def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
+                   method: str = "auto", h: Any = None,
+                   numbers: str | NumberSystem | None = None,
+                   shapes: Sequence[Sequence[int]] | None = None, order: str = "C",
+                   directions: int | None = None,
+                   batch_size: int | None = None) -> GradientReport:
+    """Compare ``grad(x)`` with a numerical reference and say why they disagree.
+
+    Parameters
+    ----------
+    f : callable
+        The scalar function (a loss of the parameters), ``f(x) -> scalar`` of `numbers`.
+    grad : callable
+        The analytic gradient to check, ``grad(x) -> array`` of the shape of `x`.
+    x : array_like
+        The point (any shape; flattened in `order`).
+    method : {"auto", "complex_step", "richardson", "central", "forward", "backward"}
+        The reference; ``"auto"`` picks complex step when `f` is safe for it, else
+        Richardson.
+    h : scalar, optional
+        An explicit step for the finite-difference methods (``None``: chosen by the
+        error model). With an explicit step the check also computes the h → 0 limit
+        to tell a wrong gradient from a wrong step.
+    numbers : str or NumberSystem, optional
+        The number system (default: that of `x`).
+    shapes : sequence of shapes, optional
+        The blocks (e.g. layer matrices) the flat `x` is made of; enables findings
+        that name block, row and column, and the layout (C vs F) test.
+    order : {"C", "F"}
+        How each block is flattened in `x`.
+    directions : int, optional
+        Check ``vᵀg`` against directional derivatives along this many seeded random unit
+        vectors instead of every coordinate (O(k) evaluations, for large models).
+    batch_size : int, optional
+        The number of examples ``m`` the loss averages over, to name a factor ``1/m``.
+
+    Returns
+    -------
+    GradientReport
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> f = lambda x: np.sum(x ** 3)
+    >>> report = check_gradient(f, lambda x: 3 * x ** 2, np.array([0.5, -1.0, 2.0]))
+    >>> report.passed, report.kinds
+    (True, ('match',))
+    >>> report = check_gradient(f, lambda x: x ** 2, np.array([0.5, -1.0, 2.0]))
+    >>> report.kinds, round(report.findings[0].evidence["factor"], 6)
+    (('scale',), 0.333333)
+    """
+    setup = _validate(f, grad, x, method=method, h=h, numbers=numbers, shapes=shapes,
+                      order=order, directions=directions, batch_size=batch_size)
+    if directions is not None:
+        from precision_nn.gradcheck.directional import check_directions
+
+        return check_directions(setup, grad, method=method, h=h, k=directions)
+    analytic = _analytic(grad, setup)
+    complex_probe = None
+    if method in ("auto", "complex_step"):
+        complex_probe = probes.complex_probe(f, setup.x, setup.ns,
+                                             requested=method == "complex_step")
+    ref_method = _reference_method(method, complex_probe)
+    compared = _compare(setup, analytic, reference(setup, ref_method, h, setup.ns))
+    extra, evaluations = _follow_up(setup, analytic, compared, method, h, complex_probe)
+    return _report(extra.data, extra.tol, extra.reference, setup, evaluations)
+
+
+# -- validation -------------------------------------------------------------------------
+def _validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, shapes: Any,
+              order: Any, directions: Any, batch_size: Any) -> _Setup:
+    for name, fn in (("f", f), ("grad", grad)):
+        if not callable(fn):
+            raise TypeError(f"`{name}` must be callable; got {type(fn).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {list(METHODS)}; got {method!r}.")
+    if order not in _ORDERS:
+        raise ValueError(f"`order` must be 'C' (row-major) or 'F' (column-major, MATLAB); "
+                         f"got {order!r}.")
+    if h is not None and method not in _STEP_METHODS:
+        raise ValueError(f"`h` is only used by methods {list(_STEP_METHODS)}; got h={h!r} "
+                         f"with method={method!r}. Drop `h` or pick one of those methods.")
+    for name, value in (("directions", directions), ("batch_size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < 1):
+            raise ValueError(f"`{name}` must be a positive integer or None; got {value!r}.")
+    ns = _numbers(x, numbers)
+    try:
+        arr = ns.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
+    if arr.size == 0:
+        raise ValueError("`x` must have at least one entry; got an empty array.")
+    if ns.is_complex:
+        raise ValueError(f"`x` must be real; got the complex system {ns.name!r}. Pass "
+                         "numbers= with its real counterpart.")
+    return _Setup(f, arr, ns, _blocks(shapes, order, arr.size), order,
+                  None if batch_size is None else int(batch_size))
+
+
+def _numbers(x: Any, numbers: Any) -> NumberSystem:
+    if numbers is not None:
+        return number_system(numbers)
+    try:
+        return infer_number_system(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot tell the number system of `x`: {exc} Pass `numbers=` "
+                        "(e.g. numbers='decimal:30').") from exc
+
+
+def _blocks(shapes: Any, order: str, size: int) -> Blocks:
+    if shapes is None:
+        return Blocks.from_shapes(None, order=order, size=size)
+    try:
+        dims = [tuple(int(d) for d in s) for s in shapes]
+    except TypeError as exc:
+        raise ValueError(f"`shapes` must be a sequence of shapes like [(5, 4), (3, 6)]; "
+                         f"got {shapes!r}.") from exc
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in dims)
+    if total != size or any(d < 1 for s in dims for d in s):
+        raise ValueError(f"`shapes` {dims} must have positive sizes adding up to x.size = "
+                         f"{size}; they add up to {total}.")
+    return Blocks.from_shapes(dims, order=order, size=size)
+
+
+def _analytic(grad: Callable[[Any], Any], setup: _Setup) -> np.ndarray:
+    """``grad(x)`` flattened in `order`, converted exactly into the system."""
+    with setup.ns.context():
+        g = grad(setup.x)
+    g = np.asarray(g)
+    if g.size != setup.x.size:
+        raise ValueError(f"`grad(x)` must have one entry per entry of x ({setup.x.size}); "
+                         f"got shape {g.shape}.")
+    g = g.reshape(setup.x.shape) if g.shape != setup.x.shape else g
+    flat = np.ravel(g, order=setup.order)
+    return setup.ns.asarray(np.real(flat) if flat.dtype.kind == "c" else flat)
+
+
+# -- the reference ------------------------------------------------------------------------
+def _reference_method(method: str, probe: Any) -> str:
+    if method in ("auto", "complex_step"):
+        return "complex_step" if probe is not None and probe.safe else "richardson"
+    return method
+
+
+def reference(setup: _Setup, method: str, h: Any, ns: NumberSystem) -> _Reference:
+    """The numerical gradient of ``setup.f`` at ``setup.x`` in `ns` by `method`."""
+    from precision_nn.derivatives import gradient
+
+    x = ns.asarray(setup.x)
+    est = gradient(setup.f, x, method=method, h=h, numbers=ns)
+    value = np.ravel(np.asarray(est.value), order=setup.order)
+    if ns.is_complex or value.dtype.kind == "c":
+        value = ns.real().asarray(np.real(value) if value.dtype != object else
+                                  ns.real_part(value))
+    error = np.ravel(np.asarray(est.error, dtype=float), order=setup.order)
+    used = None if h is None else float(np.max(np.asarray(est.h, dtype=float)))
+    step = "" if used is None else f" at h = {used:.6g}"
+    return _Reference(value, error, ns.real(), f"{_NAMES[method]}{step} in {ns.real().name}",
+                      method, int(est.evaluations), used)
+
+
+def _compare(setup: _Setup, analytic: np.ndarray, ref: _Reference) -> _Compared:
+    """The comparison of `analytic` with `ref`, differences formed in the wider system."""
+    wide = ref.ns if ref.ns.unit_roundoff <= setup.ns.unit_roundoff else setup.ns
+    with wide.context():
+        diff = wide.asarray(analytic) - wide.asarray(ref.value)
+    a = np.real(setup.ns.to_float(analytic))
+    n = np.real(ref.ns.to_float(ref.value))
+    d = np.real(wide.to_float(diff))
+    tol = tolerance(a, n, ref.error, unit_roundoff=setup.ns.unit_roundoff,
+                    numbers=setup.ns.name, reference_name=ref.name)
+    x = np.ravel(np.real(setup.ns.to_float(setup.x)), order=setup.order)
+    data = CheckData(a, n, d, ref.error, tol.values, x, setup.blocks, setup.batch_size,
+                     setup.ns.unit_roundoff, ref.name)
+    return _Compared(data, tol, ref)
+
+
+def _undecided(compared: _Compared, u: float) -> bool:
+    """Whether the verdict hinges on a reference error bar that is too wide."""
+    data, tol = compared.data, compared.tol
+    d = np.abs(data.difference)
+    scale = np.abs(data.reference) + float(np.max(np.abs(data.reference)))
+    wide = data.reference_error > u ** WIDE_EXPONENT * scale
+    hinges = d > tol.rounding_part
+    close = data.failing & (d <= CLOSE_CALL * tol.reference_part) & \
+        (tol.reference_part > tol.rounding_part)
+    return bool(np.any((wide & hinges) | close))
+
+
+# -- follow-up probes -----------------------------------------------------------------------
+def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method: str, h: Any,
+               complex_probe: Any) -> tuple[_Compared, int]:
+    """Wider system, h → 0 limit, noise and kink probes, as the comparison requires."""
+    evaluations = compared.reference.evaluations
+    step_probe = None
+    if _undecided(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
+        if method in _STEP_METHODS and h is not None:
+            step_probe, n_eval = _step_probe(setup, analytic, compared, complex_probe)
+            evaluations += n_eval
+        elif _undecided(compared, setup.ns.unit_roundoff):
+            compared, n_eval = _widen(setup, analytic, compared)
+            evaluations += n_eval
+    noise = kink = None
+    if _undecided(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
+        noise = _noise(setup)
+        evaluations += probes.NOISE_OFFSETS * (1 if noise.higher is None else 2)
+    if compared.data.failing.any():
+        kink = _kink(setup, compared, h)
+        evaluations += 2 * kink.indices.size * 2 + 1
+    found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe)
+    return replace(compared, data=replace(compared.data, probes=found)), evaluations
+
+
+def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared) -> tuple[_Compared, int]:
+    """The same reference method in a wider system, when `f` runs there."""
+    wider = probes.wider_system(setup.ns)
+    if wider is None or probes.runs_in(setup.f, setup.x, wider) is None:
+        return compared, 0
+    method = compared.reference.method
+    if method == "complex_step":
+        method = "richardson" if wider.name.startswith("decimal") else method
+    ref = reference(setup, method, None, wider)
+    ref = replace(ref, name=f"{ref.name} (re-evaluated: the {setup.ns.name} reference's "
+                  "error bar was too wide to decide)")
+    return _compare(setup, analytic, ref), ref.evaluations + 1
+
+
+def _step_probe(setup: _Setup, analytic: np.ndarray, compared: _Compared,
+                complex_probe: Any) -> tuple[StepProbe, int]:
+    """The user's explicit step against the h → 0 limit (auto reference)."""
+    if complex_probe is None:
+        complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns, requested=False)
+    limit = reference(setup, _reference_method("auto", complex_probe), None, setup.ns)
+    lim = _compare(setup, analytic, limit)
+    ns = setup.ns
+    with ns.context():
+        gap = ns.asarray(compared.reference.value) - ns.asarray(limit.value)
+    step_error = np.abs(np.real(ns.to_float(gap)))
+    h = compared.reference.h
+    f0 = abs(probes.as_float(ns, probes.call(setup.f, setup.x, ns)))
+    # central: (f(x+h) - f(x-h))/2h carries ≈ 2·u·|f|/(2h) of rounding; one-sided u·|f|/h·2
+    rounding = np.full(step_error.shape, 2 * ns.unit_roundoff * f0 / h)
+    return StepProbe(compared.reference.method, h, limit.name, lim.data.difference,
+                     lim.tol.values, step_error, rounding), limit.evaluations + 1
+
+
+def _noise(setup: _Setup):
+    probe = probes.noise_probe(setup.f, setup.x, setup.ns)
+    wider = probes.wider_system(setup.ns)
+    if wider is None or probe.sigma <= probe.expected:
+        return probe
+    xw = probes.runs_in(setup.f, setup.x, wider)
+    if xw is None:
+        return probe
+    high = probes.noise_probe(setup.f, xw, wider)
+    ratio = high.sigma / high.expected if high.expected > 0 else float("inf")
+    return replace(probe, higher=wider.name, higher_ratio=ratio)
+
+
+def _kink(setup: _Setup, compared: _Compared, h: Any):
+    data = compared.data
+    order = np.argsort(-np.where(data.failing, np.abs(data.difference), -1.0))
+    failing = order[: int(data.failing.sum())]
+    # probes move coordinates of the flat vector; map flat (in `order`) to the caller's x
+    step = None if h is None else float(h)
+    x_flat_in_order = _FlatView(setup)
+    return probes.kink_probe(x_flat_in_order.f, x_flat_in_order.x, setup.ns,
+                             failing, step)
+
+
+class _FlatView:
+    """`f` as a function of the flat vector in `order` (what the indices refer to)."""
+
+    def __init__(self, setup: _Setup):
+        self.setup = setup
+        self.x = np.ravel(setup.x, order=setup.order)
+
+    def f(self, flat: np.ndarray) -> Any:
+        return self.setup.f(np.reshape(flat, self.setup.x.shape, order=self.setup.order))
+
+
+# -- the report -------------------------------------------------------------------------------
+def _report(data: CheckData, tol: Tolerance, ref: _Reference, setup: _Setup,
+            evaluations: int) -> GradientReport:
+    findings = diagnose(data)
+    passed = not data.failing.any() and all(f.kind in ("match", *NOTICES) for f in findings)
+    rel = relative_errors(data.difference, data.analytic, data.reference)
+    denom = float(np.linalg.norm(data.analytic + data.reference))
+    rel_diff = float(np.linalg.norm(data.difference)) / denom if denom > 0 else 0.0
+    return GradientReport(passed=passed, max_relative_error=float(np.max(rel)),
+                          relative_difference=rel_diff, relative_error=rel,
+                          tolerance=data.tolerance, tolerance_source=tol.source,
+                          findings=findings, analytic=data.analytic,
+                          reference=data.reference, reference_error=data.reference_error,
+                          difference=data.difference, reference_name=ref.name,
+                          numbers=setup.ns.name, evaluations=evaluations,
+                          blocks=setup.blocks)

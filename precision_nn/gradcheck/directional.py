@@ -1,0 +1,91 @@
+"""Directional mode of `check_gradient`: ``vᵀg`` against directional derivatives.
+
+For k seeded random unit vectors ``v_j`` the check compares ``v_jᵀ a`` (formed in the
+number system) with the derivative of ``t ↦ f(x + t·v_j)`` at 0, each with its error
+estimate: O(k) evaluations of ``f`` instead of O(n), for models too large for a full
+check. A wrong gradient is seen along almost every random direction (the chance that a
+random ``v`` is orthogonal to ``a - g`` is zero), and the patterns that survive
+projection are still diagnosed: a constant factor or sign (``vᵀa = c·vᵀg``) and a
+regulariser (``vᵀ(a - g) = λ·vᵀθ``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck import probes
+from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.gradcheck.evidence import CheckData, Probes
+from precision_nn.gradcheck.findings import NOTICES, diagnose
+from precision_nn.gradcheck.report import GradientReport, relative_errors
+from precision_nn.gradcheck.tolerance import tolerance
+
+__all__ = ["check_directions", "DIRECTION_SEED"]
+
+DIRECTION_SEED = 0
+
+
+def directions_matrix(k: int, n: int) -> np.ndarray:
+    """`k` seeded random unit vectors of length `n`, one per row."""
+    V = np.random.default_rng(DIRECTION_SEED).standard_normal((k, n))
+    return V / np.linalg.norm(V, axis=1, keepdims=True)
+
+
+def check_directions(setup: Any, grad: Any, *, method: str, h: Any, k: int) -> GradientReport:
+    """The directional check (called by `check_gradient` with ``directions=k``)."""
+    from precision_nn.derivatives import derivative
+    from precision_nn.gradcheck.check import _analytic, _reference_method
+
+    ns, x = setup.ns, setup.x
+    flat = np.ravel(x, order=setup.order)
+    a = _analytic(grad, setup)
+    V = directions_matrix(k, flat.size)
+    probe = None
+    if method in ("auto", "complex_step"):
+        probe = probes.complex_probe(setup.f, x, ns, requested=method == "complex_step")
+    ref_method = _reference_method(method, probe)
+    values, errors, diffs, evaluations = [], [], [], 0
+    for v in V:
+        vns = ns.asarray(v)
+
+        def along(t: Any, vns: np.ndarray = vns) -> Any:
+            return setup.f(np.reshape(flat + t * vns, x.shape, order=setup.order))
+
+        with ns.context():
+            est = derivative(along, ns.zero, method=ref_method, h=h, numbers=ns)
+            va = np.sum(vns * a)
+            diffs.append(va - est.value)
+        values.append((va, est.value))
+        errors.append(float(est.error))
+        evaluations += int(est.evaluations)
+    return _report(setup, a, V, values, np.array(errors), diffs, ref_method, probe,
+                   evaluations)
+
+
+def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.ndarray,
+            diffs: list, ref_method: str, probe: Any, evaluations: int) -> GradientReport:
+    ns = setup.ns
+    to_f = probes.as_float
+    an = np.array([to_f(ns, va) for va, _ in values])
+    ref = np.array([to_f(ns, n) for _, n in values])
+    d = np.array([to_f(ns, x) for x in diffs])
+    a_abs = np.abs(np.real(ns.to_float(a)))
+    scale = np.abs(V) @ (a_abs + float(np.max(a_abs)))
+    name = f"directional derivatives by {ref_method.replace('_', ' ')} along {len(V)} " \
+           f"seeded random directions in {ns.name}"
+    tol = tolerance(an, ref, errors, unit_roundoff=ns.unit_roundoff, numbers=ns.name,
+                    reference_name=name, rounding_scale=scale)
+    x_dir = V @ np.ravel(np.real(ns.to_float(setup.x)), order=setup.order)
+    data = CheckData(an, ref, d, errors, tol.values, x_dir,
+                     Blocks.from_shapes(None, order="C", size=len(V)), setup.batch_size,
+                     ns.unit_roundoff, name, Probes(complex=probe))
+    findings = diagnose(data)
+    passed = not data.failing.any() and all(f.kind in ("match", *NOTICES) for f in findings)
+    rel = relative_errors(d, an, ref)
+    denom = float(np.linalg.norm(an + ref))
+    return GradientReport(passed, float(np.max(rel)),
+                          float(np.linalg.norm(d)) / denom if denom > 0 else 0.0, rel,
+                          tol.values, tol.source, findings, an, ref, errors, d, name,
+                          ns.name, evaluations, data.blocks, directional=True)

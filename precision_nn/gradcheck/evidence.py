@@ -1,0 +1,150 @@
+"""What the detectors look at: the compared arrays, the blocks and the probes' measurements.
+
+Everything here is plain float64 arrays and numbers, so the detectors in `findings` are
+pure functions that can be tested on synthetic data. The one subtle array is
+`difference`: ``a - n`` is formed in the number system of the check (or a wider one) and
+only then rounded to float64, because two 30-digit numbers that agree to 25 digits would
+otherwise differ by float64's rounding of each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from precision_nn.gradcheck.blocks import Blocks
+
+__all__ = ["CheckData", "Probes", "StepProbe", "NoiseProbe", "KinkProbe", "ComplexProbe",
+           "EXPLAIN_RTOL"]
+
+# A bug pattern (a factor, a permutation, λ·θ) "explains" a disagreement when it
+# reproduces the reference to this relative accuracy, or to the tolerance when that is
+# wider: nine digits are far beyond chance, and it keeps the test meaningful when `a` and
+# `n` are 30-digit numbers seen through float64.
+EXPLAIN_RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class StepProbe:
+    """The user's explicit step against the h → 0 limit.
+
+    Attributes
+    ----------
+    method, h : str, float
+        The user's finite-difference method and step.
+    limit_name : str
+        How the limit was computed (e.g. ``"Richardson"``).
+    limit_difference, limit_tolerance : ndarray
+        ``a - limit`` and the tolerance of that comparison.
+    step_error : ndarray
+        ``|n_h - limit|``, the actual error of the estimate at the user's step.
+    rounding : ndarray
+        The rounding error the user's step incurs by the model ``c·u·|f|/h``.
+    """
+
+    method: str
+    h: float
+    limit_name: str
+    limit_difference: np.ndarray
+    limit_tolerance: np.ndarray
+    step_error: np.ndarray
+    rounding: np.ndarray
+
+
+@dataclass(frozen=True)
+class NoiseProbe:
+    """The measured noise of ``f`` against its number system's unit roundoff.
+
+    `sigma` is the noise estimated from fourth differences of ``f`` at offsets ``k·delta``
+    along a random direction; `expected` is ``u·max|f|``. `higher` names a wider system
+    in which ``f`` was also measured (`higher_ratio` = its sigma / its expected).
+    """
+
+    sigma: float
+    expected: float
+    delta: float
+    numbers: str
+    higher: str | None = None
+    higher_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class KinkProbe:
+    """One-sided differences at the failing coordinates, at steps ``h`` and ``h/4``.
+
+    ``jumps[:, 0]`` is ``D+(h) - D-(h)``, ``jumps[:, 1]`` the same at ``h/4``; for a
+    smooth ``f`` it shrinks like the step (``≈ h·f''``), across a kink it stays the jump of
+    the slope. `noise` is the rounding level of those differences (``8·u·|f|/(h/4)``).
+    """
+
+    indices: np.ndarray
+    h: np.ndarray
+    jumps: np.ndarray
+    noise: np.ndarray
+
+
+@dataclass(frozen=True)
+class ComplexProbe:
+    """Whether ``f`` is complex-step safe, and the measurements behind the answer."""
+
+    ran: bool
+    safe: bool
+    reason: str
+    requested: bool = False
+
+
+@dataclass(frozen=True)
+class Probes:
+    """The optional measurements `check_gradient` made beyond the comparison."""
+
+    step: StepProbe | None = None
+    noise: NoiseProbe | None = None
+    kink: KinkProbe | None = None
+    complex: ComplexProbe | None = None
+
+
+@dataclass(frozen=True)
+class CheckData:
+    """The comparison the detectors diagnose (all float64).
+
+    Attributes
+    ----------
+    analytic, reference, difference, reference_error, tolerance : ndarray
+        ``a``, ``n``, ``a - n`` (formed accurately), ``n``'s error estimate, ``tol``.
+    x : ndarray
+        The point, flattened like the gradient.
+    blocks : Blocks
+        Where each index lives.
+    batch_size : int or None
+        ``m``, the number of examples the loss averages over, when known.
+    unit_roundoff : float
+        ``u`` of the number system.
+    reference_name : str
+        How the reference was computed.
+    probes : Probes
+        Extra measurements.
+    """
+
+    analytic: np.ndarray
+    reference: np.ndarray
+    difference: np.ndarray
+    reference_error: np.ndarray
+    tolerance: np.ndarray
+    x: np.ndarray
+    blocks: Blocks
+    batch_size: int | None = None
+    unit_roundoff: float = 2.0 ** -53
+    reference_name: str = "reference"
+    probes: Probes = field(default_factory=Probes)
+
+    @property
+    def failing(self) -> np.ndarray:
+        """Boolean mask of the coordinates outside their tolerance."""
+        return ~(np.abs(self.difference) <= self.tolerance)
+
+    @property
+    def explain_tolerance(self) -> np.ndarray:
+        """How closely a bug pattern must reproduce the reference to explain it."""
+        scale = np.abs(self.analytic) + np.abs(self.reference)
+        return np.maximum(self.tolerance, EXPLAIN_RTOL * scale)

@@ -1,0 +1,473 @@
+"""Findings: one small detector per kind, each a pure function of a `CheckData`.
+
+The detectors run in the order of `DETECTORS`; each sees the findings made before it.
+Bug patterns come first and are tried on *regions* (each disagreeing block, or the one
+column or row of a block the disagreement is confined to):
+
+* ``sign`` — ``a = -n`` on the region;
+* ``scale`` — ``a = c·n`` with a constant ``c`` (named ``1/m`` when it is one over the
+  batch size);
+* ``layout`` — ``a`` is ``n`` with the block's entries permuted as by C vs Fortran order
+  (the same permutation as a transposed block, since ``G.T.ravel("C") == G.ravel("F")``);
+* ``regularization`` — ``a - n = λ·θ`` on its support (a penalty the loss and the
+  gradient treat differently);
+
+then the numerical causes, which need the probes `check_gradient` measured: ``kink``,
+``step_too_large``, ``step_too_small``, ``precision_loss``, ``not_complex_safe``; and
+finally the summaries: ``localized`` and ``mismatch`` for whatever no pattern explains,
+``match`` when nothing is wrong. A pattern explains a region when it reproduces the
+reference there to the explain tolerance (see `evidence.EXPLAIN_RTOL`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck.blocks import OTHER_ORDER
+from precision_nn.gradcheck.evidence import CheckData
+
+__all__ = ["Finding", "Region", "diagnose", "regions", "DETECTORS", "KINDS", "NOTICES"]
+
+# a factor this close to a simple candidate (1/m, 2, ...) is reported as that candidate
+FACTOR_RTOL = 1e-6
+# one-sided differences at h/4 keep at least this share of their gap at h: a jump, not h·f''
+KINK_KEEP = 0.5
+# f is "noisier than its number system allows" beyond this many times u·|f|: sums of
+# positive terms stay within a few u·|f|, so 10⁴ leaves room for cancelling sums while
+# a float inside a 28-digit Decimal function shows ~10¹¹ and float32 inside float64 ~10⁸
+NOISE_FACTOR = 1e4
+# the user's step is rounding-dominated when its modelled rounding is this share of its error
+ROUNDING_SHARE = 0.1
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One diagnosis: its kind, a sentence a learner understands, the numbers behind it.
+
+    ``evidence["coordinates"]`` lists the flat indices the finding explains (if any).
+
+    Examples
+    --------
+    >>> Finding("scale", "The gradient is 0.2 × the reference.", {"factor": 0.2}).kind
+    'scale'
+    """
+
+    kind: str
+    message: str
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"[{self.kind}] {self.message}"
+
+
+@dataclass(frozen=True)
+class Region:
+    """A set of flat indices with a human label (``"block 1, column 0 (bias)"``)."""
+
+    indices: np.ndarray
+    label: str
+    block: int | None = None
+
+
+Detector = Callable[[CheckData, Sequence[Finding]], list[Finding]]
+
+
+# -- regions ----------------------------------------------------------------------------
+def regions(data: CheckData) -> list[Region]:
+    """The regions to explain: per disagreeing block, the narrowest that holds its failures."""
+    failing = data.failing
+    out = []
+    for b in range(len(data.blocks.shapes)):
+        span = data.blocks.index(b)
+        fail = failing[span]
+        if not fail.any():
+            continue
+        idx = np.arange(span.start, span.stop)
+        out.extend(_narrow(data, b, idx, fail))
+        out.append(Region(idx, _block_label(data, b), b))
+    return out
+
+
+def _narrow(data: CheckData, b: int, idx: np.ndarray, fail: np.ndarray) -> list[Region]:
+    """The single column (or row) of block `b` the failures are confined to, if any."""
+    shape = data.blocks.shapes[b]
+    if len(shape) != 2:
+        return []
+    found = []
+    for axis, values in (("column", data.blocks.columns(b)), ("row", data.blocks.rows(b))):
+        hit = np.unique(values[fail])
+        if hit.size == 1 and shape[1 if axis == "column" else 0] > 1:
+            keep = values == hit[0]
+            found.append(Region(idx[keep], _line_label(data, b, axis, int(hit[0])), b))
+    return found
+
+
+def _block_label(data: CheckData, b: int) -> str:
+    if not data.blocks.given:
+        return "the whole gradient"
+    return f"block {b} (shape {data.blocks.shapes[b]})"
+
+
+def _line_label(data: CheckData, b: int, axis: str, k: int) -> str:
+    bias = " (the bias column in precision_nn's layout)" if axis == "column" and k == 0 else ""
+    return f"block {b}, {axis} {k}{bias}"
+
+
+def _explained(data: CheckData, earlier: Sequence[Finding]) -> np.ndarray:
+    mask = np.zeros(data.analytic.shape, dtype=bool)
+    for finding in earlier:
+        mask[np.asarray(finding.evidence.get("coordinates", []), dtype=int)] = True
+    return mask
+
+
+def _open_regions(data: CheckData, earlier: Sequence[Finding]) -> list[Region]:
+    """Regions whose failures no earlier finding explains."""
+    done = _explained(data, earlier)
+    failing = data.failing
+    return [r for r in regions(data) if (failing[r.indices] & ~done[r.indices]).any()]
+
+
+def _fits(data: CheckData, region: Region, corrected: np.ndarray, slack: float = 1.0) -> bool:
+    """Whether `corrected` reproduces the reference on `region`."""
+    n = data.reference[region.indices]
+    return bool(np.all(np.abs(corrected - n) <= slack * data.explain_tolerance[region.indices]))
+
+
+# -- factor naming ------------------------------------------------------------------------
+def describe_factor(c: float, m: int | None) -> str:
+    """`c` as ``"1/m"``, ``"m"``, a small fraction, or its digits.
+
+    Examples
+    --------
+    >>> describe_factor(0.2, 5), describe_factor(2.0, None), describe_factor(0.123456789, 4)
+    ('0.2 = 1/m with m = 5 the batch size', '2', '0.123457')
+    """
+    if m:
+        for text, value in ((f"1/m with m = {m} the batch size", 1 / m),
+                            (f"m with m = {m} the batch size", m)):
+            if abs(c - value) <= FACTOR_RTOL * abs(value):
+                return f"{c:.6g} = {text}"
+    frac = Fraction(c).limit_denominator(16)
+    if frac != 0 and abs(c - float(frac)) <= FACTOR_RTOL * abs(c):
+        return str(frac)
+    return f"{c:.6g}"
+
+
+def _factor(a: np.ndarray, n: np.ndarray) -> float:
+    """Least-squares ``c`` in ``a ≈ c·n`` (NaN when ``n`` vanishes)."""
+    nn = float(n @ n)
+    return float(a @ n) / nn if nn > 0 else float("nan")
+
+
+# -- bug patterns -------------------------------------------------------------------------
+def _sign_in(data: CheckData, region: Region) -> Finding | None:
+    a = data.analytic[region.indices]
+    if not np.any(a != 0) or not _fits(data, region, -a):
+        return None
+    return _pattern("sign", region, f"{_cap(region.label)}: the analytic gradient has the "
+                    "opposite sign of the reference: a minus sign is missing or extra "
+                    "(e.g. y - ŷ instead of ŷ - y, or descent direction returned as gradient).",
+                    {"factor": -1.0})
+
+
+def _scale_in(data: CheckData, region: Region) -> Finding | None:
+    a, n = data.analytic[region.indices], data.reference[region.indices]
+    c = _factor(a, n)
+    if not np.isfinite(c) or c == 0 or abs(c + 1) <= FACTOR_RTOL or abs(c - 1) <= FACTOR_RTOL:
+        return None
+    if not _fits(data, region, a / c, slack=max(1.0, 1 / abs(c))):
+        return None
+    name = describe_factor(c, data.batch_size)
+    return _pattern("scale", region, f"{_cap(region.label)}: the analytic gradient is "
+                    f"{name} × the reference, at every coordinate: a constant factor "
+                    "is missing or extra (a 1/m, a ½ of a squared error, a step size).",
+                    {"factor": c, "factor_name": name})
+
+
+def _layout_in(data: CheckData, region: Region) -> Finding | None:
+    b = region.block
+    shape = data.blocks.shapes[b] if b is not None else ()
+    if (b is None or not data.blocks.given or len(shape) != 2 or min(shape) < 2
+            or region.indices.size != data.blocks.sizes[b]):
+        return None
+    a = data.analytic[region.indices]
+    order, other = data.blocks.order, OTHER_ORDER[data.blocks.order]
+    for slip, corrected in (("written", data.blocks.reread(a, b, written=other)),
+                            ("read", data.blocks.unread(a, b, read=other))):
+        if _fits(data, region, corrected):
+            how = (f"flattened in {other} order while the parameters are laid out in {order}"
+                   if slip == "written" else
+                   f"laid out in {order} order but the loss reads this block in {other} order")
+            return _pattern("layout", region, f"{_cap(region.label)} "
+                            f"holds the right numbers in the wrong places: the gradient "
+                            f"matrix is {how} (equivalently, built transposed, shape "
+                            f"{shape[::-1]}).", {"factor": other, "slip": slip})
+    return None
+
+
+def _regularization_in(data: CheckData, region: Region) -> Finding | None:
+    d, theta = data.difference[region.indices], data.x[region.indices]
+    support = np.abs(d) > data.explain_tolerance[region.indices]
+    if support.sum() < 2 or np.ptp(theta[support]) == 0:
+        return None
+    lam = float(d[support] @ theta[support]) / float(theta[support] @ theta[support])
+    fitted = np.where(support, lam * theta, 0.0)
+    if not np.all(np.abs(d - fitted) <= data.explain_tolerance[region.indices]):
+        return None
+    where = _support_text(data, region, support)
+    m = data.batch_size
+    per_m = f" (= {lam * m:.6g}/m with m = {m})" if m else ""
+    side = ("the analytic gradient adds a penalty term the loss does not have"
+            if lam > 0 else "the loss has a penalty term missing from the analytic gradient")
+    return _pattern("regularization", region, f"{_cap(region.label)}: the difference a - n is "
+                    f"{lam:.6g}·θ{per_m} on {where}: {side} — a regulariser that the cost and "
+                    "the gradient treat differently (e.g. the bias counted in one of them).",
+                    {"factor": lam, "support": region.indices[support].tolist()})
+
+
+def _support_text(data: CheckData, region: Region, support: np.ndarray) -> str:
+    if region.block is None or not data.blocks.given or len(data.blocks.shapes[region.block]) != 2:
+        return f"{int(support.sum())} of its {support.size} coordinates"
+    span = data.blocks.index(region.block)
+    cols = data.blocks.columns(region.block)[region.indices - span.start]
+    if support.all():
+        return "every coordinate"
+    if np.array_equal(support, cols != 0):
+        return "every weight except the bias column 0"
+    return f"{int(support.sum())} of its {support.size} coordinates"
+
+
+def _cap(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _pattern(kind: str, region: Region, message: str, extra: dict) -> Finding:
+    return Finding(kind, message, {"region": region.label, "block": region.block,
+                                   "coordinates": region.indices.tolist(), **extra})
+
+
+def _pattern_detector(kind: str, test: Callable[[CheckData, Region], Finding | None]) -> Detector:
+    """A detector that tries `test` on every open region and merges a whole-gradient hit."""
+    def detect(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+        found, seen = [], set()
+        for region in _open_regions(data, [*earlier]):
+            if region.block in seen:
+                continue
+            finding = test(data, region)
+            if finding is not None:
+                found.append(finding)
+                seen.add(region.block)
+        return _merge_whole(data, kind, found)
+    detect.__name__ = f"detect_{kind}"
+    return detect
+
+
+def _merge_whole(data: CheckData, kind: str, found: list[Finding]) -> list[Finding]:
+    """One finding when every block shows the same pattern with the same parameter."""
+    nblocks = len(data.blocks.shapes)
+    if len(found) < 2 or len(found) != nblocks:
+        return found
+    factors = [f.evidence.get("factor") for f in found]
+    same = all(_same(factors[0], f) for f in factors[1:])
+    whole = sum(len(f.evidence["coordinates"]) for f in found) == data.analytic.size
+    if not same or not whole:
+        return found
+    first = found[0]
+    message = first.message.replace(_cap(first.evidence["region"]), "Every block", 1)
+    coords = [c for f in found for c in f.evidence["coordinates"]]
+    return [Finding(kind, message, {**first.evidence, "region": "every block", "block": None,
+                                    "coordinates": coords})]
+
+
+def _same(p: Any, q: Any) -> bool:
+    if isinstance(p, str) or isinstance(q, str):
+        return p == q
+    return abs(p - q) <= FACTOR_RTOL * max(abs(p), abs(q))
+
+
+# -- numerical causes -----------------------------------------------------------------------
+def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """One-sided differences that disagree by a jump that does not shrink with the step."""
+    probe = data.probes.kink
+    if probe is None or probe.indices.size == 0:
+        return []
+    big, small = np.abs(probe.jumps[:, 0]), np.abs(probe.jumps[:, 1])
+    tol = data.tolerance[probe.indices]
+    hit = (big > np.maximum(tol, probe.noise)) & (small >= KINK_KEEP * big)
+    if not hit.any():
+        return []
+    idx = probe.indices[hit]
+    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
+    h = float(np.max(probe.h[hit]))
+    return [Finding("kink", f"At {labels} the forward and backward differences disagree by "
+                    f"{float(np.max(big[hit])):.3g} and the gap does not shrink when the step "
+                    f"drops from {h:.3g} to {h / 4:.3g}: f has a kink (a ReLU-like "
+                    "pre-activation within the step of 0), where no two-sided difference is "
+                    "valid; the analytic gradient is a one-sided slope there. Use a step "
+                    "smaller than the distance to the kink, or the complex step.",
+                    {"coordinates": idx.tolist(), "jumps": probe.jumps[hit].tolist(),
+                     "h": h})]
+
+
+def _step_verdict(data: CheckData) -> tuple[str, np.ndarray] | None:
+    """``("step_too_large" | "step_too_small", failing)`` when the h→0 limit agrees."""
+    probe = data.probes.step
+    if probe is None:
+        return None
+    if not np.all(np.abs(probe.limit_difference) <= probe.limit_tolerance):
+        return None
+    failing = data.failing | (probe.step_error > probe.limit_tolerance)
+    if not failing.any():
+        return None
+    share = np.median(probe.rounding[failing] / np.maximum(probe.step_error[failing], 1e-300))
+    return ("step_too_small" if share >= ROUNDING_SHARE else "step_too_large"), failing
+
+
+def detect_step_too_large(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """The user's step carries a truncation error that explains the gap."""
+    verdict = _step_verdict(data)
+    if verdict is None or verdict[0] != "step_too_large":
+        return []
+    probe, failing = data.probes.step, verdict[1]
+    err = float(np.max(probe.step_error[failing]))
+    agree = float(np.max(np.abs(probe.limit_difference)))
+    return [Finding("step_too_large", f"The step h = {probe.h:.6g} is too large: the "
+                    f"{probe.method} difference at that step is off by up to {err:.3g} "
+                    f"(truncation error, it shrinks with h), which explains the gap; the "
+                    f"h → 0 limit ({probe.limit_name}) agrees with the analytic gradient to "
+                    f"{agree:.2g}. Use method='auto' or a step near the optimum.",
+                    {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
+                     "step_error": err, "limit_agreement": agree})]
+
+
+def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """The user's step is so small that rounding in f(x ± h) dominates the difference."""
+    verdict = _step_verdict(data)
+    if verdict is None or verdict[0] != "step_too_small":
+        return []
+    probe, failing = data.probes.step, verdict[1]
+    err = float(np.max(probe.step_error[failing]))
+    rnd = float(np.max(probe.rounding[failing]))
+    return [Finding("step_too_small", f"The step h = {probe.h:.3g} is too small: rounding "
+                    f"in f(x ± h) is amplified by 1/h to about {rnd:.3g} (u·|f|/h), and the "
+                    f"{probe.method} difference is off by up to {err:.3g}; the h → 0 limit "
+                    f"({probe.limit_name}) agrees with the analytic gradient. Use "
+                    "method='auto' or a step near the optimum (≈ u^(1/3) for central).",
+                    {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
+                     "step_error": err, "rounding": rnd})]
+
+
+def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """f is noisier than the unit roundoff of its number system allows."""
+    probe = data.probes.noise
+    if probe is None or not probe.sigma > NOISE_FACTOR * probe.expected:
+        return []
+    ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
+    higher = ""
+    if probe.higher is not None and probe.higher_ratio is not None:
+        higher = (f" Evaluated in {probe.higher} it is still {probe.higher_ratio:.2g} times "
+                  "noisier than that system allows, so the noise does not come from the "
+                  "working precision.")
+    return [Finding("precision_loss", f"f is noisier than {probe.numbers} allows: offsets of "
+                    f"{probe.delta:.2g} show noise of {probe.sigma:.3g}, {ratio:.2g} times "
+                    f"u·|f| = {probe.expected:.3g}. Something inside f computes at a lower "
+                    "precision (e.g. a float activation inside a Decimal network), which makes "
+                    "every finite difference at small steps unreliable." + higher,
+                    {"coordinates": np.flatnonzero(data.failing).tolist(),
+                     "sigma": probe.sigma, "expected": probe.expected, "ratio": ratio})]
+
+
+def detect_not_complex_safe(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """f runs on complex input but its imaginary part is not a derivative (or cannot run)."""
+    probe = data.probes.complex
+    if probe is None or probe.safe or not (probe.ran or probe.requested):
+        return []
+    return [Finding("not_complex_safe", f"f is not complex-step safe: {probe.reason} The "
+                    "reference used Richardson extrapolation instead.",
+                    {"ran": probe.ran, "requested": probe.requested})]
+
+
+# -- summaries ------------------------------------------------------------------------------
+def detect_localized(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """Unexplained failures confined to one block, or one column/row of a block."""
+    rest = data.failing & ~_explained(data, earlier)
+    if not rest.any() or not data.blocks.given or _numerical(earlier):
+        return []
+    blocks = {data.blocks.locate(int(i))[0] for i in np.flatnonzero(rest)}
+    if len(blocks) != 1:
+        return []
+    b = blocks.pop()
+    narrow = _narrow(data, b, np.arange(data.blocks.index(b).start,
+                                        data.blocks.index(b).stop), rest[data.blocks.index(b)])
+    if not narrow and len(data.blocks.shapes) == 1:
+        return []
+    where = narrow[0].label if narrow else _block_label(data, b)
+    return [Finding("localized", f"Only {where} disagrees; every other coordinate matches. "
+                    "Look at the code that computes this part of the gradient (for one "
+                    "layer: its delta and the activations it multiplies).",
+                    {"block": b, "region": where, "count": int(rest.sum())})]
+
+
+def detect_mismatch(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """Failures that no pattern and no numerical cause explains."""
+    rest = data.failing & ~_explained(data, earlier)
+    if not rest.any() or _numerical(earlier):
+        return []
+    worst = int(np.argmax(np.where(rest, np.abs(data.difference), -np.inf)))
+    return [Finding("mismatch", f"{int(rest.sum())} of {rest.size} coordinates disagree "
+                    "beyond their tolerance and no simple pattern (sign, constant factor, "
+                    "layout, regulariser, step, kink, precision) explains it; the largest gap "
+                    f"is at {data.blocks.label(worst)}: analytic {data.analytic[worst]:.6g} vs "
+                    f"reference {data.reference[worst]:.6g}. Likely a wrong term in backprop "
+                    "(a missing chain-rule factor, g'(a) for g'(z)).",
+                    {"coordinates": np.flatnonzero(rest).tolist(), "worst": worst})]
+
+
+def detect_match(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """Nothing failed and nothing else was found."""
+    if any(f.kind not in NOTICES for f in earlier) or data.failing.any():
+        return []
+    rel = np.abs(data.difference) / np.maximum(np.abs(data.tolerance), 1e-300)
+    share = float(np.max(rel, initial=0))
+    return [Finding("match", "The analytic gradient matches the reference at every "
+                    f"coordinate within its tolerance (the largest gap is {share:.2g} of its "
+                    "tolerance).", {"largest_share_of_tolerance": share})]
+
+
+def _numerical(earlier: Sequence[Finding]) -> bool:
+    """Whether a numerical cause already explains the disagreement as a whole."""
+    return any(f.kind in _EXPLAINS_ALL for f in earlier)
+
+
+_EXPLAINS_ALL = {"step_too_large", "step_too_small", "precision_loss"}
+# findings that inform but do not fail a check (the reference fell back and is sound)
+NOTICES = frozenset({"not_complex_safe"})
+
+DETECTORS: dict[str, Detector] = {
+    "sign": _pattern_detector("sign", _sign_in),
+    "scale": _pattern_detector("scale", _scale_in),
+    "layout": _pattern_detector("layout", _layout_in),
+    "regularization": _pattern_detector("regularization", _regularization_in),
+    "kink": detect_kink,
+    "step_too_large": detect_step_too_large,
+    "step_too_small": detect_step_too_small,
+    "precision_loss": detect_precision_loss,
+    "not_complex_safe": detect_not_complex_safe,
+    "localized": detect_localized,
+    "mismatch": detect_mismatch,
+    "match": detect_match,
+}
+KINDS = tuple(DETECTORS)
+
+
+def diagnose(data: CheckData) -> tuple[Finding, ...]:
+    """Every finding for `data`, in the order of `DETECTORS`."""
+    found: list[Finding] = []
+    for detector in DETECTORS.values():
+        found.extend(detector(data, tuple(found)))
+    return tuple(found)

@@ -1,0 +1,195 @@
+"""Measurements of `f` beyond the reference: complex-step safety, noise, kinks, a wider system.
+
+Each probe evaluates `f` at a handful of points in its number system and returns plain
+numbers (see `evidence`) for the detectors. They share `call`, which evaluates `f` at one
+point inside the system's context and checks that the value belongs to the system.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck.evidence import ComplexProbe, KinkProbe, NoiseProbe
+from precision_nn.numbers import NumberSystem, number_system
+
+__all__ = ["call", "complex_probe", "noise_probe", "kink_probe", "wider_system",
+           "random_direction", "runs_in", "as_float", "PROBE_SEED"]
+
+PROBE_SEED = 20240601  # every random direction of the probes comes from this seed
+# complex step at t and t/16 with t = √u·s: truncation t²|f'''|/6 ~ u·|f|/s, so the two
+# agree to rounding; central differences at u^(1/3)·s are good to ~u^(2/3) relative
+COMPLEX_AGREE = 1e3
+CENTRAL_AGREE = 1e3
+# noise offsets δ = 0.01·u^(1/4)·s: the smooth part of a fourth difference, δ⁴|f''''| ~
+# 1e-8·u·|f|, stays far below rounding, while f'·δ is many ulps of a lower precision
+NOISE_OFFSETS = 9
+NOISE_SCALE = 0.01
+# Var of a fourth difference of independent noise of variance σ²: 1+16+36+16+1 = 70
+FOURTH_DIFFERENCE_VARIANCE = 70.0
+# kinks: one-sided differences at this relative step when the user gave none
+KINK_STEP = 1e-3
+KINK_PROBES = 8
+# the next wider system of each family (None: no wider one that a numpy f can run in)
+_WIDER = {"float16": "float32", "bfloat16": "float32", "float32": "float64"}
+
+
+def call(f: Callable[[Any], Any], point: np.ndarray, ns: NumberSystem) -> Any:
+    """``f(point)`` as one number of `ns` (raises `TypeError` for a foreign value)."""
+    with ns.context():
+        value = f(point)
+    arr = np.asarray(value)
+    if arr.size != 1:
+        raise TypeError(f"f must return a scalar; got shape {arr.shape}.")
+    arr = arr.reshape(())
+    if not ns.owns(arr):
+        raise TypeError(f"f returned a {ns.foreign_type(arr)} for a point of {ns.name}.")
+    return arr[()]
+
+
+def random_direction(n: int, salt: int = 0) -> np.ndarray:
+    """A seeded random unit vector (float64) of length `n`."""
+    v = np.random.default_rng(PROBE_SEED + salt).standard_normal(n)
+    return v / np.linalg.norm(v)
+
+
+def _along(ns: NumberSystem, x: np.ndarray, v: np.ndarray, t: float) -> np.ndarray:
+    """The point ``x + t·v`` of `ns` (``t·v`` rounded once into the system)."""
+    with ns.context():
+        return x + ns.asarray(t * v)
+
+
+def as_float(ns: NumberSystem, value: Any) -> float:
+    """One number of `ns` as a float (its real part)."""
+    return float(np.real(ns.to_float(np.array([value], dtype=object))[0]))
+
+
+def _sub(ns: NumberSystem, p: Any, q: Any) -> float:
+    with ns.context():
+        return as_float(ns, p - q)
+
+
+def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
+                  requested: bool) -> ComplexProbe:
+    """Whether ``Im f(x + i·t·v)/t`` behaves like the directional derivative.
+
+    It must agree with itself at ``t`` and ``t/16`` and with central differences.
+    """
+    try:
+        nc = ns.complex()
+    except ValueError as exc:
+        return ComplexProbe(False, False, f"{exc}", requested)
+    shape, flat = x.shape, x.reshape(-1)
+    v = random_direction(flat.size, salt=1)
+    s = 1.0 + float(np.max(np.abs(ns.to_float(flat))))
+    u = ns.unit_roundoff
+    t = float(np.sqrt(u)) * s
+    try:
+        xc = nc.asarray(flat)
+        imag = [_imag_quotient(f, nc, xc, v, tk, shape) for tk in (t, t / 16)]
+    except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+        return ComplexProbe(False, False, f"it does not run on complex input "
+                            f"({type(exc).__name__}: {exc}).", requested)
+    hc = float(u ** (1 / 3)) * s
+    f0 = as_float(ns, call(f, flat.reshape(shape), ns))
+    central = _central_along(f, ns, flat, v, hc, shape)
+    scale = abs(central) + abs(f0) / s
+    if abs(imag[0] - imag[1]) > COMPLEX_AGREE * u * (abs(imag[0]) + scale):
+        return ComplexProbe(True, False, f"Im f(x + i·t·v)/t changes from {imag[0]:.6g} to "
+                            f"{imag[1]:.6g} when t shrinks 16-fold.", requested)
+    if abs(imag[0] - central) > CENTRAL_AGREE * u ** (2 / 3) * scale:
+        return ComplexProbe(True, False, f"along a random direction Im f(x + i·t·v)/t = "
+                            f"{imag[0]:.6g} but central differences give {central:.6g}: "
+                            "something inside drops or conjugates the imaginary part "
+                            "(abs, a real-part cast, conj, a comparison).", requested)
+    return ComplexProbe(True, True, "Im f(x + i·t·v)/t agrees at two steps and with central "
+                        "differences.", requested)
+
+
+def _imag_quotient(f, nc: NumberSystem, xc: np.ndarray, v: np.ndarray, t: float,
+                   shape: tuple[int, ...]) -> float:
+    with nc.context():
+        point = xc + nc.asarray(1j * t * v)
+        value = f(point.reshape(shape))
+    value = np.asarray(value, dtype=object).reshape(())[()]
+    return float(np.imag(complex(value))) / t
+
+
+def _central_along(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray, h: float,
+                   shape: tuple[int, ...]) -> float:
+    plus = call(f, _along(ns, flat, v, h).reshape(shape), ns)
+    minus = call(f, _along(ns, flat, v, -h).reshape(shape), ns)
+    return _sub(ns, plus, minus) / (2 * h)
+
+
+def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem) -> NoiseProbe:
+    """The noise of `f` near `x` from fourth differences at tiny offsets."""
+    shape, flat = x.shape, x.reshape(-1)
+    v = random_direction(flat.size, salt=2)
+    s = 1.0 + float(np.max(np.abs(ns.to_float(flat))))
+    delta = NOISE_SCALE * ns.unit_roundoff ** 0.25 * s
+    half = NOISE_OFFSETS // 2
+    values = [call(f, _along(ns, flat, v, k * delta).reshape(shape), ns)
+              for k in range(-half, half + 1)]
+    arr = np.array(values, dtype=object)
+    with ns.context():
+        fourth = arr[:-4] - 4 * arr[1:-3] + 6 * arr[2:-2] - 4 * arr[3:-1] + arr[4:]
+    fourth = np.real(ns.to_float(fourth))
+    sigma = float(np.sqrt(np.mean(fourth ** 2) / FOURTH_DIFFERENCE_VARIANCE))
+    expected = ns.unit_roundoff * float(np.max(np.abs(np.real(ns.to_float(arr)))))
+    return NoiseProbe(sigma, expected, delta, ns.name)
+
+
+def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
+               indices: np.ndarray, h: float | None) -> KinkProbe:
+    """One-sided differences at `indices`, at step `h` (or `KINK_STEP`) and its quarter."""
+    shape, flat = x.shape, x.reshape(-1)
+    xf = np.real(ns.to_float(flat))
+    f0 = call(f, x, ns)
+    steps, jumps, noise = [], [], []
+    for i in indices[:KINK_PROBES]:
+        step = h if h is not None else KINK_STEP * (1 + abs(float(xf[i])))
+        row = [_one_sided_gap(f, ns, flat, int(i), hk, f0, shape) for hk in (step, step / 4)]
+        steps.append(step)
+        jumps.append(row)
+        fabs = abs(as_float(ns, f0))
+        noise.append(8 * ns.unit_roundoff * fabs / (step / 4))
+    k = len(steps)
+    return KinkProbe(np.asarray(indices[:k], dtype=int), np.asarray(steps, dtype=float),
+                     np.asarray(jumps, dtype=float).reshape(k, 2),
+                     np.asarray(noise, dtype=float))
+
+
+def _one_sided_gap(f, ns: NumberSystem, flat: np.ndarray, i: int, h: float, f0: Any,
+                   shape: tuple[int, ...]) -> float:
+    """``D+(h) - D-(h) = (f(x+h e_i) - 2 f(x) + f(x-h e_i)) / h``, formed in `ns`."""
+    e = np.zeros(flat.size)
+    e[i] = 1.0
+    plus = call(f, _along(ns, flat, e, h).reshape(shape), ns)
+    minus = call(f, _along(ns, flat, e, -h).reshape(shape), ns)
+    with ns.context():
+        second = plus - 2 * f0 + minus
+    return as_float(ns, second) / h
+
+
+def wider_system(ns: NumberSystem) -> NumberSystem | None:
+    """The next wider system of the same family (``decimal:N`` → ``decimal:2N``)."""
+    family = ns.name.split(":")[0]
+    if family in ("decimal", "mpf", "mpc"):
+        return number_system(f"{family}:{2 * ns.digits}")
+    wider = _WIDER.get(ns.name)
+    return number_system(wider) if wider else None
+
+
+def runs_in(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem) -> np.ndarray | None:
+    """`x` converted to `ns` when `f` evaluates there to a value of `ns`, else None."""
+    try:
+        xw = ns.asarray(x)
+        value = call(f, xw, ns)
+        if not np.isfinite(as_float(ns, value)):
+            return None
+    except Exception:  # noqa: BLE001 - any failure means "cannot run there"
+        return None
+    return xw

@@ -1,0 +1,179 @@
+"""`GradientReport`: the verdict, the tolerance and its source, the findings, the worst
+coordinates — read as a diagnosis, never as a dump of whole matrices."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.gradcheck.findings import Finding
+
+__all__ = ["GradientReport", "Coordinate", "relative_errors"]
+
+WORST_ROWS = 5  # rows of the worst-coordinates table in str() and to_markdown()
+
+
+def relative_errors(difference: np.ndarray, analytic: np.ndarray,
+                    reference: np.ndarray) -> np.ndarray:
+    """``|a_i - n_i| / max(|a_i|, |n_i|)``, 0 where both vanish.
+
+    Examples
+    --------
+    >>> relative_errors(np.array([0.1, 0.0]), np.array([1.1, 0.0]), np.array([1.0, 0.0]))
+    array([0.09090909, 0.        ])
+    """
+    scale = np.maximum(np.abs(analytic), np.abs(reference))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rel = np.abs(difference) / scale
+    return np.where(scale > 0, rel, np.where(difference == 0, 0.0, np.inf))
+
+
+@dataclass(frozen=True)
+class Coordinate:
+    """One row of the worst-coordinates table."""
+
+    index: int
+    where: tuple[int, ...]
+    label: str
+    analytic: float
+    reference: float
+    difference: float
+    tolerance: float
+    relative_error: float
+
+
+@dataclass(frozen=True)
+class GradientReport:
+    """The result of `check_gradient`.
+
+    Attributes
+    ----------
+    passed : bool
+        Every coordinate within its tolerance and nothing found but ``match``.
+    max_relative_error : float
+        ``max_i |a_i - n_i| / max(|a_i|, |n_i|)``.
+    relative_difference : float
+        ``‖a - n‖ / ‖a + n‖`` (the Coursera/CS231n number, for comparison).
+    relative_error, tolerance : ndarray of float
+        Per coordinate (per direction in directional mode).
+    tolerance_source : str
+        How the tolerance was formed.
+    findings : tuple of Finding
+        The diagnosis, one sentence each.
+    analytic, reference, reference_error, difference : ndarray of float
+        The compared values (``difference`` formed in the check's number system).
+    reference_name : str
+        How the reference was computed.
+    numbers : str
+        The number system of the check.
+    evaluations : int
+        Calls of ``f`` made by the check.
+    blocks : Blocks
+        Where each coordinate lives.
+    directional : bool
+        Whether the coordinates are directional derivatives ``vᵀg`` along random ``v``.
+    """
+
+    passed: bool
+    max_relative_error: float
+    relative_difference: float
+    relative_error: np.ndarray
+    tolerance: np.ndarray
+    tolerance_source: str
+    findings: tuple[Finding, ...]
+    analytic: np.ndarray
+    reference: np.ndarray
+    reference_error: np.ndarray
+    difference: np.ndarray
+    reference_name: str
+    numbers: str
+    evaluations: int
+    blocks: Blocks
+    directional: bool = False
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """The kinds of the findings, in order."""
+        return tuple(f.kind for f in self.findings)
+
+    def worst(self, k: int = WORST_ROWS) -> list[Coordinate]:
+        """The `k` coordinates with the largest gap relative to their tolerance."""
+        if not isinstance(k, (int, np.integer)) or k < 0:
+            raise ValueError(f"`k` must be a non-negative integer; got {k!r}.")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.abs(self.difference) / self.tolerance
+        share = np.where(np.isnan(share), np.inf, share)
+        order = np.argsort(-share, kind="stable")[:k]
+        return [self._coordinate(int(i)) for i in order]
+
+    def _coordinate(self, i: int) -> Coordinate:
+        if self.directional:
+            where, label = (i,), f"direction {i}"
+        elif not self.blocks.given:
+            where, label = (i,), self.blocks.label(i)
+        else:
+            where, label = self.blocks.locate(i), self.blocks.label(i)
+        return Coordinate(i, where, label, float(self.analytic[i]), float(self.reference[i]),
+                          float(self.difference[i]), float(self.tolerance[i]),
+                          float(self.relative_error[i]))
+
+    # -- text -------------------------------------------------------------------------------
+    def verdict(self) -> str:
+        """One line: PASSED/FAILED and how many coordinates fail."""
+        failing = int(np.sum(~(np.abs(self.difference) <= self.tolerance)))
+        what = "directions" if self.directional else "coordinates"
+        if self.passed:
+            return f"PASSED: all {self.difference.size} {what} within tolerance"
+        return (f"FAILED: {failing} of {self.difference.size} {what} outside tolerance, "
+                f"{len(self.findings)} finding(s)")
+
+    def _summary_lines(self) -> list[str]:
+        return [f"reference: {self.reference_name} ({self.evaluations} evaluations of f, "
+                f"{self.numbers})",
+                f"max relative error {self.max_relative_error:.3g}; relative difference "
+                f"‖a-n‖/‖a+n‖ = {self.relative_difference:.3g}",
+                f"tolerance: {self.tolerance_source}"]
+
+    def _headers(self) -> list[str]:
+        if self.directional:
+            first = ["direction"]
+        elif self.blocks.given:
+            first = ["block", "row", "column"] if all(len(s) == 2 for s in self.blocks.shapes) \
+                else ["block", "index"]
+        else:
+            first = ["index"]
+        return [*first, "analytic", "reference", "|a-n|", "tolerance", "rel. error"]
+
+    def _rows(self, k: int) -> list[list[str]]:
+        rows = []
+        for c in self.worst(k):
+            rows.append([*(str(w) for w in c.where), f"{c.analytic:.6g}", f"{c.reference:.6g}",
+                         f"{abs(c.difference):.2e}", f"{c.tolerance:.2e}",
+                         f"{c.relative_error:.2e}"])
+        return rows
+
+    def __str__(self) -> str:
+        lines = [f"Gradient check {self.verdict()}"]
+        lines += [f"  {line}" for line in self._summary_lines()]
+        lines.append("findings:")
+        lines += [f"  - {f}" for f in self.findings]
+        headers, rows = self._headers(), self._rows(WORST_ROWS)
+        widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(headers)]
+        lines.append("worst coordinates:")
+        lines.append("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths)))
+        lines += ["  " + "  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """The report as markdown: verdict, summary, findings, a table of worst coordinates."""
+        lines = [f"**Gradient check {self.verdict()}**", ""]
+        lines += [f"- {line}" for line in self._summary_lines()]
+        lines += ["", "Findings:", ""]
+        lines += [f"- **{f.kind}**: {f.message}" for f in self.findings]
+        headers = self._headers()
+        lines += ["", "| " + " | ".join(headers) + " |",
+                  "|" + "|".join("---:" for _ in headers) + "|"]
+        lines += ["| " + " | ".join(r) + " |" for r in self._rows(WORST_ROWS)]
+        return "\n".join(lines)

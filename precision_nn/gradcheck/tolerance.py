@@ -1,0 +1,115 @@
+"""Per-coordinate tolerances built from error estimates, never a fixed 1e-7.
+
+A coordinate passes when ``|a_i - n_i| <= tol_i`` with
+
+    tol_i = REFERENCE_SAFETY · e_i + ROUNDING_FACTOR · u · (|a_i| + ‖a‖∞)
+
+where ``e_i`` is the numerical reference's own error estimate and the second term bounds
+the rounding error of the analytic (backprop) gradient. Backprop forms each entry as sums
+of products along the layers; a first-order bound (Higham 2002, §3.1,
+``γ_k = k·u/(1 - k·u)``) gives ``|ĝ_i - g_i| <= γ_k Σ|terms|``. The terms are not visible
+from outside, but a small entry that results from cancellation is made of terms about as
+large as the largest entries of the gradient, hence the ``‖a‖∞`` in the scale; ``k`` (the
+length of the sums plus a few ulps per transcendental function and layer) stays below
+~50 for the networks the check is meant for, and ``ROUNDING_FACTOR = 128`` leaves a
+margin of about 2.5 over that.
+
+References
+----------
+N. J. Higham, *Accuracy and Stability of Numerical Algorithms*, 2nd ed., SIAM 2002.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Tolerance", "tolerance", "REFERENCE_SAFETY", "ROUNDING_FACTOR"]
+
+# An error *estimate* (Richardson's difference of successive extrapolants, the spread of
+# a complex step at two steps) is not a bound; a factor 4 covers the usual
+# underestimate of the last extrapolation step (Ridders 1982; Press et al., §5.7).
+REFERENCE_SAFETY = 4.0
+# γ_k with k ≲ 50 for small networks, times a margin of ~2.5 (see the module docstring).
+ROUNDING_FACTOR = 128.0
+# Without any error estimate the reference is trusted only to half its digits.
+NO_ESTIMATE_EXPONENT = 0.5
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    """The tolerance of every coordinate and where it comes from.
+
+    Attributes
+    ----------
+    values : ndarray of float
+        ``tol_i``, the largest acceptable ``|a_i - n_i|``.
+    reference_part, rounding_part : ndarray of float
+        Its two terms: the reference's error and the analytic gradient's rounding.
+    source : str
+        One sentence saying how the tolerance was formed.
+    """
+
+    values: np.ndarray
+    reference_part: np.ndarray
+    rounding_part: np.ndarray
+    source: str
+
+
+def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.ndarray, *,
+              unit_roundoff: float, numbers: str, reference_name: str,
+              rounding_scale: np.ndarray | None = None) -> Tolerance:
+    """Tolerances from the reference's error estimate and the analytic rounding model.
+
+    Parameters
+    ----------
+    analytic, reference, reference_error : ndarray of float
+        The analytic gradient, the numerical reference and its error estimate (NaN where
+        the reference has none).
+    unit_roundoff : float
+        ``u`` of the number system the analytic gradient was computed in.
+    rounding_scale : ndarray of float, optional
+        The scale of the analytic gradient's terms per coordinate (default
+        ``|a_i| + max|a|``; directional checks pass ``Σ_i |v_i|·(|a_i| + max|a|)``).
+    numbers, reference_name : str
+        For the sentence: the system's name and how the reference was computed.
+
+    Examples
+    --------
+    >>> t = tolerance(np.array([1.0, -2.0]), np.array([1.0, -2.0]), np.array([1e-12, 0.0]),
+    ...               unit_roundoff=2.0**-53, numbers="float64", reference_name="Richardson")
+    >>> bool(t.values[0] > 4e-12), bool(t.values[1] < 1e-12)
+    (True, True)
+    """
+    a = np.abs(np.asarray(analytic, dtype=float))
+    n = np.abs(np.asarray(reference, dtype=float))
+    err = np.asarray(reference_error, dtype=float)
+    scale = a + (float(np.max(a)) if a.size else 0.0) if rounding_scale is None \
+        else np.asarray(rounding_scale, dtype=float)
+    rounding = ROUNDING_FACTOR * unit_roundoff * scale
+    missing = ~np.isfinite(err)
+    fallback = unit_roundoff ** NO_ESTIMATE_EXPONENT * (n + (float(np.max(n)) if n.size else 0))
+    ref_part = REFERENCE_SAFETY * np.where(missing, fallback, err)
+    return Tolerance(ref_part + rounding, ref_part, rounding,
+                     _sentence(ref_part, rounding, missing, unit_roundoff, numbers,
+                               reference_name))
+
+
+def _sentence(ref_part: np.ndarray, rounding: np.ndarray, missing: np.ndarray, u: float,
+              numbers: str, reference_name: str) -> str:
+    """How the tolerance was formed, with its typical sizes."""
+    if missing.any():
+        ref_text = (f"{int(missing.sum())} coordinate(s) without an error estimate trusted "
+                    f"to u^{NO_ESTIMATE_EXPONENT:g} relative, the others "
+                    f"{REFERENCE_SAFETY:g} × the reference's error estimate ({reference_name})")
+    else:
+        ref_text = (f"{REFERENCE_SAFETY:g} × the reference's own error estimate "
+                    f"({reference_name})")
+    return (f"per coordinate, {ref_text} (median {_median(ref_part):.1e}) plus "
+            f"{ROUNDING_FACTOR:g}·u·(|a_i| + max|a|) for rounding in the analytic gradient "
+            f"(u = {u:.2g} of {numbers}; median {_median(rounding):.1e}).")
+
+
+def _median(values: np.ndarray) -> float:
+    return float(np.median(values)) if np.size(values) else 0.0
