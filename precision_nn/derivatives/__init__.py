@@ -6,9 +6,9 @@ chooses h), `finite_difference`, `richardson`, `complex_step` (the methods),
 `estimate` (the result type).
 """
 
-from precision_nn.derivatives.core import METHODS, derivative, gradient
+from precision_nn.derivatives.core import METHODS, derivative, estimate_from, gradient
 from precision_nn.derivatives.estimate import Estimate
 from precision_nn.derivatives.stencils import Stencil, fornberg_weights, stencil
 
-__all__ = ["Estimate", "derivative", "gradient", "METHODS", "Stencil", "fornberg_weights",
+__all__ = ["Estimate", "derivative", "gradient", "estimate_from", "METHODS", "Stencil", "fornberg_weights",
            "stencil"]

@@ -21,9 +21,6 @@ References
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 import numpy as np
 
 from precision_nn.derivatives.evaluation import Evaluator
@@ -52,29 +49,34 @@ def complex_counterpart(ns: NumberSystem) -> NumberSystem:
         raise ValueError(f"method='complex_step' needs a complex counterpart: {exc}") from exc
 
 
-def complex_step(f: Callable[[Any], Any], ns: NumberSystem, x_flat: np.ndarray,
-                 shape: tuple[int, ...], *, h: np.ndarray | None) -> tuple[FDResult, int]:
-    """Complex-step derivative at every coordinate; returns the result and the number of
-    evaluations of `f`."""
-    cs = complex_counterpart(ns)
-    xc = cs.asarray(x_flat)
-    ev = Evaluator(f, cs, xc, shape, require_complex=True)
-    n = len(x_flat)
+def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FDResult:
+    """Complex-step derivative at every coordinate.
+
+    Parameters
+    ----------
+    ev : Evaluator
+        Evaluates `f` in ``ns.complex()``; ``ev.x_flat`` is `x` converted to that system.
+    ns : NumberSystem
+        The real system the derivative is returned in.
+    h : array of `ns` or None
+        The steps; ``None`` takes ``u·max(|x|, 1)`` rounded to a power of the radix.
+    """
+    cs = ev.ns
+    xc = ev.x_flat
+    n = len(xc)
     if h is None:
-        x_float = np.abs(ns.to_float(x_flat))
+        x_float = np.abs(cs.to_float(xc))
         h = radix_steps(scales(x_float) * 2.0 ** log2_unit_roundoff(ns), ns)
-    unit = cs.scalar(1j)
     with cs.context():
-        step = unit * cs.asarray(h)
-        values = ev.at_shifts(np.tile(np.arange(n), 2),
-                              np.concatenate([xc + step, xc + step * cs.scalar(2)]))
+        step = cs.scalar(1j) * cs.asarray(h)
+        points = np.concatenate([xc + step, xc + step * cs.scalar(2)])
+    values = ev.at_shifts(np.tile(np.arange(n), 2), points)
     with ns.context():
         first = ns.asarray(cs.imag(values[:n])) / h
         second = ns.asarray(cs.imag(values[n:])) / (h * ns.scalar(2))
         difference = np.abs(ns.to_float(second - first))
     rounding = COMPLEX_STEP_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(first))
     steps = np.abs(ns.to_float(h))
-    result = FDResult(value=first, error=difference / 3 + rounding, h=steps,
-                      coefficient=difference / (3 * steps**2), magnitude=np.full(n, np.nan),
-                      noise=rounding)
-    return result, ev.evaluations
+    return FDResult(value=first, error=difference / 3 + rounding, h=steps,
+                    coefficient=difference / (3 * steps**2), magnitude=np.full(n, np.nan),
+                    noise=rounding)

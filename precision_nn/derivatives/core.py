@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from precision_nn.derivatives.complex_step import complex_step
+from precision_nn.derivatives.complex_step import complex_counterpart, complex_step
 from precision_nn.derivatives.estimate import Estimate
 from precision_nn.derivatives.evaluation import Evaluator
 from precision_nn.derivatives.finite_difference import FDResult, finite_difference
@@ -32,14 +32,15 @@ from precision_nn.derivatives.richardson import richardson
 from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["derivative", "gradient", "METHODS"]
+__all__ = ["derivative", "gradient", "estimate_from", "METHODS"]
 
 
 @dataclass(frozen=True)
 class _Problem:
-    f: Callable[[Any], Any]
+    """A validated request: how to evaluate, where, and with which options."""
+
+    evaluator_for: Callable[[NumberSystem], Any]
     ns: NumberSystem
-    x_flat: np.ndarray
     shape: tuple[int, ...]
     order: int
     h: np.ndarray | None
@@ -103,8 +104,7 @@ def derivative(f: Callable[[Any], Any], x: Any, *, method: str = "central",
     >>> bool(abs(est.value - ns.exp(ns.one)) < 1e-40), bool(est.error < 1e-40)
     (True, True)
     """
-    problem = _prepare(f, x, method=method, h=h, order=order, numbers=numbers, scalar=True)
-    return _estimate(problem, method)
+    return _differentiate(f, x, method=method, h=h, order=order, numbers=numbers, scalar=True)
 
 
 def gradient(f: Callable[[Any], Any], x: Any, *, method: str = "central", h: Any = None,
@@ -128,13 +128,59 @@ def gradient(f: Callable[[Any], Any], x: Any, *, method: str = "central", h: Any
     >>> bool(np.all(np.abs(est.value - exact) <= est.error)), est.value.shape
     (True, (3,))
     """
-    problem = _prepare(f, x, method=method, h=h, order=order, numbers=numbers, scalar=False)
+    return _differentiate(f, x, method=method, h=h, order=order, numbers=numbers,
+                          scalar=False)
+
+
+def estimate_from(evaluator_for: Callable[[NumberSystem], Any], ns: NumberSystem,
+                  shape: tuple[int, ...], *, method: str = "central", h: Any = None,
+                  order: int = 2) -> Estimate:
+    """Run `method` on evaluators that know how to compute `f` (e.g. a network's
+    structure-aware one), with the validation and error estimates of `gradient`.
+
+    Parameters
+    ----------
+    evaluator_for : callable
+        ``evaluator_for(system)`` returns an object with ``ns``, ``x_flat`` (the point,
+        flattened, in `system`), ``evaluations``, ``at_point()`` and
+        ``at_shifts(coords, values)`` (see `evaluation.Evaluator`). It is called with `ns`,
+        or with ``ns.complex()`` for ``method="complex_step"``.
+    ns : NumberSystem
+        The real system of the point and of the result.
+    shape : tuple of int
+        The shape of the result (``()`` for a scalar variable).
+    method, h, order
+        As for `gradient`.
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
+    _check_order(method, order)
+    h_arr = None if h is None else _convert_h(ns, h, shape)
+    problem = _Problem(evaluator_for=evaluator_for, ns=ns, shape=shape, order=order, h=h_arr)
     return _estimate(problem, method)
+
+
+def _differentiate(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: Any,
+                   scalar: bool) -> Estimate:
+    if not callable(f):
+        raise TypeError(f"`f` must be callable; got {type(f).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
+    _check_order(method, order)
+    ns = _resolve_numbers(x, numbers)
+    x_arr = _convert_x(ns, x, scalar)
+    x_flat, shape = x_arr.reshape(-1), x_arr.shape
+
+    def evaluator_for(system: NumberSystem) -> Evaluator:
+        return Evaluator(f, system, system.asarray(x_flat), shape,
+                         require_complex=system.is_complex and not ns.is_complex)
+
+    return estimate_from(evaluator_for, ns, shape, method=method, h=h, order=order)
 
 
 # -- the methods ----------------------------------------------------------------------
 def _one_rule(problem: _Problem, method: str) -> tuple[FDResult, int]:
-    ev = Evaluator(problem.f, problem.ns, problem.x_flat, problem.shape)
+    ev = problem.evaluator_for(problem.ns)
     return finite_difference(ev, method=method, order=problem.order, h=problem.h), \
         ev.evaluations
 
@@ -152,12 +198,13 @@ def _central(problem: _Problem) -> tuple[FDResult, int]:
 
 
 def _richardson(problem: _Problem) -> tuple[FDResult, int]:
-    ev = Evaluator(problem.f, problem.ns, problem.x_flat, problem.shape)
+    ev = problem.evaluator_for(problem.ns)
     return richardson(ev, h=problem.h), ev.evaluations
 
 
 def _complex_step(problem: _Problem) -> tuple[FDResult, int]:
-    return complex_step(problem.f, problem.ns, problem.x_flat, problem.shape, h=problem.h)
+    ev = problem.evaluator_for(complex_counterpart(problem.ns))
+    return complex_step(ev, problem.ns, h=problem.h), ev.evaluations
 
 
 METHODS: dict[str, Callable[[_Problem], tuple[FDResult, int]]] = {
@@ -189,20 +236,6 @@ def _estimate(problem: _Problem, method: str) -> Estimate:
 
 
 # -- validation at the entry ----------------------------------------------------------
-def _prepare(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: Any,
-             scalar: bool) -> _Problem:
-    if not callable(f):
-        raise TypeError(f"`f` must be callable; got {type(f).__name__}.")
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
-    _check_order(method, order)
-    ns = _resolve_numbers(x, numbers)
-    x_arr = _convert_x(ns, x, scalar)
-    h_arr = None if h is None else _convert_h(ns, h, x_arr.shape)
-    return _Problem(f=f, ns=ns, x_flat=x_arr.reshape(-1), shape=x_arr.shape, order=order,
-                    h=h_arr)
-
-
 _ORDERS = {
     "forward": ONE_SIDED_ORDERS,
     "backward": ONE_SIDED_ORDERS,
