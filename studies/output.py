@@ -47,10 +47,10 @@ METHOD_COLORS = {
 # -- figures ------------------------------------------------------------------------------
 def figure(ncols: int = 1, nrows: int = 1, *, width: float = 6.0, height: float = 4.2,
            sharey: bool = False):
-    """A new figure and its axes (an array when there is more than one)."""
+    """A new figure and its axes (a flat array when there is more than one)."""
     fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows),
-                             sharey=sharey, squeeze=(ncols * nrows == 1), layout="constrained")
-    return fig, axes
+                             sharey=sharey, squeeze=False, layout="constrained")
+    return fig, (axes[0, 0] if ncols * nrows == 1 else axes.ravel())
 
 
 def save_figure(fig, out: Path, stem: str) -> str:

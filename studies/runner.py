@@ -249,6 +249,7 @@ class Progress:
         self.label, self.total, self.skipped, self.done = label, total, done, done
         self.stream = sys.stderr if stream is None else stream
         self.every, self.start, self.last = every, time.monotonic(), -float("inf")
+        self.printed = ""
         self.failed = 0
 
     def update(self, *, failed: bool = False) -> None:
@@ -276,8 +277,9 @@ class Progress:
         tty = getattr(self.stream, "isatty", lambda: False)()
         if tty:
             self.stream.write("\r" + self.line() + ("\n" if final else ""))
-        elif final or now - self.last >= self.every:
-            self.stream.write(self.line() + "\n")
+        elif (final and self.printed != self.line()) or now - self.last >= self.every:
+            self.printed = self.line()
+            self.stream.write(self.printed + "\n")
             self.last = now
         self.stream.flush()
 
@@ -451,7 +453,7 @@ def provenance(*, config: dict[str, Any], seed: int | None = None) -> dict[str, 
     return {
         "config": config,
         "seed": seed,
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": _command(),
         "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "git": _git_commit(),
         "python": platform.python_version(),
@@ -459,6 +461,14 @@ def provenance(*, config: dict[str, Any], seed: int | None = None) -> dict[str, 
         "cpus": os.cpu_count(),
         "packages": {name: _version(name) for name in PACKAGES},
     }
+
+
+def _command() -> str:
+    """The command line of this run (``python -m studies ...`` when run as a module)."""
+    argv = list(sys.argv)
+    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "studies":
+        argv[0] = "-m studies"
+    return " ".join(["python", *argv])
 
 
 def _version(package: str) -> str:

@@ -1,0 +1,218 @@
+"""The test problems of the studies, each with an independent high-precision reference.
+
+Scalar functions are written once against a `NumberSystem` (so the same formula runs in
+float16 and in mpf:200, and in the complex counterpart for the complex step); their exact
+derivatives come from closed forms evaluated by mpmath at `REFERENCE_DPS` digits, and the
+higher derivatives that set the truncation constants from `mpmath.diff` at that precision.
+
+The network problem is an `MLP` whose inputs and parameters are dyadic rationals with few
+bits (multiples of 2^-6 of magnitude < 4), so every number system, float16 included,
+holds *exactly the same* problem and one reference gradient — backprop in
+``mpf:REFERENCE_DPS`` — serves them all.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import mpmath
+import numpy as np
+
+from precision_nn.network import MLP
+from precision_nn.numbers import NumberSystem, number_system
+
+__all__ = ["FUNCTIONS", "REFERENCE_DPS", "ScalarProblem", "NetworkProblem", "network_problem",
+           "estimate", "exact", "problem", "problem_derivatives",
+           "relative_error", "to_mpf"]
+
+# Digits of every reference: above the 200 of the finest system studied, with a margin so
+# that reference error never shows in a relative error measured down to 1e-200.
+REFERENCE_DPS = 260
+
+
+@dataclass(frozen=True)
+class ScalarProblem:
+    """A scalar function f at a point x0 (a decimal string, exact in every system)."""
+
+    name: str
+    x0: str
+    formula: str
+    build: Callable[[NumberSystem], Callable[[Any], Any]]
+    mp_f: Callable[[Any], Any]
+    mp_df: Callable[[Any], Any]
+
+    def function(self, ns: NumberSystem) -> Callable[[Any], Any]:
+        """f written against `ns` (pass ``ns.complex()`` for the complex step)."""
+        return self.build(ns)
+
+    def exact_derivative(self) -> Any:
+        """f'(x0) as an mpf of `REFERENCE_DPS` digits."""
+        with mpmath.workdps(REFERENCE_DPS):
+            return self.mp_df(mpmath.mpf(self.x0))
+
+    def taylor(self, n: int) -> list[float]:
+        """|f^(k)(x0)| for k = 0..n, as floats (for the truncation constants)."""
+        return _taylor(self.name, n)
+
+
+def _sigmoid_ns(ns: NumberSystem) -> Callable[[Any], Any]:
+    one = ns.one
+    return lambda x: one / (one + ns.exp(-x))
+
+
+def _sigmoid_mp(x):
+    return 1 / (1 + mpmath.exp(-x))
+
+
+FUNCTIONS: dict[str, ScalarProblem] = {
+    problem.name: problem for problem in [
+        ScalarProblem("exp", "1", "exp(x) at x = 1", lambda ns: ns.exp, mpmath.exp,
+                      mpmath.exp),
+        ScalarProblem("sin", "0.75", "sin(x) at x = 0.75", lambda ns: ns.sin, mpmath.sin,
+                      mpmath.cos),
+        ScalarProblem("sigmoid", "0.5", "1/(1+exp(-x)) at x = 0.5", _sigmoid_ns, _sigmoid_mp,
+                      lambda x: _sigmoid_mp(x) * (1 - _sigmoid_mp(x))),
+    ]
+}
+
+
+@functools.lru_cache(maxsize=None)
+def _taylor(name: str, n: int) -> list[float]:
+    problem = FUNCTIONS[name]
+    with mpmath.workdps(60):
+        x0 = mpmath.mpf(problem.x0)
+        return [float(abs(mpmath.diff(problem.mp_f, x0, k))) for k in range(n + 1)]
+
+
+# -- the network ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NetworkProblem:
+    """An MLP loss J(θ) at θ0 with data (X, Y); all entries exact in every system."""
+
+    layer_sizes: tuple[int, ...]
+    X: np.ndarray  # float64 array of dyadic values
+    Y: np.ndarray
+    params: np.ndarray  # float64 array of dyadic values
+    hidden: str = "sigmoid"
+
+    def network(self, numbers: str | NumberSystem) -> MLP:
+        """The network in `numbers` (parameters exact)."""
+        return MLP(list(self.layer_sizes), hidden=self.hidden, numbers=numbers,
+                   init=self.params)
+
+    def loss_function(self, numbers: str | NumberSystem) -> Callable[[Any], Any]:
+        """θ ↦ J(θ) in `numbers`; accepts a stack of parameter vectors."""
+        net = self.network(numbers)
+        X, Y = net.numbers.asarray(self.X), net.numbers.asarray(self.Y)
+        return lambda theta: net.loss(X, Y, theta)
+
+    def reference_gradient(self) -> list:
+        """∇J(θ0) by backprop in ``mpf:REFERENCE_DPS`` (list of mpf)."""
+        return list(_reference_gradient(self))
+
+    def __hash__(self) -> int:
+        return hash((self.layer_sizes, self.X.tobytes(), self.Y.tobytes(),
+                     self.params.tobytes(), self.hidden))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, NetworkProblem) and hash(self) == hash(other)
+
+
+@functools.lru_cache(maxsize=8)
+def _reference_gradient(problem: NetworkProblem) -> tuple:
+    ns = number_system(f"mpf:{REFERENCE_DPS}")
+    net = problem.network(ns)
+    return tuple(net.gradient(ns.asarray(problem.X), ns.asarray(problem.Y)))
+
+
+def network_problem(layer_sizes: tuple[int, ...] = (3, 4, 2), *, examples: int = 5,
+                    seed: int = 0) -> NetworkProblem:
+    """A seeded sigmoid MLP with cross-entropy loss, dyadic inputs, targets and weights.
+
+    Weights are N(0, 1/fan_in) draws rounded to multiples of 2^-6 and inputs uniform on
+    [-1, 1] rounded to multiples of 2^-4: at most 9 significant bits, so float16 (11 bits)
+    represents them exactly.
+    """
+    rng = np.random.default_rng(seed)
+    sizes = list(layer_sizes)
+    shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+    weights = np.concatenate([rng.standard_normal(s).ravel() / np.sqrt(s[1]) for s in shapes])
+    params = np.round(weights * 64) / 64
+    X = np.round(rng.uniform(-1, 1, size=(examples, sizes[0])) * 16) / 16
+    Y = (rng.uniform(size=(examples, sizes[-1])) < 0.5).astype(float)
+    return NetworkProblem(tuple(sizes), X, Y, params)
+
+
+# -- measuring errors -------------------------------------------------------------------------
+def to_mpf(value: Any) -> Any:
+    """An exact mpmath number (at the current precision) from any system's scalar."""
+    if isinstance(value, (np.floating, float, np.integer, int)):
+        return mpmath.mpf(float(value)) if not isinstance(value, (int, np.integer)) \
+            else mpmath.mpf(int(value))
+    if isinstance(value, (np.complexfloating, complex)):
+        return mpmath.mpc(float(value.real), float(value.imag))
+    if hasattr(value, "_mpf_"):  # an mpf of any mpmath context (each has its own class)
+        return mpmath.mpf(value._mpf_)
+    if hasattr(value, "_mpc_"):
+        real, imag = value._mpc_
+        return mpmath.mpc(mpmath.mpf(real), mpmath.mpf(imag))
+    return mpmath.mpmathify(str(value))  # Decimal: its exact decimal string
+
+
+def relative_error(value: Any, exact: Any) -> float:
+    """‖value − exact‖₂ / ‖exact‖₂ computed at `REFERENCE_DPS` digits, as a float.
+
+    `value` is a scalar or a vector of any number system; `exact` mpf(s) of the same shape.
+    """
+    values = np.ravel(np.asarray(value, dtype=object))
+    exacts = np.ravel(np.asarray(exact, dtype=object))
+    with mpmath.workdps(REFERENCE_DPS):
+        diff = mpmath.sqrt(mpmath.fsum(abs(to_mpf(v) - e) ** 2 for v, e in zip(values, exacts)))
+        norm = mpmath.sqrt(mpmath.fsum(abs(e) ** 2 for e in exacts))
+        return float(diff / norm)
+
+
+# -- estimating with the library ------------------------------------------------------------
+def estimate(problem: ScalarProblem | NetworkProblem, numbers: str, label: str, *,
+             h: float | None) -> Any:
+    """The library's `Estimate` of f'(x0) (scalar) or ∇J(θ0) (network) by method `label`.
+
+    The function is built in the complex counterpart of `numbers` for the complex step,
+    so that it is evaluated on x0 + ih with no silent conversion.
+    """
+    from precision_nn.derivatives import derivative, gradient
+
+    from studies.laws import METHODS
+
+    spec = METHODS[label]
+    ns = number_system(numbers)
+    evaluation = ns.complex() if spec.method == "complex_step" else ns
+    if isinstance(problem, ScalarProblem):
+        f, x0, rule = problem.function(evaluation), ns.asarray(problem.x0)[()], derivative
+    else:
+        f, x0, rule = problem.loss_function(evaluation), ns.asarray(problem.params), gradient
+    return rule(f, x0, method=spec.method, h=h, order=spec.order, numbers=ns)
+
+
+def exact(problem: ScalarProblem | NetworkProblem) -> Any:
+    """The reference derivative (mpf) or gradient (list of mpf)."""
+    if isinstance(problem, ScalarProblem):
+        return problem.exact_derivative()
+    return problem.reference_gradient()
+
+
+def problem(name: str, *, seed: int = 0) -> ScalarProblem | NetworkProblem:
+    """A scalar function of `FUNCTIONS` by name, or ``"mlp"``: the seeded network problem."""
+    if name == "mlp":
+        return network_problem(seed=seed)
+    if name not in FUNCTIONS:
+        raise ValueError(f"unknown problem {name!r}; valid: {sorted(FUNCTIONS) + ['mlp']}.")
+    return FUNCTIONS[name]
+
+
+def problem_derivatives(p: ScalarProblem | NetworkProblem, n: int = 5) -> list[float] | None:
+    """|f^(k)(x0)| for k = 0..n for a scalar problem; None for the network."""
+    return p.taylor(n) if isinstance(p, ScalarProblem) else None
