@@ -77,6 +77,7 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
         difference = np.abs(ns.to_float(second - first))
     rounding = COMPLEX_STEP_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(first))
     steps = np.abs(ns.to_float(h))
+    with np.errstate(divide="ignore", invalid="ignore"):  # h² underflows for h < 1e-162
+        coefficient = difference / (3 * steps**2)
     return FDResult(value=first, error=difference / 3 + rounding, h=steps,
-                    coefficient=difference / (3 * steps**2), magnitude=np.full(n, np.nan),
-                    noise=rounding)
+                    coefficient=coefficient, magnitude=np.full(n, np.nan), noise=rounding)

@@ -160,10 +160,10 @@ def _check_precision(value: Any, ns: NumberSystem) -> None:
     """Refuse a binary float returned for a Decimal/mpmath system: precision was lost."""
     if getattr(ns, "dtype", None) is not None:
         return
-    sample = np.asarray(value).ravel()[:1]
-    if sample.size and isinstance(sample[0], (float, complex, np.floating, np.complexfloating)):
+    sample = _first(value)
+    if isinstance(sample, (float, complex, np.floating, np.complexfloating)):
         raise ValueError(
-            f"`f` returned a {type(sample[0]).__name__} for points of {ns.name!r}: it "
+            f"`f` returned a {type(sample).__name__} for points of {ns.name!r}: it "
             "computed in binary floating point and lost the system's precision (the seed-000 "
             "bug). Compute with the system's functions (ns.exp, ...) or mpmath/Decimal."
         )
@@ -184,10 +184,16 @@ def _check_complex(value: Any, ns: NumberSystem) -> None:
         )
 
 
+def _first(value: Any) -> Any:
+    """The first element, as `f` returned it (a Python scalar stays a Python scalar)."""
+    if np.ndim(value) == 0 and not isinstance(value, np.ndarray):
+        return value
+    flat = np.asarray(value).ravel()
+    return flat[0] if flat.size else None
+
+
 def _describe(value: Any) -> str:
-    arr = np.asarray(value)
-    first = arr.ravel()[0] if arr.size else None
-    return f"{type(first).__name__} values of shape {arr.shape}"
+    return f"{type(_first(value)).__name__} values of shape {np.shape(value)}"
 
 
 def _first_bad(values: np.ndarray, ns: NumberSystem) -> Any:
