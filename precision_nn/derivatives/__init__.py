@@ -10,5 +10,13 @@ from precision_nn.derivatives.core import METHODS, derivative, estimate_from, gr
 from precision_nn.derivatives.estimate import Estimate
 from precision_nn.derivatives.stencils import Stencil, fornberg_weights, stencil
 
-__all__ = ["Estimate", "derivative", "gradient", "estimate_from", "METHODS", "Stencil", "fornberg_weights",
-           "stencil"]
+__all__ = [
+           "METHODS",
+           "Estimate",
+           "Stencil",
+           "derivative",
+           "estimate_from",
+           "fornberg_weights",
+           "gradient",
+           "stencil",
+]

@@ -28,7 +28,7 @@ from precision_nn.derivatives.finite_difference import FDResult
 from precision_nn.derivatives.steps import log2_unit_roundoff, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["complex_step", "complex_counterpart", "COMPLEX_STEP_ROUNDINGS"]
+__all__ = ["COMPLEX_STEP_ROUNDINGS", "complex_counterpart", "complex_step"]
 
 # Im f(x+ih) is formed by a handful of complex operations, each with relative error at most
 # √5·u for a product (Brent, Percival & Zimmermann 2007) and a few u for exp/log/division:

@@ -32,7 +32,7 @@ from precision_nn.derivatives.richardson import richardson
 from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["derivative", "gradient", "estimate_from", "METHODS"]
+__all__ = ["METHODS", "derivative", "estimate_from", "gradient"]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import numpy as np
 
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["Evaluator", "BATCH_BYTES", "NonFiniteValueError"]
+__all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
 
 # Input bytes per batch: 64 MiB keeps a 10k-parameter float64 gradient at ~800 points per
 # call, large enough that per-call Python overhead is negligible next to the array work.
@@ -162,7 +162,7 @@ def _check_precision(value: Any, ns: NumberSystem) -> None:
         return
     sample = _first(value)
     if isinstance(sample, (float, complex, np.floating, np.complexfloating)):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 - a value problem: right type, lost precision
             f"`f` returned a {type(sample).__name__} for points of {ns.name!r}: it "
             "computed in binary floating point and lost the system's precision (the seed-000 "
             "bug). Compute with the system's functions (ns.exp, ...) or mpmath/Decimal."

@@ -38,7 +38,7 @@ from precision_nn.derivatives.steps import (
 )
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["Level", "FDResult", "finite_difference", "stencil_levels", "realize", "to_fraction"]
+__all__ = ["FDResult", "Level", "finite_difference", "realize", "stencil_levels", "to_fraction"]
 
 # D(2h) − D(h) measures truncation, (2^p − 1)·c·h^p, but also the rounding of both levels,
 # about as large as D(h)'s own when f is noisier than the model's 2u|f| (cancellation

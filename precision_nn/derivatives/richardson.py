@@ -38,7 +38,7 @@ from precision_nn.derivatives.stencils import stencil
 from precision_nn.derivatives.steps import log2_unit_roundoff, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["richardson", "SAFE"]
+__all__ = ["SAFE", "richardson"]
 
 # Numerical Recipes' dfridr: stop when the new diagonal is worse than SAFE × best error
 SAFE = 2.0

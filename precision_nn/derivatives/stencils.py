@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["Stencil", "fornberg_weights", "stencil", "CENTRAL_ORDERS", "ONE_SIDED_ORDERS"]
+__all__ = ["CENTRAL_ORDERS", "ONE_SIDED_ORDERS", "Stencil", "fornberg_weights", "stencil"]
 
 CENTRAL_ORDERS = (2, 4, 6, 8)
 ONE_SIDED_ORDERS = (1, 2, 3, 4, 5, 6, 7, 8)
@@ -109,7 +109,7 @@ def _offsets(method: str, order: int) -> tuple[int, ...]:
     return tuple(range(-order, 1))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def stencil(method: str, order: int) -> Stencil:
     """The first-derivative stencil of `method` ("forward", "backward", "central") and
     accuracy `order` (central: 2, 4, 6, 8; one-sided: 1 to 8).

@@ -31,13 +31,13 @@ import numpy as np
 from precision_nn.numbers import NumberSystem
 
 __all__ = [
-    "NOISE_ROUNDINGS",
     "MAX_STEP_ITERATIONS",
-    "log2_unit_roundoff",
+    "NOISE_ROUNDINGS",
     "initial_steps",
+    "log2_unit_roundoff",
     "optimal_steps",
-    "radix_steps",
     "radix",
+    "radix_steps",
     "settled",
 ]
 
