@@ -164,14 +164,20 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
 
 
 def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
-    """Measure the truncation coefficient at a step, move to h*, until h* settles."""
+    """Measure the truncation coefficient at a step, move to h*, until h* settles.
+
+    A difference D(2h) − D(h) that happens to cancel can send h* far off for one round,
+    so each coordinate returns the round whose step is closest (in log scale) to its last
+    h*, the best-informed choice. (Choosing the smallest *reported* error instead would
+    favour rounds whose estimate came out too small.)
+    """
     ns = ev.ns
     x_float = np.abs(ns.to_float(ev.x_flat))
     reach = 2 * max(abs(s) for s in rule.offsets)  # the 2h level's farthest point
     limit = scales(x_float) * MAX_RELATIVE_REACH / reach
     h_float = np.minimum(initial_steps(x_float, ns, rule.order), limit)
+    rounds: list[tuple[np.ndarray, FDResult]] = []
     active = np.arange(len(x_float))
-    parts: list[tuple[np.ndarray, FDResult]] = []
     for round_ in range(MAX_STEP_ITERATIONS + 1):
         h = realize(ns, ev.x_flat[active], radix_steps(h_float[active], ns))
         try:
@@ -181,32 +187,31 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
                 raise
             h_float[active] /= SHRINK_ON_DOMAIN_EXIT  # a point left the domain of f
             continue
+        rounds.append((active, result))
         h_star = np.minimum(optimal_steps(result.h, result.coefficient, result.noise,
                                           rule.order), limit[active])
-        done = settled(result.h, h_star, ns) | (round_ == MAX_STEP_ITERATIONS)
-        parts.append((active[done], _select(result, done)))
         h_float[active] = h_star
-        active = active[~done]
+        active = active[~settled(result.h, h_star, ns)]
         if len(active) == 0:
             break
-    return _assemble(ns, len(x_float), parts)
+    return _closest_rounds(ns, rounds, h_float)
 
 
 _FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise")
 
 
-def _select(result: FDResult, keep: np.ndarray) -> FDResult:
-    return FDResult(*(getattr(result, name)[keep] for name in _FIELDS))
-
-
-def _assemble(ns: NumberSystem, n: int, parts: list[tuple[np.ndarray, FDResult]]) -> FDResult:
-    value = ns.zeros(n)
-    floats = {name: np.zeros(n) for name in _FIELDS[1:]}
-    for where, part in parts:
-        value[where] = part.value
-        for name, array in floats.items():
-            array[where] = getattr(part, name)
-    return FDResult(value=value, **floats)
+def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],
+                    h_star: np.ndarray) -> FDResult:
+    n = len(h_star)
+    chosen = {name: np.full(n, np.nan) for name in _FIELDS[1:]}
+    chosen["value"] = ns.zeros(n)
+    distance = np.full(n, np.inf)
+    for where, result in rounds:
+        closer = np.abs(np.log(result.h / h_star[where])) <= distance[where]
+        distance[where[closer]] = np.abs(np.log(result.h / h_star[where]))[closer]
+        for name in _FIELDS:
+            chosen[name][where[closer]] = getattr(result, name)[closer]
+    return FDResult(**chosen)
 
 
 def to_fraction(v: Any) -> Fraction:

@@ -1,0 +1,231 @@
+"""Full numerical gradients of an MLP loss: precision_nn against peer tools, one run.
+
+    python benchmarks/gradient.py            # the [64, 128, 10] batch-32 float64 net
+    python benchmarks/gradient.py --quick    # smaller nets, seconds
+
+Every row differentiates the same loss at the same parameters and is compared with the
+analytic gradient (`MLP.gradient`): seconds, the ratio to a baseline measured in the same
+run, and ``max|numerical − analytic| / max|analytic|``. Peers that are not installed
+(``pip install -e '.[bench]'`` brings numdifftools; torch is left to the user) are listed
+as such. The mpf:50 part compares the structure-aware gradient with a naive loop of full
+loss evaluations on a [20, 30, 10] net.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from precision_nn.derivatives import estimate_from, gradient
+from precision_nn.network import MLP
+from precision_nn.numbers import NumberSystem, number_system
+from precision_nn.perturbation import NetworkEvaluator
+
+SEED = 0
+# u^(1/3) of float64, a power of two: the central step every fixed-step row uses
+CENTRAL_STEP = 2.0**-17
+
+
+@dataclass(frozen=True)
+class Row:
+    tool: str
+    method: str
+    seconds: float
+    accuracy: float | None  # max|num − analytic| / max|analytic|
+    note: str = ""
+
+
+def problem(sizes: list[int], batch: int, spec: str) -> tuple[MLP, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(SEED)
+    net = MLP(sizes, seed=SEED).to(spec)
+    X = net.numbers.asarray(rng.normal(size=(batch, sizes[0])))
+    labels = rng.integers(0, sizes[-1], size=batch)
+    Y = net.numbers.asarray(np.eye(sizes[-1])[labels])
+    return net, X, Y
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def accuracy(ns: NumberSystem, numerical: Any, analytic: np.ndarray) -> float:
+    """The difference is taken in the system itself (in float64 an mpf:50 error vanishes)."""
+    with ns.context():
+        difference = np.asarray(numerical) - ns.asarray(analytic)
+    scale = np.max(np.abs(ns.to_float(ns.asarray(analytic))))
+    return float(np.max(np.abs(ns.to_float(difference))) / scale)
+
+
+# -- precision_nn -----------------------------------------------------------------------
+def structure_aware(net: MLP, X: np.ndarray, Y: np.ndarray, method: str, h: Any) -> Any:
+    """`MLP.numerical_gradient` where it exists; otherwise the same rules on the network's
+    structure-aware evaluator through `estimate_from` (what that method wraps)."""
+    if hasattr(net, "numerical_gradient"):
+        return net.numerical_gradient(X, Y, method=method, h=h)
+
+    def evaluator_for(system: NumberSystem) -> NetworkEvaluator:
+        moved = net.to(system)
+        return NetworkEvaluator(moved, system.asarray(X), system.asarray(Y), moved.params)
+
+    return estimate_from(evaluator_for, net.numbers, (net.n_params,), method=method, h=h)
+
+
+def naive_central(net: MLP, X: np.ndarray, Y: np.ndarray, h: Any) -> np.ndarray:
+    """The seeds' loop: two full loss evaluations per parameter."""
+    ns = net.numbers
+    params = net.params.copy()
+    out = ns.zeros(net.n_params)
+    step = ns.scalar(h)
+    with ns.context():
+        for i in range(net.n_params):
+            saved = params[i]
+            params[i] = saved + step
+            plus = net.loss(X, Y, params=params)
+            params[i] = saved - step
+            minus = net.loss(X, Y, params=params)
+            params[i] = saved
+            out[i] = (plus - minus) / (2 * step)
+    return out
+
+
+def precision_nn_rows(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarray,
+                      quick: bool) -> list[Row]:
+    ns = net.numbers
+    loss = lambda p: net.loss(X, Y, params=p)  # noqa: E731 - accepts a stack of params
+    complex_net = net.to(ns.complex())
+    Xc, Yc = ns.complex().asarray(X), ns.complex().asarray(Y)
+    complex_loss = lambda p: complex_net.loss(Xc, Yc, params=p)  # noqa: E731
+    runs = [
+        ("MLP structure-aware", "central h=2^-17",
+         lambda: structure_aware(net, X, Y, "central", CENTRAL_STEP)),
+        ("MLP structure-aware", "central h=None",
+         lambda: structure_aware(net, X, Y, "central", None)),
+        ("MLP structure-aware", "complex_step",
+         lambda: structure_aware(net, X, Y, "complex_step", None)),
+        ("MLP structure-aware", "richardson",
+         lambda: structure_aware(net, X, Y, "richardson", None)),
+        ("gradient(f) batched", "central h=2^-17",
+         lambda: gradient(loss, net.params, h=CENTRAL_STEP)),
+        ("gradient(f) batched", "complex_step",
+         lambda: gradient(complex_loss, net.params, method="complex_step")),
+        ("naive loop", "central h=2^-17", lambda: naive_central(net, X, Y, CENTRAL_STEP)),
+    ]
+    if not quick:
+        runs.insert(6, ("gradient(f) batched", "richardson",
+                        lambda: gradient(loss, net.params, method="richardson")))
+    rows = []
+    for tool, method, run in runs:
+        result, seconds = timed(run)
+        value = getattr(result, "value", result)
+        note = f"{result.evaluations} evaluations" if hasattr(result, "evaluations") else ""
+        rows.append(Row(tool, method, seconds, accuracy(ns, value, analytic), note))
+    return rows
+
+
+# -- peers ---------------------------------------------------------------------------------
+def scipy_row(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarray) -> Row:
+    from scipy.optimize import approx_fprime
+
+    loss = lambda p: float(net.loss(X, Y, params=p))  # noqa: E731
+    step = float(np.sqrt(net.numbers.unit_roundoff))  # forward differences: u^(1/2)
+    value, seconds = timed(lambda: approx_fprime(net.params, loss, step))
+    return Row("scipy approx_fprime", "forward", seconds, accuracy(net.numbers, value, analytic))
+
+
+def numdifftools_row(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarray) -> Row:
+    if importlib.util.find_spec("numdifftools") is None:
+        return Row("numdifftools.Gradient", "central", float("nan"), None, "not installed")
+    import numdifftools as nd
+
+    loss = lambda p: float(net.loss(X, Y, params=p))  # noqa: E731
+    value, seconds = timed(lambda: nd.Gradient(loss, method="central")(net.params))
+    return Row("numdifftools.Gradient", "central (Richardson)", seconds,
+               accuracy(net.numbers, value, analytic))
+
+
+def torch_rows(net: MLP, X: np.ndarray, Y: np.ndarray) -> list[Row]:
+    """torch.autograd.gradcheck on the same loss written in torch (numerical Jacobian +
+    comparison with autograd, slow and fast mode); its accuracy is not exposed."""
+    if importlib.util.find_spec("torch") is None:
+        return [Row("torch gradcheck", mode, float("nan"), None, "not installed")
+                for mode in ("slow", "fast")]
+    import torch
+
+    Xt, Yt = torch.tensor(X), torch.tensor(Y)
+    theta = torch.tensor(net.params, requires_grad=True)
+
+    def loss(flat):
+        a, start = Xt, 0
+        for fan_out, fan_in1 in net.shapes:
+            W = flat[start:start + fan_out * fan_in1].reshape(fan_out, fan_in1)
+            start += fan_out * fan_in1
+            a = torch.sigmoid(W[:, 0] + a @ W[:, 1:].T)
+        ce = -(Yt * torch.log(a) + (1 - Yt) * torch.log(1 - a))
+        return ce.sum() / Xt.shape[0]
+
+    rows = []
+    for mode, fast in (("slow", False), ("fast", True)):
+        _, seconds = timed(lambda: torch.autograd.gradcheck(
+            loss, (theta,), eps=CENTRAL_STEP, atol=1e-5, fast_mode=fast))
+        rows.append(Row("torch gradcheck", mode, seconds, None))
+    return rows
+
+
+# -- mpf:50 -------------------------------------------------------------------------------
+def multiprecision_rows(sizes: list[int], batch: int) -> list[Row]:
+    net, X, Y = problem(sizes, batch, "mpf:50")
+    analytic = net.gradient(X, Y)
+    step = "1e-17"  # u^(1/3) of mpf:50
+    fast, fast_s = timed(lambda: structure_aware(net, X, Y, "central", step))
+    slow, slow_s = timed(lambda: naive_central(net, X, Y, step))
+    return [Row("MLP structure-aware (mpf:50)", "central h=1e-17", fast_s,
+                accuracy(net.numbers, fast.value, analytic)),
+            Row("naive loop (mpf:50)", "central h=1e-17", slow_s,
+                accuracy(net.numbers, slow, analytic))]
+
+
+# -- report ------------------------------------------------------------------------------
+def table(rows: list[Row], baseline: Row) -> str:
+    lines = [f"| tool | method | seconds | × faster than {baseline.tool} ({baseline.method}) "
+             "| max rel. error vs analytic | note |", "|---|---|---:|---:|---:|---|"]
+    for r in rows:
+        ratio = baseline.seconds / r.seconds if r.seconds == r.seconds else float("nan")
+        acc = "—" if r.accuracy is None else f"{r.accuracy:.1e}"
+        seconds = "—" if r.seconds != r.seconds else f"{r.seconds:.3f}"
+        ratio_text = "—" if ratio != ratio else f"{ratio:.1f}"
+        lines.append(f"| {r.tool} | {r.method} | {seconds} | {ratio_text} | {acc} | {r.note} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small nets, a few seconds")
+    args = parser.parse_args(argv)
+    sizes, batch = ([16, 32, 10], 8) if args.quick else ([64, 128, 10], 32)
+    mp_sizes, mp_batch = ([6, 8, 4], 4) if args.quick else ([20, 30, 10], 8)
+
+    net, X, Y = problem(sizes, batch, "float64")
+    analytic = net.gradient(X, Y)
+    rows = precision_nn_rows(net, X, Y, analytic, args.quick)
+    rows += [scipy_row(net, X, Y, analytic), numdifftools_row(net, X, Y, analytic)]
+    rows += torch_rows(net, X, Y)
+    torch_slow = rows[-2]
+    baseline = torch_slow if torch_slow.seconds == torch_slow.seconds else \
+        next(r for r in rows if r.tool == "naive loop")
+    print(f"## float64 {sizes}, batch {batch}, {net.n_params} parameters\n")
+    print(table(rows, baseline))
+    mp = multiprecision_rows(mp_sizes, mp_batch)
+    print(f"\n## mpf:50 {mp_sizes}, batch {mp_batch}\n")
+    print(table(mp, mp[1]))
+
+
+if __name__ == "__main__":
+    main()
