@@ -28,7 +28,7 @@ import numpy as np
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.evidence import CheckData, Probes, StepProbe
-from precision_nn.gradcheck.findings import NOTICES, diagnose
+from precision_nn.gradcheck.findings import NOISE_FACTOR, NOTICES, diagnose
 from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import Tolerance, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
@@ -268,25 +268,62 @@ def _undecided(compared: _Compared, u: float) -> bool:
 # -- follow-up probes -----------------------------------------------------------------------
 def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method: str, h: Any,
                complex_probe: Any) -> tuple[_Compared, int]:
-    """Wider system, h → 0 limit, noise and kink probes, as the comparison requires."""
+    """Noise, h → 0 limit, wider system and kink probes, as the comparison requires.
+
+    The noise of `f` is measured first: when it exceeds what the number system allows,
+    every later reference (the h → 0 limit, a replacement for a reference whose error
+    bar is too wide) uses central differences at steps fitted to the measured noise.
+    """
     evaluations = compared.reference.evaluations
-    step_probe = None
-    if _undecided(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
-        if method in _STEP_METHODS and h is not None:
-            step_probe, n_eval = _step_probe(setup, analytic, compared, complex_probe)
-            evaluations += n_eval
-        elif _undecided(compared, setup.ns.unit_roundoff):
-            compared, n_eval = _widen(setup, analytic, compared)
-            evaluations += n_eval
-    noise = kink = None
-    if _undecided(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
+    u = setup.ns.unit_roundoff
+    noise = step_probe = kink = None
+    if _undecided(compared, u) or compared.data.failing.any():
         noise = _noise(setup)
         evaluations += probes.NOISE_OFFSETS * (1 if noise.higher is None else 2)
+        explicit = method in _STEP_METHODS and h is not None
+        lossy = noise.sigma > NOISE_FACTOR * noise.expected
+        if explicit:
+            limit = _noisy_reference(setup, noise) if lossy else \
+                _limit_reference(setup, complex_probe)
+            step_probe = _step_probe(setup, analytic, compared, limit)
+            evaluations += limit.evaluations + 1
+        elif lossy:
+            compared = _compare(setup, analytic, _noisy_reference(setup, noise))
+            evaluations += compared.reference.evaluations
+        elif _undecided(compared, u):
+            compared, n_eval = _widen(setup, analytic, compared)
+            evaluations += n_eval
     if compared.data.failing.any():
         kink = _kink(setup, compared, h)
-        evaluations += 2 * kink.indices.size * 2 + 1
+        evaluations += 4 * kink.indices.size + 1
     found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe)
     return replace(compared, data=replace(compared.data, probes=found)), evaluations
+
+
+def _noisy_reference(setup: _Setup, noise: Any) -> _Reference:
+    """Central differences at steps fitted to the measured noise σ of `f`.
+
+    With noise σ and a third derivative of the size ``|f|/s³`` the central difference
+    errs by ``h²·|f|/(6s³) + σ/h``, smallest near ``h = (3σ/|f|)^(1/3)·s``; the error
+    estimate is the method's own (truncation from h and 2h) plus ``σ/h`` for the noise,
+    which the number system's unit roundoff does not account for.
+    """
+    ns = setup.ns
+    x = np.abs(np.real(ns.to_float(setup.x)))
+    f_scale = max(noise.expected / ns.unit_roundoff, 1e-300)
+    steps = (3 * noise.sigma / f_scale) ** (1 / 3) * (1 + x)
+    ref = reference(setup, "central", steps, ns)
+    noise_error = noise.sigma / np.ravel(steps, order=setup.order)
+    return replace(ref, error=ref.error + noise_error, h=None,
+                   name=f"central differences at steps fitted to the measured noise of f "
+                   f"(σ = {noise.sigma:.2g}, h ≈ {float(np.median(steps)):.2g}) in {ns.name}")
+
+
+def _limit_reference(setup: _Setup, complex_probe: Any) -> _Reference:
+    """The h → 0 limit: the auto reference (complex step if safe, else Richardson)."""
+    if complex_probe is None:
+        complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns, requested=False)
+    return reference(setup, _reference_method("auto", complex_probe), None, setup.ns)
 
 
 def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared) -> tuple[_Compared, int]:
@@ -304,11 +341,8 @@ def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared) -> tuple[_C
 
 
 def _step_probe(setup: _Setup, analytic: np.ndarray, compared: _Compared,
-                complex_probe: Any) -> tuple[StepProbe, int]:
-    """The user's explicit step against the h → 0 limit (auto reference)."""
-    if complex_probe is None:
-        complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns, requested=False)
-    limit = reference(setup, _reference_method("auto", complex_probe), None, setup.ns)
+                limit: _Reference) -> StepProbe:
+    """The user's explicit step against the h → 0 limit."""
     lim = _compare(setup, analytic, limit)
     ns = setup.ns
     with ns.context():
@@ -316,10 +350,13 @@ def _step_probe(setup: _Setup, analytic: np.ndarray, compared: _Compared,
     step_error = np.abs(np.real(ns.to_float(gap)))
     h = compared.reference.h
     f0 = abs(probes.as_float(ns, probes.call(setup.f, setup.x, ns)))
-    # central: (f(x+h) - f(x-h))/2h carries ≈ 2·u·|f|/(2h) of rounding; one-sided u·|f|/h·2
+    # (f(x+h) - f(x-h))/2h: each value carries about u·|f| of rounding, 2·u·|f|/(2h) in
+    # all; the one-sided (f(x+h) - f(x))/h carries about twice that
     rounding = np.full(step_error.shape, 2 * ns.unit_roundoff * f0 / h)
+    n = np.abs(lim.data.reference)
+    relevant = ns.unit_roundoff ** WIDE_EXPONENT * (n + float(np.max(n)))
     return StepProbe(compared.reference.method, h, limit.name, lim.data.difference,
-                     lim.tol.values, step_error, rounding), limit.evaluations + 1
+                     lim.tol.values, step_error, rounding, relevant)
 
 
 def _noise(setup: _Setup):
@@ -330,7 +367,7 @@ def _noise(setup: _Setup):
     xw = probes.runs_in(setup.f, setup.x, wider)
     if xw is None:
         return probe
-    high = probes.noise_probe(setup.f, xw, wider)
+    high = probes.noise_probe(setup.f, xw, wider, delta=probe.delta)
     ratio = high.sigma / high.expected if high.expected > 0 else float("inf")
     return replace(probe, higher=wider.name, higher_ratio=ratio)
 

@@ -41,6 +41,9 @@ class StepProbe:
         ``|n_h - limit|``, the actual error of the estimate at the user's step.
     rounding : ndarray
         The rounding error the user's step incurs by the model ``c·u·|f|/h``.
+    relevant : ndarray
+        The error from which on a step counts as off (√u relative: below it the step
+        is as good as the check can tell).
     """
 
     method: str
@@ -50,6 +53,7 @@ class StepProbe:
     limit_tolerance: np.ndarray
     step_error: np.ndarray
     rounding: np.ndarray
+    relevant: np.ndarray
 
 
 @dataclass(frozen=True)

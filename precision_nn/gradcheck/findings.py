@@ -35,6 +35,9 @@ __all__ = ["Finding", "Region", "diagnose", "regions", "DETECTORS", "KINDS", "NO
 
 # a factor this close to a simple candidate (1/m, 2, ...) is reported as that candidate
 FACTOR_RTOL = 1e-6
+# a "constant factor" closer to 1 than this is no bug pattern but a reference that is off
+# by more than its error bar (e.g. a noisy f); it is left to the other detectors
+SCALE_MIN_DEVIATION = 1e-2
 # one-sided differences at h/4 keep at least this share of their gap at h: a jump, not h·f''
 KINK_KEEP = 0.5
 # f is "noisier than its number system allows" beyond this many times u·|f|: sums of
@@ -145,13 +148,12 @@ def describe_factor(c: float, m: int | None) -> str:
     Examples
     --------
     >>> describe_factor(0.2, 5), describe_factor(2.0, None), describe_factor(0.123456789, 4)
-    ('0.2 = 1/m with m = 5 the batch size', '2', '0.123457')
+    ('1/m (= 0.2, m = 5 the batch size)', '2', '0.123457')
     """
     if m:
-        for text, value in ((f"1/m with m = {m} the batch size", 1 / m),
-                            (f"m with m = {m} the batch size", m)):
+        for text, value in (("1/m", 1 / m), ("m", m)):
             if abs(c - value) <= FACTOR_RTOL * abs(value):
-                return f"{c:.6g} = {text}"
+                return f"{text} (= {c:.6g}, m = {m} the batch size)"
     frac = Fraction(c).limit_denominator(16)
     if frac != 0 and abs(c - float(frac)) <= FACTOR_RTOL * abs(c):
         return str(frac)
@@ -178,7 +180,8 @@ def _sign_in(data: CheckData, region: Region) -> Finding | None:
 def _scale_in(data: CheckData, region: Region) -> Finding | None:
     a, n = data.analytic[region.indices], data.reference[region.indices]
     c = _factor(a, n)
-    if not np.isfinite(c) or c == 0 or abs(c + 1) <= FACTOR_RTOL or abs(c - 1) <= FACTOR_RTOL:
+    if not np.isfinite(c) or c == 0 or abs(c + 1) <= FACTOR_RTOL or \
+            abs(c - 1) < SCALE_MIN_DEVIATION:
         return None
     if not _fits(data, region, a / c, slack=max(1.0, 1 / abs(c))):
         return None
@@ -206,7 +209,7 @@ def _layout_in(data: CheckData, region: Region) -> Finding | None:
             return _pattern("layout", region, f"{_cap(region.label)} "
                             f"holds the right numbers in the wrong places: the gradient "
                             f"matrix is {how} (equivalently, built transposed, shape "
-                            f"{shape[::-1]}).", {"factor": other, "slip": slip})
+                            f"{shape[::-1]}).", {"factor": other, "slip": slip, "how": how})
     return None
 
 
@@ -279,6 +282,9 @@ def _merge_whole(data: CheckData, kind: str, found: list[Finding]) -> list[Findi
         return found
     first = found[0]
     message = first.message.replace(_cap(first.evidence["region"]), "Every block", 1)
+    if kind == "layout":
+        message = ("Every block holds the right numbers in the wrong places: each gradient "
+                   f"matrix is {first.evidence['how']} (equivalently, built transposed).")
     coords = [c for f in found for c in f.evidence["coordinates"]]
     return [Finding(kind, message, {**first.evidence, "region": "every block", "block": None,
                                     "coordinates": coords})]
@@ -314,40 +320,46 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
                      "h": h})]
 
 
-def _step_verdict(data: CheckData) -> tuple[str, np.ndarray] | None:
-    """``("step_too_large" | "step_too_small", failing)`` when the h→0 limit agrees."""
+def _step_verdict(data: CheckData, earlier: Sequence[Finding]
+                  ) -> tuple[str, np.ndarray] | None:
+    """``("step_too_large" | "step_too_small", coordinates)`` for the coordinates where the
+    h → 0 limit agrees with the analytic gradient but the user's step errs beyond it.
+
+    Coordinates an earlier finding explains (a kink, a bug pattern) are left out: across
+    a kink the step's error does not shrink with h, so it is not a matter of its size.
+    """
     probe = data.probes.step
     if probe is None:
         return None
-    if not np.all(np.abs(probe.limit_difference) <= probe.limit_tolerance):
+    agrees = np.abs(probe.limit_difference) <= probe.limit_tolerance
+    off = probe.step_error > np.maximum(probe.limit_tolerance, probe.relevant)
+    coords = agrees & off & ~_explained(data, earlier)
+    if not coords.any():
         return None
-    failing = data.failing | (probe.step_error > probe.limit_tolerance)
-    if not failing.any():
-        return None
-    share = np.median(probe.rounding[failing] / np.maximum(probe.step_error[failing], 1e-300))
-    return ("step_too_small" if share >= ROUNDING_SHARE else "step_too_large"), failing
+    share = np.median(probe.rounding[coords] / np.maximum(probe.step_error[coords], 1e-300))
+    return ("step_too_small" if share >= ROUNDING_SHARE else "step_too_large"), coords
 
 
 def detect_step_too_large(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """The user's step carries a truncation error that explains the gap."""
-    verdict = _step_verdict(data)
+    verdict = _step_verdict(data, earlier)
     if verdict is None or verdict[0] != "step_too_large":
         return []
     probe, failing = data.probes.step, verdict[1]
     err = float(np.max(probe.step_error[failing]))
-    agree = float(np.max(np.abs(probe.limit_difference)))
+    agree = float(np.max(np.abs(probe.limit_difference[failing])))
     return [Finding("step_too_large", f"The step h = {probe.h:.6g} is too large: the "
                     f"{probe.method} difference at that step is off by up to {err:.3g} "
-                    f"(truncation error, it shrinks with h), which explains the gap; the "
-                    f"h → 0 limit ({probe.limit_name}) agrees with the analytic gradient to "
-                    f"{agree:.2g}. Use method='auto' or a step near the optimum.",
+                    f"(truncation error, it shrinks with h) at {int(failing.sum())} coordinate(s), "
+                    f"where the h → 0 limit ({probe.limit_name}) agrees with the analytic "
+                    f"gradient to {agree:.2g}. Use method='auto' or a step near the optimum.",
                     {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
                      "step_error": err, "limit_agreement": agree})]
 
 
 def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """The user's step is so small that rounding in f(x ± h) dominates the difference."""
-    verdict = _step_verdict(data)
+    verdict = _step_verdict(data, earlier)
     if verdict is None or verdict[0] != "step_too_small":
         return []
     probe, failing = data.probes.step, verdict[1]

@@ -124,12 +124,19 @@ def _central_along(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray, h: floa
     return _sub(ns, plus, minus) / (2 * h)
 
 
-def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem) -> NoiseProbe:
-    """The noise of `f` near `x` from fourth differences at tiny offsets."""
+def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
+                delta: float | None = None) -> NoiseProbe:
+    """The noise of `f` near `x` from fourth differences at offsets ``k·delta``.
+
+    `delta` defaults to ``NOISE_SCALE·u^(1/4)·(1 + max|x|)``; a re-measurement in a wider
+    system passes the first system's `delta`, so that a lower-precision step inside `f`
+    (a staircase of float values) is probed at offsets that can still move it.
+    """
     shape, flat = x.shape, x.reshape(-1)
     v = random_direction(flat.size, salt=2)
-    s = 1.0 + float(np.max(np.abs(ns.to_float(flat))))
-    delta = NOISE_SCALE * ns.unit_roundoff ** 0.25 * s
+    s = 1.0 + float(np.max(np.abs(np.real(ns.to_float(flat)))))
+    if delta is None:
+        delta = NOISE_SCALE * ns.unit_roundoff ** 0.25 * s
     half = NOISE_OFFSETS // 2
     values = [call(f, _along(ns, flat, v, k * delta).reshape(shape), ns)
               for k in range(-half, half + 1)]
