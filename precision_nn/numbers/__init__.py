@@ -20,7 +20,7 @@ from precision_nn.numbers.decimal_system import DecimalSystem
 from precision_nn.numbers.ieee import IEEE_COMPLEX, IEEE_REAL, IEEESystem
 from precision_nn.numbers.mpmath_system import MPMathSystem
 
-__all__ = ["NumberSystem", "number_system", "infer_number_system", "SPECS"]
+__all__ = ["SPECS", "NumberSystem", "infer_number_system", "number_system"]
 
 DEFAULT_DIGITS = {"decimal": 28, "mpf": 15, "mpc": 15}
 SPECS = sorted([*IEEE_REAL, *IEEE_COMPLEX, "decimal[:N]", "mpf[:N]", "mpc[:N]"])
@@ -45,24 +45,36 @@ def number_system(spec: str | NumberSystem) -> NumberSystem:
     if isinstance(spec, NumberSystem):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(f"`numbers` must be a spec string or a NumberSystem; got {spec!r}.")
+        raise TypeError(
+            f"`numbers` must be a spec string such as 'float64' or 'mpf:50', or a "
+            f"NumberSystem; got {spec!r} of type {type(spec).__name__}."
+        )
     return _cached(spec.strip().lower())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cached(spec: str) -> NumberSystem:
     if spec in IEEE_REAL or spec in IEEE_COMPLEX:
         return IEEESystem(spec)
     match = _SPEC.match(spec)
+    family = spec.partition(":")[0]
+    if match is None and family in DEFAULT_DIGITS:
+        raise ValueError(
+            f"malformed number system {spec!r}: the precision after {family + ':'!r} must be "
+            f"a whole number of significant decimal digits, e.g. '{family}:50'."
+        )
     if match is None:
         raise ValueError(
             f"unknown number system {spec!r}; expected one of {SPECS} "
             "(N = significant decimal digits, e.g. 'mpf:50')."
         )
-    family, digits = match.group(1), match.group(2)
+    digits = match.group(2)
     n = DEFAULT_DIGITS[family] if digits is None else int(digits)
     if n < 1:
-        raise ValueError(f"precision of {spec!r} must be at least 1 digit; got {n}.")
+        raise ValueError(
+            f"precision of {spec!r} must be at least 1 significant digit; got {n}. "
+            f"Use e.g. '{family}:{DEFAULT_DIGITS[family]}'."
+        )
     if family == "decimal":
         return DecimalSystem(n)
     return MPMathSystem(n, is_complex=family == "mpc")

@@ -8,14 +8,19 @@ Decimal and mpmath at any precision (the idea of mpmath's context objects).
 from __future__ import annotations
 
 import contextlib
+import decimal
 import functools
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from fractions import Fraction
 from typing import Any
 
+import mpmath
 import numpy as np
+from mpmath.libmp import from_rational
 
-__all__ = ["NumberSystem"]
+__all__ = ["NumberSystem", "exact_mpmath", "exact_parts"]
 
 
 class NumberSystem(ABC):
@@ -150,34 +155,130 @@ class NumberSystem(ABC):
         return _null_context()
 
 
+# A part of a number held exactly: a Fraction when finite, a float inf/nan otherwise.
+Exact = Fraction | float
+
+_NONFINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
+              "nan", "+nan", "-nan"}
+_NUM = r"(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?"
+# Python's complex literal grammar on decimal parts: "bj", "a", "a+bj", "a-j", "(a+bj)"
+_IMAG_ONLY = re.compile(rf"^(?P<im>[+-]?(?:{_NUM})?)[jJ]$")
+_COMPLEX = re.compile(rf"^(?P<re>[+-]?{_NUM})(?:(?P<im>[+-](?:{_NUM})?)[jJ])?$")
+
+
+def exact_parts(value: Any, target: str) -> tuple[Exact, Exact]:
+    """`value` as its exact (real, imaginary) parts, before any rounding to `target`.
+
+    Floats of every width give their exact binary value (``as_integer_ratio``), strings
+    their exact decimal value, Decimal and mpmath numbers their exact value; so a system
+    that rounds these parts once rounds `value` once, whatever its origin.
+
+    Raises
+    ------
+    ValueError
+        For a string that is not a number.
+    TypeError
+        For a value that is not a number at all.
+
+    Examples
+    --------
+    >>> exact_parts("0.1-2e-3j", "mpc:30")
+    (Fraction(1, 10), Fraction(-1, 500))
+    >>> exact_parts(0.1, "mpf:30")[0] == Fraction(3602879701896397, 2**55)
+    True
+    """
+    if isinstance(value, str):
+        return _parse(value, target)
+    if isinstance(value, (bool, np.bool_, int, np.integer, Fraction)):
+        return Fraction(int(value) if isinstance(value, np.generic) else value), Fraction(0)
+    if isinstance(value, (complex, np.complexfloating)):
+        return _exact_real(value.real), _exact_real(value.imag)
+    if hasattr(value, "_mpc_"):  # mpmath mpc of any context
+        return _exact_mpf(value._mpc_[0]), _exact_mpf(value._mpc_[1])
+    real = _exact_real(value)
+    if real is None:
+        raise TypeError(
+            f"cannot convert {value!r} ({type(value).__name__}) to a number of {target!r}; "
+            "give numbers, strings of numbers, Decimal, Fraction or mpmath values."
+        )
+    return real, Fraction(0)
+
+
+def _exact_real(value: Any) -> Exact | None:
+    """The exact value of a real float, Decimal or mpf; None for other types."""
+    if isinstance(value, (float, np.floating, decimal.Decimal)) or (
+            isinstance(value, np.generic) and hasattr(value, "__float__")):  # ml_dtypes
+        if isinstance(value, decimal.Decimal):
+            return Fraction(value) if value.is_finite() else float(value)
+        if not np.isfinite(value):
+            return float(value)
+        if hasattr(value, "as_integer_ratio"):  # float and numpy floats, longdouble too
+            return Fraction(*value.as_integer_ratio())
+        return Fraction(float(value))  # formats narrower than float64: exact in float64
+    if hasattr(value, "_mpf_"):
+        return _exact_mpf(value._mpf_)
+    return None
+
+
+def _exact_mpf(mpf_tuple: tuple) -> Exact:
+    sign, man, exp, _ = mpf_tuple
+    if not man:
+        return Fraction(0) if not exp else float(mpmath.mpf(mpf_tuple))  # inf / nan
+    magnitude = Fraction(int(man) << exp) if exp >= 0 else Fraction(int(man), 1 << -exp)
+    return -magnitude if sign else magnitude
+
+
+def _parse(text: str, target: str) -> tuple[Exact, Exact]:
+    s = text.strip().replace(" ", "")
+    if s.startswith("(") and s.endswith(")"):
+        s = s[1:-1]
+    if s.lower() in _NONFINITE:
+        return float(s), Fraction(0)
+    try:
+        return Fraction(s), Fraction(0)  # also "1/3"
+    except (ValueError, ZeroDivisionError):
+        pass
+    imag = _IMAG_ONLY.match(s)
+    full = _COMPLEX.match(s) if imag is None else None
+    if imag is not None:
+        return Fraction(0), _unit_or(imag.group("im"))
+    if full is not None:
+        return Fraction(full.group("re")), _unit_or(full.group("im") or "0")
+    raise ValueError(
+        f"cannot parse {text!r} as a number of {target!r}; write a decimal literal such "
+        "as '0.1', '-2.5e-3', '1/3', 'inf' or, for a complex system, '0.5+2j'."
+    )
+
+
+def _unit_or(coefficient: str) -> Fraction:
+    """The coefficient of j: "" or "+" mean 1, "-" means -1."""
+    return Fraction(coefficient + "1") if coefficient in ("", "+", "-") \
+        else Fraction(coefficient)
+
+
 def exact_mpmath(ctx: Any, value: Any, target: str) -> Any:
     """`value` (number, string, Decimal, mpf/mpc of any context) rounded once to ``ctx.prec``.
 
-    Decimal and mpmath values convert from their exact value, floats from their exact
-    binary value, strings from their exact decimal value.
-    """
-    import decimal
-    from fractions import Fraction
+    Returns an ``mpf`` of `ctx` when `value` is real, an ``mpc`` of `ctx` otherwise.
 
-    try:
-        if isinstance(value, decimal.Decimal):
-            return ctx.mpf(str(value))  # mpmath parses decimal strings with one rounding
-        if isinstance(value, (np.floating, np.integer)):
-            value = value.item() if np.dtype(type(value)).itemsize <= 8 else str(value)
-        if isinstance(value, np.complexfloating):
-            return ctx.mpc(exact_mpmath(ctx, value.real, target),
-                           exact_mpmath(ctx, value.imag, target))
-        if isinstance(value, Fraction):
-            return ctx.mpf(value.numerator) / value.denominator
-        if isinstance(value, (bool, np.bool_)):
-            return ctx.mpf(int(value))
-        if isinstance(value, str):
-            return ctx.mpmathify(value.strip().replace(" ", ""))
-        return ctx.convert(value)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(
-            f"cannot convert {value!r} ({type(value).__name__}) to a number of {target!r}."
-        ) from exc
+    Examples
+    --------
+    >>> import mpmath
+    >>> ctx = mpmath.MPContext(); ctx.prec = 10
+    >>> exact_mpmath(ctx, "1/3", "mpf:3") == ctx.mpf(1) / 3
+    True
+    """
+    re, im = exact_parts(value, target)
+    if im == 0:
+        return _round_mpmath(ctx, re)
+    return ctx.mpc(_round_mpmath(ctx, re), _round_mpmath(ctx, im))
+
+
+def _round_mpmath(ctx: Any, part: Exact) -> Any:
+    if isinstance(part, float):  # inf or nan: exact in mpmath
+        return ctx.mpf(part)
+    # from_rational divides exactly and rounds once to nearest (mpmath libmpf)
+    return ctx.make_mpf(from_rational(part.numerator, part.denominator, ctx.prec, "n"))
 
 
 @contextlib.contextmanager

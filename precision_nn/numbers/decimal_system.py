@@ -11,16 +11,18 @@ from __future__ import annotations
 import contextlib
 import decimal
 import math
+import threading
 from typing import Any
 
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath
+from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
 
 __all__ = ["DecimalSystem"]
 
 GUARD_DIGITS = 10  # extra digits of the mpmath detour before the final rounding
+_PERIODIC = {"sin", "cos"}  # functions whose condition number grows with |x|
 
 
 class DecimalSystem(NumberSystem):
@@ -37,7 +39,8 @@ class DecimalSystem(NumberSystem):
             prec=digits, rounding=decimal.ROUND_HALF_EVEN,
             traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
         )
-        self._unary = {}
+        self._unary: dict[str, Any] = {}
+        self._local = threading.local()
 
     # -- counterparts -----------------------------------------------------------------
     def complex(self) -> NumberSystem:
@@ -59,28 +62,33 @@ class DecimalSystem(NumberSystem):
         return out
 
     def _convert(self, v: Any) -> decimal.Decimal:
+        """`v` rounded once, from its exact value, to N digits (round half even)."""
         ctx = self._ctx
-        if isinstance(v, decimal.Decimal):
-            return ctx.plus(v)
-        if isinstance(v, (bool, np.bool_, int, np.integer)):
-            return ctx.create_decimal(int(v))
-        if isinstance(v, (float, np.float16, np.float32, np.float64)):
-            return ctx.create_decimal_from_float(float(v))  # exact binary value, one rounding
-        if isinstance(v, str):
-            try:
-                return ctx.create_decimal(v.strip())
-            except decimal.InvalidOperation as exc:
-                raise ValueError(f"cannot parse {v!r} as a number of {self.name!r}.") from exc
-        if isinstance(v, (complex, np.complexfloating, mpmath.mpc)) or \
-                type(v).__name__ == "mpc":
+        try:
+            if isinstance(v, decimal.Decimal):
+                return ctx.plus(v)
+            if isinstance(v, (bool, np.bool_, int, np.integer)):
+                return ctx.create_decimal(int(v))
+            if isinstance(v, float):
+                return ctx.create_decimal_from_float(v)  # exact binary value, one rounding
+            if isinstance(v, str):
+                with contextlib.suppress(decimal.InvalidOperation):
+                    return ctx.create_decimal(v.strip())  # exact decimal value, one rounding
+            re, im = exact_parts(v, self.name)  # everything else, and "1/3" or "1+2j"
+            if im != 0:
+                raise ValueError(
+                    f"complex value {v!r} cannot be represented in {self.name!r} (Decimal "
+                    f"is real only); use 'mpc:{self.digits}'."
+                )
+            if isinstance(re, float):  # inf or nan
+                return decimal.Decimal(re)
+            # both integers are exact Decimals; the division rounds once (IEEE 854 §4.1)
+            return ctx.divide(decimal.Decimal(re.numerator), decimal.Decimal(re.denominator))
+        except decimal.Overflow as exc:
             raise ValueError(
-                f"complex value {v!r} cannot be represented in {self.name!r} (Decimal is "
-                f"real only); use 'mpc:{self.digits}'."
-            )
-        # mpmath values and longdouble: exact through a wide enough mpmath context
-        mp = mpmath.MPContext()
-        mp.prec = 4 * self.digits + 64
-        return ctx.create_decimal(_mpf_exact_string(exact_mpmath(mp, v, self.name)))
+                f"value {v!r} cannot be represented in {self.name!r}: its exponent exceeds "
+                f"Emax = {ctx.Emax}; scale the value or use 'mpf:{self.digits}'."
+            ) from exc
 
     def to_float(self, array: Any) -> np.ndarray:
         return np.asarray(array, dtype=object).astype(np.float64)
@@ -105,13 +113,36 @@ class DecimalSystem(NumberSystem):
     # -- precision scope --------------------------------------------------------------
     def context(self) -> contextlib.AbstractContextManager:
         """The thread's decimal context at this precision; restored on exit (thread-local)."""
-        return decimal.localcontext(self._ctx)
+        ctx = self._ctx.copy()
+        ctx.clear_flags()
+        return decimal.localcontext(ctx)
 
     # -- elementwise ------------------------------------------------------------------
     def _map(self, name: str, fn) -> Any:
         if name not in self._unary:
-            self._unary[name] = np.frompyfunc(fn, 1, 1)
+            self._unary[name] = np.frompyfunc(self._guarded(name, fn), 1, 1)
         return self._unary[name]
+
+    def _guarded(self, name: str, fn):
+        """`fn` on an exactly converted operand, with Decimal's signals as ValueError."""
+
+        def apply(v: Any) -> decimal.Decimal:
+            if not isinstance(v, decimal.Decimal):
+                v = self._convert(v)
+            try:
+                return fn(v)
+            except (decimal.InvalidOperation, decimal.DivisionByZero) as exc:
+                raise ValueError(
+                    f"{name}({v}) is not a real number in {self.name!r}; check the "
+                    f"argument's sign and range (use 'mpc:{self.digits}' for complex results)."
+                ) from exc
+            except decimal.Overflow as exc:
+                raise ValueError(
+                    f"{name}({v}) overflows {self.name!r} (largest exponent Emax = "
+                    f"{self._ctx.Emax}); use 'mpf:{self.digits}', whose exponent is unbounded."
+                ) from exc
+
+        return apply
 
     def exp(self, x: Any) -> Any:
         return self._map("exp", lambda v: v.exp(self._ctx))(x)
@@ -136,7 +167,7 @@ class DecimalSystem(NumberSystem):
 
     @property
     def pi(self) -> Any:
-        return self._ctx.create_decimal(_mpf_exact_string(+self._detour_context().pi))
+        return self._round(+self._detour_context().pi)
 
     def real_part(self, x: Any) -> np.ndarray:
         return np.asarray(x, dtype=object)
@@ -144,15 +175,35 @@ class DecimalSystem(NumberSystem):
     def imag(self, x: Any) -> np.ndarray:
         return self.zeros(np.shape(x))
 
-    def _detour_context(self):
-        mp = mpmath.MPContext()
-        mp.prec = math.ceil((self.digits + GUARD_DIGITS) * math.log2(10)) + 16
+    def _detour_context(self, extra_digits: int = 0) -> Any:
+        """This thread's mpmath context at N + GUARD_DIGITS (+ `extra_digits`) digits plus
+        16 guard bits.
+
+        One per thread: mpmath raises a context's precision while it works, so a context
+        shared between threads would let one thread's working precision leak into another's
+        results.
+        """
+        mp = getattr(self._local, "mp", None)
+        if mp is None:
+            mp = self._local.mp = mpmath.MPContext()
+        mp.prec = math.ceil((self.digits + GUARD_DIGITS + extra_digits) * math.log2(10)) + 16
         return mp
 
     def _detour(self, fname: str, v: decimal.Decimal) -> decimal.Decimal:
-        mp = self._detour_context()
-        result = getattr(mp, fname)(mp.mpf(str(v)))  # str(Decimal) is exact
-        return self._ctx.create_decimal(_mpf_exact_string(result))
+        # mpmath's elementary and erf functions are accurate to about 1 ulp of the working
+        # precision, so the detour's error is < 10**-GUARD_DIGITS ulp of the N-digit result,
+        # and the final rounding makes it <= 0.5 ulp + that (faithful, nearly always exact).
+        # The operand itself is rounded to binary on the way in (relative 2**-prec); sin and
+        # cos amplify that by their condition number |x·cot x| ~ |x|, so they carry
+        # log10|x| extra digits. tanh and erf have condition number <= 1 (it tends to 0 as
+        # |x| grows), so they need none.
+        extra = max(0, v.adjusted()) if fname in _PERIODIC and v.is_finite() else 0
+        mp = self._detour_context(extra)
+        x = mp.mpf(float(v)) if not v.is_finite() else exact_mpmath(mp, v, self.name)
+        return self._round(getattr(mp, fname)(x))
+
+    def _round(self, value: Any) -> decimal.Decimal:
+        return self._ctx.create_decimal(_mpf_exact_string(value))
 
 
 def _mpf_exact_string(v: Any) -> str:

@@ -8,15 +8,16 @@ precise detour and rounded once back, never through a less precise one.
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any
 
 import mpmath
 import numpy as np
 import scipy.special
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath
+from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
 
-__all__ = ["IEEESystem", "IEEE_REAL", "IEEE_COMPLEX"]
+__all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem"]
 
 # real spec -> complex counterpart spec (None: the real format has no complex pair)
 IEEE_REAL: dict[str, str | None] = {
@@ -59,8 +60,9 @@ class IEEESystem(NumberSystem):
         finfo = _finfo(real_dtype)
         self.mantissa_bits = finfo.nmant + 1
         self.unit_roundoff = float(2.0 ** -self.mantissa_bits)
-        self.digits = int(math.floor(self.mantissa_bits * math.log10(2)))
+        self.digits = math.floor(self.mantissa_bits * math.log10(2))
         self._max = float(finfo.max)
+        self._max_text = f"{self._max:.6g}" if math.isfinite(self._max) else str(finfo.max)
 
     # -- counterparts -----------------------------------------------------------------
     def complex(self) -> NumberSystem:
@@ -89,10 +91,7 @@ class IEEESystem(NumberSystem):
         arr = np.asarray(values)
         if arr.dtype.kind == "c" and not self.is_complex:
             if np.any(np.imag(arr) != 0):
-                raise ValueError(
-                    f"complex values cannot be represented in the real system {self.name!r}; "
-                    f"use {self.name!r}.complex()."
-                )
+                raise ValueError(_complex_message(arr[np.imag(arr) != 0].ravel()[0], self))
             arr = np.real(arr)
         if arr.dtype.kind in "USO":
             return _parse_strings(arr, self)
@@ -108,9 +107,10 @@ class IEEESystem(NumberSystem):
         """Raise when a finite input became ±inf: it overflowed this format."""
         if not np.all(ok):
             bad = np.asarray(source)[~np.asarray(ok)].ravel()[0]
+            bad = bad.item() if isinstance(bad, (np.str_, np.float64, np.float32)) else bad
             raise ValueError(
                 f"value {bad!r} cannot be represented in {self.name!r} (largest finite "
-                f"magnitude {self._max:.6g}); use a wider number system."
+                f"magnitude {self._max_text}); use a wider number system."
             )
 
     def to_float(self, array: Any) -> np.ndarray:
@@ -172,6 +172,14 @@ class IEEESystem(NumberSystem):
         return np.errstate(over="ignore", under="ignore")
 
 
+def _complex_message(value: Any, ns: IEEESystem) -> str:
+    value = value.item() if isinstance(value, (np.generic,)) else value
+    pair = IEEE_REAL.get(ns.name)
+    fix = f"use {pair!r}" if pair else "use 'complex64' or 'complex128'"
+    return (f"complex value {value!r} cannot be represented in the real system {ns.name!r}; "
+            f"{fix}, or pass only the real part.")
+
+
 def _finfo(dtype: np.dtype):
     try:
         return np.finfo(dtype)
@@ -182,49 +190,83 @@ def _finfo(dtype: np.dtype):
 
 
 def _parse_strings(arr: np.ndarray, ns: IEEESystem) -> np.ndarray:
-    """Round each string or object once, to the target's significand (never via a float)."""
-    ctx = mpmath.MPContext()
-    ctx.prec = ns.mantissa_bits
-    real_dtype = ns.real().dtype
+    """Round each string or object once, from its exact value, to the target format."""
+    fmt = _format(ns.real().dtype)
     out = np.empty(arr.shape, dtype=ns.dtype)
-    for idx, s in np.ndenumerate(arr):
-        v = exact_mpmath(ctx, s, ns.name)
-        if isinstance(v, ctx.mpc):
-            if not ns.is_complex and v.imag != 0:
-                raise ValueError(f"complex value {s!r} cannot be represented in {ns.name!r}.")
-            re = _mpf_to_longdouble(v.real, real_dtype)
-            out[idx] = re + 1j * _mpf_to_longdouble(v.imag, real_dtype) if ns.is_complex else re
-        else:
-            out[idx] = _mpf_to_longdouble(v, real_dtype)
-        if not np.isfinite(out[idx]) and ctx.isfinite(v):
-            ns._check_finite(np.array(False), out, np.array(s))
+    for idx, value in np.ndenumerate(arr):
+        re, im = exact_parts(value, ns.name)
+        if im != 0 and not ns.is_complex:
+            raise ValueError(_complex_message(value, ns))
+        try:
+            real = _round_binary(re, fmt)
+            out[idx] = real + 1j * _round_binary(im, fmt) if ns.is_complex else real
+        except OverflowError:
+            ns._check_finite(np.array(False), out, np.array(value, dtype=object))
     return out
 
 
-def _mpf_to_longdouble(v, dtype: np.dtype):
-    """An mpf of at most 106 significant bits, exactly as hi + lo float64 parts."""
-    hi = float(v)
-    lo = float(v - hi)
-    with np.errstate(over="ignore"):
-        return dtype.type(hi) + dtype.type(lo)
+class _BinaryFormat:
+    """What rounding needs to know of a binary format: precision and exponent range."""
+
+    def __init__(self, dtype: np.dtype):
+        finfo = _finfo(dtype)
+        self.dtype = dtype
+        self.p = finfo.nmant + 1  # significand bits, the hidden bit included
+        self.emin = int(finfo.minexp)  # exponent of the smallest normal number
+        self.max = Fraction(*np.asarray(finfo.max, dtype=dtype).item().as_integer_ratio()) \
+            if self.p > 53 else Fraction(float(finfo.max))
+
+
+_FORMATS: dict[np.dtype, _BinaryFormat] = {}
+
+
+def _format(dtype: np.dtype) -> _BinaryFormat:
+    if dtype not in _FORMATS:
+        _FORMATS[dtype] = _BinaryFormat(dtype)
+    return _FORMATS[dtype]
+
+
+def _round_binary(q: Fraction | float, fmt: _BinaryFormat) -> Any:
+    """`q` rounded once, to nearest with ties to even, into the format (subnormals too).
+
+    A number in [2^e, 2^(e+1)) is a multiple of the quantum 2^(max(e, emin) - p + 1) in
+    this format (IEEE 754-2019 §3.3); below 2^emin the quantum stays fixed, which is
+    gradual underflow. Raises OverflowError when the rounded value exceeds the largest
+    finite number.
+    """
+    if isinstance(q, float):  # inf or nan: exact in every format
+        return fmt.dtype.type(q)
+    if q == 0:
+        return fmt.dtype.type(0)
+    num, den = abs(q.numerator), q.denominator
+    e = num.bit_length() - den.bit_length()  # 2^(e-1) < num/den < 2^(e+1)
+    if Fraction(num, den) < Fraction(2) ** e:
+        e -= 1  # now 2^e <= |q| < 2^(e+1)
+    k = max(e, fmt.emin) - fmt.p + 1  # quantum exponent
+    scaled = Fraction(num, den) / Fraction(2) ** k
+    m = round(scaled)  # Fraction.__round__ rounds half to even
+    if Fraction(m) * Fraction(2) ** k > fmt.max:
+        raise OverflowError
+    return -_exact_binary(m, k, fmt) if q < 0 else _exact_binary(m, k, fmt)
+
+
+def _exact_binary(m: int, k: int, fmt: _BinaryFormat) -> Any:
+    """m·2^k in the format, exactly (m has at most p bits; the value is representable)."""
+    if fmt.p <= 53:  # the value is exact in float64, whose range covers these formats
+        return fmt.dtype.type(math.ldexp(float(m), k))
+    hi, lo = divmod(m, 1 << 32)  # 32-bit halves are exact in any long double
+    value = fmt.dtype.type(hi) * fmt.dtype.type(1 << 32) + fmt.dtype.type(lo)
+    return np.ldexp(value, k)
 
 
 def _erf_by_mpmath(x: np.ndarray, ns: IEEESystem) -> Any:
+    """erf at p + 20 bits from the exact input, then one rounding to the format."""
     ctx = mpmath.MPContext()
     ctx.prec = ns.mantissa_bits + 20
+    fmt = _format(ns.real().dtype)
     out = np.empty(x.shape, dtype=ns.dtype)
     for idx, v in np.ndenumerate(x):
-        if ns.is_complex:
-            z = ctx.mpc(_longdouble_to_mpf(ctx, v.real), _longdouble_to_mpf(ctx, v.imag))
-            e = ctx.erf(z)
-            out[idx] = _mpf_to_longdouble(e.real, ns.real().dtype) + \
-                1j * _mpf_to_longdouble(e.imag, ns.real().dtype)
-        else:
-            out[idx] = _mpf_to_longdouble(ctx.erf(_longdouble_to_mpf(ctx, v)), ns.dtype)
+        re, im = exact_parts(ctx.erf(exact_mpmath(ctx, v, ns.name)), ns.name)
+        out[idx] = _round_binary(re, fmt) + 1j * _round_binary(im, fmt) if ns.is_complex \
+            else _round_binary(re, fmt)
     return out[()]
-
-
-def _longdouble_to_mpf(ctx, v):
-    hi = float(v)
-    lo = float(v - np.longdouble(hi))
-    return ctx.mpf(hi) + ctx.mpf(lo)

@@ -8,6 +8,7 @@ other and nothing leaks. Arithmetic between elements uses the precision of their
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,6 +33,8 @@ class MPMathSystem(NumberSystem):
         self.unit_roundoff = float(2.0 ** -self.ctx.prec)
         self._element = self.ctx.mpc if is_complex else self.ctx.mpf
         self._unary: dict[str, Any] = {}
+        self._local = threading.local()
+        self._fzero = self.ctx.zero._mpf_
 
     # -- counterparts -----------------------------------------------------------------
     def complex(self) -> NumberSystem:
@@ -53,6 +56,9 @@ class MPMathSystem(NumberSystem):
         return out
 
     def _convert(self, v: Any) -> Any:
+        """`v` rounded once, from its exact value, to this system's precision."""
+        if type(v) is self._element and v.context is self.ctx:
+            return v  # already an element: nothing to round
         x = exact_mpmath(self.ctx, v, self.name)
         if self.is_complex:
             return self.ctx.mpc(x)
@@ -98,8 +104,46 @@ class MPMathSystem(NumberSystem):
     # -- elementwise ------------------------------------------------------------------
     def _map(self, name: str) -> Any:
         if name not in self._unary:
-            self._unary[name] = np.frompyfunc(getattr(self.ctx, name), 1, 1)
+            self._unary[name] = np.frompyfunc(self._worked(name), 1, 1)
         return self._unary[name]
+
+    def _worker(self) -> Any:
+        """This thread's working context at the system's precision.
+
+        mpmath functions raise their context's precision while they work (``workprec``),
+        and the elements' arithmetic reads the precision of the context they belong to;
+        evaluating in ``self.ctx`` from several threads would let one thread's working
+        precision round another thread's results. So functions run in a per-thread copy
+        and only their results, already rounded to ``ctx.prec``, are re-tagged as elements.
+        """
+        worker = getattr(self._local, "ctx", None)
+        if worker is None:
+            worker = self._local.ctx = mpmath.MPContext()
+            worker.prec = self.ctx.prec
+        return worker
+
+    def _worked(self, name: str):
+        def apply(v: Any) -> Any:
+            if type(v) is not self._element or v.context is not self.ctx:
+                v = self._convert(v)
+            return self._adopt(name, v, getattr(self._worker(), name)(v))
+
+        return apply
+
+    def _adopt(self, name: str, v: Any, result: Any) -> Any:
+        """`result` of the worker context as an element of this system (same precision)."""
+        if hasattr(result, "_mpc_"):
+            if not self.is_complex:
+                if result.imag != 0:
+                    raise ValueError(
+                        f"{name}({v}) is not a real number in {self.name!r}; check the "
+                        f"argument's sign, or use 'mpc:{self.digits}' for complex results."
+                    )
+                return self.ctx.make_mpf(result._mpc_[0])
+            return self.ctx.make_mpc(result._mpc_)
+        if self.is_complex:
+            return self.ctx.make_mpc((result._mpf_, self._fzero))
+        return self.ctx.make_mpf(result._mpf_)
 
     def exp(self, x: Any) -> Any:
         return self._map("exp")(x)
@@ -124,7 +168,7 @@ class MPMathSystem(NumberSystem):
 
     @property
     def pi(self) -> Any:
-        return self._element(+self.ctx.pi)
+        return self._adopt("pi", None, +self._worker().pi)
 
     def real_part(self, x: Any) -> np.ndarray:
         return np.frompyfunc(lambda v: self.ctx.mpf(v.real), 1, 1)(x) if self.is_complex \
