@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ import numpy as np
 
 from precision_nn.derivatives import estimate_from, gradient
 from precision_nn.network import MLP
-from precision_nn.numbers import NumberSystem, number_system
+from precision_nn.numbers import NumberSystem
 from precision_nn.perturbation import NetworkEvaluator
 
 SEED = 0
@@ -99,10 +100,10 @@ def naive_central(net: MLP, X: np.ndarray, Y: np.ndarray, h: Any) -> np.ndarray:
 def precision_nn_rows(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarray,
                       quick: bool) -> list[Row]:
     ns = net.numbers
-    loss = lambda p: net.loss(X, Y, params=p)  # noqa: E731 - accepts a stack of params
+    loss = lambda p: net.loss(X, Y, params=p)
     complex_net = net.to(ns.complex())
     Xc, Yc = ns.complex().asarray(X), ns.complex().asarray(Y)
-    complex_loss = lambda p: complex_net.loss(Xc, Yc, params=p)  # noqa: E731
+    complex_loss = lambda p: complex_net.loss(Xc, Yc, params=p)
     runs = [
         ("MLP structure-aware", "central h=2^-17",
          lambda: structure_aware(net, X, Y, "central", CENTRAL_STEP)),
@@ -134,7 +135,7 @@ def precision_nn_rows(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarr
 def scipy_row(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarray) -> Row:
     from scipy.optimize import approx_fprime
 
-    loss = lambda p: float(net.loss(X, Y, params=p))  # noqa: E731
+    loss = lambda p: float(net.loss(X, Y, params=p))
     step = float(np.sqrt(net.numbers.unit_roundoff))  # forward differences: u^(1/2)
     value, seconds = timed(lambda: approx_fprime(net.params, loss, step))
     return Row("scipy approx_fprime", "forward", seconds, accuracy(net.numbers, value, analytic))
@@ -145,7 +146,7 @@ def numdifftools_row(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarra
         return Row("numdifftools.Gradient", "central", float("nan"), None, "not installed")
     import numdifftools as nd
 
-    loss = lambda p: float(net.loss(X, Y, params=p))  # noqa: E731
+    loss = lambda p: float(net.loss(X, Y, params=p))
     value, seconds = timed(lambda: nd.Gradient(loss, method="central")(net.params))
     return Row("numdifftools.Gradient", "central (Richardson)", seconds,
                accuracy(net.numbers, value, analytic))
@@ -173,7 +174,7 @@ def torch_rows(net: MLP, X: np.ndarray, Y: np.ndarray) -> list[Row]:
 
     rows = []
     for mode, fast in (("slow", False), ("fast", True)):
-        _, seconds = timed(lambda: torch.autograd.gradcheck(
+        _, seconds = timed(lambda fast=fast: torch.autograd.gradcheck(
             loss, (theta,), eps=CENTRAL_STEP, atol=1e-5, fast_mode=fast))
         rows.append(Row("torch gradcheck", mode, seconds, None))
     return rows
@@ -194,13 +195,14 @@ def multiprecision_rows(sizes: list[int], batch: int) -> list[Row]:
 
 # -- report ------------------------------------------------------------------------------
 def table(rows: list[Row], baseline: Row) -> str:
-    lines = [f"| tool | method | seconds | × faster than {baseline.tool} ({baseline.method}) "
-             "| max rel. error vs analytic | note |", "|---|---|---:|---:|---:|---|"]
+    header = (f"| tool | method | seconds | × faster than {baseline.tool} "
+              f"({baseline.method}) | max rel. error vs analytic | note |")
+    lines = [header, "|---|---|---:|---:|---:|---|"]
     for r in rows:
-        ratio = baseline.seconds / r.seconds if r.seconds == r.seconds else float("nan")
+        measured = not math.isnan(r.seconds)
         acc = "—" if r.accuracy is None else f"{r.accuracy:.1e}"
-        seconds = "—" if r.seconds != r.seconds else f"{r.seconds:.3f}"
-        ratio_text = "—" if ratio != ratio else f"{ratio:.1f}"
+        seconds = f"{r.seconds:.3f}" if measured else "—"
+        ratio_text = f"{baseline.seconds / r.seconds:.1f}" if measured else "—"
         lines.append(f"| {r.tool} | {r.method} | {seconds} | {ratio_text} | {acc} | {r.note} |")
     return "\n".join(lines)
 
@@ -218,8 +220,8 @@ def main(argv: list[str] | None = None) -> None:
     rows += [scipy_row(net, X, Y, analytic), numdifftools_row(net, X, Y, analytic)]
     rows += torch_rows(net, X, Y)
     torch_slow = rows[-2]
-    baseline = torch_slow if torch_slow.seconds == torch_slow.seconds else \
-        next(r for r in rows if r.tool == "naive loop")
+    baseline = next(r for r in rows if r.tool == "naive loop") \
+        if math.isnan(torch_slow.seconds) else torch_slow
     print(f"## float64 {sizes}, batch {batch}, {net.n_params} parameters\n")
     print(table(rows, baseline))
     mp = multiprecision_rows(mp_sizes, mp_batch)
