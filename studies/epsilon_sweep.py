@@ -49,7 +49,8 @@ from matplotlib.ticker import LogLocator
 
 from precision_nn.numbers import number_system
 from studies import output
-from studies.laws import DOMINANCE, METHODS, fit_slope, law, minimum, regime_masks
+from studies.laws import (DOMINANCE, METHODS, fit_slope, fitted_optimum, law, minimum,
+                          regime_masks)
 from studies.problems import estimate, exact, problem, problem_derivatives, relative_error
 
 NAME = "epsilon_sweep"
@@ -63,7 +64,7 @@ PER_DECADE = {"scalar": 6, "mlp": 3}
 MLP_POINTS = 64  # a network gradient in mpf costs ~1 s a step: cap the steps per sweep
 QUICK = {"problems": ("exp", "mlp"), "numbers": ("float32", "float64", "mpf:30"),
          "labels": ("forward", "central2", "central4", "complex_step"),
-         "per_decade": {"scalar": 4, "mlp": 2}}
+         "per_decade": {"scalar": 6, "mlp": 2}}
 BELOW_U = 100  # the sweep ends at u / BELOW_U: "well below u"
 
 
@@ -136,9 +137,11 @@ def _measure(est, reference) -> dict:
 def laws_table(rows: list[dict]) -> list[dict]:
     """Fitted slopes and optima beside the model, one dict per problem, system and method.
 
-    Keys: problem, numbers, method, p, truncation_slope (fitted), truncation_points,
-    rounding_slope, rounding_points, h_opt (measured), h_opt_model, e_min (measured),
-    e_min_model, flat_over_u (complex step: largest error/u where C·h² < u/30).
+    Keys: problem, numbers, method, u, p, truncation_slope (fitted), truncation_points,
+    rounding_slope, rounding_points, rounding_theory, h_opt and e_opt (the optimum of the
+    two fitted laws, `studies.laws.fitted_optimum`), h_opt_model and e_opt_model (the
+    model's, exact constants), h_best and e_best (the smallest single measurement),
+    flat_over_u (complex step: largest error/u where C·h² < u/30).
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
@@ -158,7 +161,8 @@ def _laws_of(key: tuple, group: list[dict]) -> dict:
     if not METHODS[label].p:
         truncation = np.zeros_like(truncation)  # Richardson: no single truncation order
     trunc_fit, round_fit = fit_slope(h, err, truncation), fit_slope(h, err, rounding)
-    h_opt, e_min = minimum(h, err)
+    h_best, e_best = minimum(h, err)
+    h_fit, e_fit = fitted_optimum(trunc_fit, round_fit)
     p = METHODS[label].p
     return {
         "problem": name, "numbers": numbers, "method": label, "u": u,
@@ -166,8 +170,9 @@ def _laws_of(key: tuple, group: list[dict]) -> dict:
         "truncation_slope": trunc_fit.slope, "truncation_points": trunc_fit.points,
         "rounding_slope": round_fit.slope, "rounding_points": round_fit.points,
         "rounding_theory": -1.0 if METHODS[label].weight_sum else math.nan,
-        "h_opt": h_opt, "h_opt_model": model.h_opt if model else math.nan,
-        "e_min": e_min, "e_min_model": model.e_opt if model else math.nan,
+        "h_opt": h_fit, "h_opt_model": model.h_opt if model else math.nan,
+        "e_opt": e_fit, "e_opt_model": model.e_opt if model else math.nan,
+        "h_best": h_best, "e_best": e_best,
         "flat_over_u": _flat_level(h, err, model, u) if label == "complex_step" else math.nan,
     }
 
@@ -241,7 +246,7 @@ def _legend_panel(ax, panels, with_model: bool) -> None:
     extra = [Line2D([], [], color="k", ls="--", lw=0.8),
              Line2D([], [], color="k", marker="*", ls="", ms=10, mec="k"),
              Line2D([], [], color="k", marker="D", mfc="none", ls="", ms=7)]
-    texts = ["model: C·h^p and S·u·|f|/h", "measured optimum h*",
+    texts = ["model: C·h^p and S·u·|f|/h", "optimum of the fitted laws",
              "model optimum h* (exact constants)"]
     if not with_model:
         extra, texts = extra[1:2], texts[1:2]
@@ -262,8 +267,8 @@ def _plot_panel(ax, rows: list[dict], laws: list[dict], derivatives) -> None:
         errors.extend(err)
         ax.loglog(h, err, "-", color=color, lw=1.2, label=label)
         fitted = next(w for w in laws if w["method"] == label)
-        if _finite(fitted["h_opt"]) and METHODS[label].weight_sum:  # complex step: no optimum
-            ax.plot(fitted["h_opt"], fitted["e_min"], "*", color=color, ms=10, mec="k", mew=0.5)
+        if _finite(fitted["h_opt"]):  # the optimum of the two fitted laws
+            ax.plot(fitted["h_opt"], fitted["e_opt"], "*", color=color, ms=11, mec="k", mew=0.5)
         model = law(label, derivatives, mine[0]["u"]) if derivatives else None
         if model is not None:
             grid_h = np.logspace(math.log10(h.min()), 0, 200)
@@ -285,11 +290,14 @@ def _laws_md(laws: list[dict], name: str) -> str:
     columns = [("numbers", "system"), ("method", "method"), ("p", "p"),
                ("truncation_slope", "trunc. slope (fit)"), ("p", "theory"),
                ("rounding_slope", "round. slope (fit)"), ("rounding_theory", "theory"),
-               ("h_opt", "h* measured"), ("h_opt_model", "h* model"),
-               ("e_min", "min error"), ("e_min_model", "model"),
-               ("flat_over_u", "flat error / u")]
-    return (f"Fitted laws for {_describe(name)} (slopes of log10 error against log10 h; "
-            "– where the regime holds under four points or one decade):\n\n"
+               ("h_opt", "h* fitted"), ("h_opt_model", "h* model"),
+               ("e_opt", "E* fitted"), ("e_opt_model", "E* model"),
+               ("e_best", "smallest error"), ("flat_over_u", "flat error / u")]
+    return (f"Fitted laws for {_describe(name)}: slopes of log10 error against log10 h "
+            "(– where the regime holds under four points or one decade); h* and E* fitted: "
+            "the minimum of the sum of the two fitted power laws; model: C·h^p + S·u·|f|/h "
+            "with exact constants, whose rounding term is a worst case; smallest error: "
+            "the best single step of the sweep.\n\n"
             + output.markdown_table(laws, columns))
 
 
@@ -304,8 +312,8 @@ def _reading(laws: list[dict]) -> str:
     central4, n_4 = mean("truncation_slope", method="central4")
     rounding = [w["rounding_slope"] for w in laws if _finite(w["rounding_slope"])]
     flat = [w["flat_over_u"] for w in laws if _finite(w["flat_over_u"])]
-    ratio = [w["e_min"] / w["e_min_model"] for w in laws
-             if _finite(w["e_min"]) and _finite(w["e_min_model"]) and w["e_min_model"] > 0]
+    ratio = [w["h_opt"] / w["h_opt_model"] for w in laws
+             if _finite(w["h_opt"]) and _finite(w["h_opt_model"])]
     return (
         "**Reading.** Every curve is a V on log-log axes: to the right of its optimum the "
         "error is truncation and falls with the method's order — fitted truncation slopes "
@@ -313,8 +321,11 @@ def _reading(laws: list[dict]) -> str:
         f"forward ({n_f}, theory 1) and {central4:.2f} for central-4 ({n_4}, theory 4); to "
         "the left it is rounding, which grows as u/h: the rounding slopes fitted over "
         f"{len(rounding)} curves lie between {_span(rounding)} (theory −1). The optimum "
-        "therefore moves with the precision, and the model's minimum error is within a "
-        f"factor {_span(ratio)} of the measured one. The complex step has no subtraction, "
+        "therefore moves with the precision: the optimum of the two fitted laws lies "
+        f"between {_span(ratio)} times the model's h*, which is slightly larger because "
+        "the model adds the rounding errors of the stencil as if they never cancelled. "
+        "In float16 the two regimes are too narrow to fit (the optimal step is only a "
+        "few dozen units of the spacing of x). The complex step has no subtraction, "
         "so below its truncation regime its error stays flat at a few units of u "
         f"(largest error/u over the flat regime: {_span(flat)}) down to the smallest step, "
         "which is why it is the reference of choice wherever the function accepts complex "

@@ -16,7 +16,7 @@ A difference quotient of accuracy order p with step h has two error terms (Higha
   (Squire & Trapp, SIAM Rev. 40 (1998) 110).
 
 Minimising ``C·h^p + S·u·|f|/h`` gives ``h* = (S·u·|f| / (p·C))^(1/(p+1))`` and
-``E* = (p+1)/p · C·h*^p ∝ u^(p/(p+1))``: the exponents the precision sweep measures.
+``E* = (p+1)·C·h*^p ∝ u^(p/(p+1))``: the exponents the precision sweep measures.
 
 The fits
 --------
@@ -101,10 +101,11 @@ class Law:
 
     @property
     def e_opt(self) -> float:
-        """The model's minimum error, (p+1)/p · C·h*^p (floor added)."""
+        """The model's minimum error, (p+1)·C·h*^p (floor added)."""
         if math.isnan(self.h_opt):
             return self.floor if self.R == 0 else math.nan
-        return (self.p + 1) / self.p * self.C * self.h_opt ** self.p + self.floor
+        # at h*, R/h* = p·C·h*^p (the derivative vanishes), so E* = (p+1)·C·h*^p
+        return (self.p + 1) * self.C * self.h_opt ** self.p + self.floor
 
 
 def law(label: str, derivatives: Sequence[float], u: float) -> Law | None:
@@ -181,3 +182,18 @@ def regime_masks(h: np.ndarray, err: np.ndarray, *, model: Law | None, u: float,
     truncation = valid & truncation & (h <= ASYMPTOTIC_H)
     rounding = valid & rounding & (err <= SATURATED) & (h >= 100 * 2 * u * max(x_scale, 1.0))
     return truncation, rounding
+
+
+def fitted_optimum(truncation: Fit, rounding: Fit) -> tuple[float, float]:
+    """(h*, E*) minimising the sum of the two fitted power laws A·h^s + B·h^r.
+
+    Setting the derivative s·A·h^(s−1) + r·B·h^(r−1) to zero gives
+    h* = (−r·B / (s·A))^(1/(s−r)). This is the measured optimum that noise does not move,
+    unlike the smallest single measurement, which picks a lucky cancellation.
+    """
+    s, r = truncation.slope, rounding.slope
+    if not (math.isfinite(s) and math.isfinite(r)) or s <= 0 or r >= 0:
+        return math.nan, math.nan
+    A, B = 10.0**truncation.intercept, 10.0**rounding.intercept
+    h = (-r * B / (s * A)) ** (1 / (s - r))
+    return h, A * h**s + B * h**r

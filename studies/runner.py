@@ -220,7 +220,7 @@ class CellLog:
 
     def append(self, record: dict) -> dict:
         """Write `record` as one line, flushed and synced; return it as read back."""
-        line = json.dumps(record, sort_keys=True)
+        line = json.dumps(record)  # key order kept: it is the column order of results.csv
         with self.path.open("a") as stream:
             stream.write(line + "\n")
             stream.flush()
