@@ -164,7 +164,13 @@ def make_executor(*, jobs: int | None = None, dask: str | None = None) -> Iterat
         except ImportError as exc:
             raise ValueError("`--dask` needs dask.distributed; install the optional extra: "
                              "pip install -e '.[dask]'.") from exc
-        with Client(dask) as client:
+        try:
+            client = Client(dask)
+        except OSError as exc:
+            raise OSError(f"cannot reach the dask scheduler at {dask!r} ({exc}); start one "
+                          "with `dask scheduler` and workers with `dask worker ADDRESS`, or "
+                          "drop --dask to use the local process pool.") from exc
+        with client:
             yield client.get_executor()
     elif jobs == 1:
         yield SerialExecutor()
