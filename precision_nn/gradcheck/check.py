@@ -9,11 +9,14 @@ How the check proceeds
 2. The tolerance per coordinate, from the reference's error estimate and the rounding
    expected in the analytic gradient (`tolerance`).
 3. When the reference's error bar is too wide to decide (it is wider than √u relative and
-   the verdict depends on it), the reference is re-evaluated in a wider number system if
-   `f` runs there (``float32`` → ``float64``, ``decimal:N`` → ``decimal:2N``, ``mpf:N`` →
-   ``mpf:2N``); an explicit step is compared with the h → 0 limit.
-4. Probes where something is off: the noise of `f` (precision loss), one-sided
-   differences at the failing coordinates (kinks).
+   the verdict depends on it) or a coordinate fails, the noise of `f` is measured. If `f`
+   is noisier than its system allows (precision loss), the reference becomes central
+   differences at steps fitted to that noise; otherwise it is re-evaluated in a wider
+   system when `f` runs there (``float32`` → ``float64``, ``decimal:N`` →
+   ``decimal:2N``, ``mpf:N`` → ``mpf:2N``), which also removes the error that `f`'s own
+   conditioning adds to a reference (e.g. ``log(1 - a)`` near saturation in float32). An
+   explicit step is instead compared with the h → 0 limit.
+4. One-sided differences at the failing coordinates (kinks).
 5. The findings (`findings.diagnose`) and the report.
 """
 
@@ -28,7 +31,7 @@ import numpy as np
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.evidence import CheckData, Probes, StepProbe
-from precision_nn.gradcheck.findings import NOISE_FACTOR, NOTICES, diagnose
+from precision_nn.gradcheck.findings import NOISE_FACTOR, NOTICES, diagnose, kink_hits, kink_threshold
 from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import Tolerance, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
@@ -290,12 +293,16 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
         elif lossy:
             compared = _compare(setup, analytic, _noisy_reference(setup, noise))
             evaluations += compared.reference.evaluations
-        elif _undecided(compared, u):
+        else:  # too wide to decide, or a failure to confirm beyond f's own conditioning
             compared, n_eval = _widen(setup, analytic, compared)
             evaluations += n_eval
-    if compared.data.failing.any():
-        kink = _kink(setup, compared, h)
-        evaluations += 4 * kink.indices.size + 1
+    suspect = compared.data.failing | _step_off(step_probe)
+    if suspect.any():
+        kink = _kink(setup, compared, h, suspect)
+        evaluations += 2 * int(np.sum(np.isfinite(kink.steps))) + 1
+        if h is None:
+            compared, n_eval = _restart_below_kinks(setup, analytic, compared, kink)
+            evaluations += n_eval
     found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe)
     return replace(compared, data=replace(compared.data, probes=found)), evaluations
 
@@ -326,6 +333,37 @@ def _limit_reference(setup: _Setup, complex_probe: Any) -> _Reference:
     return reference(setup, _reference_method("auto", complex_probe), None, setup.ns)
 
 
+def _restart_below_kinks(setup: _Setup, analytic: np.ndarray, compared: _Compared,
+                         kink: Any) -> tuple[_Compared, int]:
+    """Richardson again at coordinates with a kink, from a first step below the kink.
+
+    Richardson's first steps (up to 1/8 of the scale of x) may straddle a ReLU kink near
+    x; its tableau then extrapolates two different slopes and its error estimate can
+    miss it. Below the kink's distance f is smooth again and the extrapolation is sound.
+    """
+    from precision_nn.derivatives import derivative
+
+    ref = compared.reference
+    hit, _, below = kink_hits(kink, kink_threshold(compared.data, kink.indices))
+    todo = hit & np.isfinite(below)
+    if not todo.any() or ref.method != "richardson":
+        return compared, 0
+    flat = ref.ns.asarray(np.ravel(setup.x, order=setup.order))
+    value, error, evaluations = ref.value.copy(), ref.error.copy(), 0
+    for i, step in zip(kink.indices[todo], below[todo]):
+        def along(t: Any, i: int = int(i)) -> Any:
+            point = flat.copy()
+            point[i] = t
+            return setup.f(np.reshape(point, setup.x.shape, order=setup.order))
+
+        est = derivative(along, flat[i], method="richardson", h=step / 2, numbers=ref.ns)
+        value[i], error[i] = est.value, float(est.error)
+        evaluations += int(est.evaluations)
+    name = f"{ref.name}; restarted below the kink at {int(todo.sum())} coordinate(s)"
+    return _compare(setup, analytic, replace(ref, value=value, error=error, name=name)), \
+        evaluations
+
+
 def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared) -> tuple[_Compared, int]:
     """The same reference method in a wider system, when `f` runs there."""
     wider = probes.wider_system(setup.ns)
@@ -335,8 +373,8 @@ def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared) -> tuple[_C
     if method == "complex_step":
         method = "richardson" if wider.name.startswith("decimal") else method
     ref = reference(setup, method, None, wider)
-    ref = replace(ref, name=f"{ref.name} (re-evaluated: the {setup.ns.name} reference's "
-                  "error bar was too wide to decide)")
+    ref = replace(ref, name=f"{ref.name} (re-evaluated beyond the {setup.ns.name} "
+                  "reference, whose error bar was too wide or whose verdict needed confirming)")
     return _compare(setup, analytic, ref), ref.evaluations + 1
 
 
@@ -372,15 +410,20 @@ def _noise(setup: _Setup):
     return replace(probe, higher=wider.name, higher_ratio=ratio)
 
 
-def _kink(setup: _Setup, compared: _Compared, h: Any):
+def _step_off(step: StepProbe | None) -> np.ndarray | bool:
+    """Coordinates where the user's explicit step errs beyond what matters."""
+    if step is None:
+        return False
+    return step.step_error > np.maximum(step.limit_tolerance, step.relevant)
+
+
+def _kink(setup: _Setup, compared: _Compared, h: Any, suspect: np.ndarray):
+    """The kink scan at the suspect coordinates, largest gaps first."""
     data = compared.data
-    order = np.argsort(-np.where(data.failing, np.abs(data.difference), -1.0))
-    failing = order[: int(data.failing.sum())]
-    # probes move coordinates of the flat vector; map flat (in `order`) to the caller's x
-    step = None if h is None else float(h)
-    x_flat_in_order = _FlatView(setup)
-    return probes.kink_probe(x_flat_in_order.f, x_flat_in_order.x, setup.ns,
-                             failing, step)
+    order = np.argsort(-np.where(suspect, np.abs(data.difference), -1.0), kind="stable")
+    flat_view = _FlatView(setup)  # the indices refer to the flat vector in `order`
+    return probes.kink_probe(flat_view.f, flat_view.x, setup.ns,
+                             order[: int(np.sum(suspect))], None if h is None else float(h))
 
 
 class _FlatView:

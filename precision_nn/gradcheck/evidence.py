@@ -75,15 +75,17 @@ class NoiseProbe:
 
 @dataclass(frozen=True)
 class KinkProbe:
-    """One-sided differences at the failing coordinates, at steps ``h`` and ``h/4``.
+    """One-sided differences at the failing coordinates over a scan of shrinking steps.
 
-    ``jumps[:, 0]`` is ``D+(h) - D-(h)``, ``jumps[:, 1]`` the same at ``h/4``; for a
-    smooth ``f`` it shrinks like the step (``≈ h·f''``), across a kink it stays the jump of
-    the slope. `noise` is the rounding level of those differences (``8·u·|f|/(h/4)``).
+    Row ``r`` belongs to flat index ``indices[r]``; ``steps[r, s]`` runs down by factors
+    of 4 (NaN-padded) and ``jumps[r, s] = D+(h) - D-(h) = (f(x+h) - 2f(x) + f(x-h))/h``.
+    For a smooth ``f`` the jump shrinks like the step (``≈ h·f''``); across a kink at
+    distance δ it stays the jump of the slope for every ``h ≫ δ`` and falls away for
+    ``h < δ``. `noise` is the rounding level of each jump, ``8·u·|f|/h``.
     """
 
     indices: np.ndarray
-    h: np.ndarray
+    steps: np.ndarray
     jumps: np.ndarray
     noise: np.ndarray
 

@@ -31,14 +31,15 @@ import numpy as np
 from precision_nn.gradcheck.blocks import OTHER_ORDER
 from precision_nn.gradcheck.evidence import CheckData
 
-__all__ = ["Finding", "Region", "diagnose", "regions", "DETECTORS", "KINDS", "NOTICES"]
+__all__ = ["Finding", "Region", "diagnose", "regions", "DETECTORS", "KINDS", "NOTICES", "kink_hits", "kink_threshold"]
 
 # a factor this close to a simple candidate (1/m, 2, ...) is reported as that candidate
 FACTOR_RTOL = 1e-6
 # a "constant factor" closer to 1 than this is no bug pattern but a reference that is off
 # by more than its error bar (e.g. a noisy f); it is left to the other detectors
 SCALE_MIN_DEVIATION = 1e-2
-# one-sided differences at h/4 keep at least this share of their gap at h: a jump, not h·f''
+# across a kink the one-sided differences keep at least this share of their gap over a
+# 16-fold shrinking of the step (h, h/4, h/16); a smooth f would keep 1/16 of it
 KINK_KEEP = 0.5
 # f is "noisier than its number system allows" beyond this many times u·|f|: sums of
 # positive terms stay within a few u·|f|, so 10⁴ leaves room for cancelling sums while
@@ -297,27 +298,72 @@ def _same(p: Any, q: Any) -> bool:
 
 
 # -- numerical causes -----------------------------------------------------------------------
+def kink_threshold(data: CheckData, indices: np.ndarray) -> np.ndarray:
+    """The smallest jump of slope that counts: √u relative to the gradient's size (the
+    reference's error bar is no yardstick here, since a kink is what widens it)."""
+    a = np.abs(data.analytic)
+    return np.sqrt(data.unit_roundoff) * (a[indices] + float(np.max(a)))
+
+
+def kink_hits(probe: Any, tolerance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per probed coordinate: (kink seen, step where seen, a step below every kink seen).
+
+    Smooth ``f`` gives jumps ``J(h) ≈ c·h`` with ``c = |f''|`` read off the smallest scan
+    steps. A kink is seen where two consecutive steps (h, h/4) show significant jumps
+    within a factor ``1/KINK_KEEP`` of each other that exceed ``2·c·h`` — or, for a kink
+    closer than the smallest steps, where three consecutive steps do so regardless of
+    ``c``. The step below the kink is the first after which every jump has fallen under
+    ``KINK_KEEP`` times the kink's (NaN when the scan never got below it).
+    """
+    k = probe.indices.size
+    hit, at, below = np.zeros(k, bool), np.full(k, np.nan), np.full(k, np.nan)
+    for r in range(k):
+        J, h = np.abs(probe.jumps[r]), probe.steps[r]
+        valid = np.isfinite(J)
+        J, h = J[valid], h[valid]
+        sig = J > np.maximum(tolerance[r], probe.noise[r][valid])
+        curvature = float(np.median(J[-2:] / h[-2:]))
+        for s in range(J.size - 1):
+            width = 3 if s + 2 < J.size and sig[s:s + 3].all() and \
+                J[s:s + 3].min() >= KINK_KEEP * J[s:s + 3].max() else 2
+            window = J[s:s + width]
+            excess = width == 3 or np.all(window > 2 * curvature * h[s:s + width])
+            if sig[s:s + width].all() and window.min() >= KINK_KEEP * window.max() and excess:
+                hit[r], at[r] = True, h[s]
+                quiet = J < KINK_KEEP * window.min()
+                after = [t for t in range(s + width, J.size) if quiet[t:].all()]
+                if after:
+                    below[r] = h[after[0]]
+                break
+    return hit, at, below
+
+
 def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
-    """One-sided differences that disagree by a jump that does not shrink with the step."""
+    """Failing coordinates whose one-sided differences jump by a slope that does not
+    shrink with the step."""
     probe = data.probes.kink
     if probe is None or probe.indices.size == 0:
         return []
-    big, small = np.abs(probe.jumps[:, 0]), np.abs(probe.jumps[:, 1])
-    tol = data.tolerance[probe.indices]
-    hit = (big > np.maximum(tol, probe.noise)) & (small >= KINK_KEEP * big)
+    hit, at, _ = kink_hits(probe, kink_threshold(data, probe.indices))
+    step = data.probes.step
+    suspect = data.failing.copy()
+    if step is not None:
+        suspect |= step.step_error > np.maximum(step.limit_tolerance, step.relevant)
+    hit &= suspect[probe.indices]
     if not hit.any():
         return []
     idx = probe.indices[hit]
+    rows = np.flatnonzero(hit)
+    jump = float(np.max([np.nanmax(np.abs(probe.jumps[r])) for r in rows]))
     labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
-    h = float(np.max(probe.h[hit]))
-    return [Finding("kink", f"At {labels} the forward and backward differences disagree by "
-                    f"{float(np.max(big[hit])):.3g} and the gap does not shrink when the step "
-                    f"drops from {h:.3g} to {h / 4:.3g}: f has a kink (a ReLU-like "
-                    "pre-activation within the step of 0), where no two-sided difference is "
-                    "valid; the analytic gradient is a one-sided slope there. Use a step "
-                    "smaller than the distance to the kink, or the complex step.",
-                    {"coordinates": idx.tolist(), "jumps": probe.jumps[hit].tolist(),
-                     "h": h})]
+    h = float(np.max(at[hit]))
+    return [Finding("kink", f"At {labels} the forward and backward differences differ by "
+                    f"up to {jump:.3g}, and the gap stays put while the step shrinks 16-fold "
+                    f"from {h:.3g}: f has a kink (a ReLU-like pre-activation within the step "
+                    "of 0), where a two-sided difference averages two slopes; the analytic "
+                    "gradient is a one-sided slope there. Use a step smaller than the "
+                    "distance to the kink, or the complex step.",
+                    {"coordinates": idx.tolist(), "h": h, "jump": jump})]
 
 
 def _step_verdict(data: CheckData, earlier: Sequence[Finding]

@@ -23,14 +23,18 @@ PROBE_SEED = 20240601  # every random direction of the probes comes from this se
 # agree to rounding; central differences at u^(1/3)·s are good to ~u^(2/3) relative
 COMPLEX_AGREE = 1e3
 CENTRAL_AGREE = 1e3
+FLOAT_EPS = float(np.finfo(np.float64).eps)
 # noise offsets δ = 0.01·u^(1/4)·s: the smooth part of a fourth difference, δ⁴|f''''| ~
 # 1e-8·u·|f|, stays far below rounding, while f'·δ is many ulps of a lower precision
 NOISE_OFFSETS = 9
 NOISE_SCALE = 0.01
 # Var of a fourth difference of independent noise of variance σ²: 1+16+36+16+1 = 70
 FOURTH_DIFFERENCE_VARIANCE = 70.0
-# kinks: one-sided differences at this relative step when the user gave none
-KINK_STEP = 1e-3
+# kinks: the scan starts at Richardson's largest first step (1/8 of the scale of x) when
+# the user gave no step, and goes down to a few central-optimal steps u^(1/3), below which
+# rounding swamps the jumps
+KINK_FIRST = 0.125
+KINK_SMALLEST = 8.0
 KINK_PROBES = 8
 # the next wider system of each family (None: no wider one that a numpy f can run in)
 _WIDER = {"float16": "float32", "bfloat16": "float32", "float32": "float64"}
@@ -96,10 +100,12 @@ def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
     f0 = as_float(ns, call(f, flat.reshape(shape), ns))
     central = _central_along(f, ns, flat, v, hc, shape)
     scale = abs(central) + abs(f0) / s
-    if abs(imag[0] - imag[1]) > COMPLEX_AGREE * u * (abs(imag[0]) + scale):
+    # the quotients are compared as float64 numbers: no agreement beyond its resolution
+    u_seen = max(u, FLOAT_EPS)
+    if abs(imag[0] - imag[1]) > COMPLEX_AGREE * u_seen * (abs(imag[0]) + scale):
         return ComplexProbe(True, False, f"Im f(x + i·t·v)/t changes from {imag[0]:.6g} to "
                             f"{imag[1]:.6g} when t shrinks 16-fold.", requested)
-    if abs(imag[0] - central) > CENTRAL_AGREE * u ** (2 / 3) * scale:
+    if abs(imag[0] - central) > CENTRAL_AGREE * max(u ** (2 / 3), FLOAT_EPS) * scale:
         return ComplexProbe(True, False, f"along a random direction Im f(x + i·t·v)/t = "
                             f"{imag[0]:.6g} but central differences give {central:.6g}: "
                             "something inside drops or conjugates the imaginary part "
@@ -151,22 +157,28 @@ def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
 
 def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
                indices: np.ndarray, h: float | None) -> KinkProbe:
-    """One-sided differences at `indices`, at step `h` (or `KINK_STEP`) and its quarter."""
-    shape, flat = x.shape, x.reshape(-1)
+    """Scan one-sided differences at `indices` from step `h` (default: Richardson's
+    largest first step, ``KINK_FIRST·(1 + |x_i|)``) down by factors of 4."""
+    flat = x.reshape(-1)
     xf = np.real(ns.to_float(flat))
     f0 = call(f, x, ns)
-    steps, jumps, noise = [], [], []
+    fabs = abs(as_float(ns, f0))
+    rows = []
     for i in indices[:KINK_PROBES]:
-        step = h if h is not None else KINK_STEP * (1 + abs(float(xf[i])))
-        row = [_one_sided_gap(f, ns, flat, int(i), hk, f0, shape) for hk in (step, step / 4)]
-        steps.append(step)
-        jumps.append(row)
-        fabs = abs(as_float(ns, f0))
-        noise.append(8 * ns.unit_roundoff * fabs / (step / 4))
-    k = len(steps)
-    return KinkProbe(np.asarray(indices[:k], dtype=int), np.asarray(steps, dtype=float),
-                     np.asarray(jumps, dtype=float).reshape(k, 2),
-                     np.asarray(noise, dtype=float))
+        scale = 1 + abs(float(xf[i]))
+        first = h if h is not None else KINK_FIRST * scale
+        smallest = min(first / 16, KINK_SMALLEST * ns.unit_roundoff ** (1 / 3) * scale)
+        count = max(3, int(np.floor(np.log(first / smallest) / np.log(4))) + 1)
+        steps = first * 0.25 ** np.arange(count)
+        rows.append((steps, [_one_sided_gap(f, ns, flat, int(i), hk, f0, x.shape)
+                             for hk in steps]))
+    width = max((len(s) for s, _ in rows), default=0)
+    pad = lambda v: np.pad(np.asarray(v, float), (0, width - len(v)),  # noqa: E731
+                           constant_values=np.nan)
+    steps = np.array([pad(s) for s, _ in rows]).reshape(len(rows), width)
+    jumps = np.array([pad(j) for _, j in rows]).reshape(len(rows), width)
+    return KinkProbe(np.asarray(indices[:len(rows)], dtype=int), steps, jumps,
+                     8 * ns.unit_roundoff * fabs / steps)
 
 
 def _one_sided_gap(f, ns: NumberSystem, flat: np.ndarray, i: int, h: float, f0: Any,
