@@ -80,4 +80,5 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     with np.errstate(divide="ignore", invalid="ignore"):  # h² underflows for h < 1e-162
         coefficient = difference / (3 * steps**2)
     return FDResult(value=first, error=difference / 3 + rounding, h=steps,
-                    coefficient=coefficient, magnitude=np.full(n, np.nan), noise=rounding)
+                    coefficient=coefficient, magnitude=np.full(n, np.nan), noise=rounding,
+                    resolution=np.full(n, np.nan))

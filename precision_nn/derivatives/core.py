@@ -4,8 +4,9 @@ Notes
 -----
 Every method returns ``Estimate(value, error, h, evaluations)``; how `error` is formed:
 
-- ``forward``, ``backward``, ``central``: the rule at ``h`` and ``2h``; truncation
-  ``|D(2h) − D(h)|/(2^p − 1)`` plus rounding ``2u Σ|w_j||f_j|/h``. With ``h=None`` the step
+- ``forward``, ``backward``, ``central``: truncation ``2|C|·|Δ^(p+1) f|/h`` from one extra
+  point (the rule's points completed to p+2 consecutive ones), plus rounding
+  ``2u Σ|w_j||f_j|/h``. With ``h=None`` the step
   minimises ``|c|h^p + ε Σ|w|/h`` with ``c`` measured at a trial step (`steps`).
 - ``richardson``: Ridders' tableau error (distance of the kept entry to its parents) plus
   ``2u|value|``.
@@ -216,9 +217,9 @@ METHODS: dict[str, Callable[[_Problem], tuple[FDResult, int]]] = {
 }
 
 _NOTES = {
-    "forward": "error = |D(2h) - D(h)|/(2^p - 1) + 2u·Σ|w||f|/h",
-    "backward": "error = |D(2h) - D(h)|/(2^p - 1) + 2u·Σ|w||f|/h",
-    "central": "error = |D(2h) - D(h)|/(2^p - 1) + 2u·Σ|w||f|/h",
+    "forward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
+    "backward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
+    "central": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
     "richardson": "error = Ridders tableau error + 2u·|value|",
     "complex_step": "error = |D(2h) - D(h)|/3 + 8u·|value|",
 }

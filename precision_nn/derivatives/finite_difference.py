@@ -1,13 +1,17 @@
 """Forward, backward and central differences of any accuracy order, with error estimates.
 
-Every rule is evaluated at two steps, ``h`` and ``2h`` (shared points are evaluated once).
-With ``D(h) = f' + c h^p + O(h^(p+1))`` the difference of the two measures the truncation,
+A rule of accuracy ``p`` has ``D(h) = f' + C h^p f^(p+1)(x) + O(h^(p+1))`` with ``C`` exact
+(`stencils`). Its points are completed to ``p + 2`` consecutive ones (one more point per
+coordinate, plus ``f(x)`` once), whose (p+1)-th difference ``Δ^(p+1) f ≈ h^(p+1) f^(p+1)``
+measures the truncation:
 
-    |D(h) − f'| ≈ |D(2h) − D(h)| / (2^p − 1),
+    |D(h) − f'| ≈ TRUNCATION_SAFETY · |C| · |Δ^(p+1) f| / h,
 
-and the rounding noise of ``D(h)`` is bounded by ``κ u Σ_j |w_j| |f(x + s_j h)| / h``
-(`steps.NOISE_ROUNDINGS`). The reported error is their sum. The value returned is ``D(h)``
-itself, not an extrapolation: that is `richardson`'s job.
+while the rounding noise of ``D(h)`` is bounded by ``κ u Σ_j |w_j| |f(x + s_j h)| / h``
+(`steps.NOISE_ROUNDINGS`). The reported error is their sum. When ``f`` is noisier than
+that model (cancellation inside ``f``), the noise shows up in the difference too, about
+``2^(p+1)·|C|`` times the noise per evaluation over h, so the estimate stays honest.
+The value returned is ``D(h)`` itself, not an extrapolation: that is `richardson`'s job.
 
 The quotient uses the steps that were realised: ``h_r = (x + h) − x`` is computed in the
 number system (exact by Sterbenz's lemma), the points are ``x + k·h_r``, and when one of
@@ -40,12 +44,9 @@ from precision_nn.numbers import NumberSystem
 
 __all__ = ["FDResult", "Level", "finite_difference", "realize", "stencil_levels", "to_fraction"]
 
-# D(2h) − D(h) measures truncation, (2^p − 1)·c·h^p, but also the rounding of both levels,
-# about as large as D(h)'s own when f is noisier than the model's 2u|f| (cancellation
-# inside f, rounded arguments). Dividing by (2^p − 1) = 15, 63, 255 would hide that noise;
-# dividing by at most 3 (the central-difference value) keeps it, and over-estimates a pure
-# truncation error by at most (2^p − 1)/3.
-NOISE_WITNESS_DIVISOR = 3.0
+# The (p+1)-th difference estimates f^(p+1) near x, not at x, and misses the next term
+# of the expansion: count its truncation twice.
+TRUNCATION_SAFETY = 2.0
 # the points of a pair of rules chosen automatically stay within this fraction of
 # max(|x|, 1) from x
 MAX_RELATIVE_REACH = 0.125
@@ -70,6 +71,7 @@ class FDResult:
     coefficient: np.ndarray  # |c| in the truncation c·h^p (float)
     magnitude: np.ndarray  # |f| near x (float)
     noise: np.ndarray  # the rounding part of `error` (float)
+    resolution: np.ndarray  # smallest |c| the measurement can tell from rounding (float)
 
 
 def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -87,9 +89,18 @@ def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
 def stencil_levels(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil,
                    multipliers: tuple[int, ...]) -> list[Level]:
     """`rule` at steps ``m·h`` for each ``m`` in `multipliers`, at coordinates `coords`."""
+    ks = sorted({m * s for m in multipliers for s in rule.offsets})
+    values, offsets, exact = _evaluate_offsets(ev, coords, h, ks)
+    return [_level(ev.ns, rule, m, h, values, offsets, exact) for m in multipliers]
+
+
+def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list[int]
+                      ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray],
+                                 dict[int, np.ndarray]]:
+    """f at ``x + k·h`` for each k (f(x) once for all coordinates), the realised offsets,
+    and whether each offset is exactly ``k·h``."""
     ns = ev.ns
     x = ev.x_flat[coords]
-    ks = sorted({m * s for m in multipliers for s in rule.offsets})
     moved = [k for k in ks if k != 0]
     with ns.context():
         shifted = {k: x + ns.scalar(k) * h for k in moved}
@@ -102,7 +113,7 @@ def stencil_levels(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stenc
         values[0][:] = ev.at_point()
         offsets[0] = ns.zeros(len(coords))
         exact[0] = np.ones(len(coords), dtype=bool)
-    return [_level(ns, rule, m, h, values, offsets, exact) for m in multipliers]
+    return values, offsets, exact
 
 
 def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
@@ -146,34 +157,58 @@ def finite_difference(ev: Evaluator, *, method: str, order: int,
     return _auto_steps(ev, rule)
 
 
+def witness_offsets(rule: Stencil) -> tuple[int, ...]:
+    """``p + 2`` consecutive offsets that contain the rule's ``p + 1``-wide span: their
+    (p+1)-th difference measures ``h^(p+1) f^(p+1)`` at the cost of one more point (plus
+    f(x), shared). Backward rules extend to the left, so no point lies beyond x."""
+    low, high = min(rule.offsets), max(rule.offsets)
+    if high == 0:
+        return tuple(range(low - 1, high + 1))
+    return tuple(range(low, high + 2))
+
+
 def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -> FDResult:
-    first, second = stencil_levels(ev, coords, h, rule, (1, 2))
+    """The rule at step h with its error: truncation from the (p+1)-th difference, plus
+    rounding noise."""
     ns = ev.ns
+    witness = witness_offsets(rule)
+    values, offsets, exact = _evaluate_offsets(ev, coords, h, sorted(set(witness)
+                                                                      | set(rule.offsets)))
+    level = _level(ns, rule, 1, h, values, offsets, exact)
+    p = rule.order
+    binomial = [(-1) ** (p + 1 - j) * math.comb(p + 1, j) for j in range(p + 2)]
     with ns.context():
-        difference = np.abs(ns.to_float(second.value - first.value))
+        difference = sum(ns.scalar(b) * values[k] for b, k in zip(binomial, witness))
     steps = np.abs(ns.to_float(h))
-    growth = 2.0**rule.order - 1.0  # D(2h) − D(h) = (2^p − 1) c h^p
+    constant = float(abs(rule.truncation_constant))
+    # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1)
+    coefficient = constant * np.abs(ns.to_float(difference)) / steps ** (p + 1)
+    # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|binomial_j||f_j|
+    magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in witness])
+    weights = np.abs(np.array(binomial, dtype=float))[:, None]
+    floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
     return FDResult(
-        value=first.value,
-        error=difference / min(growth, NOISE_WITNESS_DIVISOR) + first.noise,
+        value=level.value,
+        error=TRUNCATION_SAFETY * coefficient * steps**p + level.noise,
         h=steps,
-        coefficient=difference / (growth * steps**rule.order),
-        magnitude=first.magnitude,
-        noise=first.noise,
+        coefficient=coefficient,
+        magnitude=level.magnitude,
+        noise=level.noise,
+        resolution=constant * floor / steps ** (p + 1),
     )
 
 
 def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     """Measure the truncation coefficient at a step, move to h*, until h* settles.
 
-    A difference D(2h) − D(h) that happens to cancel can send h* far off for one round,
+    A (p+1)-th difference that happens to cancel can send h* far off for one round,
     so each coordinate returns the round whose step is closest (in log scale) to its last
     h*, the best-informed choice. (Choosing the smallest *reported* error instead would
     favour rounds whose estimate came out too small.)
     """
     ns = ev.ns
     x_float = np.abs(ns.to_float(ev.x_flat))
-    reach = 2 * max(abs(s) for s in rule.offsets)  # the 2h level's farthest point
+    reach = max(abs(s) for s in witness_offsets(rule))  # the farthest point, in steps
     limit = scales(x_float) * MAX_RELATIVE_REACH / reach
     h_float = np.minimum(initial_steps(x_float, ns, rule.order), limit)
     rounds: list[tuple[np.ndarray, FDResult]] = []
@@ -188,8 +223,11 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
             h_float[active] /= SHRINK_ON_DOMAIN_EXIT  # a point left the domain of f
             continue
         rounds.append((active, result))
-        h_star = np.minimum(optimal_steps(result.h, result.coefficient, result.noise,
-                                          rule.order), limit[active])
+        # a coefficient below what the difference can resolve is rounding, not truncation:
+        # it must not send the step up
+        measurable = np.maximum(result.coefficient, result.resolution)
+        h_star = np.minimum(optimal_steps(result.h, measurable, result.noise, rule.order),
+                            limit[active])
         h_float[active] = h_star
         active = active[~settled(result.h, h_star, ns)]
         if len(active) == 0:
@@ -197,7 +235,7 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     return _closest_rounds(ns, rounds, h_float)
 
 
-_FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise")
+_FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise", "resolution")
 
 
 def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],

@@ -108,7 +108,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     rounding = VALUE_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(best))
     return FDResult(value=best, error=error + rounding, h=last_h,
                     coefficient=np.full(n, np.nan), magnitude=np.full(n, np.nan),
-                    noise=rounding)
+                    noise=rounding, resolution=np.full(n, np.nan))
 
 
 def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],

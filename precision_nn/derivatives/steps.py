@@ -12,8 +12,8 @@ one evaluation of ``f``. ``dE/dh = 0`` gives the optimal step
 
 For central differences (p = 2, Σ|w| = 1, C = 1/6) this is the classical
 ``h* = (3 ε / |f'''|)^(1/3)`` (Sauer, *Numerical Analysis*, §5.1.2; Numerical Recipes
-§5.7). ``c`` is not known in advance: it is measured from the same rule at two steps,
-``D(2h) − D(h) = (2^p − 1) c h^p + O(h^(p+1))``, starting from the scale-only guess
+§5.7). ``c`` is not known in advance: it is measured from one more point, as
+``c ≈ C Δ^(p+1) f / h^(p+1)`` (`finite_difference`), starting from the scale-only guess
 ``h = u^(1/(p+1)) · max(|x|, 1)`` and refined until the step settles.
 
 Steps are powers of the system's radix (2 for binary and mpmath, 10 for Decimal), so that
@@ -92,7 +92,7 @@ def optimal_steps(h: np.ndarray, coefficient: np.ndarray, noise: np.ndarray,
     h : float array
         The steps the measurement was made at.
     coefficient : float array
-        ``|c| = |D(2h) − D(h)| / ((2^p − 1) h^p)``.
+        ``|c| = |C f^(p+1)|``, measured.
     noise : float array
         Rounding noise of ``D(h)``, i.e. ``ε Σ|w_j| / h``.
     order : int
