@@ -22,7 +22,7 @@ from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
 __all__ = ["DecimalSystem"]
 
 GUARD_DIGITS = 10  # extra digits of the mpmath detour before the final rounding
-_PERIODIC = {"sin", "cos"}  # functions whose condition number grows with |x|
+_PERIODIC = {"sin", "cos"}  # functions whose condition number is unbounded
 
 
 class DecimalSystem(NumberSystem):
@@ -191,19 +191,38 @@ class DecimalSystem(NumberSystem):
 
     def _detour(self, fname: str, v: decimal.Decimal) -> decimal.Decimal:
         # mpmath's elementary and erf functions are accurate to about 1 ulp of the working
-        # precision, so the detour's error is < 10**-GUARD_DIGITS ulp of the N-digit result,
-        # and the final rounding makes it <= 0.5 ulp + that (faithful, nearly always exact).
-        # The operand itself is rounded to binary on the way in (relative 2**-prec); sin and
-        # cos amplify that by their condition number |x·cot x| ~ |x|, so they carry
-        # log10|x| extra digits. tanh and erf have condition number <= 1 (it tends to 0 as
-        # |x| grows), so they need none.
-        extra = max(0, v.adjusted()) if fname in _PERIODIC and v.is_finite() else 0
-        mp = self._detour_context(extra)
-        x = mp.mpf(float(v)) if not v.is_finite() else exact_mpmath(mp, v, self.name)
-        return self._round(getattr(mp, fname)(x))
+        # precision P, and the operand enters rounded to P bits (relative 2**-P), which f
+        # amplifies by its condition number c(x) = |x·f'(x)/f(x)|. The detour's relative
+        # error is thus about (1 + c)·2**-P; with P = N + GUARD_DIGITS (+ log10 c) digits it
+        # stays below 10**-GUARD_DIGITS ulp of the N-digit result, and the final rounding
+        # makes the total <= 0.5 ulp + that. tanh and erf have c <= 1 (tending to 0 as |x|
+        # grows); sin and cos have c = |x·cot x| or |x·tan x|, large for large |x| and near
+        # their zeros, so they are re-evaluated with log10 c more digits when c is large
+        # (Ziv's strategy: the first result tells how many digits the second needs).
+        if not v.is_finite():
+            mp = self._detour_context()
+            return self._round(getattr(mp, fname)(mp.mpf(float(v))))
+        extra = 0
+        while True:
+            mp = self._detour_context(extra)
+            x = exact_mpmath(mp, v, self.name)
+            y = getattr(mp, fname)(x)
+            needed = _extra_digits(mp, fname, x, y)
+            if needed <= extra:
+                return self._round(y)
+            extra = needed + 2
 
     def _round(self, value: Any) -> decimal.Decimal:
         return self._ctx.create_decimal(_mpf_exact_string(value))
+
+
+def _extra_digits(mp: Any, fname: str, x: Any, y: Any) -> int:
+    """Digits by which the condition number of `fname` at `x` exceeds 1 (0 if it does not)."""
+    if fname not in _PERIODIC or not y:
+        return 0
+    slope = mp.cos(x) if fname == "sin" else mp.sin(x)  # |f'| up to sign
+    condition = abs(x * slope / y)
+    return max(0, int(mp.ceil(mp.log10(condition)))) if condition > 1 else 0
 
 
 def _mpf_exact_string(v: Any) -> str:

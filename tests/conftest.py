@@ -1,0 +1,42 @@
+"""Suite-wide guards: no test may leave the global precision state changed.
+
+precision_nn promises that using ``mpf:100`` or ``decimal:60`` leaves ``mpmath.mp`` and the
+thread's decimal context as they were (DESIGN.md, "No leaked state"). This autouse fixture
+turns that promise into a check around every test of the suite: whatever a test calls, the
+state after it must equal the state before it.
+"""
+
+from __future__ import annotations
+
+import decimal
+
+import mpmath
+import pytest
+
+
+def _precision_state() -> dict[str, object]:
+    """Everything a number system could leak into global or thread state."""
+    ctx = decimal.getcontext()
+    return {
+        "mpmath.mp.prec": mpmath.mp.prec,
+        "mpmath.mp.dps": mpmath.mp.dps,
+        "decimal.prec": ctx.prec,
+        "decimal.rounding": ctx.rounding,
+        "decimal.Emax": ctx.Emax,
+        "decimal.Emin": ctx.Emin,
+        "decimal.traps": {signal.__name__: bool(on) for signal, on in ctx.traps.items()},
+    }
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_precision_state():
+    """Fail a test that changes mpmath.mp or the decimal context (and repair the state)."""
+    before = _precision_state()
+    saved_prec, saved_decimal = mpmath.mp.prec, decimal.getcontext().copy()
+    yield
+    after = _precision_state()
+    if after != before:
+        changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
+        mpmath.mp.prec = saved_prec  # repair, so one leak does not fail every later test
+        decimal.setcontext(saved_decimal)
+        pytest.fail(f"the test leaked precision state (before, after): {changed}")
