@@ -10,7 +10,9 @@ grows, so the tableau is stopped adaptively (Ridders 1982; Numerical Recipes §5
 ``dfridr``): each new entry's error is estimated as the larger of its distances to its two
 parents, the entry with the smallest such estimate is kept, and the sequence stops once the
 newest diagonal differs from the previous one by more than ``SAFE`` times the best error —
-higher orders have started to get worse.
+higher orders have started to get worse. Unlike ``dfridr`` that must happen on two levels
+in a row: when the first step is too large for `f`, the first diagonals are all poor and
+one worsening among them says nothing.
 
 The step ratio 2 (numdifftools' default) keeps every ``h_k`` a power of the radix, so the
 ratios ``h_{k−1}/h_k`` the tableau assumes are exactly those of the realised steps.
@@ -86,6 +88,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     best, error = ns.zeros(n), np.full(n, np.inf)
     last_h = np.zeros(n)
     active, previous = np.arange(n), []
+    worsened = np.zeros(n, dtype=bool)  # the previous diagonal was already worse
     h = first
     for k in range(levels):
         h_k = realize(ns, ev.x_flat[active], h[active])
@@ -96,7 +99,9 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         if k > 0:
             with ns.context():
                 jump = np.abs(ns.to_float(row[k] - previous[k - 1]))
-            stop = jump >= SAFE * error[active]
+            worse = jump >= SAFE * error[active]
+            stop = worse & worsened[active]
+            worsened[active] = worse
         else:
             best[active] = level.value
         previous = [entry[~stop] for entry in row]
