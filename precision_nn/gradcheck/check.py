@@ -31,7 +31,16 @@ import numpy as np
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.evidence import CheckData, Probes, StepProbe
-from precision_nn.gradcheck.findings import NOISE_FACTOR, NOTICES, diagnose, kink_hits, kink_threshold
+from precision_nn.gradcheck.findings import (
+    NOTICES,
+    WIDE_EXPONENT,
+    diagnose,
+    is_lossy,
+    kink_hits,
+    kink_threshold,
+    suspects,
+    undecided,
+)
 from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import Tolerance, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
@@ -44,10 +53,6 @@ _ORDERS = ("C", "F")
 _NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
           "central": "central differences", "forward": "forward differences",
           "backward": "backward differences"}
-# the reference's error bar is "too wide to decide" above this power of u, relative
-WIDE_EXPONENT = 0.5
-# a failing coordinate within this many error bars of its tolerance is too close to call
-CLOSE_CALL = 10.0
 
 
 @dataclass(frozen=True)
@@ -258,14 +263,7 @@ def _compare(setup: _Setup, analytic: np.ndarray, ref: _Reference) -> _Compared:
 
 def _undecided(compared: _Compared, u: float) -> bool:
     """Whether the verdict hinges on a reference error bar that is too wide."""
-    data, tol = compared.data, compared.tol
-    d = np.abs(data.difference)
-    scale = np.abs(data.reference) + float(np.max(np.abs(data.reference)))
-    wide = data.reference_error > u ** WIDE_EXPONENT * scale
-    hinges = d > tol.rounding_part
-    close = data.failing & (d <= CLOSE_CALL * tol.reference_part) & \
-        (tol.reference_part > tol.rounding_part)
-    return bool(np.any((wide & hinges) | close))
+    return bool(np.any(undecided(compared.data)))
 
 
 # -- follow-up probes -----------------------------------------------------------------------
@@ -284,7 +282,7 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
         noise = _noise(setup)
         evaluations += probes.NOISE_OFFSETS * (1 if noise.higher is None else 2)
         explicit = method in _STEP_METHODS and h is not None
-        lossy = noise.sigma > NOISE_FACTOR * noise.expected
+        lossy = is_lossy(noise)
         if explicit:
             limit = _noisy_reference(setup, noise) if lossy else \
                 _limit_reference(setup, complex_probe)
@@ -296,9 +294,9 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
         else:  # too wide to decide, or a failure to confirm beyond f's own conditioning
             compared, n_eval = _widen(setup, analytic, compared)
             evaluations += n_eval
-    suspect = compared.data.failing | _step_off(step_probe)
+    suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
     if suspect.any():
-        kink = _kink(setup, compared, h, suspect)
+        kink = _kink(setup, compared, h, suspect, 0.0 if noise is None else noise.sigma)
         evaluations += 2 * int(np.sum(np.isfinite(kink.steps))) + 1
         if h is None:
             compared, n_eval = _restart_below_kinks(setup, analytic, compared, kink)
@@ -410,20 +408,14 @@ def _noise(setup: _Setup):
     return replace(probe, higher=wider.name, higher_ratio=ratio)
 
 
-def _step_off(step: StepProbe | None) -> np.ndarray | bool:
-    """Coordinates where the user's explicit step errs beyond what matters."""
-    if step is None:
-        return False
-    return step.step_error > np.maximum(step.limit_tolerance, step.relevant)
-
-
-def _kink(setup: _Setup, compared: _Compared, h: Any, suspect: np.ndarray):
+def _kink(setup: _Setup, compared: _Compared, h: Any, suspect: np.ndarray, sigma: float):
     """The kink scan at the suspect coordinates, largest gaps first."""
     data = compared.data
     order = np.argsort(-np.where(suspect, np.abs(data.difference), -1.0), kind="stable")
     flat_view = _FlatView(setup)  # the indices refer to the flat vector in `order`
     return probes.kink_probe(flat_view.f, flat_view.x, setup.ns,
-                             order[: int(np.sum(suspect))], None if h is None else float(h))
+                             order[: int(np.sum(suspect))], None if h is None else float(h),
+                             sigma=sigma)
 
 
 class _FlatView:

@@ -61,14 +61,18 @@ class NoiseProbe:
     """The measured noise of ``f`` against its number system's unit roundoff.
 
     `sigma` is the noise estimated from fourth differences of ``f`` at offsets ``k·delta``
-    along a random direction; `expected` is ``u·max|f|``. `higher` names a wider system
-    in which ``f`` was also measured (`higher_ratio` = its sigma / its expected).
+    along a random direction, `sigma_fine` the same at offsets ``k·delta/16``; `expected`
+    is ``u·max|f|``. Rounding noise keeps its size at both spacings, while a kink between
+    the offsets gives fourth differences proportional to the spacing. `higher` names a
+    wider system in which ``f`` was also measured (`higher_ratio` = its sigma / its
+    expected).
     """
 
     sigma: float
     expected: float
     delta: float
     numbers: str
+    sigma_fine: float = float("nan")
     higher: str | None = None
     higher_ratio: float | None = None
 

@@ -30,8 +30,10 @@ import numpy as np
 
 from precision_nn.gradcheck.blocks import OTHER_ORDER
 from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
 
-__all__ = ["Finding", "Region", "diagnose", "regions", "DETECTORS", "KINDS", "NOTICES", "kink_hits", "kink_threshold"]
+__all__ = ["Finding", "Region", "diagnose", "regions", "DETECTORS", "KINDS", "NOTICES", "kink_hits", "kink_threshold", "is_lossy",
+           "undecided", "suspects", "WIDE_EXPONENT"]
 
 # a factor this close to a simple candidate (1/m, 2, ...) is reported as that candidate
 FACTOR_RTOL = 1e-6
@@ -45,6 +47,13 @@ KINK_KEEP = 0.5
 # positive terms stay within a few u·|f|, so 10⁴ leaves room for cancelling sums while
 # a float inside a 28-digit Decimal function shows ~10¹¹ and float32 inside float64 ~10⁸
 NOISE_FACTOR = 1e4
+# rounding noise keeps at least this share of its size at 16-fold finer offsets (estimates
+# from five fourth differences scatter by a factor ~2); a kink's share falls to 1/16
+NOISE_PERSIST = 1 / 6
+# the reference's error bar is "too wide to decide" above this power of u, relative
+WIDE_EXPONENT = 0.5
+# a failing coordinate within this many error bars of its tolerance is too close to call
+CLOSE_CALL = 10.0
 # the user's step is rounding-dominated when its modelled rounding is this share of its error
 ROUNDING_SHARE = 0.1
 
@@ -298,6 +307,30 @@ def _same(p: Any, q: Any) -> bool:
 
 
 # -- numerical causes -----------------------------------------------------------------------
+def undecided(data: CheckData) -> np.ndarray:
+    """Coordinates whose verdict hinges on a reference error bar that is too wide.
+
+    Wide: the reference's error estimate exceeds √u relative (``WIDE_EXPONENT``), and the
+    gap would fail without it. Close: a failing gap within ``CLOSE_CALL`` error bars.
+    """
+    d = np.abs(data.difference)
+    n = np.abs(data.reference)
+    reference_part = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=np.inf)
+    rounding_part = np.maximum(data.tolerance - reference_part, 0.0)
+    wide = data.reference_error > data.unit_roundoff ** WIDE_EXPONENT * (n + float(np.max(n)))
+    close = data.failing & (d <= CLOSE_CALL * reference_part) & (reference_part > rounding_part)
+    return (wide & (d > rounding_part)) | close
+
+
+def suspects(data: CheckData) -> np.ndarray:
+    """Coordinates worth a kink scan: failing, undecided, or where the user's step is off."""
+    found = data.failing | undecided(data)
+    step = data.probes.step
+    if step is not None:
+        found |= step.step_error > np.maximum(step.limit_tolerance, step.relevant)
+    return found
+
+
 def kink_threshold(data: CheckData, indices: np.ndarray) -> np.ndarray:
     """The smallest jump of slope that counts: √u relative to the gradient's size (the
     reference's error bar is no yardstick here, since a kink is what widens it)."""
@@ -345,11 +378,7 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     if probe is None or probe.indices.size == 0:
         return []
     hit, at, _ = kink_hits(probe, kink_threshold(data, probe.indices))
-    step = data.probes.step
-    suspect = data.failing.copy()
-    if step is not None:
-        suspect |= step.step_error > np.maximum(step.limit_tolerance, step.relevant)
-    hit &= suspect[probe.indices]
+    hit &= suspects(data)[probe.indices]
     if not hit.any():
         return []
     idx = probe.indices[hit]
@@ -420,10 +449,24 @@ def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[F
                      "step_error": err, "rounding": rnd})]
 
 
+def is_lossy(probe: Any) -> bool:
+    """Whether the noise probe shows f noisier than its system allows, at both spacings.
+
+    Rounding noise has the same size at offsets δ and δ/16; a kink between the offsets
+    makes fourth differences proportional to the spacing, so its fine measurement falls
+    16-fold (below ``NOISE_PERSIST`` of the coarse one) and is not taken for noise.
+    """
+    if probe is None:
+        return False
+    floor = NOISE_FACTOR * probe.expected
+    return bool(probe.sigma > floor and probe.sigma_fine > floor
+                and probe.sigma_fine >= NOISE_PERSIST * probe.sigma)
+
+
 def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """f is noisier than the unit roundoff of its number system allows."""
     probe = data.probes.noise
-    if probe is None or not probe.sigma > NOISE_FACTOR * probe.expected:
+    if not is_lossy(probe):
         return []
     ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
     higher = ""

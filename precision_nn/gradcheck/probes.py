@@ -28,6 +28,8 @@ FLOAT_EPS = float(np.finfo(np.float64).eps)
 # 1e-8·u·|f|, stays far below rounding, while f'·δ is many ulps of a lower precision
 NOISE_OFFSETS = 9
 NOISE_SCALE = 0.01
+# the second measurement uses offsets this many times finer (a kink's share shrinks with them)
+NOISE_FINE = 16
 # Var of a fourth difference of independent noise of variance σ²: 1+16+36+16+1 = 70
 FOURTH_DIFFERENCE_VARIANCE = 70.0
 # kinks: the scan starts at Richardson's largest first step (1/8 of the scale of x) when
@@ -143,6 +145,14 @@ def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
     s = 1.0 + float(np.max(np.abs(np.real(ns.to_float(flat)))))
     if delta is None:
         delta = NOISE_SCALE * ns.unit_roundoff ** 0.25 * s
+    sigma, top = _fourth_difference_noise(f, ns, flat, v, delta, shape)
+    fine, _ = _fourth_difference_noise(f, ns, flat, v, delta / NOISE_FINE, shape)
+    return NoiseProbe(sigma, ns.unit_roundoff * top, delta, ns.name, sigma_fine=fine)
+
+
+def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
+                             delta: float, shape: tuple[int, ...]) -> tuple[float, float]:
+    """(σ from the fourth differences of f at offsets k·delta, max |f| seen)."""
     half = NOISE_OFFSETS // 2
     values = [call(f, _along(ns, flat, v, k * delta).reshape(shape), ns)
               for k in range(-half, half + 1)]
@@ -151,14 +161,17 @@ def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
         fourth = arr[:-4] - 4 * arr[1:-3] + 6 * arr[2:-2] - 4 * arr[3:-1] + arr[4:]
     fourth = np.real(ns.to_float(fourth))
     sigma = float(np.sqrt(np.mean(fourth ** 2) / FOURTH_DIFFERENCE_VARIANCE))
-    expected = ns.unit_roundoff * float(np.max(np.abs(np.real(ns.to_float(arr)))))
-    return NoiseProbe(sigma, expected, delta, ns.name)
+    return sigma, float(np.max(np.abs(np.real(ns.to_float(arr)))))
 
 
 def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
-               indices: np.ndarray, h: float | None) -> KinkProbe:
+               indices: np.ndarray, h: float | None, *, sigma: float = 0.0) -> KinkProbe:
     """Scan one-sided differences at `indices` from step `h` (default: Richardson's
-    largest first step, ``KINK_FIRST·(1 + |x_i|)``) down by factors of 4."""
+    largest first step, ``KINK_FIRST·(1 + |x_i|)``) down by factors of 4.
+
+    `sigma` is the measured noise of `f` (0 when not measured): the noise level of each
+    jump is the larger of the system's rounding ``8·u·|f|/h`` and ``8·sigma/h``.
+    """
     flat = x.reshape(-1)
     xf = np.real(ns.to_float(flat))
     f0 = call(f, x, ns)
@@ -178,7 +191,7 @@ def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
     steps = np.array([pad(s) for s, _ in rows]).reshape(len(rows), width)
     jumps = np.array([pad(j) for _, j in rows]).reshape(len(rows), width)
     return KinkProbe(np.asarray(indices[:len(rows)], dtype=int), steps, jumps,
-                     8 * ns.unit_roundoff * fabs / steps)
+                     8 * max(ns.unit_roundoff * fabs, sigma) / steps)
 
 
 def _one_sided_gap(f, ns: NumberSystem, flat: np.ndarray, i: int, h: float, f0: Any,
