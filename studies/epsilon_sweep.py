@@ -49,8 +49,7 @@ from matplotlib.ticker import LogLocator
 
 from precision_nn.numbers import number_system
 from studies import output
-from studies.laws import (DOMINANCE, METHODS, fit_slope, fitted_optimum, law, minimum,
-                          regime_masks)
+from studies.laws import DOMINANCE, METHODS, fit_slope, fitted_optimum, law, minimum, regime_masks
 from studies.problems import estimate, exact, problem, problem_derivatives, relative_error
 
 NAME = "epsilon_sweep"
@@ -95,10 +94,27 @@ def grid(quick: bool) -> list[dict]:
                 if not _supported(numbers, label) or (quick and kind == "mlp"
                                                       and numbers != "float64"):
                     continue
-                cells.append({"key": f"{name}/{numbers}/{label}", "problem": name,
-                              "numbers": numbers, "method": label, "seed": SEED,
-                              "per_decade": config["per_decade"][kind]})
+                cell = {"key": f"{name}/{numbers}/{label}", "problem": name,
+                        "numbers": numbers, "method": label, "seed": SEED,
+                        "per_decade": config["per_decade"][kind]}
+                cells.append({**cell, "cost": _cost(cell)})
     return cells
+
+
+# Measured seconds per step (2-core laptop-class machine): a network gradient in mpmath
+# costs ~0.2 s, in IEEE floats and for scalars a few ms; Richardson about twice central.
+_STEP_SECONDS = {("mlp", "mp"): 0.2, ("mlp", "ieee"): 0.002, ("scalar", "mp"): 0.0025,
+                 ("scalar", "ieee"): 0.003}
+_METHOD_FACTOR = {"richardson": 2.0, "central4": 1.4, "forward": 0.7}
+
+
+def _cost(cell: dict) -> float:
+    """Expected seconds of a cell (for the runner's scheduling and time-left estimate)."""
+    kind = "mlp" if cell["problem"] == "mlp" else "scalar"
+    family = "mp" if cell["numbers"].startswith(("mp", "dec")) else "ieee"
+    u = number_system(cell["numbers"]).unit_roundoff
+    n = len(steps(u, cell["per_decade"], MLP_POINTS if kind == "mlp" else None))
+    return round(n * _STEP_SECONDS[kind, family] * _METHOD_FACTOR.get(cell["method"], 1.0), 3)
 
 
 def run_cell(cell: dict) -> list[dict]:
@@ -239,7 +255,7 @@ def _legend_panel(ax, panels, with_model: bool) -> None:
     """An empty panel holding the legend and the key to the line styles."""
     from matplotlib.lines import Line2D
 
-    handles, labels = {}, {}
+    handles = {}
     for panel in panels:
         for handle, label in zip(*panel.get_legend_handles_labels()):
             handles.setdefault(label, handle)

@@ -41,8 +41,17 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["ASYMPTOTIC_H", "DOMINANCE", "METHODS", "Law", "Fit", "fit_slope", "law",
-           "minimum", "regime_masks"]
+__all__ = [
+    "ASYMPTOTIC_H",
+    "DOMINANCE",
+    "METHODS",
+    "Fit",
+    "Law",
+    "fit_slope",
+    "law",
+    "minimum",
+    "regime_masks",
+]
 
 DOMINANCE = 30.0
 ASYMPTOTIC_H = 0.1

@@ -43,8 +43,14 @@ from matplotlib.ticker import NullFormatter
 
 from precision_nn.numbers import number_system
 from studies import output
-from studies.problems import (NetworkProblem, estimate, exact, network_problem, problem,
-                              relative_error)
+from studies.problems import (
+    NetworkProblem,
+    estimate,
+    exact,
+    network_problem,
+    problem,
+    relative_error,
+)
 
 NAME = "method_comparison"
 TITLE = "Method comparison: accuracy against cost"
@@ -75,8 +81,15 @@ def grid(quick: bool) -> list[dict]:
                 cells.append({"key": f"{name}/{spec}/{label}", "problem": name,
                               "numbers": spec, "method": label, "seed": SEED,
                               "layer_sizes": list(network["layer_sizes"]),
-                              "examples": network["examples"]})
+                              "examples": network["examples"],
+                              "cost": _cost(name, spec, label)})
     return cells
+
+
+def _cost(name: str, spec: str, label: str) -> float:
+    """Rough seconds of a cell: network gradients in mpmath/Decimal dominate the study."""
+    slow = name == "mlp" and spec.startswith(("mp", "dec"))
+    return (5.0 if slow else 0.1) * {"richardson": 3.0, "central4": 2.0}.get(label, 1.0)
 
 
 def _problem(cell: dict):

@@ -20,9 +20,9 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import matplotlib.pyplot as plt
 
-import studies  # noqa: E402
+import studies
 
 __all__ = [
     "figure",
@@ -197,11 +197,11 @@ def _index_intro(present: list[str], runs: dict[str, dict]) -> str:
 
 def _strip_run(summary: str) -> str:
     """The summary without its ``## Run`` section (the index has one provenance table)."""
-    return re.split(r"^## Run\s*$", summary, flags=re.M)[0].rstrip()
+    return re.split(r"^## Run\s*$", summary, flags=re.MULTILINE)[0].rstrip()
 
 
 def _demote(text: str) -> str:
-    return re.sub(r"^(#{1,5}) ", lambda m: "#" + m.group(1) + " ", text, flags=re.M)
+    return re.sub(r"^(#{1,5}) ", lambda m: "#" + m.group(1) + " ", text, flags=re.MULTILINE)
 
 
 def _reroot(text: str, folder: str) -> str:

@@ -156,7 +156,7 @@ def exponents_table(minima: list[dict]) -> list[dict]:
         table.append({
             "problem": name, "family": family, "method": label, "systems": len(group),
             "error_exponent": error_fit, "error_theory": theory,
-            "error_ratio": error_fit / theory if theory == theory else math.nan,
+            "error_ratio": error_fit / theory if math.isfinite(theory) else math.nan,
             "h_exponent": h_fit, "h_theory": 1 / (p + 1) if has_h else math.nan})
     return table
 

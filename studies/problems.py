@@ -24,9 +24,20 @@ import numpy as np
 from precision_nn.network import MLP
 from precision_nn.numbers import NumberSystem, number_system
 
-__all__ = ["FUNCTIONS", "REFERENCE_DPS", "ScalarProblem", "NetworkProblem", "network_problem",
-           "estimate", "exact", "problem", "problem_derivatives",
-           "relative_error", "to_mpf"]
+__all__ = [
+    "FUNCTIONS",
+    "REFERENCE_DPS",
+    "NetworkProblem",
+    "ScalarProblem",
+    "estimate",
+    "exact",
+    "network_problem",
+    "problem",
+    "problem_derivatives",
+    "random_network_problem",
+    "relative_error",
+    "to_mpf",
+]
 
 # Digits of every reference: above the 200 of the finest system studied, with a margin so
 # that reference error never shows in a relative error measured down to 1e-200.
@@ -79,7 +90,7 @@ FUNCTIONS: dict[str, ScalarProblem] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _taylor(name: str, n: int) -> list[float]:
     problem = FUNCTIONS[name]
     with mpmath.workdps(60):
@@ -97,11 +108,12 @@ class NetworkProblem:
     Y: np.ndarray
     params: np.ndarray  # float64 array of dyadic values
     hidden: str = "sigmoid"
+    l2: str = "0"  # λ as a decimal string: exact in every system
 
     def network(self, numbers: str | NumberSystem) -> MLP:
         """The network in `numbers` (parameters exact)."""
         return MLP(list(self.layer_sizes), hidden=self.hidden, numbers=numbers,
-                   init=self.params)
+                   init=self.params, l2=self.l2)
 
     def loss_function(self, numbers: str | NumberSystem) -> Callable[[Any], Any]:
         """θ ↦ J(θ) in `numbers`; accepts a stack of parameter vectors."""
@@ -115,7 +127,7 @@ class NetworkProblem:
 
     def __hash__(self) -> int:
         return hash((self.layer_sizes, self.X.tobytes(), self.Y.tobytes(),
-                     self.params.tobytes(), self.hidden))
+                     self.params.tobytes(), self.hidden, self.l2))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, NetworkProblem) and hash(self) == hash(other)
@@ -126,6 +138,20 @@ def _reference_gradient(problem: NetworkProblem) -> tuple:
     ns = number_system(f"mpf:{REFERENCE_DPS}")
     net = problem.network(ns)
     return tuple(net.gradient(ns.asarray(problem.X), ns.asarray(problem.Y)))
+
+
+def random_network_problem(seed: int) -> NetworkProblem:
+    """A network with seeded random shape, activation, batch size and λ (for many trials).
+
+    Inputs 2-6, one hidden layer of 2-8 units (sigmoid or tanh), 1-4 sigmoid outputs with
+    cross-entropy, 2-10 examples, λ in {0.01, 0.1, 1}.
+    """
+    rng = np.random.default_rng([seed, 20261125])
+    sizes = (int(rng.integers(2, 7)), int(rng.integers(2, 9)), int(rng.integers(1, 5)))
+    base = network_problem(sizes, examples=int(rng.integers(2, 11)), seed=seed)
+    return NetworkProblem(base.layer_sizes, base.X, base.Y, base.params,
+                          hidden=str(rng.choice(["sigmoid", "tanh"])),
+                          l2=str(rng.choice(["0.01", "0.1", "1"])))
 
 
 def network_problem(layer_sizes: tuple[int, ...] = (3, 4, 2), *, examples: int = 5,
@@ -184,7 +210,6 @@ def estimate(problem: ScalarProblem | NetworkProblem, numbers: str, label: str, 
     so that it is evaluated on x0 + ih with no silent conversion.
     """
     from precision_nn.derivatives import derivative, gradient
-
     from studies.laws import METHODS
 
     spec = METHODS[label]

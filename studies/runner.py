@@ -23,6 +23,9 @@ A study is a module listed in `studies.STUDIES` that defines
     rows: one dict per measurement with scalar JSON-serialisable values, the same keys in
     every row of the study; the study's module docstring names and explains the columns.
     It may raise: the runner records the error against the cell and goes on.
+    A cell may carry a ``"cost"`` entry, a positive number proportional to its expected
+    run time: the runner submits the costliest cells first and weighs the time-left
+    estimate by it.
 ``render(rows: list[dict], out: pathlib.Path) -> str``
     Draw and tabulate. `rows` are the rows of every successful cell, in grid order, with
     values as they come back from the cell log (JSON round trip: floats, ints, str, bool,
@@ -133,7 +136,7 @@ class SerialExecutor(cf.Executor):
     `KeyboardInterrupt` propagates to the caller, exactly as an interrupted run would.
     """
 
-    def submit(self, fn, /, *args, **kwargs):  # noqa: D102 (Executor's signature)
+    def submit(self, fn, /, *args, **kwargs):
         future: cf.Future = cf.Future()
         try:
             future.set_result(fn(*args, **kwargs))
@@ -245,31 +248,33 @@ class Progress:
     """A one-line progress report on stderr: cells done, elapsed time, time left.
 
     On a terminal the line is redrawn in place; otherwise a line is printed at most every
-    `every` seconds and at the end. The time left is the mean time per computed cell so far
-    times the cells still to compute, divided by nothing more clever: cells of one study
-    are interleaved, so the mean is a fair estimate after a few cells.
+    `every` seconds and at the end. The time left is the elapsed time per unit of cost
+    finished so far times the cost still to run, where each cell's cost is its optional
+    ``"cost"`` entry (1 when absent): with costs the estimate holds from the first cells on
+    even when cells differ a hundredfold; without, it is the mean time per cell.
     """
 
-    def __init__(self, label: str, total: int, *, done: int = 0,
+    def __init__(self, label: str, costs: list[float], *, done: int = 0,
                  stream: IO[str] | None = None, every: float = 5.0) -> None:
-        self.label, self.total, self.skipped, self.done = label, total, done, done
+        self.label, self.total, self.skipped, self.done = label, len(costs), done, done
+        self.cost_left, self.cost_done = float(sum(costs)), 0.0
         self.stream = sys.stderr if stream is None else stream
         self.every, self.start, self.last = every, time.monotonic(), -float("inf")
         self.printed = ""
         self.failed = 0
 
-    def update(self, *, failed: bool = False) -> None:
-        """Count one more finished cell and redraw."""
+    def update(self, *, failed: bool = False, cost: float = 1.0) -> None:
+        """Count one more finished cell (of estimated `cost`) and redraw."""
         self.done += 1
         self.failed += int(failed)
+        self.cost_done += cost
+        self.cost_left = max(self.cost_left - cost, 0.0)
         self.draw()
 
     def line(self) -> str:
         """The current progress line."""
         elapsed = time.monotonic() - self.start
-        computed = self.done - self.skipped
-        left = self.total - self.done
-        eta = _clock(elapsed / computed * left) if computed else "?"
+        eta = _clock(elapsed / self.cost_done * self.cost_left) if self.cost_done else "?"
         width = 24
         filled = int(width * self.done / self.total) if self.total else width
         bar = "#" * filled + "." * (width - filled)
@@ -291,7 +296,7 @@ class Progress:
 
 
 def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     return f"{minutes}:{secs:02d}"
 
 
@@ -338,14 +343,16 @@ def run_cells(module: ModuleType, cells: list[dict], *, executor: cf.Executor, l
         log.reset()
     records = {key: previous[key] for key, cell in zip(keys, cells)
                if _finished(previous.get(key), cell)}
-    todo = [cell for key, cell in zip(keys, cells) if key not in records]
+    # the costliest first: with few workers, the longest cells then do not end the run
+    todo = sorted((cell for key, cell in zip(keys, cells) if key not in records),
+                  key=lambda cell: -cell_cost(cell))
     pending: dict[cf.Future, dict] = {}
 
     def finish(future: cf.Future) -> None:
         record = _record_of(future, pending.pop(future))
         records[record["key"]] = log.append(record)
         if progress is not None:
-            progress.update(failed=record["error"] is not None)
+            progress.update(failed=record["error"] is not None, cost=cell_cost(record["cell"]))
 
     try:
         for cell in todo:
@@ -361,6 +368,12 @@ def run_cells(module: ModuleType, cells: list[dict], *, executor: cf.Executor, l
             future.cancel()
         raise
     return records, len(todo)
+
+
+def cell_cost(cell: dict) -> float:
+    """The cell's optional relative cost estimate (``"cost"``, default 1)."""
+    cost = cell.get("cost", 1.0)
+    return float(cost) if isinstance(cost, (int, float)) and cost > 0 else 1.0
 
 
 def _record_of(future: cf.Future, cell: dict) -> dict:
@@ -389,8 +402,9 @@ def run_study(study: str | ModuleType, *, out: Path, quick: bool = False,
     cells = module.grid(quick)
     log = CellLog(Path(out) / module.NAME / "cells.jsonl")
     reusable = log.read() if resume else {}
-    done = sum(_finished(reusable.get(cell.get("key")), cell) for cell in cells)
-    progress = Progress(module.NAME, len(cells), done=done, stream=stream)
+    finished = [_finished(reusable.get(cell.get("key")), cell) for cell in cells]
+    progress = Progress(module.NAME, [0.0 if f else cell_cost(c) for f, c in
+                                      zip(finished, cells)], done=sum(finished), stream=stream)
     progress.draw()
     records, computed = run_cells(module, cells, executor=executor, log=log, resume=resume,
                                   progress=progress)

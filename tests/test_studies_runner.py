@@ -176,7 +176,7 @@ def test_without_resume_everything_is_recomputed(tmp_path, toy):
 
 def test_progress_line_shows_cells_elapsed_and_time_left():
     stream = io.StringIO()
-    progress = runner.Progress("demo", 4, done=1, stream=stream, every=0.0)
+    progress = runner.Progress("demo", [0, 1, 1, 1], done=1, stream=stream, every=0.0)
     progress.update()
     progress.update(failed=True)
     line = stream.getvalue().splitlines()[-1]
@@ -221,3 +221,26 @@ def test_cli_runs_a_study(tmp_path, toy, capsys):
     assert status == 0
     assert "3/3 cells" in capsys.readouterr().err
     assert (tmp_path / "index.html").exists()
+
+
+def test_time_left_is_weighted_by_cell_cost():
+    progress = runner.Progress("demo", [1.0, 9.0], stream=io.StringIO())
+    progress.start -= 10.0  # ten seconds have passed ...
+    progress.update(cost=1.0)  # ... for the cheap cell: the dear one needs ~90 s more
+    assert "left ~1:30" in progress.line()
+
+
+def test_costliest_cells_are_submitted_first(tmp_path, toy):
+    order = []
+
+    class Recording(runner.SerialExecutor):
+        def submit(self, fn, /, *args, **kwargs):
+            order.append(args[1]["key"])
+            return super().submit(fn, *args, **kwargs)
+
+    cells = [{"key": "a", "n": 1, "log": "", "stop": "", "fail": "", "cost": 1},
+             {"key": "b", "n": 2, "log": "", "stop": "", "fail": "", "cost": 5},
+             {"key": "c", "n": 3, "log": "", "stop": "", "fail": ""}]
+    records, computed = runner.run_cells(TOY, cells, executor=Recording(),
+                                         log=runner.CellLog(tmp_path / "cells.jsonl"))
+    assert order == ["b", "a", "c"] and computed == 3 and list(records) == ["b", "a", "c"]

@@ -18,11 +18,11 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from studies import epsilon_sweep, method_comparison, precision_sweep, runner
+from studies import epsilon_sweep, gradcheck_reliability, method_comparison, precision_sweep, runner
 from studies.laws import METHODS, fit_slope, law, regime_masks
 from studies.problems import problem
 
-STUDY_MODULES = (epsilon_sweep, precision_sweep, method_comparison)
+STUDY_MODULES = (epsilon_sweep, precision_sweep, method_comparison, gradcheck_reliability)
 SLOPE_TOLERANCE = 0.15  # issue 5: fitted slopes within ±0.15 of theory
 EXPONENT_TOLERANCE = 0.10  # issue 5: precision-sweep exponents within 10 % of theory
 FLAT_UNITS = 4  # issue 5: complex-step error flat at ≤ 4u for small h
@@ -166,6 +166,44 @@ def test_accuracy_ranks_by_order_and_complex_step_reaches_u(report):
         backprop = next(r for r in rows if (r["problem"], r["numbers"], r["method"])
                         == ("mlp", numbers, "backprop"))
         assert backprop["error"] <= 100 * u and backprop["evaluations"] == 1
+
+
+# -- gradient-check reliability --------------------------------------------------------------
+def _rates(report: Path) -> dict[tuple, dict]:
+    rows = read_csv(report / "gradcheck_reliability" / "rates.csv")
+    return {(r["numbers"], r["checker"], r["bug"]): r for r in rows}
+
+
+@pytest.mark.parametrize("numbers", ["float16", "float32", "float64"])
+def test_derived_tolerance_never_alarms_and_catches_gross_bugs(report, numbers):
+    rates = _rates(report)
+    assert rates[(numbers, "derived", "none")]["wrong"] == 0
+    for bug in ("missing_1/m", "sign_flip"):
+        assert rates[(numbers, "derived", bug)]["wrong"] == 0
+    if numbers != "float16":  # above float16's resolution every planted bug is caught
+        for bug in gradcheck_reliability.BUGS[1:]:
+            assert rates[(numbers, "derived", bug)]["wrong"] == 0
+
+
+def test_fixed_tolerances_fail_where_their_arithmetic_cannot_reach(report):
+    rates = _rates(report)
+    # float16: every recipe's step (1e-4 … 1e-6) is below the spacing next to most weights
+    for checker in ("cs231n", "coursera", "torch"):
+        assert rates[("float16", checker, "none")]["rate"] == 1.0
+    # float32: central differences reach at best u^(2/3) ≈ 1.5e-5, far above 1e-9 and 1e-7
+    for checker in ("cs231n", "coursera"):
+        assert rates[("float32", checker, "none")]["rate"] == 1.0
+    # torch passes |a − n| ≤ atol + rtol·|n| with rtol = 1e-3: an error of one part in a
+    # thousand is inside its tolerance by construction
+    assert rates[("float64", "torch", "none")]["wrong"] == 0
+    assert rates[("float64", "torch", "one_part_in_1000")]["rate"] == 1.0
+
+
+def test_wilson_interval_matches_its_closed_form():
+    low, high = gradcheck_reliability.wilson(0, 10)
+    assert low == 0 and math.isclose(high, 1.959964**2 / (10 + 1.959964**2), rel_tol=1e-12)
+    low, high = gradcheck_reliability.wilson(5, 10)
+    assert math.isclose(low + high, 1.0, rel_tol=1e-12) and 0.2 < low < 0.25
 
 
 # -- the fitting machinery on manufactured data ----------------------------------------------
