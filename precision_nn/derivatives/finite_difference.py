@@ -47,7 +47,7 @@ __all__ = ["FDResult", "Level", "finite_difference", "realize", "stencil_levels"
 # The (p+1)-th difference estimates f^(p+1) near x, not at x, and misses the next term
 # of the expansion: count its truncation twice.
 TRUNCATION_SAFETY = 2.0
-# the points of a pair of rules chosen automatically stay within this fraction of
+# with automatic steps every point (the witness's too) stays within this fraction of
 # max(|x|, 1) from x
 MAX_RELATIVE_REACH = 0.125
 
@@ -176,6 +176,8 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
                                                                       | set(rule.offsets)))
     level = _level(ns, rule, 1, h, values, offsets, exact)
     p = rule.order
+    # nominal binomial weights also where offsets are irregular: a relative offset error
+    # of order u/h changes an error *estimate* negligibly
     binomial = [(-1) ** (p + 1 - j) * math.comb(p + 1, j) for j in range(p + 2)]
     with ns.context():
         difference = sum(ns.scalar(b) * values[k] for b, k in zip(binomial, witness))
