@@ -396,3 +396,29 @@ def test_user_code_sees_the_system_precision_inside_f():
     est = derivative(f, "0.5", numbers=ns, method="richardson")
     assert set(seen) == {50}
     assert abs(est.value - 1) <= est.error < 1e-40
+
+
+# -- cost and sampling ----------------------------------------------------------------------
+def test_central_gradient_costs_three_evaluations_per_entry():
+    """±h for the rule, +2h for the truncation witness, f(x) once; the batching probe
+    evaluates two points alone and stacked (4 more)."""
+    n = 25
+    est = gradient(lambda v: np.sum(np.sin(v), axis=-1), np.linspace(0, 1, n), h=2.0**-12)
+    assert est.evaluations == 3 * n + 1 + 4
+
+
+@pytest.mark.parametrize(("method", "side"), [("backward", -1), ("forward", 1)])
+@pytest.mark.parametrize("h", [None, 2.0**-10])
+def test_one_sided_rules_never_sample_the_other_side(method, side, h):
+    """At the edge of a domain (here sqrt(1 - x) ends at x = 1) a one-sided rule and its
+    error estimate only use points on their own side."""
+    x0, seen = 0.75, []
+
+    def f(x):
+        seen.extend(np.atleast_1d(x).tolist())
+        return np.sqrt((1 - x) if side < 0 else x)
+
+    est = derivative(f, x0, method=method, order=2, h=h)
+    assert all(side * (x - x0) >= 0 for x in seen)
+    exact = -0.5 / np.sqrt(1 - x0) if side < 0 else 0.5 / np.sqrt(x0)
+    assert abs(est.value - exact) <= est.error
