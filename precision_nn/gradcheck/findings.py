@@ -22,7 +22,7 @@ reference there to the explain tolerance (see `evidence.EXPLAIN_RTOL`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -264,9 +264,30 @@ def _pattern(kind: str, region: Region, message: str, extra: dict) -> Finding:
                                    "coordinates": region.indices.tolist(), **extra})
 
 
+def against_limit(data: CheckData) -> CheckData:
+    """The comparison with the h → 0 limit when the user's explicit step was probed.
+
+    Bug patterns are judged against the best reference available: a factor fitted to a
+    reference with a large step error would carry that error.
+    """
+    step = data.probes.step
+    if step is None:
+        return data
+    return replace(data, reference=data.analytic - step.limit_difference,
+                   difference=step.limit_difference, tolerance=step.limit_tolerance)
+
+
+def _failing(data: CheckData) -> np.ndarray:
+    """Failing against the reference, or against the h → 0 limit when there is one."""
+    if data.probes.step is None:
+        return data.failing
+    return data.failing | against_limit(data).failing
+
+
 def _pattern_detector(kind: str, test: Callable[[CheckData, Region], Finding | None]) -> Detector:
     """A detector that tries `test` on every open region and merges a whole-gradient hit."""
     def detect(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+        data = against_limit(data)
         found, seen = [], set()
         for region in _open_regions(data, [*earlier]):
             if region.block in seen:
@@ -496,7 +517,7 @@ def detect_not_complex_safe(data: CheckData, earlier: Sequence[Finding]) -> list
 # -- summaries ------------------------------------------------------------------------------
 def detect_localized(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """Unexplained failures confined to one block, or one column/row of a block."""
-    rest = data.failing & ~_explained(data, earlier)
+    rest = _failing(data) & ~_explained(data, earlier)
     if not rest.any() or not data.blocks.given or _numerical(earlier):
         return []
     blocks = {data.blocks.locate(int(i))[0] for i in np.flatnonzero(rest)}
@@ -516,7 +537,7 @@ def detect_localized(data: CheckData, earlier: Sequence[Finding]) -> list[Findin
 
 def detect_mismatch(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """Failures that no pattern and no numerical cause explains."""
-    rest = data.failing & ~_explained(data, earlier)
+    rest = _failing(data) & ~_explained(data, earlier)
     if not rest.any() or _numerical(earlier):
         return []
     worst = int(np.argmax(np.where(rest, np.abs(data.difference), -np.inf)))
@@ -531,7 +552,7 @@ def detect_mismatch(data: CheckData, earlier: Sequence[Finding]) -> list[Finding
 
 def detect_match(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """Nothing failed and nothing else was found."""
-    if any(f.kind not in NOTICES for f in earlier) or data.failing.any():
+    if any(f.kind not in NOTICES for f in earlier) or _failing(data).any():
         return []
     rel = np.abs(data.difference) / np.maximum(np.abs(data.tolerance), 1e-300)
     share = float(np.max(rel, initial=0))

@@ -1,0 +1,338 @@
+"""Unit tests of the gradient check: detectors on synthetic arrays, blocks, tolerance,
+report, validation messages, directional mode and the network entry point."""
+
+from __future__ import annotations
+
+import decimal
+
+import mpmath
+import numpy as np
+import pytest
+
+from precision_nn.gradcheck import (
+    KINDS,
+    check_gradient,
+    check_network_gradient,
+)
+from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.gradcheck.evidence import (
+    CheckData,
+    ComplexProbe,
+    KinkProbe,
+    NoiseProbe,
+    Probes,
+    StepProbe,
+)
+from precision_nn.gradcheck.findings import DETECTORS, describe_factor, diagnose
+from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, ROUNDING_FACTOR, tolerance
+from precision_nn.network import MLP
+from precision_nn.numbers import number_system
+
+U64 = 2.0 ** -53
+SHAPES = [(3, 4), (2, 4)]
+RNG = np.random.default_rng(7)
+REFERENCE = RNG.standard_normal(20)
+THETA = RNG.standard_normal(20)
+
+
+def synthetic(analytic, reference=REFERENCE, *, shapes=SHAPES, x=THETA, error=1e-12,
+              batch_size=None, probes=Probes(), order="C") -> CheckData:
+    """A CheckData as check_gradient would build it, from plain arrays."""
+    analytic, reference = np.asarray(analytic, float), np.asarray(reference, float)
+    err = np.full(analytic.shape, error)
+    tol = tolerance(analytic, reference, err, unit_roundoff=U64, numbers="float64",
+                    reference_name="synthetic").values
+    blocks = Blocks.from_shapes(shapes, order=order, size=analytic.size)
+    return CheckData(analytic, reference, analytic - reference, err, tol, np.asarray(x, float),
+                     blocks, batch_size, U64, "synthetic", probes)
+
+
+def kinds(data: CheckData) -> tuple[str, ...]:
+    return tuple(f.kind for f in diagnose(data))
+
+
+# -- detectors on synthetic arrays -----------------------------------------------------------
+def test_every_kind_has_a_detector():
+    assert set(KINDS) == set(DETECTORS) and len(KINDS) == 12
+
+
+def test_match_within_tolerance():
+    assert kinds(synthetic(REFERENCE * (1 + 1e-14))) == ("match",)
+
+
+def test_scale_whole_and_named_as_one_over_m():
+    found = diagnose(synthetic(REFERENCE / 5, batch_size=5))
+    assert [f.kind for f in found] == ["scale"]
+    assert "1/m" in found[0].message and found[0].evidence["factor"] == pytest.approx(0.2)
+
+
+def test_scale_of_one_block_only():
+    a = REFERENCE.copy()
+    a[12:] *= 3
+    found = diagnose(synthetic(a))
+    assert [f.kind for f in found] == ["scale"] and found[0].evidence["block"] == 1
+
+
+def test_scale_close_to_one_is_no_pattern():
+    assert kinds(synthetic(REFERENCE * 1.001)) == ("mismatch",)
+
+
+def test_sign_whole_gradient():
+    assert kinds(synthetic(-REFERENCE)) == ("sign",)
+
+
+def test_layout_block_in_fortran_order():
+    a = REFERENCE.copy()
+    a[:12] = REFERENCE[:12].reshape(3, 4).ravel(order="F")
+    found = diagnose(synthetic(a))
+    assert [f.kind for f in found] == ["layout"] and found[0].evidence["block"] == 0
+
+
+def test_layout_every_block_when_params_are_fortran():
+    a = np.concatenate([REFERENCE[:12].reshape(3, 4).ravel(order="F"),
+                        REFERENCE[12:].reshape(2, 4).ravel(order="F")])
+    found = diagnose(synthetic(a))
+    assert [f.kind for f in found] == ["layout"] and found[0].message.startswith("Every block")
+
+
+def test_regularization_on_the_bias_column():
+    a = REFERENCE.copy()
+    bias = np.arange(12, 20, 4)  # column 0 of block 1 in C order
+    a[bias] += 0.6 * THETA[bias]
+    found = diagnose(synthetic(a, batch_size=5))
+    assert [f.kind for f in found] == ["regularization"]
+    assert found[0].evidence["factor"] == pytest.approx(0.6)
+    assert "column 0" in found[0].message and "3/m" in found[0].message
+
+
+def test_localized_unexplained_column():
+    a = REFERENCE.copy()
+    a[[1, 5, 9]] = [0.3, -2.0, 7.0]  # column 1 of block 0, no pattern
+    found = diagnose(synthetic(a))
+    assert [f.kind for f in found] == ["localized", "mismatch"]
+    assert "block 0, column 1" in found[0].message
+
+
+def test_mismatch_without_shapes_is_not_localized():
+    a = REFERENCE + RNG.standard_normal(20)
+    assert kinds(synthetic(a, shapes=None)) == ("mismatch",)
+
+
+def _step_probe(step_error, rounding, limit_difference=np.zeros(20)):
+    return StepProbe("central", 0.5, "complex step", limit_difference, np.full(20, 1e-12),
+                     np.full(20, step_error), np.full(20, rounding), np.full(20, 1e-8))
+
+
+def test_step_too_large_from_the_probe():
+    data = synthetic(REFERENCE + 1e-3, error=1e-6,
+                     probes=Probes(step=_step_probe(1e-3, 1e-15)))
+    assert kinds(data) == ("step_too_large",)
+
+
+def test_step_too_small_from_the_probe():
+    data = synthetic(REFERENCE + 1e-3, error=1e-6,
+                     probes=Probes(step=_step_probe(1e-3, 1e-3)))
+    assert kinds(data) == ("step_too_small",)
+
+
+def test_step_finding_needs_the_limit_to_agree():
+    probe = _step_probe(1e-3, 1e-15, limit_difference=np.full(20, 0.1))
+    data = synthetic(REFERENCE + 0.1, probes=Probes(step=probe))
+    assert "step_too_large" not in kinds(data)
+
+
+def test_precision_loss_from_the_probe_and_not_from_a_kink():
+    lossy = NoiseProbe(1e-17, 1e-28, 1e-9, "decimal:28", sigma_fine=2e-17)
+    kinky = NoiseProbe(1e-7, 1e-16, 1e-6, "float64", sigma_fine=1e-7 / 16)
+    assert "precision_loss" in kinds(synthetic(REFERENCE + 1e-3, probes=Probes(noise=lossy)))
+    assert "precision_loss" not in kinds(synthetic(REFERENCE + 1e-3,
+                                                   probes=Probes(noise=kinky)))
+
+
+def test_kink_from_a_scan_that_does_not_shrink():
+    steps = 1e-2 * 0.25 ** np.arange(5)
+    jumps = np.array([2.0, 1.9, 1.8, 0.2 * steps[3], 0.2 * steps[4]])
+    probe = KinkProbe(np.array([3]), steps[None], jumps[None], np.full((1, 5), 1e-14))
+    a = REFERENCE.copy()
+    a[3] += 1.0
+    assert kinds(synthetic(a, probes=Probes(kink=probe)))[0] == "kink"
+    smooth = KinkProbe(np.array([3]), steps[None], (0.5 * steps)[None], np.full((1, 5), 1e-14))
+    assert "kink" not in kinds(synthetic(a, probes=Probes(kink=smooth)))
+
+
+def test_not_complex_safe_is_a_notice():
+    probe = ComplexProbe(True, False, "it drops the imaginary part.")
+    assert kinds(synthetic(REFERENCE, probes=Probes(complex=probe))) == \
+        ("not_complex_safe", "match")
+
+
+def test_describe_factor():
+    assert describe_factor(4.0, 4).startswith("m (")
+    assert describe_factor(0.75, None) == "3/4"
+
+
+# -- blocks and tolerance ---------------------------------------------------------------------
+def test_blocks_locate_in_fortran_order():
+    b = Blocks.from_shapes([(2, 3)], order="F", size=6)
+    assert [b.locate(i)[1:] for i in range(3)] == [(0, 0), (1, 0), (0, 1)]
+    G = np.arange(6.0).reshape(2, 3)
+    assert np.array_equal(b.reread(G.ravel("C"), 0, written="C"), G.ravel("F"))
+
+
+def test_tolerance_adds_reference_error_and_rounding():
+    a = np.array([1.0, -3.0])
+    t = tolerance(a, a, np.array([1e-10, 0.0]), unit_roundoff=U64, numbers="float64",
+                  reference_name="r")
+    rounding = ROUNDING_FACTOR * U64 * (np.abs(a) + 3.0)
+    assert np.allclose(t.values, REFERENCE_SAFETY * np.array([1e-10, 0.0]) + rounding)
+    assert "4 × the reference's own error estimate" in t.source
+
+
+def test_tolerance_without_estimate_says_so():
+    t = tolerance(np.ones(2), np.ones(2), np.array([np.nan, 1e-9]), unit_roundoff=U64,
+                  numbers="float64", reference_name="r")
+    assert "without an error estimate" in t.source and np.all(np.isfinite(t.values))
+
+
+@pytest.mark.parametrize("spec", ["float32", "float64", "decimal:30", "mpf:40"])
+def test_tolerance_follows_the_number_system(spec):
+    """The same correct quadratic passes in every system with a tolerance near its u."""
+    ns = number_system(spec)
+    x = ns.asarray(["0.5", "-1.25", "2"])
+    with ns.context():
+        report = check_gradient(lambda v: np.sum(v * v * v), lambda v: 3 * v * v, x)
+    assert report.passed
+    assert np.max(report.tolerance) < 1e4 * ns.unit_roundoff ** 0.5 * 12
+
+
+# -- report -----------------------------------------------------------------------------------
+def _failing_report():
+    net = MLP([3, 4, 2], seed=3)
+    X, Y = np.random.default_rng(0).standard_normal((5, 3)), np.eye(2)[[0, 1, 1, 0, 1]]
+    return check_gradient(lambda p: net.loss(X, Y, params=p),
+                          lambda p: net.gradient(X, Y, params=p) * len(X), net.params,
+                          shapes=net.shapes, batch_size=len(X))
+
+
+def test_report_text_is_a_diagnosis_not_a_dump():
+    report = _failing_report()
+    text = str(report)
+    assert text.startswith("Gradient check FAILED")
+    assert "tolerance: per coordinate" in text and "[scale]" in text
+    assert "block  row  column" in text
+    assert len(text.splitlines()) < 20
+
+
+def test_report_markdown_and_worst():
+    report = _failing_report()
+    md = report.to_markdown()
+    assert "| block | row | column |" in md and "- **scale**:" in md
+    worst = report.worst(3)
+    assert len(worst) == 3 and worst[0].label.startswith("block")
+    shares = [abs(c.difference) / c.tolerance for c in worst]
+    assert shares == sorted(shares, reverse=True)
+
+
+def test_report_fields():
+    report = _failing_report()
+    a, n = report.analytic, report.reference
+    assert report.relative_difference == pytest.approx(np.linalg.norm(a - n) /
+                                                       np.linalg.norm(a + n))
+    assert report.max_relative_error == pytest.approx(np.max(report.relative_error))
+    assert report.kinds == ("scale",) and not report.passed
+
+
+def test_worst_validates_k():
+    with pytest.raises(ValueError, match="`k` must be a non-negative integer"):
+        _failing_report().worst(-1)
+
+
+# -- validation -------------------------------------------------------------------------------
+X = np.array([1.0, 2.0])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(method="secant"), ValueError, "`method` must be one of"),
+    (dict(order="K"), ValueError, "`order` must be 'C'"),
+    (dict(h=1e-3), ValueError, "`h` is only used by methods"),
+    (dict(directions=0), ValueError, "`directions` must be a positive integer"),
+    (dict(batch_size=2.5), ValueError, "`batch_size` must be a positive integer"),
+    (dict(shapes=[(3, 1)]), ValueError, "`shapes` .* must have positive sizes adding up"),
+    (dict(shapes=[3]), ValueError, "`shapes` must be a sequence of shapes"),
+    (dict(numbers="float7"), ValueError, "unknown number system"),
+    (dict(numbers="complex128"), ValueError, "`x` must be real"),
+])
+def test_validation_messages(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        check_gradient(lambda x: np.sum(x * x), lambda x: 2 * x, X, **kwargs)
+
+
+def test_f_and_grad_must_be_callable():
+    with pytest.raises(TypeError, match="`f` must be callable"):
+        check_gradient(1.0, lambda x: x, X)
+    with pytest.raises(TypeError, match="`grad` must be callable"):
+        check_gradient(lambda x: x, None, X)
+
+
+def test_grad_of_wrong_size():
+    with pytest.raises(ValueError, match=r"`grad\(x\)` must have one entry per entry of x"):
+        check_gradient(lambda x: np.sum(x * x), lambda x: np.ones(3), X)
+
+
+def test_empty_x():
+    with pytest.raises(ValueError, match="`x` must have at least one entry"):
+        check_gradient(lambda x: 0.0, lambda x: x, np.array([]))
+
+
+def test_x_without_a_number_system():
+    with pytest.raises(TypeError, match="cannot tell the number system of `x`"):
+        check_gradient(lambda x: 0.0, lambda x: x, np.array(["a"], dtype=object))
+
+
+def test_network_entry_validates_order_and_X():
+    net = MLP([2, 1])
+    with pytest.raises(ValueError, match="`order` must be 'C' or 'F'"):
+        check_network_gradient(net, np.zeros((1, 2)), np.zeros((1, 1)), order="A")
+    with pytest.raises(ValueError, match=r"`X` must have shape \(m, n_in\)"):
+        check_network_gradient(net, np.zeros(2), np.zeros((1, 1)))
+
+
+# -- directional mode, network entry, state ---------------------------------------------------
+def test_directional_mode_uses_k_directions():
+    x = RNG.standard_normal(50)
+    report = check_gradient(lambda v: np.sum(np.sin(v)), np.cos, x, directions=3)
+    assert report.directional and report.analytic.size == 3 and report.passed
+    assert "direction" in str(report)
+    bad = check_gradient(lambda v: np.sum(np.sin(v)), np.sin, x, directions=3)
+    assert not bad.passed and bad.kinds == ("mismatch",)
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_network_entry_in_both_layouts(order):
+    net = MLP([3, 4, 2], seed=1)
+    X, Y = RNG.standard_normal((4, 3)), np.eye(2)[[0, 1, 0, 1]]
+    report = check_network_gradient(net, X, Y, order=order)
+    assert report.kinds == ("match",) and report.blocks.order == order
+    assert report.reference_name.startswith("complex step")
+
+
+def test_network_entry_converts_numbers():
+    net = MLP([2, 2, 1], seed=4)
+    X, Y = np.array([[0.2, -0.1]]), np.array([[1.0]])
+    report = check_network_gradient(net, X, Y, numbers="mpf:25")
+    assert report.numbers == "mpf:25" and report.passed
+    assert np.max(report.tolerance) < 1e-18
+
+
+def test_float32_reference_is_confirmed_in_float64_when_it_fails():
+    """A failure in float32 is re-evaluated in float64 before it is reported."""
+    x = np.array([0.25, -0.5, 1.5], dtype=np.float32)
+    report = check_gradient(lambda v: np.sum(v * v), lambda v: 3 * v, x)
+    assert "float64" in report.reference_name and not report.passed
+
+
+def test_no_precision_state_leaks():
+    prec, dps = decimal.getcontext().prec, mpmath.mp.dps
+    dec = number_system("decimal:40")
+    check_gradient(lambda v: np.sum(v * v), lambda v: 2 * v, dec.asarray(["1", "3"]))
+    assert decimal.getcontext().prec == prec and mpmath.mp.dps == dps

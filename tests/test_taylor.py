@@ -1,0 +1,88 @@
+"""`taylor_test`: the remainder of a correct gradient shrinks as h², of a wrong one as h."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from precision_nn.gradcheck import taylor_test
+from precision_nn.network import MLP
+from precision_nn.numbers import number_system
+
+X = np.array([0.3, -1.2, 2.0, 0.7])
+
+
+def f(x):
+    return np.sum(np.sin(x) * x)
+
+
+def grad(x):
+    return np.sin(x) + x * np.cos(x)
+
+
+def test_correct_gradient_has_order_two():
+    report = taylor_test(f, grad, X)
+    assert report.passed and report.observed_order == pytest.approx(2, abs=0.05)
+    assert np.all(np.diff(report.remainders) < 0)
+
+
+def test_wrong_gradient_has_order_one():
+    report = taylor_test(f, lambda x: 1.01 * grad(x), X)
+    assert not report.passed and report.observed_order == pytest.approx(1, abs=0.2)
+
+
+def test_zeroth_order_term_shrinks_as_h():
+    report = taylor_test(f, grad, X)
+    ratios = report.zeroth_order[:-1] / report.zeroth_order[1:]
+    assert np.allclose(ratios[-4:], 2, rtol=0.05)
+
+
+def test_rounding_floor_is_not_counted():
+    """In float32 the smallest steps reach the rounding floor: those orders are NaN."""
+    x32 = X.astype(np.float32)
+    report = taylor_test(lambda x: np.sum(np.sin(x) * x), lambda x: np.sin(x) + x * np.cos(x),
+                         x32, steps=0.1 * 0.5 ** np.arange(16))
+    assert report.passed and np.isnan(report.orders[-1])
+    assert report.numbers == "float32"
+
+
+@pytest.mark.parametrize("spec", ["float64", "decimal:30", "mpf:40"])
+def test_network_gradient_passes_in_every_system(spec):
+    net = MLP([3, 3, 2], hidden="tanh", numbers=spec, seed=2)
+    X_, Y = np.array([[0.1, -0.3, 0.5], [0.4, 0.2, -0.6]]), np.eye(2)[[0, 1]]
+    report = taylor_test(lambda p: net.loss(X_, Y, params=p),
+                         lambda p: net.gradient(X_, Y, params=p), net.params)
+    assert report.passed and abs(report.observed_order - 2) < 0.1
+
+
+def test_mpf_network_with_missing_one_over_m_fails():
+    net = MLP([3, 3, 2], numbers="mpf:30", seed=2)
+    X_, Y = np.array([[0.1, -0.3, 0.5], [0.4, 0.2, -0.6]]), np.eye(2)[[0, 1]]
+    report = taylor_test(lambda p: net.loss(X_, Y, params=p),
+                         lambda p: net.gradient(X_, Y, params=p) * 2, net.params)
+    assert not report.passed
+
+
+def test_explicit_direction_and_text():
+    report = taylor_test(f, grad, X, direction=[1, 0, 0, 0])
+    assert report.directional_derivative == pytest.approx(grad(X)[0])
+    assert str(report).startswith("Taylor test PASSED")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(direction=[1, 0]), "`direction` must be a finite non-zero array with 4 entries"),
+    (dict(direction=[0, 0, 0, 0]), "`direction` must be a finite non-zero array"),
+    (dict(steps=[0.1, 0.2, 0.05]), "`steps` must be at least 3 positive, strictly decreasing"),
+    (dict(steps=[0.1]), "`steps` must be at least 3"),
+])
+def test_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        taylor_test(f, grad, X, **kwargs)
+
+
+def test_decimal_input_by_strings():
+    ns = number_system("decimal:25")
+    x = ns.asarray(["0.5", "1.5"])
+    with ns.context():
+        report = taylor_test(lambda v: np.sum(v * v * v), lambda v: 3 * v * v, x)
+    assert report.passed
