@@ -35,6 +35,7 @@ Each ``seedNNN()`` returns a `Replay`; the tests call them directly. As a study,
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -205,7 +206,7 @@ def seed000(seed: int = SEED) -> Replay:
     shared, own = seed000_params(seed), seed000_params(seed, shared=False)
     dist = seed000_user_distances(shared)
     ns = S0_NUMBERS
-    decimal = dict(sigmoid="decimal")
+    decimal = {"sigmoid": "decimal"}
     reports = {
         "user": check_gradient(seed000_loss, seed000_gradient, shared, method="central",
                                h=S0_STEP, shapes=S0_SHARED_SHAPES, numbers=ns),
@@ -318,7 +319,7 @@ def seed002() -> Replay:
     """Replay seed 002: regulariser bug, then C, F and mixed layouts."""
     params, _, _ = seed002_data()
     params_f = np.concatenate([m.ravel(order="F") for m in _s2_unroll(params, "C")])
-    shapes = dict(shapes=S2_SHAPES, batch_size=S2_M)
+    shapes = {"shapes": S2_SHAPES, "batch_size": S2_M}
     reports = {
         "user": check_gradient(seed002_cost, seed002_gradient, params, **shapes),
         "fixed_C": check_gradient(lambda p: seed002_cost(p, buggy=False), seed002_gradient,
@@ -432,12 +433,12 @@ def _s3_steps(layers: list[np.ndarray], x: np.ndarray, y: np.ndarray, backward: 
 
 def seed003_layers(sizes: tuple[int, ...], seed: int = SEED) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    return [rng.standard_normal((n_out, n_in + 1)) for n_in, n_out in zip(sizes, sizes[1:])]
+    return [rng.standard_normal((n_out, n_in + 1)) for n_in, n_out in itertools.pairwise(sizes)]
 
 
 def _s3_split(params: np.ndarray, sizes: tuple[int, ...]) -> list[np.ndarray]:
     out, start = [], 0
-    for n_in, n_out in zip(sizes, sizes[1:]):
+    for n_in, n_out in itertools.pairwise(sizes):
         out.append(params[start:start + n_out * (n_in + 1)].reshape(n_out, n_in + 1))
         start += n_out * (n_in + 1)
     return out
@@ -517,7 +518,7 @@ def seed004_data(seed: int = SEED) -> tuple[dict, np.ndarray, np.ndarray]:
     """Parameters W1..W3, b1..b3 (small, He-like), X (features × m) and labels Y (1 × m)."""
     rng = np.random.default_rng(seed)
     params = {}
-    for k, (n_in, n_out) in enumerate(zip(S4_SIZES, S4_SIZES[1:]), start=1):
+    for k, (n_in, n_out) in enumerate(itertools.pairwise(S4_SIZES), start=1):
         params[f"W{k}"] = rng.standard_normal((n_out, n_in)) * np.sqrt(2 / n_in)
         params[f"b{k}"] = np.zeros((n_out, 1))
     X = rng.standard_normal((S4_SIZES[0], S4_M))
@@ -566,7 +567,7 @@ def seed004(seed: int = SEED) -> Replay:
     central = (seed004_cost(W3 + e) - seed004_cost(W3 - e)) / (2 * S4_EPSILON)
     t = 1e-20
     complex_step = float(np.imag(seed004_cost(W3 + 1j * t * e / S4_EPSILON)) / t)
-    check = dict(shapes=[W3.shape], batch_size=S4_M)
+    check = {"shapes": [W3.shape], "batch_size": S4_M}
     reports = {name: check_gradient(seed004_cost, lambda w, at=at, mean=mean:
                                     seed004_gradient(w, at=at, mean=mean), W3, **check)
                for name, at, mean in (("user", "z", False), ("mean_only", "z", True),

@@ -36,7 +36,7 @@ THETA = RNG.standard_normal(20)
 
 
 def synthetic(analytic, reference=REFERENCE, *, shapes=SHAPES, x=THETA, error=1e-12,
-              batch_size=None, probes=Probes(), order="C") -> CheckData:
+              batch_size=None, probes=None, order="C") -> CheckData:
     """A CheckData as check_gradient would build it, from plain arrays."""
     analytic, reference = np.asarray(analytic, float), np.asarray(reference, float)
     err = np.full(analytic.shape, error)
@@ -44,7 +44,7 @@ def synthetic(analytic, reference=REFERENCE, *, shapes=SHAPES, x=THETA, error=1e
                     reference_name="synthetic").values
     blocks = Blocks.from_shapes(shapes, order=order, size=analytic.size)
     return CheckData(analytic, reference, analytic - reference, err, tol, np.asarray(x, float),
-                     blocks, batch_size, U64, "synthetic", probes)
+                     blocks, batch_size, U64, "synthetic", probes or Probes())
 
 
 def kinds(data: CheckData) -> tuple[str, ...]:
@@ -118,7 +118,8 @@ def test_mismatch_without_shapes_is_not_localized():
     assert kinds(synthetic(a, shapes=None)) == ("mismatch",)
 
 
-def _step_probe(step_error, rounding, limit_difference=np.zeros(20)):
+def _step_probe(step_error, rounding, limit_difference=None):
+    limit_difference = np.zeros(20) if limit_difference is None else limit_difference
     return StepProbe("central", 0.5, "complex step", limit_difference, np.full(20, 1e-12),
                      np.full(20, step_error), np.full(20, rounding), np.full(20, 1e-8))
 
@@ -252,15 +253,15 @@ X = np.array([1.0, 2.0])
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(method="secant"), ValueError, "`method` must be one of"),
-    (dict(order="K"), ValueError, "`order` must be 'C'"),
-    (dict(h=1e-3), ValueError, "`h` is only used by methods"),
-    (dict(directions=0), ValueError, "`directions` must be a positive integer"),
-    (dict(batch_size=2.5), ValueError, "`batch_size` must be a positive integer"),
-    (dict(shapes=[(3, 1)]), ValueError, "`shapes` .* must have positive sizes adding up"),
-    (dict(shapes=[3]), ValueError, "`shapes` must be a sequence of shapes"),
-    (dict(numbers="float7"), ValueError, "unknown number system"),
-    (dict(numbers="complex128"), ValueError, "`x` must be real"),
+    ({"method": "secant"}, ValueError, "`method` must be one of"),
+    ({"order": "K"}, ValueError, "`order` must be 'C'"),
+    ({"h": 1e-3}, ValueError, "`h` is only used by methods"),
+    ({"directions": 0}, ValueError, "`directions` must be a positive integer"),
+    ({"batch_size": 2.5}, ValueError, "`batch_size` must be a positive integer"),
+    ({"shapes": [(3, 1)]}, ValueError, "`shapes` .* must have positive sizes adding up"),
+    ({"shapes": [3]}, ValueError, "`shapes` must be a sequence of shapes"),
+    ({"numbers": "float7"}, ValueError, "unknown number system"),
+    ({"numbers": "complex128"}, ValueError, "`x` must be real"),
 ])
 def test_validation_messages(kwargs, error, match):
     with pytest.raises(error, match=match):
@@ -314,6 +315,13 @@ def test_network_entry_in_both_layouts(order):
     report = check_network_gradient(net, X, Y, order=order)
     assert report.kinds == ("match",) and report.blocks.order == order
     assert report.reference_name.startswith("complex step")
+
+
+def test_mlp_method_delegates_to_the_check():
+    net = MLP([2, 3, 1], hidden="relu", seed=2)
+    X, Y = np.array([[0.3, -0.2], [0.1, 0.4]]), np.array([[1.0], [0.0]])
+    report = net.check_gradient(X, Y, directions=2)
+    assert report.passed and report.directional
 
 
 def test_network_entry_converts_numbers():

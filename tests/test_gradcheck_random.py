@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precision_nn.gradcheck import check_network_gradient
+from precision_nn.gradcheck import check_gradient, check_network_gradient
 from precision_nn.network import MLP
 
 HIDDEN = ["sigmoid", "tanh", "relu", "erf_logistic", "identity"]
@@ -53,21 +53,26 @@ def test_at_least_200_networks():
     assert sum(count for _, count, _, _ in SYSTEMS) >= 200
 
 
+def _one_layer_without_one_over_m(net, X, Y):
+    """The network's gradient with layer 1 multiplied by m (its 1/m forgotten)."""
+    n0 = net.shapes[0][0] * net.shapes[0][1]
+
+    def grad(p):
+        g = net.gradient(X, Y, params=p).copy()
+        g[:n0] = g[:n0] * len(X)
+        return g
+
+    return grad
+
+
 def test_random_networks_are_caught_when_wrong():
-    """The same generator with a gradient off by 1/m in one layer: never a match."""
+    """The same generator with a gradient off by m in one layer: never a match."""
     for seed in range(20):
         net, X, Y, label = random_network("float64", seed, 5, 6)
         if len(X) == 1:
             continue
-        n0 = net.shapes[0][0] * net.shapes[0][1]
-
-        def grad(p):
-            g = net.gradient(X, Y, params=p).copy()
-            g[:n0] = g[:n0] * len(X)
-            return g
-
-        from precision_nn.gradcheck import check_gradient
-        report = check_gradient(lambda p: net.loss(X, Y, params=p), grad, net.params,
+        report = check_gradient(lambda p, net=net, X=X, Y=Y: net.loss(X, Y, params=p),
+                                _one_layer_without_one_over_m(net, X, Y), net.params,
                                 shapes=net.shapes, batch_size=len(X))
         assert not report.passed, label
         assert report.kinds[0] in ("scale", "localized"), (label, report.kinds)

@@ -70,10 +70,10 @@ def test_explicit_direction_and_text():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(direction=[1, 0]), "`direction` must be a finite non-zero array with 4 entries"),
-    (dict(direction=[0, 0, 0, 0]), "`direction` must be a finite non-zero array"),
-    (dict(steps=[0.1, 0.2, 0.05]), "`steps` must be at least 3 positive, strictly decreasing"),
-    (dict(steps=[0.1]), "`steps` must be at least 3"),
+    ({"direction": [1, 0]}, "`direction` must be a finite non-zero array with 4 entries"),
+    ({"direction": [0, 0, 0, 0]}, "`direction` must be a finite non-zero array"),
+    ({"steps": [0.1, 0.2, 0.05]}, "`steps` must be at least 3 positive, strictly decreasing"),
+    ({"steps": [0.1]}, "`steps` must be at least 3"),
 ])
 def test_validation(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -11,5 +11,13 @@ from precision_nn.gradcheck.network_check import check_network_gradient
 from precision_nn.gradcheck.report import GradientReport
 from precision_nn.gradcheck.taylor import TaylorReport, taylor_test
 
-__all__ = ["check_gradient", "check_network_gradient", "GradientReport", "Finding", "KINDS",
-           "METHODS", "taylor_test", "TaylorReport"]
+__all__ = [
+           "KINDS",
+           "METHODS",
+           "Finding",
+           "GradientReport",
+           "TaylorReport",
+           "check_gradient",
+           "check_network_gradient",
+           "taylor_test",
+]

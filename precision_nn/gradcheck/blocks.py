@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Blocks", "OTHER_ORDER"]
+__all__ = ["OTHER_ORDER", "Blocks"]
 
 OTHER_ORDER = {"C": "F", "F": "C"}
 

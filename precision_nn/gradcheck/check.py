@@ -45,7 +45,7 @@ from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import Tolerance, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["check_gradient", "METHODS"]
+__all__ = ["METHODS", "check_gradient"]
 
 _STEP_METHODS = ("central", "forward", "backward")
 METHODS = ("auto", "complex_step", "richardson", *_STEP_METHODS)

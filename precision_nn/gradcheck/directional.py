@@ -22,7 +22,7 @@ from precision_nn.gradcheck.findings import NOTICES, diagnose
 from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import tolerance
 
-__all__ = ["check_directions", "DIRECTION_SEED"]
+__all__ = ["DIRECTION_SEED", "check_directions"]
 
 DIRECTION_SEED = 0
 

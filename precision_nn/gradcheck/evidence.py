@@ -15,8 +15,15 @@ import numpy as np
 
 from precision_nn.gradcheck.blocks import Blocks
 
-__all__ = ["CheckData", "Probes", "StepProbe", "NoiseProbe", "KinkProbe", "ComplexProbe",
-           "EXPLAIN_RTOL"]
+__all__ = [
+    "EXPLAIN_RTOL",
+    "CheckData",
+    "ComplexProbe",
+    "KinkProbe",
+    "NoiseProbe",
+    "Probes",
+    "StepProbe",
+]
 
 # A bug pattern (a factor, a permutation, λ·θ) "explains" a disagreement when it
 # reproduces the reference to this relative accuracy, or to the tolerance when that is

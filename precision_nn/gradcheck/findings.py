@@ -32,8 +32,21 @@ from precision_nn.gradcheck.blocks import OTHER_ORDER
 from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
 
-__all__ = ["Finding", "Region", "diagnose", "regions", "DETECTORS", "KINDS", "NOTICES", "kink_hits", "kink_threshold", "is_lossy",
-           "undecided", "suspects", "WIDE_EXPONENT"]
+__all__ = [
+    "DETECTORS",
+    "KINDS",
+    "NOTICES",
+    "WIDE_EXPONENT",
+    "Finding",
+    "Region",
+    "diagnose",
+    "is_lossy",
+    "kink_hits",
+    "kink_threshold",
+    "regions",
+    "suspects",
+    "undecided",
+]
 
 # a factor this close to a simple candidate (1/m, 2, ...) is reported as that candidate
 FACTOR_RTOL = 1e-6

@@ -15,8 +15,17 @@ import numpy as np
 from precision_nn.gradcheck.evidence import ComplexProbe, KinkProbe, NoiseProbe
 from precision_nn.numbers import NumberSystem, number_system
 
-__all__ = ["call", "complex_probe", "noise_probe", "kink_probe", "wider_system",
-           "random_direction", "runs_in", "as_float", "PROBE_SEED"]
+__all__ = [
+    "PROBE_SEED",
+    "as_float",
+    "call",
+    "complex_probe",
+    "kink_probe",
+    "noise_probe",
+    "random_direction",
+    "runs_in",
+    "wider_system",
+]
 
 PROBE_SEED = 20240601  # every random direction of the probes comes from this seed
 # complex step at t and t/16 with t = √u·s: truncation t²|f'''|/6 ~ u·|f|/s, so the two
@@ -186,7 +195,7 @@ def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
         rows.append((steps, [_one_sided_gap(f, ns, flat, int(i), hk, f0, x.shape)
                              for hk in steps]))
     width = max((len(s) for s, _ in rows), default=0)
-    pad = lambda v: np.pad(np.asarray(v, float), (0, width - len(v)),  # noqa: E731
+    pad = lambda v: np.pad(np.asarray(v, float), (0, width - len(v)),
                            constant_values=np.nan)
     steps = np.array([pad(s) for s, _ in rows]).reshape(len(rows), width)
     jumps = np.array([pad(j) for _, j in rows]).reshape(len(rows), width)

@@ -10,7 +10,7 @@ import numpy as np
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.findings import Finding
 
-__all__ = ["GradientReport", "Coordinate", "relative_errors"]
+__all__ = ["Coordinate", "GradientReport", "relative_errors"]
 
 WORST_ROWS = 5  # rows of the worst-coordinates table in str() and to_markdown()
 
@@ -130,10 +130,10 @@ class GradientReport:
                 f"{len(self.findings)} finding(s)")
 
     def _summary_lines(self) -> list[str]:
-        return [f"reference: {self.reference_name} ({self.evaluations} evaluations of f, "
-                f"{self.numbers})",
-                f"max relative error {self.max_relative_error:.3g}; relative difference "
-                f"‖a-n‖/‖a+n‖ = {self.relative_difference:.3g}",
+        return [(f"reference: {self.reference_name} ({self.evaluations} evaluations of f, "
+                f"{self.numbers})"),
+                (f"max relative error {self.max_relative_error:.3g}; relative difference "
+                f"‖a-n‖/‖a+n‖ = {self.relative_difference:.3g}"),
                 f"tolerance: {self.tolerance_source}"]
 
     def _headers(self) -> list[str]:

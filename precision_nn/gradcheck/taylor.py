@@ -29,7 +29,7 @@ import numpy as np
 from precision_nn.gradcheck.probes import as_float, call, random_direction
 from precision_nn.numbers import infer_number_system
 
-__all__ = ["taylor_test", "TaylorReport"]
+__all__ = ["TaylorReport", "taylor_test"]
 
 FIRST_STEP = 0.1  # relative to 1 + max|x|: large enough that h² terms dominate rounding
 STEP_COUNT = 12  # halvings: 0.1 → 5e-5 relative
@@ -75,9 +75,9 @@ class TaylorReport:
 
     def __str__(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
-        lines = [f"Taylor test {verdict}: observed order {self.observed_order:.3g} "
+        lines = [(f"Taylor test {verdict}: observed order {self.observed_order:.3g} "
                  f"(2 for a correct gradient, 1 for a wrong one), vᵀg = "
-                 f"{self.directional_derivative:.6g}, {self.numbers}",
+                 f"{self.directional_derivative:.6g}, {self.numbers}"),
                  f"  {'h':>10}  {'|f(x+hv)-f(x)|':>16}  {'remainder':>12}  {'order':>6}"]
         for k, h in enumerate(self.steps):
             order = self.orders[k - 1] if k > 0 else np.nan

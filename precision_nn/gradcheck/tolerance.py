@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Tolerance", "tolerance", "REFERENCE_SAFETY", "ROUNDING_FACTOR"]
+__all__ = ["REFERENCE_SAFETY", "ROUNDING_FACTOR", "Tolerance", "tolerance"]
 
 # An error *estimate* (Richardson's difference of successive extrapolants, the spread of
 # a complex step at two steps) is not a bound; a factor 4 covers the usual
