@@ -245,7 +245,7 @@ def _parse(text: str, target: str) -> tuple[Exact, Exact]:
     if full is not None:
         return Fraction(full.group("re")), _unit_or(full.group("im") or "0")
     raise ValueError(
-        f"cannot parse {text!r} as a number of {target!r}; write a decimal literal such "
+        f"cannot parse {str(text)!r} as a number of {target!r}; write a decimal literal such "
         "as '0.1', '-2.5e-3', '1/3', 'inf' or, for a complex system, '0.5+2j'."
     )
 

@@ -1,0 +1,180 @@
+"""Every error of precision_nn.numbers: its type and that its message names the problem.
+
+Each message must say what was wrong (the spec or value, quoted) and how to fix it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from decimal import Decimal
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from precision_nn import numbers
+from precision_nn.numbers import number_system
+from tests.test_numbers import FUNCTIONS, error_in_ulps, exact, reference_context, tolerance
+
+# -- specs --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["float8", "int32", "mpfr:50", "double", "decimal50"])
+def test_unknown_spec(spec: str) -> None:
+    with pytest.raises(ValueError, match=rf"unknown number system '{re.escape(spec)}'; expected one of"):
+        number_system(spec)
+
+
+@pytest.mark.parametrize("spec", ["mpf:abc", "decimal:", "mpc:1.5", "mpf:50:3", "decimal:+"])
+def test_malformed_spec(spec: str) -> None:
+    family = spec.split(":")[0]
+    with pytest.raises(ValueError, match=rf"malformed number system '{re.escape(spec)}': the precision "
+                       rf"after '{family}:' must be a whole number of significant decimal "
+                       rf"digits, e\.g\. '{family}:50'"):
+        number_system(spec)
+
+
+@pytest.mark.parametrize(("spec", "n"), [("mpf:0", 0), ("decimal:-3", -3), ("mpc:0", 0)])
+def test_precision_below_one(spec: str, n: int) -> None:
+    with pytest.raises(ValueError, match=rf"precision of '{spec}' must be at least 1 "
+                       rf"significant digit; got {n}\. Use e\.g\. '{spec.split(':')[0]}:"):
+        number_system(spec)
+
+
+@pytest.mark.parametrize("spec", [50, None, 3.5, np.float64, ["mpf", 50]],
+                         ids=["int", "None", "float", "dtype", "list"])
+def test_spec_that_is_not_a_string(spec: object) -> None:
+    with pytest.raises(TypeError, match=r"`numbers` must be a spec string such as 'float64' "
+                       r"or 'mpf:50', or a NumberSystem; got .* of type"):
+        number_system(spec)
+
+
+def test_bfloat16_without_ml_dtypes_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # makes `import ml_dtypes` fail
+    uncached = numbers._cached.__wrapped__  # bypass a bfloat16 cached while it was importable
+    with pytest.raises(ValueError, match=r"'bfloat16' needs the optional package ml_dtypes; "
+                       r"install it with `pip install ml_dtypes`"):
+        uncached("bfloat16")
+
+
+def test_bfloat16_works_exactly_when_ml_dtypes_is_installed() -> None:
+    if importlib.util.find_spec("ml_dtypes") is None:
+        with pytest.raises(ValueError, match="ml_dtypes"):
+            number_system("bfloat16")
+        return
+    ns = number_system("bfloat16")
+    assert ns.unit_roundoff == 2.0**-8 and ns.digits == 2 and not ns.is_complex
+    # "0.1" rounds once to 8 significant bits: 0.1 = 0.000110011..._2 -> 205/2048
+    assert Fraction(float(ns.scalar("0.1"))) == Fraction(205, 2048)
+    x = ns.asarray(["-2.5", "-0.3", "0.01", "0.7", "3"])
+    ref = reference_context(ns)
+    for fname in FUNCTIONS:
+        operand = np.abs(x) if fname in ("log", "sqrt") else x
+        result = getattr(ns, fname)(operand)
+        assert result.dtype == ns.dtype
+        for xi, yi in zip(operand, result, strict=True):
+            reference = getattr(ref, fname)(exact(ref, xi))
+            assert error_in_ulps(ns, yi, reference, ref) <= tolerance(ns, fname)
+    with pytest.raises(ValueError, match="no complex counterpart"):
+        ns.complex()
+
+
+# -- values -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "text"), [("float32", "abc"), ("longdouble", "1e"),
+                                            ("decimal:30", "0.1.2"), ("mpf:30", "1+"),
+                                            ("mpc:30", "j1"), ("complex128", "")])
+def test_unparseable_string(spec: str, text: str) -> None:
+    with pytest.raises(ValueError, match=rf"cannot parse '{re.escape(text)}' as a number of '{spec}'; "
+                       r"write a decimal literal such as '0\.1'"):
+        number_system(spec).asarray([text])
+
+
+@pytest.mark.parametrize("spec", ["float64", "decimal:30", "mpf:30", "mpc:30"])
+@pytest.mark.parametrize("value", [None, object()], ids=["None", "object"])
+def test_value_that_is_not_a_number(spec: str, value: object) -> None:
+    with pytest.raises(TypeError, match=rf"cannot convert .* to a number of '{spec}'; give "
+                       r"numbers, strings of numbers"):
+        number_system(spec).asarray([value])
+
+
+@pytest.mark.parametrize(("spec", "value", "shown", "limit"), [
+    ("float32", 1e39, "1e+39", r"3\.40282e\+38"),
+    ("float32", "1e39", "'1e39'", r"3\.40282e\+38"),
+    ("float16", "70000", "'70000'", "65504"),
+    ("float16", 70000.0, "70000.0", "65504"),
+    ("float64", "1e309", "'1e309'", r"1\.79769e\+308"),
+    ("complex64", "1e39+1j", "'1e39+1j'", r"3\.40282e\+38"),
+], ids=["float32-float", "float32-str", "float16-str", "float16-float", "float64-str",
+        "complex64-str"])
+def test_value_beyond_the_format(spec: str, value: object, shown: str, limit: str) -> None:
+    with pytest.raises(ValueError, match=rf"value {re.escape(shown)} cannot be represented in '{spec}' "
+                       rf"\(largest finite magnitude {limit}\); use a wider number system"):
+        number_system(spec).asarray([value])
+
+
+def test_decimal_exponent_beyond_emax() -> None:
+    with pytest.raises(ValueError, match=r"value '1e1000000' cannot be represented in "
+                       r"'decimal:30': its exponent exceeds Emax = 999999; scale the value "
+                       r"or use 'mpf:30'"):
+        number_system("decimal:30").asarray(["1e1000000"])
+
+
+@pytest.mark.parametrize(("spec", "value", "fix"), [
+    ("float64", 1 + 2j, "use 'complex128'"),
+    ("float32", "1+2j", "use 'complex64'"),
+    ("float16", np.complex64(3j), "use 'complex64' or 'complex128'"),
+    ("decimal:30", "0.5-1j", "use 'mpc:30'"),
+    ("decimal:30", 1j, "use 'mpc:30'"),
+    ("mpf:30", "2j", "use 'mpc:30'"),
+    ("mpf:30", 1 - 1j, "use 'mpc:30'"),
+], ids=["float64", "float32-str", "float16", "decimal-str", "decimal-complex", "mpf-str",
+        "mpf-complex"])
+def test_complex_value_into_a_real_system(spec: str, value: object, fix: str) -> None:
+    with pytest.raises(ValueError, match=rf"complex value .* cannot be represented in .*"
+                       rf"'{spec}'.*{fix}"):
+        number_system(spec).asarray([value])
+
+
+def test_complex_with_zero_imaginary_part_is_real() -> None:
+    # not an error: the value is representable
+    assert number_system("float64").scalar(2 + 0j) == 2.0
+    assert number_system("mpf:30").scalar("2+0j") == 2
+    assert number_system("decimal:30").scalar(2 + 0j) == Decimal(2)
+
+
+# -- missing counterparts and domains -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("spec", "fix"), [
+    ("decimal", (r"'decimal:28' has no complex counterpart \(Decimal is real only\); for a "
+                r"complex step at this precision use 'mpc:28'")),
+    ("decimal:50", r"use 'mpc:50'"),
+    ("float16", (r"'float16' has no complex counterpart in numpy; use float32 or float64 "
+                r"\(or mpf:N\) for complex-step work")),
+])
+def test_missing_complex_counterpart(spec: str, fix: str) -> None:
+    with pytest.raises(ValueError, match=fix):
+        number_system(spec).complex()
+
+
+@pytest.mark.parametrize(("spec", "fname", "text", "message"), [
+    ("decimal:30", "log", "-1", r"log\(-1\) is not a real number in 'decimal:30'"),
+    ("decimal:30", "sqrt", "-2", r"sqrt\(-2\) is not a real number in 'decimal:30'"),
+    ("decimal:30", "log", "0", None),  # -Infinity is a value, not an error
+    ("decimal:30", "exp", "1e10", (r"exp\(1E\+10\) overflows 'decimal:30' \(largest exponent "
+                                  r"Emax = 999999\); use 'mpf:30'")),
+    ("mpf:30", "log", "-2", r"log\(-2\.0\) is not a real number in 'mpf:30'.* use 'mpc:30'"),
+    ("mpf:30", "sqrt", "-1", r"sqrt\(-1\.0\) is not a real number in 'mpf:30'"),
+], ids=["decimal-log", "decimal-sqrt", "decimal-log0", "decimal-exp", "mpf-log", "mpf-sqrt"])
+def test_function_outside_its_real_domain(spec: str, fname: str, text: str,
+                                          message: str | None) -> None:
+    ns = number_system(spec)
+    if message is None:
+        assert getattr(ns, fname)(ns.scalar(text)) == Decimal("-Infinity")
+        return
+    with pytest.raises(ValueError, match=message):
+        getattr(ns, fname)(ns.scalar(text))
