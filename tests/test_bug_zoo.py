@@ -151,7 +151,7 @@ def test_scale_missing_one_over_m_in_logistic_regression():
     assert report.kinds == ("scale",) and not report.passed
     finding = report.findings[0]
     assert finding.evidence["factor"] == pytest.approx(M)
-    assert "m = 7 the batch size" in finding.message
+    assert "m (= 7, the batch size)" in finding.message
 
 
 def test_scale_half_in_a_two_layer_network():

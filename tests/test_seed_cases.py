@@ -118,7 +118,7 @@ def test_seed004_check_separates_the_two_bugs(seed004):
     at_a = seed004.reports["at_a_only"]
     assert at_a.kinds == ("scale",)
     assert at_a.findings[0].evidence["factor"] == pytest.approx(seed_cases.S4_M)
-    assert "m = 8 the batch size" in at_a.findings[0].message
+    assert "m (= 8, the batch size)" in at_a.findings[0].message
     assert seed004.reports["fixed"].kinds == ("match",)
 
 

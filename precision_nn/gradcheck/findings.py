@@ -170,13 +170,16 @@ def describe_factor(c: float, m: int | None) -> str:
 
     Examples
     --------
-    >>> describe_factor(0.2, 5), describe_factor(2.0, None), describe_factor(0.123456789, 4)
-    ('1/m (= 0.2, m = 5 the batch size)', '2', '0.123457')
+    >>> describe_factor(0.2, 5), describe_factor(8.0, 8), describe_factor(0.123456789, 4)
+    ('1/m (= 0.2, with m = 5 the batch size)', 'm (= 8, the batch size)', '0.123457')
+    >>> describe_factor(2.0, None)
+    '2'
     """
     if m:
-        for text, value in (("1/m", 1 / m), ("m", m)):
-            if abs(c - value) <= FACTOR_RTOL * abs(value):
-                return f"{text} (= {c:.6g}, m = {m} the batch size)"
+        if abs(c - 1 / m) <= FACTOR_RTOL / m:
+            return f"1/m (= {c:.6g}, with m = {m} the batch size)"
+        if abs(c - m) <= FACTOR_RTOL * m:
+            return f"m (= {c:.6g}, the batch size)"
     frac = Fraction(c).limit_denominator(16)
     if frac != 0 and abs(c - float(frac)) <= FACTOR_RTOL * abs(c):
         return str(frac)
@@ -262,7 +265,7 @@ def _support_text(data: CheckData, region: Region, support: np.ndarray) -> str:
     span = data.blocks.index(region.block)
     cols = data.blocks.columns(region.block)[region.indices - span.start]
     if support.all():
-        return "every coordinate"
+        return "all its coordinates"
     if np.array_equal(support, cols != 0):
         return "every weight except the bias column 0"
     return f"{int(support.sum())} of its {support.size} coordinates"
