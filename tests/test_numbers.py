@@ -15,6 +15,7 @@ import contextlib
 import decimal
 import math
 import sys
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
@@ -656,6 +657,36 @@ def test_mpmath_context_sets_and_restores_mp(spec: str) -> None:
     with pytest.raises(RuntimeError, match="inside"), ns.context():
         assert mpmath.mp.dps == 100
         raise RuntimeError("raised inside the context")
+    assert _global_state() == before
+
+
+def test_mpmath_scopes_closed_out_of_order_by_threads_restore_mp() -> None:
+    """Thread 1 opens mpf:20, thread 2 opens mpf:60, thread 1 closes, thread 2 closes: a
+    per-scope save/restore would leave mpmath.mp at mpf:20's precision."""
+    low, high = number_system("mpf:20"), number_system("mpf:60")
+    before = _global_state()
+    low_open, high_open, low_closed = (threading.Event() for _ in range(3))
+    seen: list[int] = []
+
+    def first() -> None:
+        with low.context():
+            low_open.set()
+            high_open.wait(timeout=10)
+        low_closed.set()
+
+    def second() -> None:
+        low_open.wait(timeout=10)
+        with high.context():
+            high_open.set()
+            low_closed.wait(timeout=10)
+            seen.append(mpmath.mp.prec)  # the newest open scope still holds
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert seen == [high.ctx.prec]
     assert _global_state() == before
 
 

@@ -97,8 +97,13 @@ class MPMathSystem(NumberSystem):
     # -- precision scope --------------------------------------------------------------
     def context(self) -> contextlib.AbstractContextManager:
         """Set the *global* ``mpmath.mp`` to this precision for user code that calls
-        ``mpmath.exp`` and friends; restored on exit, also on error. The library itself
-        never needs it (it uses the private context)."""
+        ``mpmath.exp`` and friends; restored on exit, also on error.
+
+        The library itself never needs it (it uses private contexts). ``mpmath.mp`` is one
+        per process: scopes opened by several threads at once never leave it changed once
+        all have closed, but while they overlap, global ``mpmath`` calls in any of them see
+        the precision of the newest open scope.
+        """
         return _global_mp_precision(self.ctx.prec)
 
     # -- elementwise ------------------------------------------------------------------
@@ -221,11 +226,27 @@ def _agree(worker: Any, a: Any, b: Any, bits: int) -> bool:
     return a == b or abs(a - b) <= abs(a) * worker.ldexp(1, -bits)
 
 
+# Scopes that set the process-wide mpmath.mp, across all threads: (token, prec), oldest
+# first, and the precision mpmath.mp had before the first of them. A plain save/restore
+# per scope leaks when threads interleave (T1 saves 53 and sets 70, T2 saves 70 and sets
+# 203, T1 restores 53, T2 restores 70: mpmath.mp is left at 70); this registry restores
+# the newest scope still open, and the original precision once none is.
+_SCOPES_LOCK = threading.Lock()
+_OPEN_SCOPES: list[tuple[object, int]] = []
+_PREC_BEFORE_SCOPES: list[int] = []
+
+
 @contextlib.contextmanager
 def _global_mp_precision(prec: int) -> Iterator[None]:
-    saved = mpmath.mp.prec
-    mpmath.mp.prec = prec
+    token = object()
+    with _SCOPES_LOCK:
+        if not _OPEN_SCOPES:
+            _PREC_BEFORE_SCOPES[:] = [mpmath.mp.prec]
+        _OPEN_SCOPES.append((token, prec))
+        mpmath.mp.prec = prec
     try:
         yield
     finally:
-        mpmath.mp.prec = saved
+        with _SCOPES_LOCK:
+            _OPEN_SCOPES[:] = [scope for scope in _OPEN_SCOPES if scope[0] is not token]
+            mpmath.mp.prec = _OPEN_SCOPES[-1][1] if _OPEN_SCOPES else _PREC_BEFORE_SCOPES[0]
