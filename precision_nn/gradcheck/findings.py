@@ -375,6 +375,25 @@ def kink_threshold(data: CheckData, indices: np.ndarray) -> np.ndarray:
     return np.sqrt(data.unit_roundoff) * (a[indices] + float(np.max(a)))
 
 
+def smooth_below(probe: Any, threshold: np.ndarray) -> np.ndarray:
+    """Per probed coordinate: the largest scan step below which f looks smooth.
+
+    Smooth means every jump at that step and below stays within ``2·c·h`` plus twice the
+    noise or `threshold`, with ``c = |J|/h`` read at the smallest step (``J ≈ h·f''``).
+    NaN where every step looks smooth (nothing to step around) or none does.
+    """
+    out = np.full(probe.indices.size, np.nan)
+    for r in range(probe.indices.size):
+        valid = np.isfinite(probe.jumps[r])
+        J, h = np.abs(probe.jumps[r][valid]), probe.steps[r][valid]
+        allowance = 2 * np.maximum(probe.noise[r][valid], threshold[r])
+        smooth = J <= 2 * (J[-1] / h[-1]) * h + allowance
+        rough = np.flatnonzero(~smooth)
+        if rough.size and rough[-1] + 1 < J.size:
+            out[r] = h[rough[-1] + 1]
+    return out
+
+
 def kink_hits(probe: Any, tolerance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per probed coordinate: (kink seen, step where seen, a step below every kink seen).
 
