@@ -39,11 +39,12 @@ LONGDOUBLE_BITS = np.finfo(np.longdouble).nmant + 1  # 64 on x86-64, 53 where it
 # value: 1 ulp = 2·u·b^e for an exact value in [b^e, b^(e+1)), u = ns.unit_roundoff, b the
 # radix (10 for decimal, else 2; for IEEE formats e is clamped at the smallest normal
 # exponent, where the spacing stops shrinking). A complex result is measured normwise:
-# |result - exact| / (u·|exact|). Correct rounding is 0.5 ulp (normwise <= 0.5·√2 ≈ 0.71).
+# |result - exact| / (u·|exact|). Correct rounding is 0.5 ulp <= u·|x|, so a complex result
+# whose parts are both correctly rounded has normwise error <= 1.
 # Entries: system family -> (default, {function: override}).
 # ---------------------------------------------------------------------------------------
 ULPS: dict[str, tuple[float, dict[str, float]]] = {
-    # exp, ln, sqrt are correctly rounded by decimal (General Decimal Arithmetic spec);
+    # exp, ln, sqrt are correctly rounded by decimal (Python docs, decimal.Decimal.exp/ln);
     # tanh, erf, sin, cos go through mpmath at N + 10 digits (+ log10 of the condition
     # number for sin/cos), whose error is < 1e-10 ulp before the one final rounding. So
     # 0.5 ulp plus 1e-6 ulp of slack; the issue asks only <= 1 ulp (faithful rounding),
@@ -52,21 +53,25 @@ ULPS: dict[str, tuple[float, dict[str, float]]] = {
     # mpmath's elementary functions and erf are within about 1 ulp, usually correctly
     # rounded (mpmath docs, "Precision and representation issues"); observed max 0.504.
     "mpf": (1.0, {}),
-    # both parts within 1 ulp of their own size: normwise <= √2 · 2u·... < 2u.
+    # each part within 1 ulp (<= 2u·|part|) gives normwise <= 2; observed <= 1.02 (the
+    # Ziv refinement of erf makes each part, not only the norm, accurate).
     "mpc": (2.0, {}),
-    # numpy's float16 loops evaluate in float32 and round once; erf goes through float64:
-    # 0.5 ulp + a float32/float64 ulp (2^-13 float16 ulp at most). bfloat16 the same.
+    # numpy's float16 loops evaluate in float32 and round once; erf goes through float64.
+    # A few float32 ulps are <= 4·2^-13 = 2^-11 float16 ulp before that rounding: 0.5 ulp
+    # + 2^-10 of slack. bfloat16 (8 bits) the same, with more room.
     "float16": (0.5 + 2.0**-10, {}),
     "bfloat16": (0.5 + 2.0**-10, {}),
     # numpy float32 SIMD exp/log/tanh/sin/cos: documented max 1-4 ulp (numpy release notes
-    # 1.20-1.22, "AVX512F float32 exp/log: max ULP error 2.52/3.83"); SciPy erf float32 is
-    # double-precision cephes rounded once.
-    "float32": (4.0, {"erf": 0.5 + 2.0**-20}),
+    # 1.20-1.22, "AVX512F float32 exp/log: max ULP error 2.52/3.83"); observed 1.6. SciPy
+    # evaluates float32 erf in double and rounds once (observed 0.498); 1 ulp would still
+    # admit a faithful native float32 kernel.
+    "float32": (4.0, {"erf": 1.0}),
     # glibc libm double functions <= 1-2 ulp (glibc manual, "Known Maximum Errors"); numpy
     # SVML paths <= 4 ulp; cephes erf observed 1.7 ulp.
     "float64": (4.0, {}),
     # glibc long double functions <= 2-3 ulp on x86-64 (same table); erf has no numpy or
-    # SciPy loop and goes through mpmath at p + 20 bits: 0.5 ulp + 2^-19.
+    # SciPy loop and goes through mpmath at p + 20 bits: 0.5 ulp + 2 ulps of the detour
+    # (2·2^-20 = 2^-19), 2^-18 with slack.
     "longdouble": (4.0, {"erf": 0.5 + 2.0**-18}),
     # numpy complex exp/log/sqrt/tanh/sin/cos are built from real libm calls: a few u
     # normwise (observed 3.3); complex64 erf is SciPy's complex128 Faddeeva rounded once.
@@ -250,7 +255,8 @@ def test_float_into_mpf_is_its_exact_binary_value() -> None:
     assert value != number_system("mpf:50").scalar("0.1")
     # at mpf:5 (20 bits) the exact binary value is rounded once
     low = number_system("mpf:5")
-    assert fraction_of(low.scalar(0.1)) == round_to_binary(Fraction(0.1), mpmath.libmp.dps_to_prec(5))
+    bits = mpmath.libmp.dps_to_prec(5)
+    assert fraction_of(low.scalar(0.1)) == round_to_binary(Fraction(0.1), bits)
 
 
 def test_float_into_decimal_is_its_exact_binary_value() -> None:
@@ -746,9 +752,9 @@ def _observed_errors(specs: list[str], points: int = 300) -> None:
         ref = reference_context(ns)
         row = []
         for fname in FUNCTIONS:
-            low, high, signed = DECIMAL_DOMAINS[fname]
-            mags = rng.uniform(1, 10, points) * 10.0 ** rng.integers(max(low, -8), min(high, 1) + 1,
-                                                                      points)
+            low, _, signed = DECIMAL_DOMAINS[fname]
+            # |x| in [1e-6, 10): inside every format's range, float16 included
+            mags = rng.uniform(1, 10, points) * 10.0 ** rng.integers(max(low, -6), 1, points)
             values = mags * (rng.choice([-1, 1], points) if signed else 1)
             if ns.is_complex:
                 values = values + 1j * rng.uniform(-3, 3, points)

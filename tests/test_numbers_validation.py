@@ -23,14 +23,16 @@ from tests.test_numbers import FUNCTIONS, error_in_ulps, exact, reference_contex
 
 @pytest.mark.parametrize("spec", ["float8", "int32", "mpfr:50", "double", "decimal50"])
 def test_unknown_spec(spec: str) -> None:
-    with pytest.raises(ValueError, match=rf"unknown number system '{re.escape(spec)}'; expected one of"):
+    message = rf"unknown number system '{re.escape(spec)}'; expected one of"
+    with pytest.raises(ValueError, match=message):
         number_system(spec)
 
 
 @pytest.mark.parametrize("spec", ["mpf:abc", "decimal:", "mpc:1.5", "mpf:50:3", "decimal:+"])
 def test_malformed_spec(spec: str) -> None:
     family = spec.split(":")[0]
-    with pytest.raises(ValueError, match=rf"malformed number system '{re.escape(spec)}': the precision "
+    with pytest.raises(ValueError, match=rf"malformed number system '{re.escape(spec)}': the "
+                       r"precision "
                        rf"after '{family}:' must be a whole number of significant decimal "
                        rf"digits, e\.g\. '{family}:50'"):
         number_system(spec)
@@ -88,7 +90,8 @@ def test_bfloat16_works_exactly_when_ml_dtypes_is_installed() -> None:
                                             ("decimal:30", "0.1.2"), ("mpf:30", "1+"),
                                             ("mpc:30", "j1"), ("complex128", "")])
 def test_unparseable_string(spec: str, text: str) -> None:
-    with pytest.raises(ValueError, match=rf"cannot parse '{re.escape(text)}' as a number of '{spec}'; "
+    with pytest.raises(ValueError, match=rf"cannot parse '{re.escape(text)}' as a number of "
+                       rf"'{spec}'; "
                        r"write a decimal literal such as '0\.1'"):
         number_system(spec).asarray([text])
 
@@ -111,7 +114,8 @@ def test_value_that_is_not_a_number(spec: str, value: object) -> None:
 ], ids=["float32-float", "float32-str", "float16-str", "float16-float", "float64-str",
         "complex64-str"])
 def test_value_beyond_the_format(spec: str, value: object, shown: str, limit: str) -> None:
-    with pytest.raises(ValueError, match=rf"value {re.escape(shown)} cannot be represented in '{spec}' "
+    with pytest.raises(ValueError, match=rf"value {re.escape(shown)} cannot be represented in "
+                       rf"'{spec}' "
                        rf"\(largest finite magnitude {limit}\); use a wider number system"):
         number_system(spec).asarray([value])
 
