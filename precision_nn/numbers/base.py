@@ -18,7 +18,7 @@ from typing import Any
 
 import mpmath
 import numpy as np
-from mpmath.libmp import from_rational
+from mpmath.libmp import from_float, from_rational
 
 __all__ = ["NumberSystem", "exact_mpmath", "exact_parts"]
 
@@ -75,9 +75,10 @@ class NumberSystem(ABC):
         """Convert `values` into an array of this system.
 
         Strings and integers convert exactly before a single rounding to this system's
-        precision; floats convert from their exact binary value. Raises `ValueError` for a
-        value the system cannot represent and `TypeError` for an array of another
-        number system.
+        precision; floats (longdouble included), Decimal and mpmath values of any precision
+        convert from their exact value. Raises `ValueError` for a string that is not a
+        number or a value the system cannot represent (beyond its range, or complex in a
+        real system), `TypeError` for an object that is not a number.
         """
 
     @abstractmethod
@@ -268,6 +269,8 @@ def exact_mpmath(ctx: Any, value: Any, target: str) -> Any:
     >>> exact_mpmath(ctx, "1/3", "mpf:3") == ctx.mpf(1) / 3
     True
     """
+    if isinstance(value, float):  # float or np.float64, without a Fraction: one rounding
+        return ctx.make_mpf(from_float(value, ctx.prec, "n"))
     re, im = exact_parts(value, target)
     if im == 0:
         return _round_mpmath(ctx, re)
