@@ -132,9 +132,15 @@ def _network_rows(seed: int, numbers: str) -> list[dict]:
                          **_judge(name, analytic, numerical[name])})
         rows.append({**common, "bug": bug, "checker": "derived",
                      **_derived(loss, grad, net, problem)})
-    for row in rows:
-        row["wrong"] = row["passed"] != (row["bug"] == "none")
-    return rows
+    return [_with_wrong(row) for row in rows]
+
+
+def _with_wrong(row: dict) -> dict:
+    """The row with ``wrong`` after ``passed``: a failure on a correct gradient, or a pass
+    on a buggy one."""
+    wrong = row["passed"] != (row["bug"] == "none")
+    return {**{k: v for k, v in row.items() if k not in ("statistic", "note")},
+            "wrong": wrong, "statistic": row["statistic"], "note": row["note"]}
 
 
 def _loss(problem: NetworkProblem, net):

@@ -1,7 +1,7 @@
 """Method comparison: accuracy against cost, per method and number system.
 
 Each cell calls the library once with its automatic step (``h=None``: what a user who
-does not tune anything gets) on a scalar function and on the full gradient of a 4-8-3
+does not tune anything gets) on a scalar function and on the full gradient of a 3-5-2
 MLP, and measures the relative error against the 260-digit reference, the number of
 function evaluations and the wall time. For the network, backprop (`MLP.gradient`) in the
 same number system is the baseline every numerical gradient is measured against.
@@ -12,8 +12,8 @@ total), taken while the other cells run on the other cores: compare them within 
 Columns of ``results.csv`` (one row per problem, system and method):
 
 ``problem``
-    ``sigmoid`` (scalar, at x = 0.5) or ``mlp`` (the gradient of a 4-8-3 sigmoid network
-    with cross-entropy loss on 16 examples: 67 parameters).
+    ``sigmoid`` (scalar, at x = 0.5) or ``mlp`` (the gradient of a 3-5-2 sigmoid network
+    with cross-entropy loss on 8 examples: 32 parameters).
 ``numbers``, ``u``
     Number system and its unit roundoff.
 ``method``
@@ -58,7 +58,7 @@ SEED = 1  # seed of the network problem
 
 NUMBERS = ("float16", "float32", "float64", "mpf:30", "mpf:60", "decimal:30")
 LABELS = ("forward", "central2", "central4", "richardson", "complex_step")
-NETWORK = {"layer_sizes": (4, 8, 3), "examples": 16}
+NETWORK = {"layer_sizes": (3, 5, 2), "examples": 8}
 QUICK = {"numbers": ("float32", "float64", "mpf:30"),
          "labels": ("forward", "central2", "complex_step"),
          "network": {"layer_sizes": (3, 4, 2), "examples": 5}}
@@ -219,8 +219,10 @@ def _reading(rows: list[dict]) -> str:
                        "backprop"):
             r = pick("mlp", spec, method)
             if r is not None:
-                parts.append(f"{method} {output.fmt(r['error'], 2)} with {r['evaluations']} "
-                             f"evaluations in {output.fmt(r['seconds'], 2)} s")
+                cost = "one pass" if method == "backprop" else \
+                    f"{r['evaluations']} evaluations"
+                parts.append(f"{method} {output.fmt(r['error'], 2)} with {cost} in "
+                             f"{output.fmt(r['seconds'], 2)} s")
         if parts:
             sentences.append(f"in {spec}, " + "; ".join(parts))
     return (
