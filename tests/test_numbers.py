@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from precision_nn.numbers import NumberSystem, number_system
+from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
 FUNCTIONS = ["exp", "log", "sqrt", "tanh", "erf", "sin", "cos"]
 IEEE = ["float16", "float32", "float64", "longdouble", "complex64", "complex128"]
@@ -393,6 +393,20 @@ def test_zero_one_and_to_float(spec: str) -> None:
     # decimal literal unless the system rounded it first to fewer bits than float64
     expected = [float(fraction_of(ns.real().scalar(t))) for t in ["0.1", "-2.5", "3"]]
     assert list(back.real) == expected
+
+
+@pytest.mark.parametrize("spec", [*SYSTEMS, "clongdouble", "mpf:1", "mpc:333"])
+def test_infer_number_system_gives_back_the_system(spec: str) -> None:
+    ns = number_system(spec)
+    with ns.context():  # Decimal elements take their precision from the thread context
+        assert infer_number_system(ns.asarray(["0.5", "2"])) == ns
+        assert infer_number_system(ns.scalar("0.5")) == ns
+
+
+def test_infer_number_system_of_plain_python_numbers() -> None:
+    assert infer_number_system(1.5) == number_system("float64")
+    assert infer_number_system([1, 2]) == number_system("float64")
+    assert infer_number_system(1 + 2j) == number_system("complex128")
 
 
 # ---------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from precision_nn import numbers
-from precision_nn.numbers import number_system
+from precision_nn.numbers import infer_number_system, number_system
 from tests.test_numbers import FUNCTIONS, error_in_ulps, exact, reference_context, tolerance
 
 # -- specs --------------------------------------------------------------------------------
@@ -182,3 +182,18 @@ def test_function_outside_its_real_domain(spec: str, fname: str, text: str,
         return
     with pytest.raises(ValueError, match=message):
         getattr(ns, fname)(ns.scalar(text))
+
+
+@pytest.mark.parametrize(("value", "shown"), [(np.array(["0.1"]), "<U3"),
+                                              (np.array([np.datetime64(1, "s")]), "datetime64")],
+                         ids=["strings", "datetime"])
+def test_infer_number_system_of_a_foreign_dtype(value: object, shown: str) -> None:
+    with pytest.raises(TypeError, match=rf"arrays of dtype {shown}.* belong to no number "
+                       r"system; convert them with ns\.asarray"):
+        infer_number_system(value)
+
+
+def test_infer_number_system_of_foreign_elements() -> None:
+    with pytest.raises(TypeError, match=r"cannot infer a number system from elements of type "
+                       r"Fraction; convert them with ns\.asarray"):
+        infer_number_system(np.array([Fraction(1, 3)], dtype=object))

@@ -12,8 +12,13 @@ dtype('float32')
 
 from __future__ import annotations
 
+import contextlib
+import decimal
 import functools
 import re
+from typing import Any
+
+import numpy as np
 
 from precision_nn.numbers.base import NumberSystem
 from precision_nn.numbers.decimal_system import DecimalSystem
@@ -80,27 +85,48 @@ def _cached(spec: str) -> NumberSystem:
     return MPMathSystem(n, is_complex=family == "mpc")
 
 
-def infer_number_system(array) -> NumberSystem:
-    """The number system an array (or scalar) belongs to, from its dtype or elements."""
-    import decimal
+def infer_number_system(array: Any) -> NumberSystem:
+    """The number system an array (or scalar) belongs to, from its dtype or elements.
 
-    import numpy as np
+    Integer and bool arrays and Python floats belong to ``float64``. mpmath elements carry
+    their precision; Decimal elements do not, so the thread's decimal context decides
+    (inside ``ns.context()`` of a ``decimal:N`` system, that is N).
 
+    Raises
+    ------
+    TypeError
+        For a dtype or element type that is no number system's.
+
+    Examples
+    --------
+    >>> infer_number_system(number_system("mpc:40").asarray([1])).name
+    'mpc:40'
+    >>> ns = number_system("decimal:60")
+    >>> with ns.context():
+    ...     infer_number_system(ns.asarray(["0.1"])).name
+    'decimal:60'
+    """
     arr = np.asarray(array) if not isinstance(array, np.ndarray) else array
     if arr.dtype != object:
         if arr.dtype.kind in "iub":
             return number_system("float64")
-        try:
-            return number_system(str(arr.dtype) if arr.dtype.name != "float128"
-                                 else "longdouble")
-        except ValueError:
-            raise TypeError(f"arrays of dtype {arr.dtype} are not a number system.") from None
+        for spec in (*IEEE_REAL, *IEEE_COMPLEX):  # float64 before longdouble
+            with contextlib.suppress(ValueError):  # bfloat16 without ml_dtypes
+                if number_system(spec).dtype == arr.dtype:
+                    return number_system(spec)
+        raise TypeError(
+            f"arrays of dtype {arr.dtype} belong to no number system; convert them with "
+            f"ns.asarray for one of {SPECS}."
+        )
     first = arr.ravel()[0] if arr.size else None
     if isinstance(first, decimal.Decimal):
         return number_system(f"decimal:{decimal.getcontext().prec}")
     if hasattr(first, "context") and hasattr(first.context, "dps"):
-        kind = "mpc" if hasattr(first, "imag") and type(first).__name__ == "mpc" else "mpf"
+        kind = "mpc" if hasattr(first, "_mpc_") else "mpf"
         return number_system(f"{kind}:{first.context.dps}")
     if isinstance(first, (int, float)):
         return number_system("float64")
-    raise TypeError(f"cannot infer a number system from elements of type {type(first)}.")
+    raise TypeError(
+        f"cannot infer a number system from elements of type {type(first).__name__}; "
+        f"convert them with ns.asarray for one of {SPECS}."
+    )
