@@ -65,7 +65,7 @@ def blocks(text: str) -> list[Block]:
         body = []
         i += 1
         while i < len(lines) and lines[i].strip() != "```":
-            body.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i])
+            body.append(lines[i].removeprefix(indent))
             i += 1
         found.append(Block(match.group("lang"), "\n".join(body) + "\n", start + 1,
                            len(body), _directive_above(lines, start)))
@@ -132,11 +132,8 @@ def run_page(page: Path, on_output) -> int:
 
 
 def test_the_block_parser_attaches_outputs_and_directives():
-    page = "\n".join([
-        "Intro", "```python", "print(1 + 1)", "```", "", "```text", "2", "```",
-        "<!-- docs-test: skip -->", "```python", "connect()", "```",
-        "```sh", "make docs", "```",
-    ])
+    page = ("Intro\n```python\nprint(1 + 1)\n```\n\n```text\n2\n```\n"
+            "<!-- docs-test: skip -->\n```python\nconnect()\n```\n```sh\nmake docs\n```\n")
     found = blocks(page)
     assert [(b.line, b.expected, b.directive) for b in found] == [
         (2, "2\n", None), (10, None, "skip")]
