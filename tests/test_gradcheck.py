@@ -339,6 +339,17 @@ def test_float32_reference_is_confirmed_in_float64_when_it_fails():
     assert "float64" in report.reference_name and not report.passed
 
 
+def test_wide_error_bar_is_re_evaluated_in_a_wider_system():
+    """(x - 3000)² in float32: the float32 reference is too noisy to decide; float64 is not."""
+    x = np.array([0.3, -1.2, 2.5], dtype=np.float32)
+    c = np.float32(3e3)
+    report = check_gradient(lambda v: np.sum((v - c) ** 2), lambda v: 2 * (v - c), x,
+                            method="richardson")
+    assert report.passed
+    assert "float64 (re-evaluated beyond float32: its error bar was too wide" in \
+        report.reference_name
+
+
 def test_no_precision_state_leaks():
     prec, dps = decimal.getcontext().prec, mpmath.mp.dps
     dec = number_system("decimal:40")

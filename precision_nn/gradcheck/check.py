@@ -292,7 +292,9 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
             compared = _compare(setup, analytic, _noisy_reference(setup, noise))
             evaluations += compared.reference.evaluations
         else:  # too wide to decide, or a failure to confirm beyond f's own conditioning
-            compared, n_eval = _widen(setup, analytic, compared)
+            why = ("its error bar was too wide to decide" if _undecided(compared, u)
+                   else "to confirm a failure beyond the conditioning of f")
+            compared, n_eval = _widen(setup, analytic, compared, why)
             evaluations += n_eval
     suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
     if suspect.any():
@@ -404,7 +406,8 @@ def _cross_check(setup: _Setup, analytic: np.ndarray,
         evaluations
 
 
-def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared) -> tuple[_Compared, int]:
+def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared,
+           why: str) -> tuple[_Compared, int]:
     """The same reference method in a wider system, when `f` runs there."""
     wider = probes.wider_system(setup.ns)
     if wider is None or probes.runs_in(setup.f, setup.x, wider) is None:
@@ -413,8 +416,7 @@ def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared) -> tuple[_C
     if method == "complex_step":
         method = "richardson" if wider.name.startswith("decimal") else method
     ref = reference(setup, method, None, wider)
-    ref = replace(ref, name=f"{ref.name} (re-evaluated beyond the {setup.ns.name} "
-                  "reference, whose error bar was too wide or whose verdict needed confirming)")
+    ref = replace(ref, name=f"{ref.name} (re-evaluated beyond {setup.ns.name}: {why})")
     return _compare(setup, analytic, ref), ref.evaluations + 1
 
 
