@@ -30,8 +30,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = sorted([*(ROOT / "docs").rglob("*.md"), ROOT / "README.md"])
-# an example should take seconds, not minutes (the docs are read, and run in CI)
-SECONDS_PER_BLOCK = 20.0
+# an example should take seconds (aim for < 5 s); this limit only catches runaway ones
+SECONDS_PER_BLOCK = 60.0
 
 _FENCE = re.compile(r"^(?P<indent> *)```(?P<lang>[\w-]*)[^\n]*$")
 _DIRECTIVE = re.compile(r"<!--\s*docs-test:\s*(?P<what>skip|requires\s+[\w.]+)\s*-->")
