@@ -432,6 +432,7 @@ def run(names: list[str] | tuple[str, ...] = (), *, out: Path | str = "reports",
     results = []
     with make_executor(jobs=jobs, dask=dask) as executor:
         for name in names:
+            info = provenance(config=config)  # taken before the run: its start, its commit
             try:
                 module = load_module(name)
             except Exception:  # noqa: BLE001 - reported in its summary; other studies go on
@@ -439,7 +440,7 @@ def run(names: list[str] | tuple[str, ...] = (), *, out: Path | str = "reports",
             else:
                 result = run_study(module, out=out, quick=quick, executor=executor,
                                    resume=resume, stream=stream)
-            result.info = provenance(config=config, seed=result.seed)
+            result.info = {**info, "seed": result.seed}
             output.write_study(module, result, out / name)
             results.append(result)
             LOG.info("%s: %d cells computed, %d reused, %d failed, %.1f s", name,
