@@ -618,6 +618,7 @@ def render(rows: list[dict], out: Path) -> str:
             parts.append(f"## {case}\n\nThis case did not finish (see the failed cells).\n")
             continue
         lines = [f"## {case}", "", mine[0]["saw"], "",
+                 f"The walkthrough: `docs/seeds/{case}.md`.", "",
                  "| scenario | passed | findings | max rel. error |", "|---|---|---|---:|"]
         lines += [f"| {r['scenario']} | {r['passed']} | {r['findings']} | "
                   f"{r['max_relative_error']:.3g} |" for r in mine]

@@ -224,6 +224,16 @@ def test_report_text_is_a_diagnosis_not_a_dump():
     assert len(text.splitlines()) < 20
 
 
+def test_verdict_when_only_a_finding_fails_the_check():
+    """float32 inside float64: the fitted reference agrees with the float32-accurate
+    gradient within its (noise-widened) tolerance, and the check still fails."""
+    f = lambda x: np.sum(np.sin(x.astype(np.float32)).astype(np.float64))  # noqa: E731
+    report = check_gradient(f, np.cos, np.array([0.3, 1.1, -0.4]), method="richardson")
+    assert report.kinds == ("precision_loss",) and not report.passed
+    assert report.verdict() == ("FAILED: all 3 coordinates within tolerance, but 1 "
+                                "finding(s) say the comparison cannot be trusted")
+
+
 def test_report_markdown_and_worst():
     report = _failing_report()
     md = report.to_markdown()
@@ -241,6 +251,13 @@ def test_report_fields():
                                                        np.linalg.norm(a + n))
     assert report.max_relative_error == pytest.approx(np.max(report.relative_error))
     assert report.kinds == ("scale",) and not report.passed
+
+
+def test_matrix_x_is_one_block():
+    W = RNG.standard_normal((3, 4))
+    report = check_gradient(lambda w: np.sum(np.sin(w)), lambda w: np.cos(w).T.reshape(3, 4), W)
+    assert report.kinds == ("layout",) and report.blocks.shapes == ((3, 4),)
+    assert report.worst(1)[0].label.startswith("block 0 [")
 
 
 def test_worst_validates_k():

@@ -110,7 +110,8 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
         The number system (default: that of `x`).
     shapes : sequence of shapes, optional
         The blocks (e.g. layer matrices) the flat `x` is made of; enables findings
-        that name block, row and column, and the layout (C vs F) test.
+        that name block, row and column, and the layout (C vs F) test. A matrix `x`
+        without `shapes` is one block of its own shape.
     order : {"C", "F"}
         How each block is flattened in `x`.
     directions : int, optional
@@ -179,6 +180,8 @@ def _validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, s
     if ns.is_complex:
         raise ValueError(f"`x` must be real; got the complex system {ns.name!r}. Pass "
                          "numbers= with its real counterpart.")
+    if shapes is None and arr.ndim >= 2:
+        shapes = [arr.shape]  # a matrix x is one block: findings name its rows and columns
     return _Setup(f, arr, ns, _blocks(shapes, order, arr.size), order,
                   None if batch_size is None else int(batch_size))
 

@@ -126,6 +126,9 @@ class GradientReport:
         what = "directions" if self.directional else "coordinates"
         if self.passed:
             return f"PASSED: all {self.difference.size} {what} within tolerance"
+        if failing == 0:
+            return (f"FAILED: all {self.difference.size} {what} within tolerance, but "
+                    f"{len(self.findings)} finding(s) say the comparison cannot be trusted")
         return (f"FAILED: {failing} of {self.difference.size} {what} outside tolerance, "
                 f"{len(self.findings)} finding(s)")
 
