@@ -227,7 +227,7 @@ def test_report_text_is_a_diagnosis_not_a_dump():
 def test_verdict_when_only_a_finding_fails_the_check():
     """float32 inside float64: the fitted reference agrees with the float32-accurate
     gradient within its (noise-widened) tolerance, and the check still fails."""
-    f = lambda x: np.sum(np.sin(x.astype(np.float32)).astype(np.float64))  # noqa: E731
+    f = lambda x: np.sum(np.sin(x.astype(np.float32)).astype(np.float64))
     report = check_gradient(f, np.cos, np.array([0.3, 1.1, -0.4]), method="richardson")
     assert report.kinds == ("precision_loss",) and not report.passed
     assert report.verdict() == ("FAILED: all 3 coordinates within tolerance, but 1 "
