@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import decimal
 import math
+import pickle
 import sys
 import threading
 import zlib
@@ -206,10 +207,14 @@ def test_spec_attributes(spec: str, name: str, bits: int | None, digits: int,
     # 2^-p for binary formats, 0.5·10^(1-N) for decimal:N (half the spacing at 1)
     expected_u = 2.0 ** -bits if bits else 0.5 * 10.0 ** (1 - digits)
     assert ns.unit_roundoff == pytest.approx(expected_u, rel=1e-15)
-    # the name is canonical: it names the same system again, also respelled
-    assert number_system(ns.name) == ns
-    assert number_system(f"  {spec.upper()} ") == ns
+    # the name is canonical: it names the very same system again, also respelled, so
+    # elements made through one spelling belong to the system of every other
+    assert number_system(ns.name) is ns
+    assert number_system(f"  {spec.upper()} ") is ns
     assert number_system(ns) is ns
+    if ":" in ns.name:
+        family, digits = ns.name.split(":")
+        assert number_system(f"{family}:0{digits}") is ns
 
 
 @pytest.mark.parametrize("digits", [1, 2, 15, 16, 50, 200])
@@ -385,7 +390,11 @@ SYSTEMS = ["float16", "float32", "float64", "longdouble", "complex64", "complex1
 def test_zero_one_and_to_float(spec: str) -> None:
     ns = number_system(spec)
     assert ns.zero == 0 and ns.one == 1
-    assert ns.owns(np.asarray([ns.zero, ns.one], dtype=getattr(ns, "dtype", object)))
+    for identity in (ns.zero, ns.one, ns.pi):
+        if hasattr(ns, "dtype"):
+            assert isinstance(identity, np.generic) and identity.dtype == ns.dtype
+        else:
+            assert ns.owns(np.asarray([identity], dtype=object))
     x = ns.asarray(["0.1", "-2.5", "3"])
     back = ns.to_float(x)
     assert back.dtype == (np.complex128 if ns.is_complex else np.float64)
@@ -407,6 +416,23 @@ def test_infer_number_system_of_plain_python_numbers() -> None:
     assert infer_number_system(1.5) == number_system("float64")
     assert infer_number_system([1, 2]) == number_system("float64")
     assert infer_number_system(1 + 2j) == number_system("complex128")
+
+
+@pytest.mark.parametrize("spec", SYSTEMS)
+def test_parts_finiteness_and_pickling(spec: str) -> None:
+    ns = number_system(spec)
+    z = ns.asarray(["1.5+2j", "-0.25-1j"] if ns.is_complex else ["1.5", "-0.25"])
+    real = ns.real()
+    assert list(real.to_float(ns.real_part(z))) == [1.5, -0.25]
+    assert list(real.to_float(ns.imag(z))) == ([2.0, -1.0] if ns.is_complex else [0.0, 0.0])
+    for parts in (ns.real_part(z), ns.imag(z)):
+        if hasattr(real, "dtype"):
+            assert parts.dtype == real.dtype
+        else:
+            assert real.owns(parts)
+    special = ns.asarray(["inf", "nan", "1"])
+    assert list(ns.isfinite(special)) == [False, False, True]
+    assert pickle.loads(pickle.dumps(ns)) == ns  # systems travel to worker processes by name
 
 
 # ---------------------------------------------------------------------------------------

@@ -80,9 +80,15 @@ def _cached(spec: str) -> NumberSystem:
             f"precision of {spec!r} must be at least 1 significant digit; got {n}. "
             f"Use e.g. '{family}:{DEFAULT_DIGITS[family]}'."
         )
+    return _system(family, n)
+
+
+@functools.cache
+def _system(family: str, digits: int) -> NumberSystem:
+    """One instance per canonical system, however it was spelled ('mpf', 'mpf:15', 'mpf:015')."""
     if family == "decimal":
-        return DecimalSystem(n)
-    return MPMathSystem(n, is_complex=family == "mpc")
+        return DecimalSystem(digits)
+    return MPMathSystem(digits, is_complex=family == "mpc")
 
 
 def infer_number_system(array: Any) -> NumberSystem:

@@ -1,8 +1,10 @@
 """mpmath ``mpf``/``mpc`` at N decimal digits, in numpy object arrays.
 
-Each system owns a private ``mpmath.MPContext``: its precision never comes from, nor
-changes, the global ``mpmath.mp``, so threads at different precisions cannot disturb each
-other and nothing leaks. Arithmetic between elements uses the precision of their context.
+Each precision has a private ``mpmath.MPContext``, shared by mpf:N and mpc:N so that the
+parts of an mpc:N element are mpf:N elements: its precision never comes from, nor changes,
+the global ``mpmath.mp``, so threads at different precisions cannot disturb each other and
+nothing leaks. Arithmetic between elements uses the precision of their context; functions
+run in per-thread worker contexts at the same precision.
 """
 
 from __future__ import annotations
@@ -20,6 +22,22 @@ from precision_nn.numbers.base import NumberSystem, exact_mpmath
 __all__ = ["MPMathSystem"]
 
 
+_CONTEXTS: dict[int, Any] = {}
+_CONTEXTS_LOCK = threading.Lock()
+
+
+def _shared_context(digits: int) -> Any:
+    """The one element context of mpf:N and mpc:N: the real and imaginary parts of an mpc:N
+    element are then mpf:N elements, as the complex step needs. Its precision is never
+    changed after creation (functions run in per-thread worker contexts)."""
+    with _CONTEXTS_LOCK:
+        if digits not in _CONTEXTS:
+            ctx = mpmath.MPContext()
+            ctx.dps = digits
+            _CONTEXTS[digits] = ctx
+        return _CONTEXTS[digits]
+
+
 class MPMathSystem(NumberSystem):
     """mpmath numbers (real ``mpf`` or complex ``mpc``) with `digits` decimal digits."""
 
@@ -27,8 +45,7 @@ class MPMathSystem(NumberSystem):
         self.digits = digits
         self.is_complex = is_complex
         self.name = f"{'mpc' if is_complex else 'mpf'}:{digits}"
-        self.ctx = mpmath.MPContext()
-        self.ctx.dps = digits
+        self.ctx = _shared_context(digits)
         # mpmath rounds to nearest at ctx.prec bits: |rel. error| <= 2**-prec
         self.unit_roundoff = float(2.0 ** -self.ctx.prec)
         self._element = self.ctx.mpc if is_complex else self.ctx.mpf
