@@ -157,7 +157,9 @@ def laws_table(rows: list[dict]) -> list[dict]:
     rounding_slope, rounding_points, rounding_theory, h_opt and e_opt (the optimum of the
     two fitted laws, `studies.laws.fitted_optimum`), h_opt_model and e_opt_model (the
     model's, exact constants), h_best and e_best (the smallest single measurement),
-    flat_over_u (complex step: largest error/u where C·h² < u/30).
+    flat_over_u (complex step: largest error/u where C·h² < u/30), estimate_bounds (the
+    fraction of steps with error below 1 whose error the library's estimate bounds),
+    estimate_gross_misses (steps whose error exceeds the estimate a hundredfold).
     """
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
@@ -177,6 +179,7 @@ def _laws_of(key: tuple, group: list[dict]) -> dict:
     if not METHODS[label].p:
         truncation = np.zeros_like(truncation)  # Richardson: no single truncation order
     trunc_fit, round_fit = fit_slope(h, err, truncation), fit_slope(h, err, rounding)
+    bounded, gross = _estimate_check(group)
     h_best, e_best = minimum(h, err)
     h_fit, e_fit = fitted_optimum(trunc_fit, round_fit)
     p = METHODS[label].p
@@ -190,7 +193,24 @@ def _laws_of(key: tuple, group: list[dict]) -> dict:
         "e_opt": e_fit, "e_opt_model": model.e_opt if model else math.nan,
         "h_best": h_best, "e_best": e_best,
         "flat_over_u": _flat_level(h, err, model, u) if label == "complex_step" else math.nan,
+        "estimate_bounds": bounded, "estimate_gross_misses": gross,
     }
+
+
+def _estimate_check(group: list[dict]) -> tuple[float, int]:
+    """How well the library's own error estimate covers the measured error.
+
+    Returns the fraction of steps where error <= estimated error, and the number of steps
+    where the error exceeds the estimate a hundredfold (a wrong value reported as good).
+    Steps whose relative error is 1 or more (every digit lost) are left out.
+    """
+    pairs = [(r["error"], r["estimated_error"]) for r in group
+             if _finite(r["error"]) and _finite(r["estimated_error"]) and r["error"] < 1]
+    gross = sum(1 for r in group if _finite(r["error"]) and _finite(r["estimated_error"])
+                and r["error"] > 100 * r["estimated_error"])
+    if not pairs:
+        return math.nan, gross
+    return sum(e <= est for e, est in pairs) / len(pairs), gross
 
 
 def _flat_level(h, err, model, u) -> float:
@@ -308,7 +328,8 @@ def _laws_md(laws: list[dict], name: str) -> str:
                ("rounding_slope", "round. slope (fit)"), ("rounding_theory", "theory"),
                ("h_opt", "h* fitted"), ("h_opt_model", "h* model"),
                ("e_opt", "E* fitted"), ("e_opt_model", "E* model"),
-               ("e_best", "smallest error"), ("flat_over_u", "flat error / u")]
+               ("e_best", "smallest error"), ("flat_over_u", "flat error / u"),
+               ("estimate_bounds", "estimate ≥ error")]
     return (f"Fitted laws for {_describe(name)}: slopes of log10 error against log10 h "
             "(– where the regime holds under four points or one decade); h* and E* fitted: "
             "the minimum of the sum of the two fitted power laws; model: C·h^p + S·u·|f|/h "
@@ -352,10 +373,27 @@ def _reading(laws: list[dict]) -> str:
         f"{_span(flat)} for the scalar functions, between {_span(flat_net)} for the "
         "network gradient, whose loss takes many more rounded operations), which is why it "
         "is the reference of choice wherever the function accepts complex input. "
+        f"{_estimate_reading(laws)} "
         "Richardson has no truncation branch in the sweep: its error keeps falling as the "
         "starting step grows toward 1, because the extrapolation removes the truncation "
         "terms, and rises as u/h for a start that is too small; it pays with more "
         "evaluations (see method_comparison).")
+
+
+def _estimate_reading(laws: list[dict]) -> str:
+    """A sentence on the library's error estimates, naming the curves where they fail."""
+    fractions = [w["estimate_bounds"] for w in laws if _finite(w["estimate_bounds"])]
+    gross = [w for w in laws if w["estimate_gross_misses"]]
+    text = (f"The library's own error estimate bounds the measured error at a median "
+            f"{100 * float(np.median(fractions)):.0f} % of the steps of a curve "
+            f"(lowest {100 * min(fractions):.0f} %)." if fractions else "")
+    if not gross:
+        return text + " It never falls short a hundredfold."
+    named = ", ".join(f"{w['problem']}/{w['numbers']}/{w['method']} "
+                      f"({w['estimate_gross_misses']} of its steps)" for w in gross)
+    return (text + " It falls short a hundredfold or more on " + named + ": there the "
+            "returned value is wrong while reported as accurate, a defect of the library "
+            "that these curves expose (see the spikes in the figures).")
 
 
 def _median(values: list[float]) -> str:
