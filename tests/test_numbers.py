@@ -257,6 +257,7 @@ def test_string_into_decimal_is_exact() -> None:
 def test_float_into_mpf_is_its_exact_binary_value() -> None:
     value = number_system("mpf:50").scalar(0.1)
     assert fraction_of(value) == Fraction(0.1)  # 53 bits fit in 169: no rounding at all
+    assert value == mpmath.mpf(0.1)  # mpmath's own exact binary 0.1 (compares exactly)
     assert value != number_system("mpf:50").scalar("0.1")
     # at mpf:5 (20 bits) the exact binary value is rounded once
     low = number_system("mpf:5")
@@ -276,6 +277,8 @@ def test_string_into_ieee_is_correctly_rounded(spec: str, bits: int) -> None:
     value = number_system(spec).scalar("0.1")
     assert value.dtype == np.dtype(spec)
     assert fraction_of(value) == round_to_binary(Fraction(1, 10), bits)
+    if bits < 53:  # 0.1 -> double -> narrower happens to round once correctly here too
+        assert value == np.dtype(spec).type(0.1)
 
 
 def test_longdouble_parses_beyond_float64() -> None:
@@ -330,6 +333,15 @@ def test_complex_string_into_mpc_is_exact() -> None:
     bits = mpmath.libmp.dps_to_prec(30)
     assert fraction_of(z.real) == round_to_binary(Fraction(1, 10), bits)
     assert fraction_of(z.imag) == round_to_binary(Fraction(2, 10), bits)
+
+
+@pytest.mark.parametrize("spec", ["complex64", "complex128", "clongdouble", "mpc:20"])
+def test_complex_strings_follow_pythons_complex_grammar(spec: str) -> None:
+    texts = ["1+infj", "-inf", "(0.5-j)", "2j", "-Infinityj", " 3 - 2.5e-1j "]
+    ns = number_system(spec)
+    got = [complex(v) for v in ns.asarray(texts)]
+    # Python's complex() reads the same literals; these parts are exact in every format
+    assert got == [complex(t.replace(" ", "")) for t in texts]
 
 
 def test_fraction_rounds_once() -> None:

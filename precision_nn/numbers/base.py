@@ -161,7 +161,7 @@ Exact = Fraction | float
 
 _NONFINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
               "nan", "+nan", "-nan"}
-_NUM = r"(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?"
+_NUM = r"(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?|(?i:inf(?:inity)?|nan))"
 # Python's complex literal grammar on decimal parts: "bj", "a", "a+bj", "a-j", "(a+bj)"
 _IMAG_ONLY = re.compile(rf"^(?P<im>[+-]?(?:{_NUM})?)[jJ]$")
 _COMPLEX = re.compile(rf"^(?P<re>[+-]?{_NUM})(?:(?P<im>[+-](?:{_NUM})?)[jJ])?$")
@@ -244,17 +244,22 @@ def _parse(text: str, target: str) -> tuple[Exact, Exact]:
     if imag is not None:
         return Fraction(0), _unit_or(imag.group("im"))
     if full is not None:
-        return Fraction(full.group("re")), _unit_or(full.group("im") or "0")
+        return _real_text(full.group("re")), _unit_or(full.group("im") or "0")
     raise ValueError(
         f"cannot parse {str(text)!r} as a number of {target!r}; write a decimal literal such "
         "as '0.1', '-2.5e-3', '1/3', 'inf' or, for a complex system, '0.5+2j'."
     )
 
 
-def _unit_or(coefficient: str) -> Fraction:
+def _unit_or(coefficient: str) -> Exact:
     """The coefficient of j: "" or "+" mean 1, "-" means -1."""
     return Fraction(coefficient + "1") if coefficient in ("", "+", "-") \
-        else Fraction(coefficient)
+        else _real_text(coefficient)
+
+
+def _real_text(text: str) -> Exact:
+    """A signed decimal literal exactly, or inf/nan as a float."""
+    return float(text) if text.lower().lstrip("+-") in _NONFINITE else Fraction(text)
 
 
 def exact_mpmath(ctx: Any, value: Any, target: str) -> Any:

@@ -198,8 +198,7 @@ def _parse_strings(arr: np.ndarray, ns: IEEESystem) -> np.ndarray:
         if im != 0 and not ns.is_complex:
             raise ValueError(_complex_message(value, ns))
         try:
-            real = _round_binary(re, fmt)
-            out[idx] = real + 1j * _round_binary(im, fmt) if ns.is_complex else real
+            _store(out, idx, re, im, fmt)
         except OverflowError:
             ns._check_finite(np.array(False), out, np.array(value, dtype=object))
     return out
@@ -267,6 +266,17 @@ def _erf_by_mpmath(x: np.ndarray, ns: IEEESystem) -> Any:
     out = np.empty(x.shape, dtype=ns.dtype)
     for idx, v in np.ndenumerate(x):
         re, im = exact_parts(ctx.erf(exact_mpmath(ctx, v, ns.name)), ns.name)
-        out[idx] = _round_binary(re, fmt) + 1j * _round_binary(im, fmt) if ns.is_complex \
-            else _round_binary(re, fmt)
+        _store(out, idx, re, im, fmt)
     return out[()]
+
+
+def _store(out: np.ndarray, idx: tuple, re: Any, im: Any, fmt: _BinaryFormat) -> None:
+    """Round the exact parts once each into out[idx] (the imaginary part if out is complex).
+
+    Parts are written through the real and imaginary views, never as re + 1j·im, whose
+    1j·inf would make a NaN real part."""
+    if out.dtype.kind == "c":
+        out.real[idx] = _round_binary(re, fmt)
+        out.imag[idx] = _round_binary(im, fmt)
+    else:
+        out[idx] = _round_binary(re, fmt)
