@@ -379,14 +379,14 @@ def _along(setup: _Setup, ns: NumberSystem, i: int) -> tuple[Callable[[Any], Any
 
 def _cross_check(setup: _Setup, analytic: np.ndarray,
                  compared: _Compared) -> tuple[_Compared, int]:
-    """Failing Richardson coordinates against central differences at the error-model step.
+    """Richardson against central differences at the error-model step, once something fails.
 
     Richardson trusts its tableau over steps up to 1/8 of the scale of x; where f is not
     smooth on that scale (ReLU kinks of other examples) the tableau can settle on a
     wrong value with a small error estimate. Central differences at the optimal step
     (≈ u^(1/3)) look only at a tiny neighbourhood. Where the two disagree beyond their
-    error bars, the smaller-step estimate is kept. (One batched central gradient: O(n)
-    evaluations however many coordinates fail.)
+    error bars, the smaller-step estimate is kept, with the disagreement as its error.
+    (One batched central gradient: O(n) evaluations however many coordinates fail.)
     """
     ref = compared.reference
     if ref.method != "richardson" or not compared.data.failing.any():
@@ -394,12 +394,16 @@ def _cross_check(setup: _Setup, analytic: np.ndarray,
     central = reference(setup, "central", None, ref.ns)
     with ref.ns.context():
         gap = np.abs(np.real(ref.ns.to_float(central.value - ref.value)))
-    replace_at = compared.data.failing & \
-        (gap > REFERENCE_SAFETY * (central.error + ref.error))
+    # every coordinate, not only the failing ones: a fooled tableau may also pass a wrong
+    # gradient thanks to its error bar, or pull a fitted factor off
+    replace_at = gap > REFERENCE_SAFETY * (central.error + ref.error)
     if not replace_at.any():
         return compared, central.evaluations
     value, error = ref.value.copy(), ref.error.copy()
-    value[replace_at], error[replace_at] = central.value[replace_at], central.error[replace_at]
+    # the two estimates disagree by `gap`: the central value is kept, but no more trusted
+    # than that disagreement (its own error estimate cannot see a kink either)
+    value[replace_at] = central.value[replace_at]
+    error[replace_at] = np.maximum(central.error, gap)[replace_at]
     name = (f"{ref.name}; central differences at the optimal step at "
             f"{int(replace_at.sum())} coordinate(s) where Richardson's steps were not smooth")
     return _compare(setup, analytic, replace(ref, value=value, error=error, name=name)), \

@@ -186,10 +186,13 @@ def describe_factor(c: float, m: int | None) -> str:
     return f"{c:.6g}"
 
 
-def _factor(a: np.ndarray, n: np.ndarray) -> float:
-    """Least-squares ``c`` in ``a ≈ c·n`` (NaN when ``n`` vanishes)."""
-    nn = float(n @ n)
-    return float(a @ n) / nn if nn > 0 else float("nan")
+def _factor(a: np.ndarray, n: np.ndarray, tol: np.ndarray) -> float:
+    """Weighted least-squares ``c`` in ``a ≈ c·n``, weights ``1/tol²`` so that reference
+    values with wide error bars do not pull the factor (NaN when ``n`` vanishes)."""
+    w = 1.0 / np.maximum(tol, np.finfo(float).tiny) ** 2
+    w = w / np.max(w)
+    nn = float(np.sum(w * n * n))
+    return float(np.sum(w * a * n)) / nn if nn > 0 else float("nan")
 
 
 # -- bug patterns -------------------------------------------------------------------------
@@ -205,7 +208,7 @@ def _sign_in(data: CheckData, region: Region) -> Finding | None:
 
 def _scale_in(data: CheckData, region: Region) -> Finding | None:
     a, n = data.analytic[region.indices], data.reference[region.indices]
-    c = _factor(a, n)
+    c = _factor(a, n, data.explain_tolerance[region.indices])
     if not np.isfinite(c) or c == 0 or abs(c + 1) <= FACTOR_RTOL or \
             abs(c - 1) < SCALE_MIN_DEVIATION:
         return None
@@ -244,7 +247,7 @@ def _regularization_in(data: CheckData, region: Region) -> Finding | None:
     support = np.abs(d) > data.explain_tolerance[region.indices]
     if support.sum() < 2 or np.ptp(theta[support]) == 0:
         return None
-    lam = float(d[support] @ theta[support]) / float(theta[support] @ theta[support])
+    lam = _factor(d[support], theta[support], data.explain_tolerance[region.indices][support])
     fitted = np.where(support, lam * theta, 0.0)
     if not np.all(np.abs(d - fitted) <= data.explain_tolerance[region.indices]):
         return None
@@ -434,7 +437,7 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     if probe is None or probe.indices.size == 0:
         return []
     hit, at, _ = kink_hits(probe, kink_threshold(data, probe.indices))
-    hit &= suspects(data)[probe.indices]
+    hit &= (suspects(data) & ~_explained(data, earlier))[probe.indices]
     if not hit.any():
         return []
     idx = probe.indices[hit]
