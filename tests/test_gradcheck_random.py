@@ -81,3 +81,24 @@ def test_random_networks_are_caught_when_wrong():
                                 shapes=net.shapes, batch_size=len(X))
         assert not report.passed, label
         assert report.kinds[0] in ("scale", "localized"), (label, report.kinds)
+
+
+BUGS = {
+    "sign": (lambda net, g: -g, ("sign",)),
+    "times_3": (lambda net, g: 3 * g, ("scale",)),
+    "fortran": (lambda net, g: net.flatten(net.unflatten(g), order="F"), ("layout",)),
+}
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_whole_gradient_bugs_are_named_on_random_networks(bug):
+    """Against Richardson (the loss is not given complex input here), 30 networks each."""
+    transform, expected = BUGS[bug]
+    for seed in range(30):
+        net, X, Y, label = random_network("float64", seed, 5, 6)
+        report = check_gradient(lambda p, net=net, X=X, Y=Y: net.loss(X, Y, params=p),
+                                lambda p, net=net, X=X, Y=Y: transform(
+                                    net, net.gradient(X, Y, params=p)),
+                                net.params, shapes=net.shapes, batch_size=len(X))
+        invisible = bug == "fortran" and all(min(s) == 1 for s in net.shapes)
+        assert report.kinds == (("match",) if invisible else expected), (label, report.kinds)
