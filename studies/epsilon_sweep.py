@@ -361,8 +361,7 @@ def _reading(laws: list[dict]) -> str:
         f"forward ({n_f}, theory 1) and {central4:.2f} for central-4 ({n_4}, theory 4); to "
         "the left it is rounding, which grows as u/h: the rounding slopes fitted over "
         f"{len(rounding)} curves have median {_median(rounding)} and {close} of them lie "
-        f"within ±0.15 of −1 (all: between {_span(rounding)}; the outliers are short float32 "
-        "regimes where a few rounding errors happen to cancel). The optimum "
+        f"within ±0.15 of −1 (all: between {_span(rounding)}){_outliers(laws)}. The optimum "
         "therefore moves with the precision: the optimum of the two fitted laws lies "
         f"between {_span(ratio)} times the model's h*, which is slightly larger because "
         "the model adds the rounding errors of the stencil as if they never cancelled. "
@@ -378,6 +377,19 @@ def _reading(laws: list[dict]) -> str:
         "starting step grows toward 1, because the extrapolation removes the truncation "
         "terms, and rises as u/h for a start that is too small; it pays with more "
         "evaluations (see method_comparison).")
+
+
+def _outliers(laws: list[dict]) -> str:
+    """The curves whose rounding slope is off by more than 0.15, named."""
+    off = [w for w in laws if _finite(w["rounding_slope"]) and abs(w["rounding_slope"] + 1) > 0.15]
+    if not off:
+        return ""
+    named = ", ".join(f"{w['problem']}/{w['numbers']}/{w['method']} "
+                      f"({w['rounding_slope']:.2f} over {w['rounding_points']} steps)"
+                      for w in off)
+    return ("; off by more: " + named + " — short regimes, where a few rounding errors "
+            "that happen to cancel or add tilt the line, and Richardson, whose rounding "
+            "also depends on where its adaptive stopping ends")
 
 
 def _estimate_reading(laws: list[dict]) -> str:
@@ -397,7 +409,7 @@ def _estimate_reading(laws: list[dict]) -> str:
 
 
 def _median(values: list[float]) -> str:
-    return output.fmt(float(np.median(values))) if values else "–"
+    return f"{float(np.median(values)):.2f}" if values else "–"
 
 
 def _span(values: list[float]) -> str:
