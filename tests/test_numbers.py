@@ -445,6 +445,12 @@ def test_parts_finiteness_and_pickling(spec: str) -> None:
     special = ns.asarray(["inf", "nan", "1"])
     assert list(ns.isfinite(special)) == [False, False, True]
     assert pickle.loads(pickle.dumps(ns)) == ns  # systems travel to worker processes by name
+    # and so do their elements, exactly and still belonging to the system
+    values = ns.asarray(["0.1", "-2.5e-7"] + (["0.3+2j"] if ns.is_complex else ["1/3"]))
+    back = pickle.loads(pickle.dumps(values))
+    assert ns.owns(back)
+    assert [exact(reference_context(ns), v) for v in back] == \
+        [exact(reference_context(ns), v) for v in values]
 
 
 # ---------------------------------------------------------------------------------------

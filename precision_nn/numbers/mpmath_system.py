@@ -34,8 +34,20 @@ def _shared_context(digits: int) -> Any:
         if digits not in _CONTEXTS:
             ctx = mpmath.MPContext()
             ctx.dps = digits
+            # pickle would look the element classes up as mpmath's global ones and fail;
+            # elements travel (to worker processes) as their exact value and their precision
+            ctx.mpf.__reduce__ = lambda v: (_unpickle_mpf, (digits, v._mpf_))
+            ctx.mpc.__reduce__ = lambda v: (_unpickle_mpc, (digits, v._mpc_))
             _CONTEXTS[digits] = ctx
         return _CONTEXTS[digits]
+
+
+def _unpickle_mpf(digits: int, value: tuple) -> Any:
+    return _shared_context(digits).make_mpf(value)
+
+
+def _unpickle_mpc(digits: int, value: tuple) -> Any:
+    return _shared_context(digits).make_mpc(value)
 
 
 class MPMathSystem(NumberSystem):
