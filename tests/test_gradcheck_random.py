@@ -23,7 +23,7 @@ HEADS = [("sigmoid", "cross_entropy"), ("softmax", "softmax_cross_entropy"),
 # float systems are also checked against Richardson, the reference of Decimal networks
 SYSTEMS = [("float64", "auto", 60, 5, 6), ("float32", "auto", 60, 5, 6),
            ("float64", "richardson", 40, 5, 6), ("float32", "richardson", 40, 5, 6),
-           ("decimal:30", "auto", 30, 3, 2), ("mpf:40", "auto", 30, 3, 2)]
+           ("decimal:30", "auto", 50, 3, 2), ("mpf:40", "auto", 50, 3, 2)]
 
 
 def random_network(spec: str, seed: int, widest: int, batch: int):

@@ -299,6 +299,9 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
                    else "to confirm a failure beyond the conditioning of f")
             compared, n_eval = _widen(setup, analytic, compared, why)
             evaluations += n_eval
+            if _undecided(compared, u) and compared.reference.method in _STEP_METHODS:
+                compared, n_eval = _better_method(setup, analytic, compared, complex_probe)
+                evaluations += n_eval
     suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
     if suspect.any():
         kink = _kink(setup, compared, h, suspect, 0.0 if noise is None else noise.sigma)
@@ -408,6 +411,16 @@ def _cross_check(setup: _Setup, analytic: np.ndarray,
             f"{int(replace_at.sum())} coordinate(s) where Richardson's steps were not smooth")
     return _compare(setup, analytic, replace(ref, value=value, error=error, name=name)), \
         central.evaluations
+
+
+def _better_method(setup: _Setup, analytic: np.ndarray, compared: _Compared,
+                   complex_probe: Any) -> tuple[_Compared, int]:
+    """A finite-difference reference (automatic step) too close to call: the complex
+    step or Richardson in the same system decides instead."""
+    better = _limit_reference(setup, complex_probe)
+    name = (f"{better.name} (instead of {compared.reference.name}, whose error bars were "
+            "too close to call)")
+    return _compare(setup, analytic, replace(better, name=name)), better.evaluations
 
 
 def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared,
