@@ -20,9 +20,11 @@ HEADS = [("sigmoid", "cross_entropy"), ("softmax", "softmax_cross_entropy"),
          ("identity", "squared_error"), ("tanh", "squared_error")]
 # (number system, reference method, how many networks, largest layer, largest batch);
 # "auto" takes the complex step wherever the network has a complex counterpart, so the
-# float systems are also checked against Richardson, the reference of Decimal networks
+# float systems are also checked against Richardson (the reference of Decimal networks)
+# and against central differences at the automatic step
 SYSTEMS = [("float64", "auto", 60, 5, 6), ("float32", "auto", 60, 5, 6),
            ("float64", "richardson", 40, 5, 6), ("float32", "richardson", 40, 5, 6),
+           ("float64", "central", 30, 5, 6),
            ("decimal:30", "auto", 50, 3, 2), ("mpf:40", "auto", 50, 3, 2)]
 
 
