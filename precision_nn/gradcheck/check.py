@@ -14,9 +14,12 @@ How the check proceeds
    differences at steps fitted to that noise; otherwise it is re-evaluated in a wider
    system when `f` runs there (``float32`` → ``float64``, ``decimal:N`` →
    ``decimal:2N``, ``mpf:N`` → ``mpf:2N``), which also removes the error that `f`'s own
-   conditioning adds to a reference (e.g. ``log(1 - a)`` near saturation in float32). An
-   explicit step is instead compared with the h → 0 limit.
-4. One-sided differences at the failing coordinates (kinks).
+   conditioning adds to a reference (e.g. ``log(1 - a)`` near saturation in float32); a
+   finite-difference reference that is still too close to call gives way to the complex
+   step or Richardson. An explicit step is instead compared with the h → 0 limit.
+4. One-sided differences over shrinking steps at the suspect coordinates (kinks). A
+   Richardson reference is restarted below a kink, and cross-checked against central
+   differences at the optimal step, which see only a tiny neighbourhood of x.
 5. The findings (`findings.diagnose`) and the report.
 """
 
@@ -279,29 +282,13 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
     bar is too wide) uses central differences at steps fitted to the measured noise.
     """
     evaluations = compared.reference.evaluations
-    u = setup.ns.unit_roundoff
     noise = step_probe = kink = None
-    if _undecided(compared, u) or compared.data.failing.any():
+    if _undecided(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
         noise = _noise(setup)
         evaluations += probes.NOISE_OFFSETS * (1 if noise.higher is None else 2)
-        explicit = method in _STEP_METHODS and h is not None
-        lossy = is_lossy(noise)
-        if explicit:
-            limit = _noisy_reference(setup, noise) if lossy else \
-                _limit_reference(setup, complex_probe)
-            step_probe = _step_probe(setup, analytic, compared, limit)
-            evaluations += limit.evaluations + 1
-        elif lossy:
-            compared = _compare(setup, analytic, _noisy_reference(setup, noise))
-            evaluations += compared.reference.evaluations
-        else:  # too wide to decide, or a failure to confirm beyond f's own conditioning
-            why = ("its error bar was too wide to decide" if _undecided(compared, u)
-                   else "to confirm a failure beyond the conditioning of f")
-            compared, n_eval = _widen(setup, analytic, compared, why)
-            evaluations += n_eval
-            if _undecided(compared, u) and compared.reference.method in _STEP_METHODS:
-                compared, n_eval = _better_method(setup, analytic, compared, complex_probe)
-                evaluations += n_eval
+        compared, step_probe, n_eval = _settle_reference(setup, analytic, compared, method,
+                                                         h, complex_probe, noise)
+        evaluations += n_eval
     suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
     if suspect.any():
         kink = _kink(setup, compared, h, suspect, 0.0 if noise is None else noise.sigma)
@@ -313,6 +300,29 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
             evaluations += n_eval
     found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe)
     return replace(compared, data=replace(compared.data, probes=found)), evaluations
+
+
+def _settle_reference(setup: _Setup, analytic: np.ndarray, compared: _Compared, method: str,
+                      h: Any, complex_probe: Any, noise: Any
+                      ) -> tuple[_Compared, StepProbe | None, int]:
+    """The reference that decides: an explicit step gets its h → 0 limit beside it; a
+    noisy f a noise-fitted reference; otherwise a wider system, or a better method."""
+    u = setup.ns.unit_roundoff
+    lossy = is_lossy(noise)
+    if method in _STEP_METHODS and h is not None:
+        limit = _noisy_reference(setup, noise) if lossy else \
+            _limit_reference(setup, complex_probe)
+        return compared, _step_probe(setup, analytic, compared, limit), limit.evaluations + 1
+    if lossy:
+        compared = _compare(setup, analytic, _noisy_reference(setup, noise))
+        return compared, None, compared.reference.evaluations
+    why = ("its error bar was too wide to decide" if _undecided(compared, u)
+           else "to confirm a failure beyond the conditioning of f")
+    compared, evaluations = _widen(setup, analytic, compared, why)
+    if _undecided(compared, u) and compared.reference.method in _STEP_METHODS:
+        compared, n_eval = _better_method(setup, analytic, compared, complex_probe)
+        evaluations += n_eval
+    return compared, None, evaluations
 
 
 def _noisy_reference(setup: _Setup, noise: Any) -> _Reference:
