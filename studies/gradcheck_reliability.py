@@ -351,5 +351,6 @@ def _reading(rates: list[dict]) -> str:
         " planted bugs; the other misses are in float16 (one part in a thousand: "
         f"{rate('float16', 'derived', 'one_part_in_1000')}; regularised bias, a term of "
         f"size λθ/m: {rate('float16', 'derived', 'bias_regularized')}), where the analytic "
-        "gradient's own rounding (u ≈ 4.9e-4 per operation) is as large as the bug: no "
-        "check can resolve it there, and the derived tolerance says so instead of guessing.")
+        "gradient's own rounding (u ≈ 4.9e-4 per operation) is comparable to the bug, so "
+        "no comparison can tell the two apart, and the derived tolerance, sized to that "
+        "rounding, does not pretend to.")
