@@ -367,6 +367,18 @@ def test_wide_error_bar_is_re_evaluated_in_a_wider_system():
         report.reference_name
 
 
+def test_ieee_values_of_another_width_are_rounded_into_the_system():
+    x = np.array([0.5, 1.5], dtype=np.float32)
+    report = check_gradient(lambda v: np.sum(v * v).astype(np.float64), lambda v: 2 * v, x)
+    assert report.passed and report.numbers == "float32"
+
+
+def test_object_system_refuses_a_binary_float_from_f():
+    dec = number_system("decimal:20")
+    with pytest.raises((TypeError, ValueError), match="float"):
+        check_gradient(lambda v: float(np.sum(v * v)), lambda v: 2 * v, dec.asarray(["1", "2"]))
+
+
 def test_no_precision_state_leaks():
     prec, dps = decimal.getcontext().prec, mpmath.mp.dps
     dec = number_system("decimal:40")

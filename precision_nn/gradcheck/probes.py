@@ -54,14 +54,23 @@ KINK_PROBES = 8
 _WIDER = {"float16": "float32", "bfloat16": "float32", "float32": "float64"}
 
 
-def call(f: Callable[[Any], Any], point: np.ndarray, ns: NumberSystem) -> Any:
-    """``f(point)`` as one number of `ns` (raises `TypeError` for a foreign value)."""
+def call(f: Callable[[Any], Any], point: np.ndarray, ns: NumberSystem, *,
+         strict: bool = False) -> Any:
+    """``f(point)`` as one number of `ns`.
+
+    Like the derivatives' evaluator: an IEEE value of another width is rounded into an
+    IEEE system, while an object system (Decimal, mpmath) refuses anything but its own
+    numbers (`TypeError`): a binary float there means precision was lost. `strict`
+    refuses other widths too (to tell whether f really computes in `ns`).
+    """
     with ns.context():
         value = f(point)
     arr = np.asarray(value)
     if arr.size != 1:
         raise TypeError(f"f must return a scalar; got shape {arr.shape}.")
     arr = arr.reshape(())
+    if not strict and getattr(ns, "dtype", None) is not None and arr.dtype != object:
+        return ns.asarray(np.real(arr) if not ns.is_complex else arr)[()]
     if not ns.owns(arr):
         raise TypeError(f"f returned a {ns.foreign_type(arr)} for a point of {ns.name}.")
     return arr[()]
@@ -247,7 +256,7 @@ def runs_in(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem) -> np.ndar
     """`x` converted to `ns` when `f` evaluates there to a value of `ns`, else None."""
     try:
         xw = ns.asarray(x)
-        value = call(f, xw, ns)
+        value = call(f, xw, ns, strict=True)
         if not np.isfinite(as_float(ns, value)):
             return None
     except Exception:  # noqa: BLE001 - any failure means "cannot run there"
