@@ -16,7 +16,9 @@ then the numerical causes, which need the probes `check_gradient` measured: ``ki
 ``step_too_large``, ``step_too_small``, ``precision_loss``, ``not_complex_safe``; and
 finally the summaries: ``localized`` and ``mismatch`` for whatever no pattern explains,
 ``match`` when nothing is wrong. A pattern explains a region when it reproduces the
-reference there to the explain tolerance (see `evidence.EXPLAIN_RTOL`).
+reference there to the explain tolerance (see `evidence.EXPLAIN_RTOL`); when the user
+gave an explicit step, patterns are judged against the h → 0 limit instead (a factor
+fitted to a reference with a step error would carry that error).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ __all__ = [
     "kink_hits",
     "kink_threshold",
     "regions",
+    "smooth_below",
     "suspects",
     "undecided",
 ]
