@@ -25,12 +25,14 @@ Columns of ``results.csv`` (one row per problem, number system, method and step)
     The step the library reports it used (Estimate.h; the median over coordinates for
     the network).
 ``error``
-    Relative error ‖D − f'‖/‖f'‖ (2-norm over coordinates for the network); empty when
-    the call raised.
+    Relative error ‖D − f'‖/‖f'‖ (2-norm over coordinates for the network); for a scalar
+    function the root mean square of the relative errors at the `POINTS` points
+    x0 + k/64 (k = 0…3, all exact in float16), so that one lucky cancellation of rounding
+    errors does not make a dip; NaN when the call raised.
 ``estimated_error``
-    The library's own error estimate, relative in the same norm.
+    The library's own error estimate, relative in the same norm (RMS likewise).
 ``evaluations``
-    Function evaluations the call made.
+    Function evaluations of one call (mean over the points).
 ``note``
     The error message when the call raised (e.g. a step that vanishes next to x).
 
@@ -65,6 +67,7 @@ QUICK = {"problems": ("exp", "mlp"), "numbers": ("float32", "float64", "mpf:30")
          "labels": ("forward", "central2", "central4", "complex_step"),
          "per_decade": {"scalar": 6, "mlp": 2}}
 BELOW_U = 100  # the sweep ends at u / BELOW_U: "well below u"
+POINTS = 4  # scalar problems: errors are RMS over x0 + k/64, k = 0..POINTS-1
 
 
 def steps(u: float, per_decade: int, max_points: int | None = None) -> list[float]:
@@ -114,13 +117,16 @@ def _cost(cell: dict) -> float:
     family = "mp" if cell["numbers"].startswith(("mp", "dec")) else "ieee"
     u = number_system(cell["numbers"]).unit_roundoff
     n = len(steps(u, cell["per_decade"], MLP_POINTS if kind == "mlp" else None))
-    return round(n * _STEP_SECONDS[kind, family] * _METHOD_FACTOR.get(cell["method"], 1.0), 3)
+    points = 1 if kind == "mlp" else POINTS
+    return round(n * points * _STEP_SECONDS[kind, family]
+                 * _METHOD_FACTOR.get(cell["method"], 1.0), 3)
 
 
 def run_cell(cell: dict) -> list[dict]:
     """Sweep h for one problem, system and method; one row per step."""
     p = problem(cell["problem"], seed=cell["seed"])
-    reference = exact(p)
+    points = [p] if cell["problem"] == "mlp" else [p.shifted(k) for k in range(POINTS)]
+    references = [exact(q) for q in points]
     u = number_system(cell["numbers"]).unit_roundoff
     rows = []
     cap = MLP_POINTS if cell["problem"] == "mlp" else None
@@ -128,12 +134,16 @@ def run_cell(cell: dict) -> list[dict]:
         row = {"problem": cell["problem"], "numbers": cell["numbers"], "method": cell["method"],
                "u": u, "h": h, "h_used": math.nan, "error": math.nan,
                "estimated_error": math.nan, "evaluations": 0, "note": ""}
-        try:
-            est = estimate(p, cell["numbers"], cell["method"], h=h)
-        except (ValueError, ArithmeticError) as exc:  # e.g. x + h == x: recorded, not fatal
-            row["note"] = str(exc).splitlines()[0][:200]
+        measured = []
+        for q, reference in zip(points, references):
+            try:
+                est = estimate(q, cell["numbers"], cell["method"], h=h)
+            except (ValueError, ArithmeticError) as exc:  # e.g. x + h == x: recorded
+                row["note"] = str(exc).splitlines()[0][:200]
+                break
+            measured.append(_measure(est, reference))
         else:
-            row.update(_measure(est, reference))
+            row.update(_combine(measured))
         rows.append(row)
     return rows
 
@@ -147,6 +157,16 @@ def _measure(est, reference) -> dict:
             "error": relative_error(est.value, reference),
             "estimated_error": float(np.linalg.norm(np.ravel(estimated))) / scale,
             "evaluations": int(est.evaluations)}
+
+
+def _combine(measured: list[dict]) -> dict:
+    """Root-mean-square errors over the points (rounding errors are a random variable: its
+    RMS, not one lucky or unlucky draw, is what the model u/h describes)."""
+    def rms(key: str) -> float:
+        return float(np.sqrt(np.mean([m[key] ** 2 for m in measured])))
+    return {"h_used": float(np.median([m["h_used"] for m in measured])),
+            "error": rms("error"), "estimated_error": rms("estimated_error"),
+            "evaluations": round(float(np.mean([m["evaluations"] for m in measured])))}
 
 
 # -- analysis -------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ holds *exactly the same* problem and one reference gradient — backprop in
 
 from __future__ import annotations
 
+import dataclasses
+import decimal
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -54,6 +56,11 @@ class ScalarProblem:
     build: Callable[[NumberSystem], Callable[[Any], Any]]
     mp_f: Callable[[Any], Any]
     mp_df: Callable[[Any], Any]
+
+    def shifted(self, k: int, *, spacing: int = 64) -> ScalarProblem:
+        """The same function at x0 + k/spacing (exact: spacing a power of two)."""
+        x0 = decimal.Decimal(self.x0) + decimal.Decimal(k) / decimal.Decimal(spacing)
+        return dataclasses.replace(self, x0=str(x0))
 
     def function(self, ns: NumberSystem) -> Callable[[Any], Any]:
         """f written against `ns` (pass ``ns.complex()`` for the complex step)."""
