@@ -150,27 +150,34 @@ class MPMathSystem(NumberSystem):
         precision round another thread's results. So functions run in a per-thread copy
         and only their results, already rounded to ``ctx.prec``, are re-tagged as elements.
         """
-        worker = getattr(self._local, "ctx", None)
-        if worker is None:
+        try:
+            return self._local.ctx
+        except AttributeError:
             worker = self._local.ctx = mpmath.MPContext()
             worker.prec = self.ctx.prec
-        return worker
+            return worker
 
     def _worked(self, name: str):
+        element, make_mpf = self._element, self.ctx.make_mpf  # the class is ctx's own
+        refine = name in _NORMWISE_ONLY and self.is_complex
+
         def apply(v: Any) -> Any:
-            if type(v) is not self._element or v.context is not self.ctx:
+            if type(v) is not element:
                 v = self._convert(v)
             worker = self._worker()
-            if name in _NORMWISE_ONLY and self.is_complex and v.imag and v.real:
+            if refine and v.imag and v.real:
                 return self._adopt(name, v, _componentwise(worker, name, v, self.ctx.prec))
-            return self._adopt(name, v, getattr(worker, name)(v))
+            result = getattr(worker, name)(v)
+            if not self.is_complex and hasattr(result, "_mpf_"):
+                return make_mpf(result._mpf_)  # the common case, first
+            return self._adopt(name, v, result)
 
         return apply
 
     def _adopt(self, name: str, v: Any, result: Any) -> Any:
-        """`result` of the worker context as an element of this system (rounded to it)."""
+        """`result` of the worker context (at ctx.prec) as an element of this system."""
         if hasattr(result, "_mpc_") and self.is_complex:
-            return self.ctx.mpc(result.real, result.imag)
+            return self.ctx.make_mpc(result._mpc_)
         if hasattr(result, "_mpc_"):
             if not self.is_complex:
                 if result.imag != 0:
@@ -241,14 +248,14 @@ def _componentwise(worker: Any, name: str, z: Any, prec: int) -> Any:
             guard *= 2
             worker.prec = prec + guard
             current = getattr(worker, name)(z)
-            if _agree(worker, current.real, previous.real, prec + 2) and \
-                    _agree(worker, current.imag, previous.imag, prec + 2):
-                return current
-            if guard > 64 * prec + 4096:  # give up refining: normwise-accurate result
-                return current
+            agree = _agree(worker, current.real, previous.real, prec + 2) and \
+                _agree(worker, current.imag, previous.imag, prec + 2)
+            if agree or guard > 64 * prec + 4096:  # else give up: normwise accurate
+                break
             previous = current
     finally:
         worker.prec = prec
+    return worker.mpc(current.real, current.imag)  # each part rounded once to prec
 
 
 def _agree(worker: Any, a: Any, b: Any, bits: int) -> bool:
