@@ -58,7 +58,7 @@ DECIMAL_DIGITS = (10, 15, 20, 30, 40, 60, 80, 100)
 LABELS = ("forward", "central2", "central4", "richardson", "complex_step")
 PER_DECADE = 5
 BAND = 2  # decades each side of the model's h*
-QUICK = {"problems": ("exp",), "mpf": (10, 20, 40, 80), "decimal": (10, 20, 40),
+QUICK = {"problems": ("exp",), "mpf": (10, 20, 40, 80), "decimal": (10, 20, 40, 80),
          "labels": ("forward", "central2", "central4", "complex_step"), "per_decade": 4}
 THEORY = {"forward": 1 / 2, "central2": 2 / 3, "central4": 4 / 5, "complex_step": 1.0}
 
