@@ -440,7 +440,10 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     if probe is None or probe.indices.size == 0:
         return []
     hit, at, _ = kink_hits(probe, kink_threshold(data, probe.indices))
-    hit &= (suspects(data) & ~_explained(data, earlier))[probe.indices]
+    # a kink matters where the check fails, or where the user's own step straddles it;
+    # a nearby kink that the automatic reference stepped around is no finding
+    relevant = _failing(data) if data.probes.step is None else suspects(data)
+    hit &= (relevant & ~_explained(data, earlier))[probe.indices]
     if not hit.any():
         return []
     idx = probe.indices[hit]
