@@ -17,7 +17,7 @@ REFERENCE_STEP = "1e-40"
 
 
 def complex_step_gradient(net: MLP, X, Y) -> np.ndarray:
-    """∂J/∂θ of `net` (any number system) by complex step in mpc:60, as float64."""
+    """∂J/∂θ of `net` (any number system) by complex step in mpc:60, as mpf:60 values."""
     ref = net.to(REFERENCE_SYSTEM)
     ns = ref.numbers
     # the data as the network itself sees it (rounded to its system), then exactly to mpc:60
@@ -27,4 +27,4 @@ def complex_step_gradient(net: MLP, X, Y) -> np.ndarray:
     for i in range(ref.n_params):
         stack[i, i] = stack[i, i] + ns.ctx.mpc(0, h)
     losses = ref.loss(X, Y, params=stack)
-    return np.array([float(v.imag / h) for v in losses])
+    return ns.real().asarray([v.imag / h for v in losses])
