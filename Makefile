@@ -20,8 +20,12 @@ test: $(STAMP)
 report: $(STAMP)
 	$(BIN)/python -m studies --out reports
 
+# peers for the benchmarks: numdifftools via the bench extra; torch only if installed by hand
+# (pip install torch==2.13.0 — the CPU wheel)
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/network.py
+	$(BIN)/python benchmarks/gradient.py
 
 DOCS_STAMP := $(VENV)/.docs-installed
 
