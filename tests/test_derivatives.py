@@ -422,3 +422,71 @@ def test_one_sided_rules_never_sample_the_other_side(method, side, h):
     assert all(side * (x - x0) >= 0 for x in seen)
     exact = -0.5 / np.sqrt(1 - x0) if side < 0 else 0.5 / np.sqrt(x0)
     assert abs(est.value - exact) <= est.error
+
+
+# -- explicit steps next to powers of two -------------------------------------------------
+# Every point ±2^k sits on a binade boundary: x + k·h on one side is rounded to a spacing
+# twice that of the other, so the points are not k·h apart and the weights are recomputed
+# for their real (signed) offsets. Steps reach the spacing of mpf:30 at 8 (2^-100 ≈ 8e-31)
+# only below the range, and pass below that of float64 (there: a ValueError is the answer).
+BINADE_POINTS = [sign * 2.0**k for k in (-5, -2, 0, 3) for sign in (1, -1)]
+BINADE_STEPS = [mantissa * 10.0**-e for e in range(5, 26) for mantissa in (1, 3)]
+BINADE_METHODS = [("central", 2), ("central", 4), ("backward", 2), ("richardson", 2)]
+
+
+@pytest.mark.parametrize(("method", "order"), BINADE_METHODS,
+                         ids=[f"{m}{o}" for m, o in BINADE_METHODS])
+@pytest.mark.parametrize("spec", ["mpf:30", "float64"])
+def test_steps_next_to_powers_of_two_report_honest_errors(spec, method, order):
+    ns = number_system(spec)
+    ctx = reference_context(ns)
+    misses, refused = [], 0
+    for x in BINADE_POINTS:
+        xs = ns.scalar(x)
+        true = ctx.exp(exactly(ctx, xs))
+        for h in BINADE_STEPS:
+            try:
+                est = derivative(ns.exp, xs, method=method, order=order, h=h, numbers=ns)
+            except ValueError as exc:  # only where h is at the spacing of the numbers at x
+                assert "spacing of the" in str(exc) and h < 1e3 * abs(x) * ns.unit_roundoff
+                refused += 1
+                continue
+            error = float(abs(exactly(ctx, est.value) - true))
+            if not error <= max(est.error, ns.unit_roundoff * float(true)):
+                misses.append((x, h, error, est.error))
+    assert not misses, f"(x, h, true error, reported) where the error bar is short: {misses[:4]}"
+    assert refused == 0 or spec == "float64"
+
+
+def test_the_reported_case_at_minus_a_quarter():
+    """mpf:30, x = −1/4, h = 1e-17: x − h lies in the wider binade, so the offsets are
+    irregular; their signs used to be dropped, giving f' wrong by 1e15 with error 2e-14."""
+    ns = number_system("mpf:30")
+    x = ns.scalar("-0.25")
+    ctx = reference_context(ns)
+    for order in (2, 4):
+        est = derivative(ns.exp, x, method="central", order=order, h=1e-17, numbers=ns)
+        error = float(abs(exactly(ctx, est.value) - ctx.exp(exactly(ctx, x))))
+        assert error <= est.error < 1e-12
+
+
+def test_mlp_weights_at_powers_of_two():
+    """The loss of a network whose weights are ±2^-j, differentiated at h = 1e-17 in mpf:30,
+    against backprop in mpf:60."""
+    init = [(-1) ** i * 2.0 ** -(i % 4) for i in range(13)]
+    net = MLP([2, 3, 1], numbers="mpf:30", init=init)
+    X, Y = [["0.1", "-0.4"], ["0.7", "0.2"]], [[1], [0]]
+    ctx = reference_context(net.numbers)
+    exact = [exactly(ctx, g) for g in net.to("mpf:60").gradient(X, Y)]
+    for method, order in [("central", 2), ("central", 4), ("richardson", 2)]:
+        est = net.numerical_gradient(X, Y, method=method, order=order, h="1e-17")
+        errors = [float(abs(exactly(ctx, v) - g)) for v, g in zip(est.value, exact)]
+        assert np.all(np.asarray(errors) <= est.error), method
+
+
+def test_points_that_round_together_raise_a_clear_error():
+    """float64, x = −1/4, h = 2^-55: x + h lies in the narrower binade (h_r = 2^-55) and
+    x − h_r rounds back to x, so the witness points x − h and x coincide."""
+    with pytest.raises(ValueError, match=r"too close to the spacing of the numbers of "
+                                         r"'float64'.*use a larger `h`"):
+        derivative(np.exp, -0.25, h=2.0**-55)

@@ -16,7 +16,10 @@ The value returned is ``D(h)`` itself, not an extrapolation: that is `richardson
 The quotient uses the steps that were realised: ``h_r = (x + h) − x`` is computed in the
 number system (exact by Sterbenz's lemma), the points are ``x + k·h_r``, and when one of
 them is not exactly ``x + k·h_r`` (a binade boundary between them) that coordinate's
-weights are recomputed exactly for the offsets it really has (Fornberg on rationals).
+weights, of the rule and of the witness, are recomputed exactly for the signed offsets it
+really has (Fornberg on rationals), and its rounding term uses those weights. When h_r is
+within a few spacings of the numbers at x, two points can round to the same number; no
+quotient exists then, and a `ValueError` says to take a larger step.
 """
 
 from __future__ import annotations
@@ -41,8 +44,10 @@ from precision_nn.derivatives.steps import (
     settled,
 )
 from precision_nn.numbers import NumberSystem
+from precision_nn.numbers.base import exact_parts
 
-__all__ = ["FDResult", "Level", "finite_difference", "realize", "stencil_levels", "to_fraction"]
+__all__ = ["FDResult", "Level", "finite_difference", "real_weights", "realize", "stencil_levels",
+           "to_fraction"]
 
 # The (p+1)-th difference estimates f^(p+1) near x, not at x, and misses the next term
 # of the expansion: count its truncation twice.
@@ -126,25 +131,46 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
         total = sum(ns.scalar(int(w * denominator)) * values[k]
                     for k, w in zip(nodes, rule.weights))
         value = total / (ns.scalar(denominator * m) * h)
+    weights = np.repeat(np.array([float(abs(w)) for w in rule.weights])[:, None],
+                        len(h), axis=1)
     regular = np.logical_and.reduce([exact[k] for k in nodes])
     for i in np.flatnonzero(~regular):
-        value[i] = _irregular(ns, [offsets[k][i] for k in nodes],
-                              [values[k][i] for k in nodes], h[i] * m)
+        with ns.context():
+            unit = h[i] * ns.scalar(m)
+        real = real_weights(ns, nodes, [offsets[k][i] for k in nodes], unit, 1)
+        with ns.context():
+            value[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(nodes, real)) / unit
+        weights[:, i] = [float(abs(w)) for w in real]
     magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in nodes])
-    weights = np.array([float(abs(w)) for w in rule.weights])[:, None]
     step = np.abs(ns.to_float(h)) * m
+    # the rounding term uses the weights really applied: on irregular offsets they can
+    # exceed the rule's
     noise = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0) / step
     return Level(value=value, noise=noise, magnitude=magnitudes.max(axis=0))
 
 
-def _irregular(ns: NumberSystem, offsets: list[Any], values: list[Any], step: Any) -> Any:
-    """The quotient for points that are not exact multiples of the step apart: exact
-    weights for the offsets the points really have (Fornberg 1988, arbitrary grids)."""
+def real_weights(ns: NumberSystem, nodes: list[int], offsets: list[Any], step: Any,
+                 derivative: int) -> tuple[Fraction, ...]:
+    """Exact weights of the `derivative`-th derivative, in units of `step`, for points
+    whose realised offsets from x are `offsets` (nominally ``k·step`` for k in `nodes`):
+    Fornberg (1988) on the rationals ``offset/step``, signs included.
+
+    Raises
+    ------
+    ValueError
+        When two of the points coincide: the step is at the spacing of the numbers at x,
+        where no difference quotient exists.
+    """
     unit = to_fraction(step)
-    weights = fornberg_weights([to_fraction(r) / unit for r in offsets])
-    with ns.context():
-        total = sum(ns.scalar(w) * v for v, w in zip(values, weights))
-        return total / step
+    real = [to_fraction(r) / unit for r in offsets]
+    if len(set(real)) < len(real):
+        raise ValueError(
+            f"`h` is too close to the spacing of the numbers of {ns.name!r} at `x`: the "
+            f"points x + k·h for k in {nodes} round to only {len(set(real))} distinct "
+            "numbers (a power of the radix lies between them), so no difference quotient "
+            "exists; use a larger `h` (or h=None to choose it)."
+        )
+    return fornberg_weights(real, derivative)
 
 
 def finite_difference(ev: Evaluator, *, method: str, order: int,
@@ -176,18 +202,13 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
                                                                       | set(rule.offsets)))
     level = _level(ns, rule, 1, h, values, offsets, exact)
     p = rule.order
-    # nominal binomial weights also where offsets are irregular: a relative offset error
-    # of order u/h changes an error *estimate* negligibly
-    binomial = [(-1) ** (p + 1 - j) * math.comb(p + 1, j) for j in range(p + 2)]
-    with ns.context():
-        difference = sum(ns.scalar(b) * values[k] for b, k in zip(binomial, witness))
+    difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
     steps = np.abs(ns.to_float(h))
     constant = float(abs(rule.truncation_constant))
     # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1)
     coefficient = constant * np.abs(ns.to_float(difference)) / steps ** (p + 1)
-    # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|binomial_j||f_j|
+    # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|weight_j||f_j|
     magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in witness])
-    weights = np.abs(np.array(binomial, dtype=float))[:, None]
     floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
     return FDResult(
         value=level.value,
@@ -198,6 +219,26 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
         noise=level.noise,
         resolution=constant * floor / steps ** (p + 1),
     )
+
+
+def _witness_difference(ns: NumberSystem, witness: tuple[int, ...], h: np.ndarray,
+                        values: dict[int, np.ndarray], offsets: dict[int, np.ndarray],
+                        exact: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """``Δ^(p+1) f ≈ h^(p+1) f^(p+1)`` over the witness points and the |weights| used: the
+    binomial ones, or where the offsets are irregular the exact (p+1)-th derivative weights
+    of the real offsets (on regular offsets those are the binomial ones)."""
+    p1 = len(witness) - 1
+    binomial = [(-1) ** (p1 - j) * math.comb(p1, j) for j in range(p1 + 1)]
+    with ns.context():
+        difference = sum(ns.scalar(b) * values[k] for b, k in zip(binomial, witness))
+    weights = np.repeat(np.abs(np.array(binomial, dtype=float))[:, None], len(h), axis=1)
+    regular = np.logical_and.reduce([exact[k] for k in witness])
+    for i in np.flatnonzero(~regular):
+        real = real_weights(ns, list(witness), [offsets[k][i] for k in witness], h[i], p1)
+        with ns.context():
+            difference[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(witness, real))
+        weights[:, i] = [float(abs(w)) for w in real]
+    return difference, weights
 
 
 def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
@@ -255,12 +296,7 @@ def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],
 
 
 def to_fraction(v: Any) -> Fraction:
-    """The exact rational value of a number of any system (real part of a complex one)."""
-    if hasattr(v, "man_exp"):  # mpmath mpf
-        man, exp = v.man_exp
-        return Fraction(man) * Fraction(2) ** exp
-    if isinstance(v, (complex, np.complexfloating)) or type(v).__name__ == "mpc":
-        return to_fraction(v.real)
-    if hasattr(v, "as_integer_ratio"):  # float, numpy floats, Decimal
-        return Fraction(*v.as_integer_ratio())
-    return Fraction(v)
+    """The exact rational value of a finite number of any system (real part of a complex
+    one), sign included."""
+    real, _ = exact_parts(v, "Fraction")
+    return Fraction(real)
