@@ -10,7 +10,9 @@ Every method returns ``Estimate(value, error, h, evaluations)``; how `error` is 
   minimises ``|c|h^p + ε Σ|w|/h`` with ``c`` measured at a trial step (`steps`).
 - ``richardson``: Ridders' tableau error (distance of the kept entry to its parents) plus
   ``2u|value|``.
-- ``complex_step``: ``|D(2h) − D(h)|/3`` plus ``8u|value|``.
+- ``complex_step``: ``|D(2h) − D(h)|/3`` plus ``8u|value|``; for a gradient
+  ``8u·max(|value_i|, 4‖value‖∞)``, since its entries share the final sums whose
+  cancellation the rounding follows (`complex_step`).
 
 All arithmetic happens in the number system of `x` (or `numbers`), inside its
 ``context()``; `f` receives points of that system (complex step: of its complex
@@ -221,7 +223,8 @@ _NOTES = {
     "backward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
     "central": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
     "richardson": "error = Ridders tableau error + 2u·|value|",
-    "complex_step": "error = |D(2h) - D(h)|/3 + 8u·|value|",
+    "complex_step": "error = |D(2h) - D(h)|/3 + 8u·|value| (gradients: 8u·max(|value_i|, "
+                    "4·max|value|))",
 }
 
 
