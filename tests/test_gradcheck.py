@@ -195,16 +195,32 @@ def test_tolerance_without_estimate_says_so():
     assert "without an error estimate" in t.source and np.all(np.isfinite(t.values))
 
 
+# The rounding term of the tolerance is at most ROUNDING_FACTOR·u·2·max|a|; the reference
+# part is REFERENCE_SAFETY × an error bar that, for a complex step or a Richardson table
+# run down to the system's own rounding, is below a few hundred u·max|a| (observed whole
+# tolerances: 384 u·max|a| with the complex step, 575 with Richardson in decimal:30).
+# So 8·ROUNDING_FACTOR·u·max|a| = 1024 u·max|a|
+# bounds a tolerance formed in the system itself. One resting on an error bar of float64
+# size (1e-16·max|a|) exceeds it by 10^10 in decimal:30, yet stays below √u ≈ 2e-15.
+TOLERANCE_IN_U = 8 * ROUNDING_FACTOR
+
+
 @pytest.mark.parametrize("spec", ["float32", "float64", "decimal:30", "mpf:40"])
 def test_tolerance_follows_the_number_system(spec):
-    """The same correct quadratic passes in every system with a tolerance near its u."""
+    """The same correct cubic passes in every system with a tolerance of its own u, and a
+    gradient wrong by twice that tolerance bound in one coordinate fails."""
     ns = number_system(spec)
     x = ns.asarray(["0.5", "-1.25", "2"])
+    f, grad = (lambda v: np.sum(v * v * v)), (lambda v: 3 * v * v)
     with ns.context():
-        report = check_gradient(lambda v: np.sum(v * v * v), lambda v: 3 * v * v, x)
+        report = check_gradient(f, grad, x)
     assert report.passed
-    # relative to the gradient (max 12), well below √u: the tolerance is the system's own
-    assert np.max(report.tolerance) / 12 < ns.unit_roundoff ** 0.5
+    largest = 12  # max |3x²|
+    assert np.max(report.tolerance) <= TOLERANCE_IN_U * ns.unit_roundoff * largest
+    bug = ns.asarray([2 * TOLERANCE_IN_U * ns.unit_roundoff * largest, 0, 0])
+    with ns.context():
+        wrong = check_gradient(f, lambda v: grad(v) + bug, x)
+    assert not wrong.passed and wrong.kinds == ("mismatch",)
 
 
 # -- report -----------------------------------------------------------------------------------
