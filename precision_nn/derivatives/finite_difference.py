@@ -8,9 +8,16 @@ measures the truncation:
     |D(h) − f'| ≈ TRUNCATION_SAFETY · |C| · |Δ^(p+1) f| / h,
 
 while the rounding noise of ``D(h)`` is bounded by ``κ u Σ_j |w_j| |f(x + s_j h)| / h``
-(`steps.NOISE_ROUNDINGS`). The reported error is their sum. When ``f`` is noisier than
-that model (cancellation inside ``f``), the noise shows up in the difference too, about
-``2^(p+1)·|C|`` times the noise per evaluation over h, so the estimate stays honest.
+(`steps.NOISE_ROUNDINGS`). The reported error is their sum. The model fits an ``f``
+computed to a few ``u`` of its value, as are losses that sum non-negative terms
+(cross-entropy, squared error, L2: ``Σ|terms| = |f|``); on the float64 losses of 201
+random MLPs ([3, 4, 2], 5 examples) 99.96% of the central-difference gradient entries are
+bounded, with a median over-estimate of 7.7×. When ``f`` is noisier than that (cancellation
+inside ``f``: ``(4 + sin x) − 4`` carries noise ``4u``, not ``u|f|``) the noise enters
+``Δ^(p+1) f`` as a single sample, which can cancel (for quantised values it is often
+exactly 0), and the estimate is then short: for ``(B + sin x) − B`` with ``h=None`` the
+error is bounded at 99% of points for B = 1, 74% for B = 4, 29% for B = 16. Only more
+evaluations could measure such noise (Moré & Wild, SIAM J. Sci. Comput. 33 (2011) 1292).
 The value returned is ``D(h)`` itself, not an extrapolation: that is `richardson`'s job.
 
 The quotient uses the steps that were realised: ``h_r = (x + h) − x`` is computed in the
