@@ -140,10 +140,11 @@ class MLP:
             _, a = self._forward(X, params)
             return self._loss_from_output(a[-1], Y, params)
 
-    def _forward(self, X: np.ndarray, params: np.ndarray) -> tuple[list, list]:
+    def _forward(self, X: np.ndarray, params: np.ndarray,
+                 mats: list | None = None) -> tuple[list, list]:
         """Pre-activations ``z[1..L]`` and activations ``a[0..L]`` (``a[0] = X``)."""
         z, a = [None], [X]
-        mats = layout.unflatten(params, self.shapes)
+        mats = layout.unflatten(params, self.shapes) if mats is None else mats
         for k, W in enumerate(mats, start=1):
             z.append(self._affine(a[k - 1], W))
             a.append(self._activation(k).value(self.numbers, z[k]))
@@ -177,8 +178,9 @@ class MLP:
             raise ValueError(f"`params` must be one vector for `gradient`; got shape "
                              f"{params.shape}.")
         with self.numbers.context():
-            z, a = self._forward(X, params)
-            grads = self._backward(z, a, self.unflatten(params), Y)
+            mats = layout.unflatten(params, self.shapes)
+            z, a = self._forward(X, params, mats)
+            grads = self._backward(z, a, mats, Y)
         return layout.flatten(grads)
 
     def _backward(self, z: list, a: list, mats: list, Y: np.ndarray) -> list[np.ndarray]:
