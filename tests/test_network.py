@@ -1,4 +1,5 @@
-"""The MLP against independent references: complex-step gradients in mpc:60.
+"""The MLP against independent references: complex-step gradients in mpc:60, and the loss
+and its complex step written out again in plain mpmath (no precision_nn code).
 
 Tolerance (one table, keyed by number system): backprop forms each gradient entry from
 sums of at most n ≈ m + fan_in products along chains of L layers; a first-order rounding
@@ -6,7 +7,7 @@ bound (Higham 2002, §3.1, γ_n = n·u/(1 - n·u)) gives |ĝ - g| ≲ γ_n · Σ
 transcendental functions add a few ulp per layer. For the small nets here n ≤ 16 and
 Σ|terms| stays within a few times ‖g‖∞, so the bound ≈ 50·u·‖g‖∞; we allow
 ``ROUNDING_FACTOR = 256`` (5× headroom) times the unit roundoff of the network's system,
-relative to max(‖g‖∞, 1e-3·|J|). The reference's own error (~1e-60) is negligible.
+relative to max(‖g‖∞, 1e-3). The reference's own error (~1e-60) is negligible.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from precision_nn import layout
 from precision_nn.network import MLP
 from precision_nn.numbers import number_system
 from tests.reference import REFERENCE_SYSTEM, complex_step_gradient
+from tests.test_numbers import exact
 
 ROUNDING_FACTOR = 256
 SYSTEMS = ["float32", "float64", "decimal:30", "mpf:50"]
@@ -121,6 +123,98 @@ def test_object_systems_never_touch_floats(spec):
             grads = net._backward(z, a, net.unflatten(), Ys)
         for arr in [*z[1:], *a[1:], *grads]:
             assert ns.foreign_type(arr) is None, (hidden, ns.foreign_type(arr))
+
+
+# ---------------------------------------------------------------------------------------
+# An independent reference for the loss itself. The complex-step reference above
+# differentiates MLP.loss, so a loss that is wrong together with its backprop (a 1/m
+# missing from both, L2 on the bias in both, a wrong activation in both) would pass it.
+# Here the loss is written out again from DESIGN.md with plain mpmath loops, nothing of
+# precision_nn but the network's parameters, read exactly.
+# ---------------------------------------------------------------------------------------
+INDEPENDENT_DIGITS = 110  # > twice the widest system's digits (mpf:50) plus 10
+
+
+def _mp_activation(ctx, name, z):
+    """One layer's activation of the row vector z (softmax needs the whole row)."""
+    if name == "softmax":
+        e = [ctx.exp(v) for v in z]
+        return [v / ctx.fsum(e) for v in e]
+    one = {"sigmoid": lambda v: 1 / (1 + ctx.exp(-v)), "tanh": ctx.tanh,
+           "relu": lambda v: v if ctx.re(v) > 0 else 0 * v,
+           "erf_logistic": lambda v: (1 + ctx.erf(v)) / 2, "identity": lambda v: v}[name]
+    return [one(v) for v in z]
+
+
+def _mp_loss(ctx, net, theta, X, Y):
+    """J(θ) of `net`'s architecture from its definition, for exact θ, X, Y in `ctx`."""
+    m, J = len(X), 0
+    mats, start = [], 0
+    for rows, cols in net.shapes:  # C order: row r holds theta[start + r·cols : ...]
+        mats.append([theta[start + r * cols: start + (r + 1) * cols] for r in range(rows)])
+        start += rows * cols
+    for x, y in zip(X, Y, strict=True):
+        a = list(x)
+        for k, W in enumerate(mats, start=1):
+            z = [row[0] + ctx.fsum(w * v for w, v in zip(row[1:], a, strict=True)) for row in W]
+            a = _mp_activation(ctx, net.output.name if k == len(mats) else net.hidden.name, z)
+        if net.loss_fn.name == "cross_entropy":
+            J -= ctx.fsum(t * ctx.log(o) + (1 - t) * ctx.log(1 - o) for o, t in zip(a, y))
+        elif net.loss_fn.name == "softmax_cross_entropy":
+            J -= ctx.fsum(t * ctx.log(o) for o, t in zip(a, y))
+        else:  # squared_error
+            J += ctx.fsum((t - o) ** 2 for o, t in zip(a, y)) / 2
+    penalty = ctx.fsum(w * w for W in mats for row in W for w in row[1:])
+    return J / m + exact(ctx, net.l2) * penalty / (2 * m)
+
+
+def _exact_inputs(ctx, net, X, Y):
+    """θ, X and Y exactly as the network holds them (X and Y rounded into its system)."""
+    theta = [exact(ctx, v) for v in net.params]
+    X = [[exact(ctx, v) for v in row] for row in net.numbers.asarray(X)]
+    Y = [[exact(ctx, v) for v in row] for row in net.numbers.asarray(Y)]
+    return theta, X, Y
+
+
+@pytest.mark.parametrize("spec", SYSTEMS)
+@pytest.mark.parametrize("head", HEADS, ids=["-".join(h) for h in HEADS])
+def test_loss_matches_an_independent_mpmath_forward_pass(spec, head):
+    """Every hidden activation with this head, L2 on: J in `spec` against the definition
+    evaluated at 110 digits. Tolerance ROUNDING_FACTOR·u relative to max(|J|, 1): the
+    forward pass rounds like backprop's sums (module docstring), and log(1 - a) amplifies
+    the error of a by 1/(1 - a) ≲ 10 for |z| ≲ 2."""
+    ctx = mpmath.MPContext()
+    ctx.dps = INDEPENDENT_DIGITS
+    output, loss = head
+    for hidden in HIDDEN:
+        net = MLP([3, 4, 2], hidden=hidden, output=output, loss=loss, l2="0.7", numbers=spec,
+                  seed=11)
+        X, Y = _data(3, 2, 4, seed=6)
+        reference = _mp_loss(ctx, net, *_exact_inputs(ctx, net, X, Y))
+        err = abs(exact(ctx, net.loss(X, Y)) - reference) / max(abs(reference), 1)
+        assert err <= ROUNDING_FACTOR * net.numbers.unit_roundoff, (hidden, float(err))
+
+
+@pytest.mark.parametrize("hidden", HIDDEN)
+def test_gradient_matches_complex_step_of_the_independent_loss(hidden):
+    """mpf:50 backprop against the complex step (h = 1e-50) of the mpmath loss above: a
+    gradient reference sharing no code with MLP, for every hidden activation and head."""
+    ctx = mpmath.MPContext()
+    ctx.dps = INDEPENDENT_DIGITS
+    h = ctx.mpf("1e-50")  # truncation h²·|third derivative| ~ 1e-100, far below mpf:50's u
+    for output, loss in HEADS:
+        net = MLP([2, 3, 2], hidden=hidden, output=output, loss=loss, l2="0.3",
+                  numbers="mpf:50", seed=13)
+        X, Y = _data(2, 2, 3, seed=8)
+        theta, Xe, Ye = _exact_inputs(ctx, net, X, Y)
+        g = net.gradient(X, Y)
+        scale = max(max(abs(v) for v in g), 1e-3)
+        for i in range(net.n_params):
+            step = list(theta)
+            step[i] = ctx.mpc(theta[i], h)
+            reference = ctx.im(_mp_loss(ctx, net, step, Xe, Ye)) / h
+            err = abs(exact(ctx, g[i]) - reference) / scale
+            assert err <= ROUNDING_FACTOR * net.numbers.unit_roundoff, (output, loss, i)
 
 
 def test_decimal_network_is_correct_to_its_own_precision():
