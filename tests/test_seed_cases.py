@@ -109,7 +109,11 @@ def test_seed004_user_numbers(seed004):
     facts = seed004.facts
     assert abs(facts["central"] - facts["complex_step"]) < 1e-8 * abs(facts["complex_step"])
     assert abs(facts["backprop"] - facts["central"]) > 0.5 * abs(facts["central"])
-    assert facts["fixed"] == pytest.approx(facts["complex_step"], rel=1e-9)
+    # the fixed backprop and the complex step (t = 1e-20: no cancellation, truncation
+    # ~t² = 1e-40) are float64 computations of the same derivative: they agree to
+    # backprop's rounding, 256·u as in tests/test_network.py (observed 1.8e-16), not
+    # merely to 1e-9, which would let a bug of one part in 10^10 through
+    assert facts["fixed"] == pytest.approx(facts["complex_step"], rel=256 * 2.0**-53)
 
 
 def test_seed004_check_separates_the_two_bugs(seed004):
