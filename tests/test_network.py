@@ -70,10 +70,13 @@ def test_gradient_matches_complex_step_reference(spec, l2, head):
 @settings(max_examples=12, deadline=None)
 @given(sizes=st.lists(st.integers(1, 5), min_size=2, max_size=4),
        m=st.integers(1, 6), seed=st.integers(0, 2**16),
-       hidden=st.sampled_from(HIDDEN))
-def test_random_networks_match_reference(sizes, m, seed, hidden):
-    net = MLP(sizes, hidden=hidden, output="sigmoid", loss="cross_entropy", l2="0.05",
-              seed=seed)
+       hidden=st.sampled_from(HIDDEN), head=st.sampled_from(HEADS))
+def test_random_networks_match_reference(sizes, m, seed, hidden, head):
+    """Random shapes, batch sizes, seeds, activations and heads (not one head only)."""
+    output, loss = head
+    if output == "softmax":
+        sizes = [*sizes[:-1], max(2, sizes[-1])]  # a softmax over one output is constant
+    net = MLP(sizes, hidden=hidden, output=output, loss=loss, l2="0.05", seed=seed)
     X, Y = _data(sizes[0], sizes[-1], m, seed)
     _assert_matches_reference(net, X, Y)
 
