@@ -30,8 +30,8 @@ def test_dask_cluster_writes_the_same_results_csv_as_the_process_pool(tmp_path):
 
 
 def test_dask_address_that_does_not_answer_fails_clearly():
-    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
-        with pytest.raises(OSError, match="cannot reach the dask scheduler at "
-                                          "'tcp://127.0.0.1:9'.*`dask scheduler`"):
-            with runner.make_executor(dask="tcp://127.0.0.1:9"):
-                pass
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}), \
+            pytest.raises(OSError, match="cannot reach the dask scheduler at "
+                                         "'tcp://127.0.0.1:9'.*`dask scheduler`"), \
+            runner.make_executor(dask="tcp://127.0.0.1:9"):
+        pass

@@ -93,9 +93,9 @@ def test_cli_rejects_nonpositive_jobs(capsys):
 
 
 def test_jobs_must_be_positive():
-    with pytest.raises(ValueError, match="`jobs` must be a positive integer"):
-        with runner.make_executor(jobs=0):
-            pass
+    with pytest.raises(ValueError, match="`jobs` must be a positive integer"), \
+            runner.make_executor(jobs=0):
+        pass
 
 
 def test_study_lacking_interface_is_named():
