@@ -407,3 +407,86 @@ def test_no_precision_state_leaks():
     dec = number_system("decimal:40")
     check_gradient(lambda v: np.sum(v * v), lambda v: 2 * v, dec.asarray(["1", "3"]))
     assert decimal.getcontext().prec == prec and mpmath.mp.dps == dps
+
+
+# -- a function that computes fewer digits than the wider system (review of decimal:30) ------
+DEC30 = number_system("decimal:30")
+X30 = DEC30.asarray(["0.3", "-0.7", "1.1"])
+
+
+def _exp30(v):  # closes over decimal:30: 30 digits in any context
+    return np.sum(DEC30.exp(v))
+
+
+def test_wrong_gradient_of_a_30_digit_function_fails():
+    """Re-evaluated in decimal:60 the 30-digit f is noise at 60-digit steps; the check must
+    not take that reference, and its tolerance must stay at the 30-digit level."""
+    wrong = check_gradient(_exp30, lambda v: DEC30.exp(v) + DEC30.asarray(["0.5", "0", "0"]),
+                           X30, numbers="decimal:30")
+    assert not wrong.passed and wrong.kinds == ("mismatch",)
+    assert np.max(wrong.tolerance) < 1e-20
+    assert "decimal:60" not in wrong.reference_name
+    right = check_gradient(_exp30, DEC30.exp, X30, numbers="decimal:30")
+    assert right.passed and np.max(right.tolerance) < 1e-20
+
+
+def test_a_wider_system_is_used_when_f_is_more_precise_there():
+    """decimal:28 for a 30-digit f: 100 times less noisy in decimal:56, so it is used."""
+    wrong = check_gradient(_exp30, lambda v: DEC30.exp(v) + DEC30.asarray(["0.5", "0", "0"]),
+                           X30, numbers="decimal:28")
+    assert not wrong.passed and wrong.kinds == ("mismatch",)
+    assert np.max(wrong.tolerance) < 1e-20
+
+
+def _decimal30_network():
+    net = MLP([2, 2, 1], numbers="decimal:30", seed=1)
+    X, Y = [["0.3", "-0.2"]], [[1]]
+    return net, (lambda p: net.loss(X, Y, params=p)), \
+        (lambda p: net.gradient(X, Y, params=p))
+
+
+@pytest.mark.parametrize("numbers", [None, "decimal:30"])
+def test_decimal30_network_with_a_wrong_entry_or_a_float_gradient_fails(numbers):
+    net, loss, grad = _decimal30_network()
+    ns = net.numbers
+    wrong = check_gradient(loss, lambda p: grad(p) + ns.asarray([0] * 8 + ["0.5"]),
+                           net.params, numbers=numbers)
+    assert not wrong.passed and wrong.kinds == ("mismatch",)
+    assert np.max(wrong.tolerance) < 1e-20 and wrong.numbers == "decimal:30"
+    floatish = check_gradient(loss, lambda p: ns.asarray(ns.to_float(grad(p))), net.params,
+                              numbers=numbers)
+    assert not floatish.passed and floatish.kinds == ("precision_loss",)
+    assert floatish.findings[0].evidence["float"] == "float64"
+    assert check_gradient(loss, grad, net.params, numbers=numbers).kinds == ("match",)
+
+
+def test_binary_rounding_is_not_blamed_for_one_wrong_coordinate():
+    a = REFERENCE.copy()
+    a[7] *= 1 + 1e-5
+    assert kinds(synthetic(a)) == ("localized", "mismatch")
+
+
+def test_noise_probe_of_a_30_digit_function_is_its_rounding():
+    """The offsets are exact multiples of one step of the system: no float64 spacing error
+    (2^-53·δ·f' ≈ 1e-25) is read as noise."""
+    from precision_nn.gradcheck.probes import noise_probe
+
+    probe = noise_probe(_exp30, X30, DEC30)
+    assert probe.sigma <= 10 * probe.expected
+
+
+def test_a_reference_too_uncertain_to_decide_is_reported_not_passed():
+    """An error bar of 10% of the gradient: the tolerance would pass anything near it."""
+    data = synthetic(REFERENCE + 0.01, error=0.1 * float(np.max(np.abs(REFERENCE))))
+    assert not data.failing.any()
+    found = diagnose(data)
+    assert [f.kind for f in found] == ["precision_loss"]
+    assert found[0].evidence["undecidable"] and "cannot decide 20 coordinate" in found[0].message
+
+
+def test_decimal_precision_is_inferred_from_the_digits_of_x():
+    from precision_nn.gradcheck.check import infer_numbers
+
+    net = _decimal30_network()[0]
+    assert infer_numbers(net.params).name == "decimal:30"
+    assert infer_numbers(DEC30.asarray(["0.5"])).name == f"decimal:{decimal.getcontext().prec}"

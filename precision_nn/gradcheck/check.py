@@ -13,14 +13,26 @@ How the check proceeds
    is noisier than its system allows (precision loss), the reference becomes central
    differences at steps fitted to that noise; otherwise it is re-evaluated in a wider
    system when `f` runs there (``float32`` → ``float64``, ``decimal:N`` →
-   ``decimal:2N``, ``mpf:N`` → ``mpf:2N``), which also removes the error that `f`'s own
-   conditioning adds to a reference (e.g. ``log(1 - a)`` near saturation in float32); a
-   finite-difference reference that is still too close to call gives way to the complex
-   step or Richardson. An explicit step is instead compared with the h → 0 limit.
+   ``decimal:2N``, ``mpf:N`` → ``mpf:2N``) *and* its measured noise there is
+   ``WIDER_GAIN`` times lower (a function that closes over numbers of the narrower
+   system, e.g. ``dec.exp`` of a ``decimal:30`` system, computes no more digits in a
+   wider one: Decimal elements carry no precision, so running there proves nothing),
+   which also removes the error that `f`'s own conditioning adds to a reference (e.g.
+   ``log(1 - a)`` near saturation in float32); a finite-difference reference that is
+   still too close to call gives way to the complex step or Richardson. A replacement
+   reference is taken only at the coordinates where its own error bar is not wider than
+   the one it replaces. An explicit step is instead compared with the h → 0 limit.
 4. One-sided differences over shrinking steps at the suspect coordinates (kinks). A
    Richardson reference is restarted below a kink, and cross-checked against central
-   differences at the optimal step, which see only a tiny neighbourhood of x.
-5. The findings (`findings.diagnose`) and the report.
+   differences at the optimal step, which see only a tiny neighbourhood of x (their
+   error bars include the measured noise of `f`, ``σ/h``).
+5. The findings (`findings.diagnose`) and the report; a reference whose error bar is
+   wider than ``u^(1/4)`` of the gradient's scale cannot decide, and the report says so
+   (``precision_loss``) instead of passing.
+
+With ``numbers=None`` the system is that of `x`; for Decimal elements, which carry no
+precision, it is ``decimal:N`` with N the larger of the thread's context precision and
+the most significant digits among the elements of `x`.
 """
 
 from __future__ import annotations
@@ -48,11 +60,14 @@ from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, Tolerance, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["METHODS", "check_gradient"]
+__all__ = ["METHODS", "check_gradient", "infer_numbers"]
 
 _STEP_METHODS = ("central", "forward", "backward")
 METHODS = ("auto", "complex_step", "richardson", *_STEP_METHODS)
 _ORDERS = ("C", "F")
+# a wider system serves the reference only when f's noise measured there is at least this
+# many times below its noise (or rounding u·|f|) in the system of the check: two more digits
+WIDER_GAIN = 100.0
 _NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
           "central": "central differences", "forward": "forward differences",
           "backward": "backward differences"}
@@ -77,6 +92,7 @@ class _Reference:
     method: str
     evaluations: int
     h: float | None = None
+    steps: np.ndarray | None = None  # flat float: the step used per coordinate
 
 
 @dataclass(frozen=True)
@@ -193,10 +209,29 @@ def _numbers(x: Any, numbers: Any) -> NumberSystem:
     if numbers is not None:
         return number_system(numbers)
     try:
-        return infer_number_system(x)
+        return infer_numbers(x)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"cannot tell the number system of `x`: {exc} Pass `numbers=` "
                         "(e.g. numbers='decimal:30').") from exc
+
+
+def infer_numbers(x: Any) -> NumberSystem:
+    """The number system of `x`; for Decimal elements (which carry no precision)
+    ``decimal:N`` with N the larger of the thread's context precision and the most
+    significant digits of any element (30-digit parameters give ``decimal:30``).
+
+    Examples
+    --------
+    >>> from decimal import Decimal
+    >>> infer_numbers(np.array([Decimal("0.1"), Decimal("1." + "3" * 29)])).name
+    'decimal:30'
+    """
+    ns = infer_number_system(x)
+    if not ns.name.startswith("decimal:"):
+        return ns
+    digits = max((len(v.as_tuple().digits) for v in np.ravel(np.asarray(x, dtype=object))
+                  if v.is_finite()), default=0)
+    return ns if digits <= ns.digits else number_system(f"decimal:{digits}")
 
 
 def _blocks(shapes: Any, order: str, size: int) -> Blocks:
@@ -245,10 +280,12 @@ def reference(setup: _Setup, method: str, h: Any, ns: NumberSystem) -> _Referenc
         value = ns.real().asarray(np.real(value) if value.dtype != object else
                                   ns.real_part(value))
     error = np.ravel(np.asarray(est.error, dtype=float), order=setup.order)
-    used = None if h is None else float(np.max(np.asarray(est.h, dtype=float)))
+    steps = np.ravel(np.broadcast_to(np.asarray(est.h, dtype=float), np.shape(est.error)),
+                     order=setup.order)
+    used = None if h is None else float(np.max(steps))
     step = "" if used is None else f" at h = {used:.6g}"
     return _Reference(value, error, ns.real(), f"{_NAMES[method]}{step} in {ns.real().name}",
-                      method, int(est.evaluations), used)
+                      method, int(est.evaluations), used, steps)
 
 
 def _compare(setup: _Setup, analytic: np.ndarray, ref: _Reference) -> _Compared:
@@ -286,8 +323,8 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
     if _undecided(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
         noise = _noise(setup)
         evaluations += probes.NOISE_OFFSETS * (1 if noise.higher is None else 2)
-        compared, step_probe, n_eval = _settle_reference(setup, analytic, compared, method,
-                                                         h, complex_probe, noise)
+        compared, step_probe, noise, n_eval = _settle_reference(
+            setup, analytic, compared, method, h, complex_probe, noise)
         evaluations += n_eval
     suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
     if suspect.any():
@@ -296,7 +333,7 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
         if h is None:
             compared, n_eval = _restart_below_kinks(setup, analytic, compared, kink)
             evaluations += n_eval
-            compared, n_eval = _cross_check(setup, analytic, compared)
+            compared, n_eval = _cross_check(setup, analytic, compared, noise)
             evaluations += n_eval
     found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe)
     return replace(compared, data=replace(compared.data, probes=found)), evaluations
@@ -304,25 +341,31 @@ def _follow_up(setup: _Setup, analytic: np.ndarray, compared: _Compared, method:
 
 def _settle_reference(setup: _Setup, analytic: np.ndarray, compared: _Compared, method: str,
                       h: Any, complex_probe: Any, noise: Any
-                      ) -> tuple[_Compared, StepProbe | None, int]:
+                      ) -> tuple[_Compared, StepProbe | None, Any, int]:
     """The reference that decides: an explicit step gets its h → 0 limit beside it; a
-    noisy f a noise-fitted reference; otherwise a wider system, or a better method."""
+    noisy f a noise-fitted reference; otherwise a wider system, or a better method.
+    Also returns the noise probe (completed by the wider measurement, if one was made).
+
+    The noise-fitted reference replaces the original outright: the original's error bars
+    assume rounding at the system's unit roundoff, which the measured noise disproves.
+    """
     u = setup.ns.unit_roundoff
     lossy = is_lossy(noise)
     if method in _STEP_METHODS and h is not None:
         limit = _noisy_reference(setup, noise) if lossy else \
             _limit_reference(setup, complex_probe)
-        return compared, _step_probe(setup, analytic, compared, limit), limit.evaluations + 1
+        return compared, _step_probe(setup, analytic, compared, limit), noise, \
+            limit.evaluations + 1
     if lossy:
         compared = _compare(setup, analytic, _noisy_reference(setup, noise))
-        return compared, None, compared.reference.evaluations
+        return compared, None, noise, compared.reference.evaluations
     why = ("its error bar was too wide to decide" if _undecided(compared, u)
            else "to confirm a failure beyond the conditioning of f")
-    compared, evaluations = _widen(setup, analytic, compared, why)
+    compared, noise, evaluations = _widen(setup, analytic, compared, why, noise)
     if _undecided(compared, u) and compared.reference.method in _STEP_METHODS:
         compared, n_eval = _better_method(setup, analytic, compared, complex_probe)
         evaluations += n_eval
-    return compared, None, evaluations
+    return compared, None, noise, evaluations
 
 
 def _noisy_reference(setup: _Setup, noise: Any) -> _Reference:
@@ -390,8 +433,8 @@ def _along(setup: _Setup, ns: NumberSystem, i: int) -> tuple[Callable[[Any], Any
     return along, flat[i]
 
 
-def _cross_check(setup: _Setup, analytic: np.ndarray,
-                 compared: _Compared) -> tuple[_Compared, int]:
+def _cross_check(setup: _Setup, analytic: np.ndarray, compared: _Compared,
+                 noise: Any) -> tuple[_Compared, int]:
     """Richardson against central differences at the error-model step, once something fails.
 
     Richardson trusts its tableau over steps up to 1/8 of the scale of x; where f is not
@@ -400,11 +443,15 @@ def _cross_check(setup: _Setup, analytic: np.ndarray,
     (≈ u^(1/3)) look only at a tiny neighbourhood. Where the two disagree beyond their
     error bars, the smaller-step estimate is kept, with the disagreement as its error.
     (One batched central gradient: O(n) evaluations however many coordinates fail.)
+
+    The central error bars include the measured noise of `f` in the reference's system,
+    ``σ/h``: a step below the resolution of `f` (f computing fewer digits than the
+    system holds) gives differences of 0 whose own error model sees only ``u·|f|/h``.
     """
     ref = compared.reference
     if ref.method != "richardson" or not compared.data.failing.any():
         return compared, 0
-    central = reference(setup, "central", None, ref.ns)
+    central = _with_noise(reference(setup, "central", None, ref.ns), noise)
     with ref.ns.context():
         gap = np.abs(np.real(ref.ns.to_float(central.value - ref.value)))
     # every coordinate, not only the failing ones: a fooled tableau may also pass a wrong
@@ -430,21 +477,83 @@ def _better_method(setup: _Setup, analytic: np.ndarray, compared: _Compared,
     better = _limit_reference(setup, complex_probe)
     name = (f"{better.name} (instead of {compared.reference.name}, whose error bars were "
             "too close to call)")
-    return _compare(setup, analytic, replace(better, name=name)), better.evaluations
+    merged = _prefer(compared.reference, replace(better, name=name))
+    if merged is None:
+        return compared, better.evaluations
+    return _compare(setup, analytic, merged), better.evaluations
 
 
-def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared,
-           why: str) -> tuple[_Compared, int]:
-    """The same reference method in a wider system, when `f` runs there."""
-    wider = probes.wider_system(setup.ns)
-    if wider is None or probes.runs_in(setup.f, setup.x, wider) is None:
-        return compared, 0
+def _widen(setup: _Setup, analytic: np.ndarray, compared: _Compared, why: str,
+           noise: Any) -> tuple[_Compared, Any, int]:
+    """The same reference method in a wider system, when `f` runs there and is more
+    precise there (its noise measured at the same offsets is ``WIDER_GAIN`` times lower).
+
+    Returns the comparison, the noise probe completed by the wider measurement, and the
+    evaluations spent.
+    """
+    if probes.wider_system(setup.ns) is None:
+        return compared, noise, 0
+    noise, evaluations = _measure_higher(setup, noise)
+    if not _more_precise(noise):
+        return compared, noise, evaluations
+    wider = number_system(noise.higher)
     method = compared.reference.method
     if method == "complex_step":
         method = "richardson" if wider.name.startswith("decimal") else method
-    ref = reference(setup, method, None, wider)
+    ref = _with_noise(reference(setup, method, None, wider), noise)
     ref = replace(ref, name=f"{ref.name} (re-evaluated beyond {setup.ns.name}: {why})")
-    return _compare(setup, analytic, ref), ref.evaluations + 1
+    merged = _prefer(compared.reference, ref)
+    if merged is None:
+        return compared, noise, evaluations + ref.evaluations
+    return _compare(setup, analytic, merged), noise, evaluations + ref.evaluations
+
+
+def _more_precise(noise: Any) -> bool:
+    """Whether f measured in the wider system is ``WIDER_GAIN`` times less noisy there
+    than in its own (whose level is its measured noise or its rounding ``u·|f|``)."""
+    if noise is None or noise.higher is None or noise.higher_sigma is None:
+        return False
+    return noise.higher_sigma * WIDER_GAIN <= max(noise.sigma, noise.expected)
+
+
+def _with_noise(ref: _Reference, noise: Any) -> _Reference:
+    """`ref` (a finite-difference reference) with ``σ/h`` added to its error bars, σ the
+    measured noise of f in the reference's system (nothing when it was not measured)."""
+    sigma = _sigma_in(noise, ref.ns.name)
+    if sigma == 0 or ref.steps is None or ref.method == "complex_step":
+        return ref
+    return replace(ref, error=ref.error + sigma / np.maximum(ref.steps, 1e-300))
+
+
+def _sigma_in(noise: Any, name: str) -> float:
+    if noise is None:
+        return 0.0
+    if noise.numbers == name:
+        return float(noise.sigma)
+    if noise.higher == name and noise.higher_sigma is not None:
+        return float(noise.higher_sigma)
+    return 0.0
+
+
+def _prefer(original: _Reference, candidate: _Reference) -> _Reference | None:
+    """`candidate` wherever its error bar is not wider than `original`'s (None: nowhere).
+
+    A re-evaluation must not replace a reference that knew its value better, nor widen
+    the tolerance with its own uncertainty. The values are merged in the candidate's
+    system (a wider one holds the narrower one's numbers exactly).
+    """
+    old = np.where(np.isfinite(original.error), original.error, np.inf)
+    take = np.isfinite(candidate.error) & (candidate.error <= old)
+    if not take.any():
+        return None
+    if take.all():
+        return candidate
+    ns = candidate.ns
+    value = np.where(take, candidate.value, ns.asarray(original.value))
+    error = np.where(take, candidate.error, original.error)
+    name = (f"{candidate.name} at {int(take.sum())} of {take.size} coordinates, "
+            f"{original.name} at the others (whose error bars were narrower)")
+    return replace(candidate, value=ns.asarray(value), error=error, name=name)
 
 
 def _step_probe(setup: _Setup, analytic: np.ndarray, compared: _Compared,
@@ -467,16 +576,26 @@ def _step_probe(setup: _Setup, analytic: np.ndarray, compared: _Compared,
 
 
 def _noise(setup: _Setup):
+    """The noise of f in its system, and in the wider one when it exceeds rounding."""
     probe = probes.noise_probe(setup.f, setup.x, setup.ns)
-    wider = probes.wider_system(setup.ns)
-    if wider is None or probe.sigma <= probe.expected:
+    if probe.sigma <= probe.expected:
         return probe
+    return _measure_higher(setup, probe)[0]
+
+
+def _measure_higher(setup: _Setup, probe: Any) -> tuple[Any, int]:
+    """`probe` with f's noise in the next wider system at the same offsets (if f runs
+    there and it was not measured yet), and the evaluations spent."""
+    wider = probes.wider_system(setup.ns)
+    if probe is None or wider is None or probe.higher is not None:
+        return probe, 0
     xw = probes.runs_in(setup.f, setup.x, wider)
     if xw is None:
-        return probe
+        return probe, 1
     high = probes.noise_probe(setup.f, xw, wider, delta=probe.delta)
     ratio = high.sigma / high.expected if high.expected > 0 else float("inf")
-    return replace(probe, higher=wider.name, higher_ratio=ratio)
+    return replace(probe, higher=wider.name, higher_ratio=ratio, higher_sigma=high.sigma), \
+        1 + probes.NOISE_OFFSETS
 
 
 def _kink(setup: _Setup, compared: _Compared, h: Any, suspect: np.ndarray, sigma: float):

@@ -71,8 +71,8 @@ class NoiseProbe:
     along a random direction, `sigma_fine` the same at offsets ``k·delta/16``; `expected`
     is ``u·max|f|``. Rounding noise keeps its size at both spacings, while a kink between
     the offsets gives fourth differences proportional to the spacing. `higher` names a
-    wider system in which ``f`` was also measured (`higher_ratio` = its sigma / its
-    expected).
+    wider system in which ``f`` was also measured at the same offsets (`higher_sigma` its
+    sigma there, `higher_ratio` = that sigma / the wider system's ``u·max|f|``).
     """
 
     sigma: float
@@ -82,6 +82,7 @@ class NoiseProbe:
     sigma_fine: float = float("nan")
     higher: str | None = None
     higher_ratio: float | None = None
+    higher_sigma: float | None = None
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,10 @@ column or row of a block the disagreement is confined to):
   gradient treat differently);
 
 then the numerical causes, which need the probes `check_gradient` measured: ``kink``,
-``step_too_large``, ``step_too_small``, ``precision_loss``, ``not_complex_safe``; and
+``step_too_large``, ``step_too_small``, ``precision_loss`` (f noisier than its system;
+else an analytic gradient that carries a binary float's rounding at most coordinates; else
+a reference whose error bar is too wide to decide, beyond ``u^(1/4)`` of the gradient's
+scale), ``not_complex_safe``; and
 finally the summaries: ``localized`` and ``mismatch`` for whatever no pattern explains,
 ``match`` when nothing is wrong. A pattern explains a region when it reproduces the
 reference there to the explain tolerance (see `evidence.EXPLAIN_RTOL`); when the user
@@ -48,6 +51,7 @@ __all__ = [
     "regions",
     "smooth_below",
     "suspects",
+    "undecidable",
     "undecided",
 ]
 
@@ -72,6 +76,19 @@ WIDE_EXPONENT = 0.5
 CLOSE_CALL = 10.0
 # the user's step is rounding-dominated when its modelled rounding is this share of its error
 ROUNDING_SHARE = 0.1
+# a reference decides only while its error bar (× REFERENCE_SAFETY) stays below u^(1/4) of
+# the gradient's scale |n_i| + max|n|: beyond it the tolerance would accept gradients off
+# by that share. Correct networks stay below 1/10 of it (Richardson in float32: 1e-3 rel.)
+DECIDABLE_EXPONENT = 0.25
+# a gradient computed through binary floats (a float() in backprop of a Decimal network)
+# errs by some tens of ulps of that float at most, relative to the gradient's scale, at
+# most of its coordinates (a wrong term hits a few); rounding several entries leaves at
+# least one gap above 1/16 ulp (the largest of k uniform rounding errors in ±½ ulp
+# exceeds 1/16 ulp with probability 1 - (1/8)^k)
+BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+BINARY_ULPS = 100.0
+BINARY_LEAST = 1 / 16
+BINARY_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -528,11 +545,78 @@ def is_lossy(probe: Any) -> bool:
                 and probe.sigma_fine >= NOISE_PERSIST * probe.sigma)
 
 
+def undecidable(data: CheckData) -> np.ndarray:
+    """Coordinates whose reference error bar exceeds ``u^DECIDABLE_EXPONENT`` of the
+    gradient's scale ``|n_i| + max|n|`` (missing estimates count as decidable: the
+    tolerance then trusts the reference to √u)."""
+    n = np.abs(data.reference)
+    err = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=0.0)
+    return err > data.unit_roundoff ** DECIDABLE_EXPONENT * (n + float(np.max(n)))
+
+
+def _binary_rounding(data: CheckData) -> str | None:
+    """The binary float whose rounding explains every failing gap, if any (and the
+    system is far more precise than it)."""
+    failing = data.failing
+    if failing.mean() < BINARY_SHARE:
+        return None
+    n = np.abs(data.reference)
+    scale = (n + float(np.max(n)))[failing]
+    gap = np.abs(data.difference[failing])
+    ulps = gap / scale
+    for name, u_bin in BINARY_ROUNDING.items():
+        if data.unit_roundoff * BINARY_ULPS < u_bin and \
+                BINARY_LEAST * u_bin <= np.max(ulps) <= BINARY_ULPS * u_bin:
+            return name
+    return None
+
+
+def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    if data.probes.step is not None or _numerical(earlier):
+        return []
+    coords = undecidable(data) & ~_explained(data, earlier)
+    if not coords.any():
+        return []
+    n = np.abs(data.reference)
+    share = float(np.max((REFERENCE_SAFETY * data.reference_error
+                          / (n + float(np.max(n))))[coords]))
+    limit = data.unit_roundoff ** DECIDABLE_EXPONENT
+    return [Finding("precision_loss", f"The numerical reference cannot decide "
+                    f"{int(coords.sum())} coordinate(s): its error bar there is up to "
+                    f"{share:.2g} of the gradient's scale, more than u^(1/4) = {limit:.2g}, "
+                    "so a gradient off by that much would pass. f cannot be differentiated "
+                    "numerically to that accuracy at this point (noise, cancellation or a "
+                    f"kink within the steps; reference: {data.reference_name}). Check with "
+                    "more digits (numbers=) or at another point.",
+                    {"coordinates": np.flatnonzero(coords).tolist(), "undecidable": True,
+                     "share": share})]
+
+
+def _binary_gradient_finding(data: CheckData) -> list[Finding]:
+    kind = _binary_rounding(data)
+    if kind is None:
+        return []
+    n = np.abs(data.reference)
+    ulps = float(np.max(np.abs(data.difference) / (n + float(np.max(n))))) / \
+        BINARY_ROUNDING[kind]
+    return [Finding("precision_loss", f"The analytic gradient agrees with the reference "
+                    f"only to the precision of {kind}: every gap is within {ulps:.3g} "
+                    f"ulps of {kind} of the gradient's scale, far beyond the rounding of "
+                    f"this system (u = {data.unit_roundoff:.2g}). The gradient code computes "
+                    f"in {kind} somewhere (e.g. a float() or a NumPy float inside backprop).",
+                    {"coordinates": np.flatnonzero(data.failing).tolist(), "float": kind,
+                     "ulps": ulps})]
+
+
 def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
-    """f is noisier than the unit roundoff of its number system allows."""
+    """f is noisier than the unit roundoff of its number system allows; or the analytic
+    gradient carries the rounding of a binary float; or the reference is too noisy to
+    decide some coordinates."""
     probe = data.probes.noise
     if not is_lossy(probe):
-        return []
+        if _numerical(earlier) or _explained(data, earlier)[data.failing].any():
+            return _undecidable_finding(data, earlier)
+        return _binary_gradient_finding(data) or _undecidable_finding(data, earlier)
     ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
     higher = ""
     if probe.higher is not None and probe.higher_ratio is not None:
@@ -606,8 +690,10 @@ def detect_match(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
 
 
 def _numerical(earlier: Sequence[Finding]) -> bool:
-    """Whether a numerical cause already explains the disagreement as a whole."""
-    return any(f.kind in _EXPLAINS_ALL for f in earlier)
+    """Whether a numerical cause already explains the disagreement as a whole (an
+    undecidable reference explains only its own coordinates)."""
+    return any(f.kind in _EXPLAINS_ALL and not f.evidence.get("undecidable")
+               for f in earlier)
 
 
 _EXPLAINS_ALL = {"step_too_large", "step_too_small", "precision_loss"}

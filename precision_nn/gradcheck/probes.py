@@ -191,8 +191,13 @@ def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarra
                              delta: float, shape: tuple[int, ...]) -> tuple[float, float]:
     """(σ from the fourth differences of f at offsets k·delta, max |f| seen)."""
     half = NOISE_OFFSETS // 2
-    values = [call(f, _along(ns, flat, v, k * delta).reshape(shape), ns)
-              for k in range(-half, half + 1)]
+    # the offsets are exact multiples k·w of one step vector w of the system: offsets
+    # k·delta·v rounded in float64 would be unequally spaced by ~2^-53·delta, and a fourth
+    # difference would read f'·2^-53·delta as noise (far above u·|f| in decimal:30 or mpf:40)
+    with ns.context():
+        w = ns.scalar(delta) * ns.asarray(v)
+        points = [flat + ns.scalar(k) * w for k in range(-half, half + 1)]
+    values = [call(f, point.reshape(shape), ns) for point in points]
     arr = np.array(values, dtype=object)
     with ns.context():
         fourth = arr[:-4] - 4 * arr[1:-3] + 6 * arr[2:-2] - 4 * arr[3:-1] + arr[4:]
