@@ -86,3 +86,38 @@ def test_decimal_input_by_strings():
     with ns.context():
         report = taylor_test(lambda v: np.sum(v * v * v), lambda v: 3 * v * v, x)
     assert report.passed
+
+
+DEC30 = number_system("decimal:30")
+
+
+def _sin_x(ns):
+    """f, its gradient and X in `ns` (decimal through its own sin and cos)."""
+    if ns.name == "float64":
+        return f, grad, X
+    return (lambda x: np.sum(ns.sin(x) * x), lambda x: ns.sin(x) + x * ns.cos(x),
+            ns.asarray(["0.3", "-1.2", "2.0", "0.7"]))
+
+
+@pytest.mark.parametrize("spec", ["float64", "decimal:30"])
+@pytest.mark.parametrize("eps", ["1e-5", "1e-8"])
+def test_small_relative_gradient_errors_are_detected(spec, eps):
+    """The default steps go down to the rounding floor: an error ε is seen once ε·h·|vᵀg|
+    exceeds the floor (with 0.1·s·2^-11 as the last step, 1e-5 passed with order 1.89)."""
+    ns = number_system(spec)
+    fn, gn, x = _sin_x(ns)
+    with ns.context():
+        wrong = taylor_test(fn, lambda v: gn(v) * (1 + ns.scalar(eps)), x)
+        right = taylor_test(fn, gn, x)
+    assert wrong.numbers == right.numbers == spec
+    assert not wrong.passed, str(wrong)
+    assert right.passed and right.observed_order == pytest.approx(2, abs=0.05)
+    assert right.steps.size > 12 and np.isnan(right.orders[-1])  # it reached the floor
+
+
+def test_default_steps_stop_at_the_floor():
+    """float64 stops after about 20 halvings (h ≈ √u·s), decimal:30 after about 45."""
+    assert 16 <= taylor_test(f, grad, X).steps.size <= 30
+    fn, gn, x = _sin_x(DEC30)
+    with DEC30.context():
+        assert 35 <= taylor_test(fn, gn, x).steps.size <= 60

@@ -6,11 +6,36 @@ For a twice-differentiable ``f`` and the true gradient ``g``,
 
 so halving ``h`` divides ``r`` by 4: the observed order ``log2(r(h)/r(h/2))`` is 2. A wrong
 gradient leaves a term ``h·|vᵀ(g - ĝ)|`` and the order drops to 1. The test needs no
-tolerance and no step choice, only a sequence of steps that stays above the rounding floor
-of the remainder, ``≈ u·(|f(x)| + |f(x + hv)|)``; orders measured below
-``FLOOR_FACTOR`` times that floor are not used. This is the convergence test of the
-adjoint/PDE-constrained optimisation literature (e.g. Farrell et al. 2013, dolfin-adjoint's
-``taylor_test``).
+tolerance and no step choice. Orders measured where the remainder is within
+``FLOOR_FACTOR`` times the rounding floor ``u·(|f(x)| + |f(x + hv)|)`` (the rounding of
+the two values of f whose difference the remainder is) are not used.
+
+How far the default steps go. A relative gradient error ε adds ``ε·h·|vᵀg|`` to the
+remainder ``h²·c`` (``c = |vᵀ∇²f v|/2``); it pulls the order from 2 towards 1 once it is a
+fair share of ``h²·c``, i.e. below ``h ≈ ε·|vᵀg|/c``, and it can be seen as long as it
+stays above the floor. Steps that stop early (``0.1·s·2^-11``, s = 1 + max|x|) hide every
+ε below about ``10^-4``. So the default steps keep halving from ``0.1·s`` until the
+remainder has sat on the floor for ``FLOOR_RUN`` steps in a row (for a correct gradient
+near ``h ≈ √(u·|f|/c)``, ``≈ √u·s``: about 20 halvings in float64, 45 in decimal:30), or
+h falls below ``u·s`` (x + h·v rounds to x), and the verdict reads the last usable orders:
+an error ε is detected whenever ``ε·h·|vᵀg|`` exceeds the floor (times ``FLOOR_FACTOR``)
+at a step where it is at least a few percent of ``h²·c``.
+
+The order of ``r`` itself moves from 2 to 1 only where ``ε·h·|vᵀg|`` is a fair share of
+``h²·c``, which for small ε happens only near the floor. So the test also eliminates the
+h² term between consecutive steps (ratio q = h_k/h_{k+1}): with signed remainders
+``R(h) = e·h + c·h² + d·h³ + …`` (``e = vᵀ(∇f - g)``),
+
+    D_k = q²·R(h_{k+1}) - R(h_k) = e·h_{k+1}·(q² - q) - d·h_{k+1}³·q²·(q - 1) + …,
+
+which shrinks as h³ for a correct gradient and as h for a wrong one, with rounding at most
+``q²·floor_{k+1} + floor_k``. Its orders, judged on the steps where ``|D_k|`` exceeds
+``FLOOR_FACTOR`` times that, must stay above ``ELIMINATED_PASS_ORDER`` (midway between 1
+and 3): the error is seen once ``e·h`` exceeds both ``d·h³`` and the floor, i.e. whenever
+``ε·h·|vᵀg|`` exceeds the floor (times ``FLOOR_FACTOR``) at a step where ``d·h³`` is smaller.
+
+This is the convergence test of the adjoint/PDE-constrained optimisation literature (e.g.
+Farrell et al. 2013, dolfin-adjoint's ``taylor_test``).
 
 References
 ----------
@@ -21,7 +46,7 @@ of high-level transient finite element programs", SIAM J. Sci. Comput. 35 (2013)
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -31,11 +56,13 @@ from precision_nn.gradcheck.probes import as_float, call, random_direction
 __all__ = ["TaylorReport", "taylor_test"]
 
 FIRST_STEP = 0.1  # relative to 1 + max|x|: large enough that h² terms dominate rounding
-STEP_COUNT = 12  # halvings: 0.1 → 5e-5 relative
+STEP_COUNT = 12  # the default steps are at least these halvings: 0.1 → 5e-5 relative
+FLOOR_RUN = 3  # ... and then go on until this many remainders in a row are at the floor
 FLOOR_FACTOR = 100.0  # remainders within 100× the rounding floor carry no order
 PASS_ORDER = 1.8  # an observed order at least this close to 2 passes
 MIN_ORDERS = 2  # at least this many usable halvings are needed for a verdict
 ASYMPTOTIC = 3  # the observed order is the median of the last this-many usable orders
+ELIMINATED_PASS_ORDER = 2.0  # the h²-free remainder shrinks as h³ (right) or h (wrong)
 
 
 @dataclass(frozen=True)
@@ -54,9 +81,15 @@ class TaylorReport:
         ``log(r_k/r_{k+1}) / log(h_k/h_{k+1})``, NaN where rounding dominates.
     observed_order : float
         The median of the last three usable orders (NaN when none is usable).
+    eliminated : ndarray
+        ``|D_k| = |q²·R(h_{k+1}) - R(h_k)|`` (signed remainders R, q = h_k/h_{k+1}): the
+        remainder with its h² term removed, ``e·h`` for a gradient error e, else ``O(h³)``.
+    eliminated_orders, eliminated_order : ndarray, float
+        Its orders (NaN near rounding) and the median of the last three usable ones.
     passed : bool
         Order ≈ 2 (≥ 1.8) over at least two halvings, or every remainder at the
-        rounding floor (a gradient exact to rounding of a near-linear ``f``).
+        rounding floor (a gradient exact to rounding of a near-linear ``f``); and the
+        h²-free remainder not of order ≈ 1 (below 2) over two usable steps.
     directional_derivative : float
         ``vᵀg``.
     numbers : str
@@ -71,13 +104,21 @@ class TaylorReport:
     passed: bool
     directional_derivative: float
     numbers: str
+    eliminated: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eliminated_orders: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    eliminated_order: float = float("nan")
 
     def __str__(self) -> str:
         verdict = "PASSED" if self.passed else "FAILED"
         lines = [(f"Taylor test {verdict}: observed order {self.observed_order:.3g} "
                  f"(2 for a correct gradient, 1 for a wrong one), vᵀg = "
-                 f"{self.directional_derivative:.6g}, {self.numbers}"),
-                 f"  {'h':>10}  {'|f(x+hv)-f(x)|':>16}  {'remainder':>12}  {'order':>6}"]
+                 f"{self.directional_derivative:.6g}, {self.numbers}")]
+        if np.isfinite(self.eliminated_order):
+            lines.append(f"  with the h² term eliminated between steps: order "
+                         f"{self.eliminated_order:.3g} (3 or more for a correct gradient, "
+                         "1 for a wrong one)")
+        lines += [
+                  f"  {'h':>10}  {'|f(x+hv)-f(x)|':>16}  {'remainder':>12}  {'order':>6}"]
         for k, h in enumerate(self.steps):
             order = self.orders[k - 1] if k > 0 else np.nan
             text = "" if np.isnan(order) else f"{order:.2f}"
@@ -99,7 +140,8 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
     direction : array_like, optional
         The direction ``v`` (normalised); default a seeded random unit vector.
     steps : sequence of float, optional
-        Decreasing positive steps; default ``0.1·(1 + max|x|)`` halved 11 times.
+        Decreasing positive steps; default ``0.1·(1 + max|x|)`` halved until the
+        remainder reaches the rounding floor (see the module docstring).
 
     Examples
     --------
@@ -117,20 +159,41 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
     xs = ns.asarray(x)
     flat = xs.reshape(-1)
     v = _direction(direction, flat.size)
-    hs = _steps(steps, float(np.max(np.abs(ns.to_float(flat)))))
+    scale = 1 + float(np.max(np.abs(ns.to_float(flat))))
+    hs = _steps(steps) if steps is not None else _default_steps(scale, ns.unit_roundoff)
     with ns.context():
         g = ns.asarray(np.asarray(grad(xs)).reshape(-1))
-        vg = np.sum(ns.asarray(v) * g)
+        v_ns = ns.asarray(v)
+        vg = np.sum(v_ns * g)
     f0 = call(f, xs, ns)
-    rem, zeroth, floor = [], [], []
-    for h in hs:
+    rem, zeroth, floor, signed = [], [], [], []
+    for k, h in enumerate(hs):
         with ns.context():
-            fh = call(f, (flat + ns.asarray(h * v)).reshape(xs.shape), ns)
-            rem.append(abs(as_float(ns, fh - f0 - ns.scalar(h) * vg)))
+            # h·v formed in the system: h·v rounded in float64 would move x by 2^-53·h
+            # off the line, an O(h) error the h²-free remainder would read as e·h
+            fh = call(f, (flat + ns.scalar(h) * v_ns).reshape(xs.shape), ns)
+            signed.append(as_float(ns, fh - f0 - ns.scalar(h) * vg))
+            rem.append(abs(signed[-1]))
             zeroth.append(abs(as_float(ns, fh - f0)))
         floor.append(ns.unit_roundoff * (abs(as_float(ns, f0)) + abs(as_float(ns, fh))))
-    return _assemble(hs, np.array(rem), np.array(zeroth), np.array(floor),
+        if steps is None and k + 1 >= STEP_COUNT and _at_floor(rem, floor):
+            hs = hs[:k + 1]
+            break
+    return _assemble(hs, np.array(signed), np.array(zeroth), np.array(floor),
                      as_float(ns, vg), ns.name)
+
+
+def _default_steps(scale: float, u: float) -> np.ndarray:
+    """``FIRST_STEP·scale`` halved down to ``u·scale`` (the loop stops at the floor)."""
+    count = STEP_COUNT + max(0, int(np.ceil(np.log2(FIRST_STEP / u))))
+    return FIRST_STEP * scale * 0.5 ** np.arange(count)
+
+
+def _at_floor(rem: list[float], floor: list[float]) -> bool:
+    """Whether the last ``FLOOR_RUN`` remainders are all within the floor's band."""
+    last = slice(-FLOOR_RUN, None)
+    return len(rem) >= FLOOR_RUN and all(
+        r <= FLOOR_FACTOR * fl for r, fl in zip(rem[last], floor[last]))
 
 
 def _direction(direction: Any, n: int) -> np.ndarray:
@@ -143,9 +206,7 @@ def _direction(direction: Any, n: int) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _steps(steps: Sequence[float] | None, xmax: float) -> np.ndarray:
-    if steps is None:
-        return FIRST_STEP * (1 + xmax) * 0.5 ** np.arange(STEP_COUNT)
+def _steps(steps: Sequence[float]) -> np.ndarray:
     hs = np.asarray(steps, dtype=float)
     if hs.ndim != 1 or hs.size < 3 or np.any(hs <= 0) or np.any(np.diff(hs) >= 0):
         raise ValueError(f"`steps` must be at least 3 positive, strictly decreasing "
@@ -153,17 +214,30 @@ def _steps(steps: Sequence[float] | None, xmax: float) -> np.ndarray:
     return hs
 
 
-def _assemble(hs: np.ndarray, rem: np.ndarray, zeroth: np.ndarray, floor: np.ndarray,
-              vg: float, numbers: str) -> TaylorReport:
-    usable = rem > FLOOR_FACTOR * floor
+def _orders(hs: np.ndarray, values: np.ndarray, usable: np.ndarray
+            ) -> tuple[np.ndarray, float, int]:
+    """Orders between consecutive usable values, the median of the last ASYMPTOTIC of
+    them (the asymptotic order is that of the smallest usable steps), and their count."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        orders = np.log(rem[:-1] / rem[1:]) / np.log(hs[:-1] / hs[1:])
+        orders = np.log(values[:-1] / values[1:]) / np.log(hs[:-1] / hs[1:])
     orders = np.where(usable[:-1] & usable[1:], orders, np.nan)
     good = orders[~np.isnan(orders)]
-    # the asymptotic order is that of the smallest usable steps
     observed = float(np.median(good[-ASYMPTOTIC:])) if good.size else float("nan")
-    if good.size >= MIN_ORDERS:
-        passed = observed >= PASS_ORDER
-    else:
-        passed = bool(not usable.any())
-    return TaylorReport(hs, rem, zeroth, orders, observed, bool(passed), vg, numbers)
+    return orders, observed, int(good.size)
+
+
+def _assemble(hs: np.ndarray, signed: np.ndarray, zeroth: np.ndarray, floor: np.ndarray,
+              vg: float, numbers: str) -> TaylorReport:
+    rem = np.abs(signed)
+    usable = rem > FLOOR_FACTOR * floor
+    orders, observed, count = _orders(hs, rem, usable)
+    passed = observed >= PASS_ORDER if count >= MIN_ORDERS else bool(not usable.any())
+    # the h² term eliminated between consecutive steps (module docstring)
+    q = hs[:-1] / hs[1:]
+    eliminated = np.abs(q ** 2 * signed[1:] - signed[:-1])
+    e_usable = eliminated > FLOOR_FACTOR * (q ** 2 * floor[1:] + floor[:-1])
+    e_orders, e_observed, e_count = _orders(hs[:-1], eliminated, e_usable)
+    if e_count >= MIN_ORDERS and e_observed < ELIMINATED_PASS_ORDER:
+        passed = False
+    return TaylorReport(hs, rem, zeroth, orders, observed, bool(passed), vg, numbers,
+                        eliminated, e_orders, e_observed)
