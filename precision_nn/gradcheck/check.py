@@ -54,6 +54,7 @@ from precision_nn.gradcheck.findings import (
     kink_threshold,
     smooth_below,
     suspects,
+    undecidable,
     undecided,
 )
 from precision_nn.gradcheck.report import GradientReport, relative_errors
@@ -305,8 +306,9 @@ def _compare(setup: _Setup, analytic: np.ndarray, ref: _Reference) -> _Compared:
 
 
 def _undecided(compared: _Compared, u: float) -> bool:
-    """Whether the verdict hinges on a reference error bar that is too wide."""
-    return bool(np.any(undecided(compared.data)))
+    """Whether the verdict hinges on a reference error bar that is too wide, or the error
+    bar is too wide for any verdict (beyond ``u^(1/4)`` of the gradient's scale)."""
+    return bool(np.any(undecided(compared.data)) or np.any(undecidable(compared.data)))
 
 
 # -- follow-up probes -----------------------------------------------------------------------
