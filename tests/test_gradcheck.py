@@ -490,3 +490,13 @@ def test_decimal_precision_is_inferred_from_the_digits_of_x():
     net = _decimal30_network()[0]
     assert infer_numbers(net.params).name == "decimal:30"
     assert infer_numbers(DEC30.asarray(["0.5"])).name == f"decimal:{decimal.getcontext().prec}"
+
+
+def test_an_ill_conditioned_reference_reports_instead_of_passing():
+    """(x - 3e10)² in float64 has no wider system: Richardson's error bar is 5e-4 of the
+    gradient, so a gradient 3e-4 off used to pass; now the report says it cannot decide."""
+    x = np.array([0.3, -1.2, 2.5])
+    report = check_gradient(lambda v: np.sum((v - 3e10) ** 2),
+                            lambda v: 2 * (v - 3e10) * (1 + 3e-4), x, method="richardson")
+    assert not report.passed and report.kinds == ("precision_loss",)
+    assert report.findings[0].evidence["undecidable"]
