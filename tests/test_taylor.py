@@ -121,3 +121,44 @@ def test_default_steps_stop_at_the_floor():
     fn, gn, x = _sin_x(DEC30)
     with DEC30.context():
         assert 35 <= taylor_test(fn, gn, x).steps.size <= 60
+
+
+def _random_network_reports(dtype, count=40):
+    """Taylor reports of the correct gradients of `count` random MLP([3, 4, 2]) losses."""
+    reports = []
+    for seed in range(count):
+        rng = np.random.default_rng(seed)
+        X_ = rng.standard_normal((5, 3)).astype(dtype)
+        Y = np.eye(2, dtype=dtype)[rng.integers(0, 2, 5)]
+        net = MLP([3, 4, 2], numbers=dtype, seed=seed)
+        reports.append(taylor_test(lambda p, net=net, X_=X_, Y=Y: net.loss(X_, Y, params=p),
+                                   lambda p, net=net, X_=X_, Y=Y: net.gradient(X_, Y, params=p),
+                                   net.params))
+    return reports
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_no_false_failures_on_random_networks(dtype):
+    """In float32 the h² regime above 100× the rounding floor can be shorter than two
+    halvings (11 of these 40 losses): that is no verdict, not a failure."""
+    reports = _random_network_reports(dtype)
+    assert [k for k, r in enumerate(reports) if not r.passed] == []
+    for r in reports:
+        if r.decided:
+            assert r.observed_order >= 1.8 or np.isnan(r.observed_order), str(r)
+        else:
+            assert np.sum(~np.isnan(r.orders)) < 2 and str(r).startswith(
+                "Taylor test UNDECIDED")
+    if dtype == "float64":
+        assert all(r.decided for r in reports)
+
+
+def test_float32_wrong_network_gradient_still_fails():
+    """Undecided is not a blanket pass: a 10% error in a float32 network is decided and fails."""
+    rng = np.random.default_rng(0)
+    X_ = rng.standard_normal((5, 3)).astype("float32")
+    Y = np.eye(2, dtype="float32")[rng.integers(0, 2, 5)]
+    net = MLP([3, 4, 2], numbers="float32", seed=0)
+    report = taylor_test(lambda p: net.loss(X_, Y, params=p),
+                         lambda p: net.gradient(X_, Y, params=p) * np.float32(1.1), net.params)
+    assert report.decided and not report.passed, str(report)
