@@ -485,7 +485,7 @@ def test_a_reference_too_uncertain_to_decide_is_reported_not_passed():
 
 
 def test_decimal_precision_is_inferred_from_the_digits_of_x():
-    from precision_nn.gradcheck.check import infer_numbers
+    from precision_nn.numbers import infer_number_system as infer_numbers
 
     net = _decimal30_network()[0]
     assert infer_numbers(net.params).name == "decimal:30"

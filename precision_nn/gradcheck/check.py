@@ -61,7 +61,7 @@ from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, Tolerance, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["METHODS", "check_gradient", "infer_numbers"]
+__all__ = ["METHODS", "check_gradient"]
 
 _STEP_METHODS = ("central", "forward", "backward")
 METHODS = ("auto", "complex_step", "richardson", *_STEP_METHODS)
@@ -210,29 +210,10 @@ def _numbers(x: Any, numbers: Any) -> NumberSystem:
     if numbers is not None:
         return number_system(numbers)
     try:
-        return infer_numbers(x)
+        return infer_number_system(x)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"cannot tell the number system of `x`: {exc} Pass `numbers=` "
                         "(e.g. numbers='decimal:30').") from exc
-
-
-def infer_numbers(x: Any) -> NumberSystem:
-    """The number system of `x`; for Decimal elements (which carry no precision)
-    ``decimal:N`` with N the larger of the thread's context precision and the most
-    significant digits of any element (30-digit parameters give ``decimal:30``).
-
-    Examples
-    --------
-    >>> from decimal import Decimal
-    >>> infer_numbers(np.array([Decimal("0.1"), Decimal("1." + "3" * 29)])).name
-    'decimal:30'
-    """
-    ns = infer_number_system(x)
-    if not ns.name.startswith("decimal:"):
-        return ns
-    digits = max((len(v.as_tuple().digits) for v in np.ravel(np.asarray(x, dtype=object))
-                  if v.is_finite()), default=0)
-    return ns if digits <= ns.digits else number_system(f"decimal:{digits}")
 
 
 def _blocks(shapes: Any, order: str, size: int) -> Blocks:

@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck.probes import as_float, call, random_direction
+from precision_nn.numbers import infer_number_system
 
 __all__ = ["TaylorReport", "taylor_test"]
 
@@ -171,9 +172,7 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
     >>> round(taylor_test(f, np.cos, x).observed_order)
     2
     """
-    from precision_nn.gradcheck.check import infer_numbers
-
-    ns = infer_numbers(x)
+    ns = infer_number_system(x)
     xs = ns.asarray(x)
     flat = xs.reshape(-1)
     v = _direction(direction, flat.size)

@@ -111,6 +111,8 @@ def infer_number_system(array: Any) -> NumberSystem:
     >>> with ns.context():
     ...     infer_number_system(ns.asarray(["0.1"])).name
     'decimal:60'
+    >>> infer_number_system(ns.asarray(["1." + "3" * 59])).name  # outside the context
+    'decimal:60'
     """
     arr = np.asarray(array) if not isinstance(array, np.ndarray) else array
     if arr.dtype != object:
@@ -126,7 +128,11 @@ def infer_number_system(array: Any) -> NumberSystem:
         )
     first = arr.ravel()[0] if arr.size else None
     if isinstance(first, decimal.Decimal):
-        return number_system(f"decimal:{decimal.getcontext().prec}")
+        # Decimals carry no precision: take the larger of the thread's context precision
+        # and the most significant digits of any element (30-digit values -> decimal:30)
+        digits = max((len(v.as_tuple().digits) for v in arr.ravel()
+                      if isinstance(v, decimal.Decimal) and v.is_finite()), default=0)
+        return number_system(f"decimal:{max(decimal.getcontext().prec, digits)}")
     if hasattr(first, "context") and hasattr(first.context, "dps"):
         kind = "mpc" if hasattr(first, "_mpc_") else "mpf"
         return number_system(f"{kind}:{first.context.dps}")
