@@ -38,12 +38,31 @@ class NumberSystem(ABC):
         2**-53 for float64, 0.5·10**(1-N) for ``decimal:N``.
     is_complex : bool
         Whether elements are complex.
+    radix : int
+        The base of the significand: 2 for IEEE and mpmath, 10 for Decimal. Steps are
+        chosen as powers of it, so that ``x + h`` is exact where it can be.
+    object_elements : bool
+        Whether elements are Python objects in numpy ``object`` arrays (Decimal, mpmath)
+        rather than a numpy dtype.
+    is_ball : bool
+        Whether every element carries a rigorous error radius (ball arithmetic).
+    log2_unit_roundoff : float
+        ``log2(unit_roundoff)``, exact where ``unit_roundoff`` itself would underflow a
+        float (beyond ~300 digits).
     """
 
     name: str
     digits: int
     unit_roundoff: float
     is_complex: bool
+    radix: int = 2
+    object_elements: bool = True
+    is_ball: bool = False
+
+    @property
+    def log2_unit_roundoff(self) -> float:
+        """``log2(u)``; overridden by systems whose ``u`` underflows a float."""
+        return float(np.log2(self.unit_roundoff))
 
     # -- identity -------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -68,6 +87,11 @@ class NumberSystem(ABC):
     @abstractmethod
     def real(self) -> NumberSystem:
         """The real counterpart (complex128 -> float64, mpc:N -> mpf:N)."""
+
+    def wider(self) -> NumberSystem | None:
+        """The next wider system of the same family that a numpy function can run in
+        (``float32`` → ``float64``, ``mpf:N`` → ``mpf:2N``), or None when there is none."""
+        return None
 
     # -- conversion -----------------------------------------------------------------
     @abstractmethod
@@ -145,6 +169,19 @@ class NumberSystem(ABC):
     @abstractmethod
     def imag(self, x: Any) -> np.ndarray:
         """Imaginary parts as an array of the real counterpart system."""
+
+    def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
+        """``radix ** e`` for each integer exponent, exactly, as an array of this system."""
+        exponents = np.asarray(exponents, dtype=np.int64)
+        out = np.empty(exponents.shape, dtype=object)
+        for idx, e in np.ndenumerate(exponents):
+            out[idx] = self.scalar(Fraction(self.radix) ** int(e))
+        return out
+
+    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """The matrix product the network uses (``a @ b``; systems with a faster product
+        override it)."""
+        return a @ b
 
     def isfinite(self, x: Any) -> np.ndarray:
         """Elementwise finiteness (False for NaN and ±inf)."""

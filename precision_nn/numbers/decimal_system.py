@@ -29,6 +29,7 @@ class DecimalSystem(NumberSystem):
     """Decimal floating point with `digits` significant digits."""
 
     is_complex = False
+    radix = 10
 
     def __init__(self, digits: int):
         self.digits = digits
@@ -51,6 +52,19 @@ class DecimalSystem(NumberSystem):
 
     def real(self) -> NumberSystem:
         return self
+
+    def wider(self) -> NumberSystem | None:
+        from precision_nn.numbers import number_system
+
+        return number_system(f"decimal:{2 * self.digits}")
+
+    @property
+    def log2_unit_roundoff(self) -> float:
+        return math.log2(0.5) + (1 - self.digits) * math.log2(10)
+
+    def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
+        exponents = np.asarray(exponents, dtype=np.int64)
+        return self.asarray([f"1E{int(e)}" for e in exponents.ravel()]).reshape(exponents.shape)
 
     # -- conversion -------------------------------------------------------------------
     def asarray(self, values: Any) -> np.ndarray:

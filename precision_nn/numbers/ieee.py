@@ -49,8 +49,15 @@ def _dtype_for(spec: str) -> np.dtype:
     return np.dtype(spec)
 
 
+# the next wider format a numpy function runs in (float64 and longdouble: none in numpy)
+_WIDER = {"float16": "float32", "bfloat16": "float32", "float32": "float64",
+          "complex64": "complex128"}
+
+
 class IEEESystem(NumberSystem):
     """A numpy floating or complex dtype as a number system."""
+
+    object_elements = False
 
     def __init__(self, spec: str):
         self.name = spec
@@ -82,6 +89,16 @@ class IEEESystem(NumberSystem):
         from precision_nn.numbers import number_system
 
         return number_system(IEEE_COMPLEX[self.name]) if self.is_complex else self
+
+    def wider(self) -> NumberSystem | None:
+        from precision_nn.numbers import number_system
+
+        return number_system(_WIDER[self.name]) if self.name in _WIDER else None
+
+    def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
+        real = self.real().dtype
+        exponents = np.asarray(exponents, dtype=np.int64)
+        return np.ldexp(np.ones(exponents.shape, dtype=real), exponents).astype(self.dtype)
 
     # -- conversion -------------------------------------------------------------------
     def asarray(self, values: Any) -> np.ndarray:

@@ -76,6 +76,22 @@ class MPMathSystem(NumberSystem):
 
         return number_system(f"mpf:{self.digits}")
 
+    def wider(self) -> NumberSystem | None:
+        from precision_nn.numbers import number_system
+
+        return number_system(f"{self.name.partition(':')[0]}:{2 * self.digits}")
+
+    @property
+    def log2_unit_roundoff(self) -> float:
+        return float(-self.ctx.prec)
+
+    def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
+        exponents = np.asarray(exponents, dtype=np.int64)
+        out = np.empty(exponents.shape, dtype=object)
+        for idx, e in np.ndenumerate(exponents):
+            out[idx] = self.scalar(self.ctx.ldexp(self.ctx.one, int(e)))
+        return out
+
     # -- conversion -------------------------------------------------------------------
     def asarray(self, values: Any) -> np.ndarray:
         arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
