@@ -41,7 +41,7 @@ def synthetic(analytic, reference=REFERENCE, *, shapes=SHAPES, x=THETA, error=1e
     analytic, reference = np.asarray(analytic, float), np.asarray(reference, float)
     err = np.full(analytic.shape, error)
     tol = tolerance(analytic, reference, err, unit_roundoff=U64, numbers="float64",
-                    reference_name="synthetic").values
+                    reference_name="synthetic")
     blocks = Blocks.from_shapes(shapes, order=order, size=analytic.size)
     return CheckData(analytic, reference, analytic - reference, err, tol, np.asarray(x, float),
                      blocks, batch_size, U64, "synthetic", probes or Probes())

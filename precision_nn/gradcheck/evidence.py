@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.gradcheck.tolerance import Tolerance
 
 __all__ = [
     "EXPLAIN_RTOL",
@@ -128,8 +129,11 @@ class CheckData:
 
     Attributes
     ----------
-    analytic, reference, difference, reference_error, tolerance : ndarray
-        ``a``, ``n``, ``a - n`` (formed accurately), ``n``'s error estimate, ``tol``.
+    analytic, reference, difference, reference_error : ndarray
+        ``a``, ``n``, ``a - n`` (formed accurately), ``n``'s error estimate.
+    tol : Tolerance
+        The whole tolerance: per-coordinate values, its two parts and its source
+        (``tolerance`` is its values).
     x : ndarray
         The point, flattened like the gradient.
     blocks : Blocks
@@ -148,13 +152,18 @@ class CheckData:
     reference: np.ndarray
     difference: np.ndarray
     reference_error: np.ndarray
-    tolerance: np.ndarray
+    tol: Tolerance
     x: np.ndarray
     blocks: Blocks
     batch_size: int | None = None
     unit_roundoff: float = 2.0 ** -53
     reference_name: str = "reference"
     probes: Probes = field(default_factory=Probes)
+
+    @property
+    def tolerance(self) -> np.ndarray:
+        """``tol_i`` per coordinate."""
+        return self.tol.values
 
     @property
     def failing(self) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck.evidence import ComplexProbe, KinkProbe, NoiseProbe
-from precision_nn.numbers import NumberSystem, number_system
+from precision_nn.numbers import NumberSystem
 
 __all__ = [
     "PROBE_SEED",
@@ -24,7 +24,6 @@ __all__ = [
     "noise_probe",
     "random_direction",
     "runs_in",
-    "wider_system",
 ]
 
 PROBE_SEED = 20240601  # every random direction of the probes comes from this seed
@@ -50,8 +49,6 @@ FOURTH_DIFFERENCE_VARIANCE = 70.0
 KINK_FIRST = 0.125
 KINK_SMALLEST = 8.0
 KINK_PROBES = 8
-# the next wider system of each family (None: no wider one that a numpy f can run in)
-_WIDER = {"float16": "float32", "bfloat16": "float32", "float32": "float64"}
 
 
 def call(f: Callable[[Any], Any], point: np.ndarray, ns: NumberSystem, *,
@@ -246,15 +243,6 @@ def _one_sided_gap(f, ns: NumberSystem, flat: np.ndarray, i: int, h: float, f0: 
     with ns.context():
         second = plus - 2 * f0 + minus
     return as_float(ns, second) / h
-
-
-def wider_system(ns: NumberSystem) -> NumberSystem | None:
-    """The next wider system of the same family (``decimal:N`` → ``decimal:2N``)."""
-    family = ns.name.split(":")[0]
-    if family in ("decimal", "mpf", "mpc"):
-        return number_system(f"{family}:{2 * ns.digits}")
-    wider = _WIDER.get(ns.name)
-    return number_system(wider) if wider else None
 
 
 def runs_in(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem) -> np.ndarray | None:

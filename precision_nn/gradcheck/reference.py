@@ -1,0 +1,169 @@
+"""The numerical reference: computing it (generic path or an adapter's provider),
+comparing it with the analytic gradient, and merging a better one into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from precision_nn.derivatives import gradient
+from precision_nn.gradcheck import probes
+from precision_nn.gradcheck.decisions import undecidable, undecided
+from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.setup import Setup
+from precision_nn.gradcheck.tolerance import Tolerance, tolerance
+from precision_nn.numbers import NumberSystem
+
+__all__ = ["METHOD_NAMES", "Compared", "Reference", "compare", "hinges", "limit_reference",
+           "noisy_reference", "prefer", "reference", "reference_method", "with_noise"]
+
+METHOD_NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
+          "central": "central differences", "forward": "forward differences",
+          "backward": "backward differences"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    value: np.ndarray  # flat, in `ns`
+    error: np.ndarray  # flat float
+    ns: NumberSystem
+    name: str
+    method: str
+    evaluations: int
+    h: float | None = None
+    steps: np.ndarray | None = None  # flat float: the step used per coordinate
+
+
+@dataclass(frozen=True)
+class Compared:
+    data: CheckData
+    tol: Tolerance
+    reference: Reference
+
+
+def reference_method(method: str, probe: Any) -> str:
+    if method in ("auto", "complex_step"):
+        return "complex_step" if probe is not None and probe.safe else "richardson"
+    return method
+
+
+def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
+    """The numerical gradient of ``setup.f`` at ``setup.x`` in `ns` by `method`."""
+    est = _provided(setup, method, h, ns)
+    if est is None:
+        est = gradient(setup.f, ns.asarray(setup.x), method=method, h=h, numbers=ns)
+    value = np.ravel(np.asarray(est.value), order=setup.order)
+    if ns.is_complex or value.dtype.kind == "c":
+        value = ns.real().asarray(np.real(value) if value.dtype != object else
+                                  ns.real_part(value))
+    error = np.ravel(np.asarray(est.error, dtype=float), order=setup.order)
+    steps = np.ravel(np.broadcast_to(np.asarray(est.h, dtype=float), np.shape(est.error)),
+                     order=setup.order)
+    used = None if h is None else float(np.max(steps))
+    step = "" if used is None else f" at h = {used:.6g}"
+    return Reference(value, error, ns.real(), f"{METHOD_NAMES[method]}{step} in {ns.real().name}",
+                      method, int(est.evaluations), used, steps)
+
+
+def _provided(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Any:
+    """The adapter's reference for `method` in `ns` (None: use the generic path, also
+    when the provider cannot do this method)."""
+    if setup.provider is None:
+        return None
+    try:
+        est = setup.provider(method, ns, h)
+    except NotImplementedError:
+        return None
+    setup.f.provided += int(est.evaluations)  # the provider's own loss evaluations
+    return est
+
+
+def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
+    """The comparison of `analytic` with `ref`, differences formed in the wider system."""
+    wide = ref.ns if ref.ns.unit_roundoff <= setup.ns.unit_roundoff else setup.ns
+    with wide.context():
+        diff = wide.asarray(analytic) - wide.asarray(ref.value)
+    a = np.real(setup.ns.to_float(analytic))
+    n = np.real(ref.ns.to_float(ref.value))
+    d = np.real(wide.to_float(diff))
+    tol = tolerance(a, n, ref.error, unit_roundoff=setup.ns.unit_roundoff,
+                    numbers=setup.ns.name, reference_name=ref.name)
+    x = setup.x_float
+    data = CheckData(a, n, d, ref.error, tol, x, setup.blocks, setup.batch_size,
+                     setup.ns.unit_roundoff, ref.name)
+    return Compared(data, tol, ref)
+
+
+def hinges(compared: Compared, u: float) -> bool:
+    """Whether the verdict hinges on a reference error bar that is too wide, or the error
+    bar is too wide for any verdict (beyond ``u^(1/4)`` of the gradient's scale)."""
+    return bool(np.any(undecided(compared.data)) or np.any(undecidable(compared.data)))
+
+
+def noisy_reference(setup: Setup, noise: Any) -> Reference:
+    """Central differences at steps fitted to the measured noise σ of `f`.
+
+    With noise σ and a third derivative of the size ``|f|/s³`` the central difference
+    errs by ``h²·|f|/(6s³) + σ/h``, smallest near ``h = (3σ/|f|)^(1/3)·s``; the error
+    estimate is the method's own (truncation from h and 2h) plus ``σ/h`` for the noise,
+    which the number system's unit roundoff does not account for.
+    """
+    ns = setup.ns
+    x = np.abs(np.real(ns.to_float(setup.x)))
+    f_scale = max(noise.expected / ns.unit_roundoff, 1e-300)
+    steps = (3 * noise.sigma / f_scale) ** (1 / 3) * (1 + x)
+    ref = reference(setup, "central", steps, ns)
+    noise_error = noise.sigma / np.ravel(steps, order=setup.order)
+    return replace(ref, error=ref.error + noise_error, h=None,
+                   name=f"central differences at steps fitted to the measured noise of f "
+                   f"(σ = {noise.sigma:.2g}, h ≈ {float(np.median(steps)):.2g}) in {ns.name}")
+
+
+def limit_reference(setup: Setup, complex_probe: Any) -> Reference:
+    """The h → 0 limit: the auto reference (complex step if safe, else Richardson)."""
+    if complex_probe is None:
+        complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns, requested=False)
+    return reference(setup, reference_method("auto", complex_probe), None, setup.ns)
+
+
+def with_noise(ref: Reference, noise: Any) -> Reference:
+    """`ref` (a finite-difference reference) with ``σ/h`` added to its error bars, σ the
+    measured noise of f in the reference's system (nothing when it was not measured)."""
+    sigma = _sigma_in(noise, ref.ns.name)
+    if sigma == 0 or ref.steps is None or ref.method == "complex_step":
+        return ref
+    return replace(ref, error=ref.error + sigma / np.maximum(ref.steps, 1e-300))
+
+
+def _sigma_in(noise: Any, name: str) -> float:
+    if noise is None:
+        return 0.0
+    if noise.numbers == name:
+        return float(noise.sigma)
+    if noise.higher == name and noise.higher_sigma is not None:
+        return float(noise.higher_sigma)
+    return 0.0
+
+
+def prefer(original: Reference, candidate: Reference) -> Reference | None:
+    """`candidate` wherever its error bar is not wider than `original`'s (None: nowhere).
+
+    A re-evaluation must not replace a reference that knew its value better, nor widen
+    the tolerance with its own uncertainty. The values are merged in the candidate's
+    system (a wider one holds the narrower one's numbers exactly).
+    """
+    old = np.where(np.isfinite(original.error), original.error, np.inf)
+    take = np.isfinite(candidate.error) & (candidate.error <= old)
+    if not take.any():
+        return None
+    if take.all():
+        return candidate
+    ns = candidate.ns
+    value = np.where(take, candidate.value, ns.asarray(original.value))
+    error = np.where(take, candidate.error, original.error)
+    name = (f"{candidate.name} at {int(take.sum())} of {take.size} coordinates, "
+            f"{original.name} at the others (whose error bars were narrower)")
+    return replace(candidate, value=ns.asarray(value), error=error, name=name)
