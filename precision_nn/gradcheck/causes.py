@@ -45,6 +45,8 @@ BINARY_LEAST = 1 / 16
 
 
 BINARY_SHARE = 0.5
+# random signs can be told from a systematic offset only on a few gaps
+BINARY_MIN_GAPS = 4
 
 
 def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -130,9 +132,23 @@ def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[F
 
 def _binary_rounding(data: CheckData) -> str | None:
     """The binary float whose rounding explains every failing gap, if any (and the
-    system is far more precise than it)."""
+    system is far more precise than it).
+
+    The hypothesis "the gradient went through that float" is tested before it is named:
+    rounding errors have random signs (both signs among the relative gaps ``d_i/n_i``, at
+    least ``BINARY_MIN_GAPS`` failing gaps to tell), every block carries them (a block
+    that matches exactly did not go through the float), and their size is a few ulps of
+    that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps), never
+    thousands. A constant relative offset was already named by ``scale``.
+    """
     failing = data.failing
-    if failing.mean() < BINARY_SHARE:
+    if failing.mean() < BINARY_SHARE or failing.sum() < BINARY_MIN_GAPS:
+        return None
+    signs = np.sign(data.difference[failing] * data.reference[failing])
+    if not (np.any(signs > 0) and np.any(signs < 0)):
+        return None
+    blocks = data.blocks
+    if any(not failing[blocks.index(b)].any() for b in range(len(blocks.shapes))):
         return None
     n = np.abs(data.reference)
     scale = (n + float(np.max(n)))[failing]

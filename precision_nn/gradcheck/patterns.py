@@ -34,7 +34,7 @@ from precision_nn.gradcheck.diagnosis import (
 )
 from precision_nn.gradcheck.evidence import CheckData
 
-__all__ = ["FACTOR_RTOL", "SCALE_MIN_DEVIATION", "block_label", "describe_factor",
+__all__ = ["FACTOR_RTOL", "SCALE_RESOLVED", "block_label", "describe_factor",
            "layout_in", "narrow_regions", "pattern_detector", "regions", "regularization_in",
            "scale_in", "sign_in"]
 
@@ -42,9 +42,10 @@ __all__ = ["FACTOR_RTOL", "SCALE_MIN_DEVIATION", "block_label", "describe_factor
 FACTOR_RTOL = 1e-6
 
 
-# a "constant factor" closer to 1 than this is no bug pattern but a reference that is off
-# by more than its error bar (e.g. a noisy f); it is left to the other detectors
-SCALE_MIN_DEVIATION = 1e-2
+# a constant factor c is a finding only when its distance from 1 exceeds this many of its
+# standard uncertainties σ_c (from the tolerances, see `_factor`): three σ of a fitted
+# quantity, whatever the size of c - 1 (a missing 1/m and a constant off by 1e-6 alike)
+SCALE_RESOLVED = 3.0
 
 
 def regions(data: CheckData) -> list[Region]:
@@ -125,10 +126,32 @@ def describe_factor(c: float, m: int | None) -> str:
 def _factor(a: np.ndarray, n: np.ndarray, tol: np.ndarray) -> float:
     """Weighted least-squares ``c`` in ``a ≈ c·n``, weights ``1/tol²`` so that reference
     values with wide error bars do not pull the factor (NaN when ``n`` vanishes)."""
-    w = 1.0 / np.maximum(tol, np.finfo(float).tiny) ** 2
-    w = w / np.max(w)
+    return _factor_and_error(a, n, tol)[0]
+
+
+def _factor_and_error(a: np.ndarray, n: np.ndarray, tol: np.ndarray) -> tuple[float, float]:
+    """``c`` of `_factor` and its standard uncertainty ``σ_c = 1/√(Σ n_i²/tol_i²)`` (the
+    least-squares error of c when each ``a_i`` is uncertain by ``tol_i``)."""
+    t = np.maximum(tol, np.finfo(float).tiny)
+    w = (t.min() / t) ** 2  # normalised weights 1/tol² (no overflow for tiny tolerances)
     nn = float(np.sum(w * n * n))
-    return float(np.sum(w * a * n)) / nn if nn > 0 else float("nan")
+    if not nn > 0:
+        return float("nan"), float("nan")
+    return float(np.sum(w * a * n)) / nn, float(t.min()) / float(np.sqrt(nn))
+
+
+def measured(value: float, sigma: float) -> str:
+    """`value` with as many digits as its uncertainty `sigma` resolves, and ``± sigma``.
+
+    Examples
+    --------
+    >>> measured(1.0000012345, 2e-9), measured(0.2, 0.0)
+    ('1.0000012345 (± 2e-09)', '0.2')
+    """
+    if not np.isfinite(sigma) or sigma <= 0:
+        return f"{value:.6g}"
+    digits = int(np.clip(np.ceil(np.log10(abs(value) / sigma)) + 1, 3, 17))
+    return f"{value:.{digits}g} (± {sigma:.1g})"
 
 
 def sign_in(data: CheckData, region: Region) -> Finding | None:
@@ -143,17 +166,24 @@ def sign_in(data: CheckData, region: Region) -> Finding | None:
 
 def scale_in(data: CheckData, region: Region) -> Finding | None:
     a, n = data.analytic[region.indices], data.reference[region.indices]
-    c = _factor(a, n, data.explain_tolerance[region.indices])
+    # c and σ_c from the comparison's own tolerance (the uncertainty of each gap)
+    c, sigma = _factor_and_error(a, n, data.tolerance[region.indices])
     if not np.isfinite(c) or c == 0 or abs(c + 1) <= FACTOR_RTOL or \
-            abs(c - 1) < SCALE_MIN_DEVIATION:
+            not abs(c - 1) > SCALE_RESOLVED * sigma:
         return None
     if not _fits(data, region, a / c, slack=max(1.0, 1 / abs(c))):
         return None
     name = describe_factor(c, data.batch_size)
+    if name == f"{c:.6g}":
+        name = measured(c, sigma)
+    near_one = abs(c - 1) < 1e-2
+    cause = ("a constant close to 1 differs between the gradient and the loss (an epsilon "
+             "added in one place only, a constant rounded to a few digits, a damping "
+             "factor)" if near_one else "a constant factor is missing or extra (a 1/m, "
+             "a ½ of a squared error, a step size)")
     return _pattern("scale", region, f"{cap(region.label)}: the analytic gradient is "
-                    f"{name} × the reference, at every coordinate: a constant factor "
-                    "is missing or extra (a 1/m, a ½ of a squared error, a step size).",
-                    {"factor": c, "factor_name": name})
+                    f"{name} × the reference, at every coordinate: {cause}.",
+                    {"factor": c, "factor_error": sigma, "factor_name": name})
 
 
 def layout_in(data: CheckData, region: Region) -> Finding | None:
@@ -187,14 +217,15 @@ def regularization_in(data: CheckData, region: Region) -> Finding | None:
     if not np.all(np.abs(d - fitted) <= data.explain_tolerance[region.indices]):
         return None
     where = _support_text(data, region, support)
-    m = data.batch_size
-    per_m = f" (= {lam * m:.6g}/m with m = {m})" if m else ""
+    support_d = d[support]
+    _, lam_sigma = _factor_and_error(support_d, theta[support],
+                                     data.explain_tolerance[region.indices][support])
     side = ("the analytic gradient adds a penalty term the loss does not have"
             if lam > 0 else "the loss has a penalty term missing from the analytic gradient")
     return _pattern("regularization", region, f"{cap(region.label)}: the difference a - n is "
-                    f"{lam:.6g}·θ{per_m} on {where}: {side} — a regulariser that the cost and "
+                    f"λ·θ with λ = {measured(lam, lam_sigma)} (measured) on {where}: {side} — a regulariser that the cost and "
                     "the gradient treat differently (e.g. the bias counted in one of them).",
-                    {"factor": lam, "support": region.indices[support].tolist()})
+                    {"factor": lam, "factor_error": lam_sigma, "support": region.indices[support].tolist()})
 
 
 def _support_text(data: CheckData, region: Region, support: np.ndarray) -> str:
