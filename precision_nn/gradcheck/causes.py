@@ -106,7 +106,7 @@ def detect_step_too_large(data: CheckData, earlier: Sequence[Finding]) -> list[F
     agree = float(np.max(np.abs(probe.limit_difference[failing])))
     return [Finding("step_too_large", f"The step h = {probe.h:.6g} is too large: the "
                     f"{probe.method} difference at that step is off by up to {err:.3g} "
-                    f"(truncation error, it shrinks with h) at {int(failing.sum())} coordinate(s), "
+                    f"(truncation error, it shrinks with h) at {int(failing.sum())} {data.unit}(s), "
                     f"where the h → 0 limit ({probe.limit_name}) agrees with the analytic "
                     f"gradient to {agree:.2g}. Use method='auto' or a step near the optimum.",
                     {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
@@ -172,7 +172,7 @@ def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Fi
                           / (n + float(np.max(n))))[coords]))
     limit = data.unit_roundoff ** DECIDABLE_EXPONENT
     return [Finding("precision_loss", f"The numerical reference cannot decide "
-                    f"{int(coords.sum())} coordinate(s): its error bar there is up to "
+                    f"{int(coords.sum())} {data.unit}(s): its error bar there is up to "
                     f"{share:.2g} of the gradient's scale, more than u^(1/4) = {limit:.2g}, "
                     "so a gradient off by that much would pass. f cannot be differentiated "
                     "numerically to that accuracy at this point (noise, cancellation or a "

@@ -47,7 +47,12 @@ from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.directional import check_directions
 from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.findings import NOTICES, diagnose
-from precision_nn.gradcheck.reference import Reference, compare, reference, reference_method
+from precision_nn.gradcheck.reference import (
+    Reference,
+    compare,
+    reference_method,
+    robust_reference,
+)
 from precision_nn.gradcheck.refine import follow_up
 from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.setup import METHODS, Setup, analytic_gradient, validate
@@ -136,7 +141,7 @@ def run_check(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *, me
         complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns,
                                              requested=method == "complex_step")
     ref_method = reference_method(method, complex_probe)
-    compared = compare(setup, analytic, reference(setup, ref_method, h, setup.ns))
+    compared = compare(setup, analytic, robust_reference(setup, ref_method, h, setup.ns))
     extra = follow_up(setup, analytic, compared, method, h, complex_probe)
     return _report(extra.data, extra.tol, extra.reference, setup)
 

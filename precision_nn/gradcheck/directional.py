@@ -79,7 +79,7 @@ def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.n
     x_dir = V @ np.ravel(np.real(ns.to_float(setup.x)), order=setup.order)
     data = CheckData(an, ref, d, errors, tol, x_dir,
                      Blocks.from_shapes(None, order="C", size=len(V)), setup.batch_size,
-                     ns.unit_roundoff, name, Probes(complex=probe))
+                     ns.unit_roundoff, name, Probes(complex=probe), unit="direction")
     findings = diagnose(data)
     passed = not data.failing.any() and all(f.kind in ("match", *NOTICES) for f in findings)
     rel = relative_errors(d, an, ref)

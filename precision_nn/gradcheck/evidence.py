@@ -146,6 +146,8 @@ class CheckData:
         How the reference was computed.
     probes : Probes
         Extra measurements.
+    unit : str
+        What one index is, for the sentences: ``"coordinate"`` or ``"direction"``.
     """
 
     analytic: np.ndarray
@@ -159,6 +161,7 @@ class CheckData:
     unit_roundoff: float = 2.0 ** -53
     reference_name: str = "reference"
     probes: Probes = field(default_factory=Probes)
+    unit: str = "coordinate"  # what an index is: "coordinate", or "direction"
 
     @property
     def tolerance(self) -> np.ndarray:

@@ -182,7 +182,7 @@ def scale_in(data: CheckData, region: Region) -> Finding | None:
              "factor)" if near_one else "a constant factor is missing or extra (a 1/m, "
              "a ½ of a squared error, a step size)")
     return _pattern("scale", region, f"{cap(region.label)}: the analytic gradient is "
-                    f"{name} × the reference, at every coordinate: {cause}.",
+                    f"{name} × the reference, at every {data.unit}: {cause}.",
                     {"factor": c, "factor_error": sigma, "factor_name": name})
 
 

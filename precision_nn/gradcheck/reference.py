@@ -18,7 +18,7 @@ from precision_nn.gradcheck.tolerance import Tolerance, tolerance
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["METHOD_NAMES", "Compared", "Reference", "compare", "hinges", "limit_reference",
-           "noisy_reference", "prefer", "reference", "reference_method", "with_noise"]
+           "noisy_reference", "prefer", "reference", "reference_method", "robust_reference", "with_noise"]
 
 METHOD_NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
           "central": "central differences", "forward": "forward differences",
@@ -68,6 +68,58 @@ def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
                       method, int(est.evaluations), used, steps)
 
 
+# where a method cannot give a finite gradient (overflow, e.g. exp of inputs near 700 in
+# float64, or an error raised inside f at complex arguments), the next one is tried
+FALLBACKS = {"complex_step": ("richardson", "central"), "richardson": ("central",),
+             "central": ("richardson",), "forward": ("central",), "backward": ("central",)}
+# what a method may raise when f overflows or cannot run on its points
+_NUMERICAL_FAILURES = (ArithmeticError, ValueError, TypeError)
+
+
+def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
+    """`reference`, falling back along `FALLBACKS` (automatic steps only) at coordinates
+    where `method` gives no finite value or error bar, or for all when it raises; the
+    reference's name says which method was replaced, where and why."""
+    try:
+        ref, why = reference(setup, method, h, ns), ""
+    except _NUMERICAL_FAILURES as exc:
+        ref, why = None, f"{METHOD_NAMES[method]} failed: {type(exc).__name__}: {exc}"
+    for alt in FALLBACKS[method] if h is None else ():
+        bad = None if ref is None else ~_finite(ref)
+        if bad is not None and not bad.any():
+            break
+        if bad is not None:
+            why = (f"{METHOD_NAMES[ref.method]} gave no finite value at {int(bad.sum())} "
+                   f"coordinate(s) (overflow)")
+        try:
+            other = reference(setup, alt, None, ns)
+        except _NUMERICAL_FAILURES:
+            continue
+        ref = other if ref is None else _patch(ref, other, bad)
+        ref = replace(ref, name=f"{ref.name} ({why}; {METHOD_NAMES[alt]} instead there)")
+    if ref is None:
+        raise ValueError(f"no numerical reference could be computed at `x`: {why}. Check "
+                         "that f is finite near x, or pass numbers= with a wider range.")
+    return ref
+
+
+def _finite(ref: Reference) -> np.ndarray:
+    value = np.real(ref.ns.to_float(ref.value))
+    return np.isfinite(value) & ~np.isinf(ref.error)
+
+
+def _patch(ref: Reference, other: Reference, bad: np.ndarray) -> Reference:
+    """`ref` with `other`'s values and error bars at `bad`."""
+    if bad.all():
+        return other
+    value = ref.value.copy()
+    value[bad] = other.ns.asarray(other.value)[bad]
+    error = np.where(bad, other.error, ref.error)
+    steps = None if ref.steps is None or other.steps is None else \
+        np.where(bad, other.steps, ref.steps)
+    return replace(ref, value=value, error=error, steps=steps)
+
+
 def _provided(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Any:
     """The adapter's reference for `method` in `ns` (None: use the generic path, also
     when the provider cannot do this method)."""
@@ -89,7 +141,11 @@ def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
     a = np.real(setup.ns.to_float(analytic))
     n = np.real(ref.ns.to_float(ref.value))
     d = np.real(wide.to_float(diff))
-    tol = tolerance(a, n, ref.error, unit_roundoff=setup.ns.unit_roundoff,
+    # non-finite entries get no say in the tolerance of the others (an inf in `a` would
+    # make every tolerance infinite); they fail by themselves, since inf or NaN <= tol is
+    # False for their gaps
+    tol = tolerance(np.where(np.isfinite(a), a, 0.0), np.where(np.isfinite(n), n, 0.0),
+                    ref.error, unit_roundoff=setup.ns.unit_roundoff,
                     numbers=setup.ns.name, reference_name=ref.name)
     x = setup.x_float
     data = CheckData(a, n, d, ref.error, tol, x, setup.blocks, setup.batch_size,
@@ -126,7 +182,7 @@ def limit_reference(setup: Setup, complex_probe: Any) -> Reference:
     """The h → 0 limit: the auto reference (complex step if safe, else Richardson)."""
     if complex_probe is None:
         complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns, requested=False)
-    return reference(setup, reference_method("auto", complex_probe), None, setup.ns)
+    return robust_reference(setup, reference_method("auto", complex_probe), None, setup.ns)
 
 
 def with_noise(ref: Reference, noise: Any) -> Reference:

@@ -177,7 +177,7 @@ class GradientReport:
         lines += [f"  - {f}" for f in self.findings]
         headers, rows = self._headers(), self._rows(WORST_ROWS)
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(headers)]
-        lines.append("worst coordinates:")
+        lines.append("worst directions:" if self.directional else "worst coordinates:")
         lines.append("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths)))
         lines += ["  " + "  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
         return "\n".join(lines)
