@@ -8,6 +8,7 @@ scale), ``not_complex_safe``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -55,7 +56,7 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     probe = data.probes.kink
     if probe is None or probe.indices.size == 0:
         return []
-    hit, at, _ = kink_hits(probe, kink_threshold(data, probe.indices))
+    hit, at, below = kink_hits(probe, kink_threshold(data, probe.indices))
     # a kink matters where the check fails, or where the user's own step straddles it;
     # a nearby kink that the automatic reference stepped around is no finding
     relevant = fails(data) if data.probes.step is None else suspects(data)
@@ -71,9 +72,25 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
                     f"up to {jump:.3g}, and the gap stays put while the step shrinks 16-fold "
                     f"from {h:.3g}: f has a kink (a ReLU-like pre-activation within the step "
                     "of 0), where a two-sided difference averages two slopes; the analytic "
-                    "gradient is a one-sided slope there. Use a step smaller than the "
-                    "distance to the kink, or the complex step.",
-                    {"coordinates": idx.tolist(), "h": h, "jump": jump})]
+                    f"gradient is a one-sided slope there. {_kink_advice(data, probe, hit, below)}",
+                    {"coordinates": idx.tolist(), "h": h, "jump": jump,
+                     "at_kink": bool(np.all(np.isnan(below[hit])))})]
+
+
+def _kink_advice(data: CheckData, probe: Any, hit: np.ndarray, below: np.ndarray) -> str:
+    """What the user can do: at a kink the scan never got below, no derivative exists
+    at x (to the check's resolution); else a step below the measured distance works."""
+    smallest = float(np.nanmin(probe.steps[hit]))
+    if np.all(np.isnan(below[hit])):
+        return (f"The jump persists down to the smallest step tried ({smallest:.2g}): x "
+                "sits on the kink, where f has no derivative and any gradient is one of "
+                "the one-sided slopes. Check the gradient at a nearby point instead "
+                "(e.g. another random initialisation).")
+    step = float(np.nanmin(below[hit]))
+    complex_ok = data.probes.complex is not None and data.probes.complex.safe
+    other = " or method='complex_step', which never crosses it" if complex_ok else ""
+    return (f"Below a step of about {step:.2g} f is smooth again: use a step smaller than "
+            f"that (h={step / 4:.2g} with method='central'){other}.")
 
 
 def _step_verdict(data: CheckData, earlier: Sequence[Finding]
@@ -228,5 +245,5 @@ def detect_not_complex_safe(data: CheckData, earlier: Sequence[Finding]) -> list
     if probe is None or probe.safe or not (probe.ran or probe.requested):
         return []
     return [Finding("not_complex_safe", f"f is not complex-step safe: {probe.reason} The "
-                    "reference used Richardson extrapolation instead.",
+                    f"reference used instead: {data.reference_name}.",
                     {"ran": probe.ran, "requested": probe.requested})]

@@ -5,7 +5,8 @@ row of a block the disagreement is confined to):
 * ``scale`` — ``a = c·n`` with a constant ``c`` (named ``1/m`` when it is one over the
   batch size);
 * ``layout`` — ``a`` is ``n`` with the block's entries permuted as by C vs Fortran order
-  (the same permutation as a transposed block, since ``G.T.ravel("C") == G.ravel("F")``);
+  (the same permutation as a transposed block, since ``G.T.ravel("C") == G.ravel("F")``),
+  reversed along an axis, or shifted by one place (an off-by-one index);
 * ``regularization`` — ``a - n = λ·θ`` on its support (a penalty the loss and the
   gradient treat differently).
 
@@ -187,24 +188,48 @@ def scale_in(data: CheckData, region: Region) -> Finding | None:
 
 
 def layout_in(data: CheckData, region: Region) -> Finding | None:
+    """The block's entries permuted: C vs F order (a matrix built transposed), reversed
+    along an axis, or shifted by one (an off-by-one index)."""
     b = region.block
-    shape = data.blocks.shapes[b] if b is not None else ()
-    if (b is None or not data.blocks.given or len(shape) != 2 or min(shape) < 2
-            or region.indices.size != data.blocks.sizes[b]):
+    if b is None or region.indices.size != data.blocks.sizes[b] or region.indices.size < 2:
         return None
     a = data.analytic[region.indices]
-    order, other = data.blocks.order, OTHER_ORDER[data.blocks.order]
-    for slip, corrected in (("written", data.blocks.reread(a, b, written=other)),
-                            ("read", data.blocks.unread(a, b, read=other))):
+    for slip, how, corrected in _permutations(data, b, a):
         if _fits(data, region, corrected):
-            how = (f"flattened in {other} order while the parameters are laid out in {order}"
-                   if slip == "written" else
-                   f"laid out in {order} order but the loss reads this block in {other} order")
-            return _pattern("layout", region, f"{cap(region.label)} "
-                            f"holds the right numbers in the wrong places: the gradient "
-                            f"matrix is {how} (equivalently, built transposed, shape "
-                            f"{shape[::-1]}).", {"factor": other, "slip": slip, "how": how})
+            return _pattern("layout", region, f"{cap(region.label)} holds the right numbers "
+                            f"in the wrong places: the gradient is {how}.",
+                            {"factor": slip, "slip": slip, "how": how})
     return None
+
+
+def _permutations(data: CheckData, b: int, a: np.ndarray):
+    """``(slip, how, P(a))`` for the layout slips of block `b`; the gradient has the slip
+    when ``P(a)`` is the reference. Each P here is its own inverse or comes with it."""
+    blocks = data.blocks
+    shape, order = blocks.shapes[b], blocks.order
+    if blocks.given and len(shape) == 2 and min(shape) >= 2:
+        other = OTHER_ORDER[order]
+        twin = (f"built transposed, {shape[::-1]} for {shape}" if shape[0] != shape[1]
+                else "the transpose of the right matrix")
+        written = (f"flattened in {other} order while the parameters are laid out in "
+                   f"{order} (equivalently, {twin})")
+        read = (f"laid out in {order} order but the loss reads this block in {other} "
+                "order (equivalently, built transposed)")
+        yield "written", written, blocks.reread(a, b, written=other)
+        yield "read", read, blocks.unread(a, b, read=other)
+    grid = np.reshape(a, shape, order=order)
+    axes = [("rows", 0), ("columns", 1)] if len(shape) == 2 else [("entries", 0)]
+    for name, axis in axes:
+        if shape[axis] >= 2:
+            how = f"in reverse order along its {name} (an index counted from the wrong end)"
+            yield f"reversed_{name}", how, np.flip(grid, axis).ravel(order=order)
+    if len(shape) >= 2:
+        how = "in reverse order along every axis (the flat vector read backwards)"
+        yield "reversed", how, a[::-1]
+    for step, where in ((1, "one later"), (-1, "one earlier")):
+        how = (f"shifted by one place (each entry {where} in the flat vector: an "
+               "off-by-one index)")
+        yield f"shift_{step:+d}", how, np.roll(a, -step)
 
 
 def regularization_in(data: CheckData, region: Region) -> Finding | None:
@@ -279,8 +304,8 @@ def _merge_whole(data: CheckData, kind: str, found: list[Finding]) -> list[Findi
     first = found[0]
     message = first.message.replace(cap(first.evidence["region"]), "Every block", 1)
     if kind == "layout":
-        message = ("Every block holds the right numbers in the wrong places: each gradient "
-                   f"matrix is {first.evidence['how']} (equivalently, built transposed).")
+        message = ("Every block holds the right numbers in the wrong places: each block's "
+                   f"gradient is {first.evidence['how']}.")
     coords = [c for f in found for c in f.evidence["coordinates"]]
     return [Finding(kind, message, {**first.evidence, "region": "every block", "block": None,
                                     "coordinates": coords})]

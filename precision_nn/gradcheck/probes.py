@@ -223,7 +223,8 @@ def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
         scale = 1 + abs(float(xf[i]))
         first = h if h is not None else KINK_FIRST * scale
         smallest = min(first / 16, KINK_SMALLEST * ns.unit_roundoff ** (1 / 3) * scale)
-        count = max(3, int(np.floor(np.log(first / smallest) / np.log(4))) + 1)
+        # down to `smallest` or just below it (a kink between the last two steps is seen)
+        count = max(3, int(np.ceil(np.log(first / smallest) / np.log(4))) + 1)
         steps = first * 0.25 ** np.arange(count)
         rows.append((steps, [_one_sided_gap(f, ns, flat, int(i), hk, f0, x.shape)
                              for hk in steps]))
