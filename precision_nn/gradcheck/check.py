@@ -52,6 +52,7 @@ from precision_nn.gradcheck.reference import (
     compare,
     reference_method,
     robust_reference,
+    undefined_at_x,
 )
 from precision_nn.gradcheck.refine import follow_up
 from precision_nn.gradcheck.report import GradientReport, relative_errors
@@ -136,6 +137,9 @@ def run_check(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *, me
     if directions is not None:
         return check_directions(setup, grad, method=method, h=h, k=directions)
     analytic = analytic_gradient(grad, setup)
+    undefined = undefined_at_x(setup, analytic)
+    if undefined is not None:  # f is not finite at x: no reference can be formed
+        return _report(undefined.data, undefined.tol, undefined.reference, setup)
     complex_probe = None
     if method in ("auto", "complex_step"):
         complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns,

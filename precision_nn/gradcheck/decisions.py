@@ -90,6 +90,8 @@ def smooth_below(probe: Any, threshold: np.ndarray) -> np.ndarray:
     for r in range(probe.indices.size):
         valid = np.isfinite(probe.jumps[r])
         J, h = np.abs(probe.jumps[r][valid]), probe.steps[r][valid]
+        if J.size < 2:  # f not finite at the scan's points: nothing to read
+            continue
         allowance = 2 * np.maximum(probe.noise[r][valid], threshold[r])
         smooth = J <= 2 * (J[-1] / h[-1]) * h + allowance
         rough = np.flatnonzero(~smooth)
@@ -114,6 +116,8 @@ def kink_hits(probe: Any, tolerance: np.ndarray) -> tuple[np.ndarray, np.ndarray
         J, h = np.abs(probe.jumps[r]), probe.steps[r]
         valid = np.isfinite(J)
         J, h = J[valid], h[valid]
+        if J.size < 2:
+            continue
         sig = J > np.maximum(tolerance[r], probe.noise[r][valid])
         curvature = float(np.median(J[-2:] / h[-2:]))
         for s in range(J.size - 1):

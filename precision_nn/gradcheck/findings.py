@@ -64,6 +64,23 @@ def detect_non_finite(data: CheckData) -> list[Finding]:
                     {"coordinates": idx.tolist(), "non_finite": True})]
 
 
+def detect_non_finite_reference(data: CheckData) -> list[Finding]:
+    """A reference that is not finite where the analytic gradient is: f itself gives
+    inf or NaN at or near x, and the check cannot decide there (never a bug verdict)."""
+    bad = ~np.isfinite(data.reference) & np.isfinite(data.analytic)
+    if not bad.any():
+        return []
+    idx = np.flatnonzero(bad)
+    where = ", ".join(where_is(data, int(i)) for i in idx[:SHOWN])
+    more = f" and {idx.size - SHOWN} more" if idx.size > SHOWN else ""
+    return [Finding("precision_loss", f"The numerical reference is not finite at {idx.size} "
+                    f"{data.unit}(s) ({where}{more}): f returns inf or NaN at or near x (an "
+                    "overflow, or a log of 0 such as log(1 - a) for a saturated output a = 1), "
+                    "so the check cannot decide there. Evaluate f in a stable form "
+                    "(log-sum-exp, softplus) or check at another point.",
+                    {"coordinates": idx.tolist(), "undecidable": True, "non_finite": True})]
+
+
 def detect_localized(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """Unexplained failures confined to one block, or one column/row of a block, or
     to one entry."""
@@ -179,7 +196,7 @@ KINDS = (*DETECTORS, *ADAPTER_KINDS)
 
 def diagnose(data: CheckData) -> tuple[Finding, ...]:
     """Every finding for `data`, in the order of `DETECTORS`."""
-    found: list[Finding] = detect_non_finite(data)
+    found: list[Finding] = [*detect_non_finite(data), *detect_non_finite_reference(data)]
     for detector in DETECTORS.values():
         found.extend(detector(data, tuple(found)))
     return tuple(found)

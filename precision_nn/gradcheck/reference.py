@@ -18,7 +18,8 @@ from precision_nn.gradcheck.tolerance import Tolerance, tolerance
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["METHOD_NAMES", "Compared", "Reference", "compare", "hinges", "limit_reference",
-           "noisy_reference", "prefer", "reference", "reference_method", "robust_reference", "with_noise"]
+           "noisy_reference", "prefer", "reference", "reference_method", "robust_reference", "undefined_at_x",
+           "with_noise"]
 
 METHOD_NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
           "central": "central differences", "forward": "forward differences",
@@ -79,27 +80,34 @@ _NUMERICAL_FAILURES = (ArithmeticError, ValueError, TypeError)
 def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
     """`reference`, falling back along `FALLBACKS` (automatic steps only) at coordinates
     where `method` gives no finite value or error bar, or for all when it raises; the
-    reference's name says which method was replaced, where and why."""
+    reference's name says which method was replaced, where and why. Coordinates where
+    no method gives a finite value keep a NaN value (the findings say f is not finite)."""
     try:
         ref, why = reference(setup, method, h, ns), ""
     except _NUMERICAL_FAILURES as exc:
         ref, why = None, f"{METHOD_NAMES[method]} failed: {type(exc).__name__}: {exc}"
+    original, used = ref, []
     for alt in FALLBACKS[method] if h is None else ():
         bad = None if ref is None else ~_finite(ref)
         if bad is not None and not bad.any():
             break
-        if bad is not None:
-            why = (f"{METHOD_NAMES[ref.method]} gave no finite value at {int(bad.sum())} "
-                   f"coordinate(s) (overflow)")
+        if bad is not None and not why:
+            why = (f"{METHOD_NAMES[method]} gave no finite value at {int(bad.sum())} "
+                   "coordinate(s)")
         try:
             other = reference(setup, alt, None, ns)
         except _NUMERICAL_FAILURES:
             continue
+        if not _finite(other).any():
+            continue
         ref = other if ref is None else _patch(ref, other, bad)
-        ref = replace(ref, name=f"{ref.name} ({why}; {METHOD_NAMES[alt]} instead there)")
+        used.append(METHOD_NAMES[alt])
     if ref is None:
         raise ValueError(f"no numerical reference could be computed at `x`: {why}. Check "
                          "that f is finite near x, or pass numbers= with a wider range.")
+    if used:
+        base = original.name if original is not None else METHOD_NAMES[method]
+        ref = replace(ref, name=f"{base} ({why}; {' then '.join(used)} instead there)")
     return ref
 
 
@@ -153,6 +161,26 @@ def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
     return Compared(data, tol, ref)
 
 
+def undefined_at_x(setup: Setup, analytic: np.ndarray) -> Compared | None:
+    """The comparison when ``f(x)`` itself is inf or NaN (None when it is finite): every
+    reference value is NaN, so every coordinate is undecidable, never a bug. Costs the
+    one evaluation of f at x that every method needs anyway."""
+    value = probes.as_float(setup.ns, probes.call(setup.f, setup.x, setup.ns))
+    if np.isfinite(value):
+        return None
+    n = setup.flat.size
+    a = np.real(setup.ns.to_float(analytic)).astype(float)
+    nan = np.full(n, np.nan)
+    name = f"none: f(x) = {value} in {setup.ns.name}"
+    tol = tolerance(np.where(np.isfinite(a), a, 0.0), np.zeros(n), nan,
+                    unit_roundoff=setup.ns.unit_roundoff, numbers=setup.ns.name,
+                    reference_name=name)
+    ref = Reference(setup.flat, nan, setup.ns, name, "none", 0)
+    data = CheckData(a, nan, nan, nan, tol, setup.x_float, setup.blocks, setup.batch_size,
+                     setup.ns.unit_roundoff, name)
+    return Compared(data, tol, ref)
+
+
 def hinges(compared: Compared, u: float) -> bool:
     """Whether the verdict hinges on a reference error bar that is too wide, or the error
     bar is too wide for any verdict (beyond ``u^(1/4)`` of the gradient's scale)."""
@@ -185,13 +213,22 @@ def limit_reference(setup: Setup, complex_probe: Any) -> Reference:
     return robust_reference(setup, reference_method("auto", complex_probe), None, setup.ns)
 
 
+# how much a finite-difference method amplifies noise σ of f, in units of σ/h (h its
+# smallest step): a central difference (f₊ - f₋)/2h carries √2·σ/2h ≈ 0.7·σ/h; Richardson's
+# tableau over steps h·2^k weights its smallest-step difference by Π 4^j/(4^j - 1) ≈ 1.45
+# and the others less, in all below 2·σ/h (ratio 2, Ridders' tableau)
+NOISE_GAIN = {"central": 1.0, "forward": 1.5, "backward": 1.5, "richardson": 2.0}
+
+
 def with_noise(ref: Reference, noise: Any) -> Reference:
-    """`ref` (a finite-difference reference) with ``σ/h`` added to its error bars, σ the
-    measured noise of f in the reference's system (nothing when it was not measured)."""
+    """`ref` (a finite-difference reference) with ``gain·σ/h`` added to its error bars, σ
+    the measured noise of f in the reference's system (nothing when it was not measured
+    or is no larger than rounding, which the method's own estimate already holds)."""
     sigma = _sigma_in(noise, ref.ns.name)
-    if sigma == 0 or ref.steps is None or ref.method == "complex_step":
+    gain = NOISE_GAIN.get(ref.method)
+    if sigma == 0 or ref.steps is None or gain is None:
         return ref
-    return replace(ref, error=ref.error + sigma / np.maximum(ref.steps, 1e-300))
+    return replace(ref, error=ref.error + gain * sigma / np.maximum(ref.steps, 1e-300))
 
 
 def _sigma_in(noise: Any, name: str) -> float:

@@ -58,6 +58,9 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
     noise = step_probe = kink = None
     if hinges(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
         noise = _noise(setup)
+        if noise.sigma > noise.expected:
+            # f is noisier than rounding: the reference's error bar must say so
+            compared = compare(setup, analytic, with_noise(compared.reference, noise))
         compared, step_probe, noise = _settle_reference(
             setup, analytic, compared, method, h, complex_probe, noise)
     suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
