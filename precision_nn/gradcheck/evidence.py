@@ -121,6 +121,8 @@ class Probes:
     noise: NoiseProbe | None = None
     kink: KinkProbe | None = None
     complex: ComplexProbe | None = None
+    # the noise of the analytic gradient per coordinate (when measured)
+    gradient_noise: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ __all__ = [
     "as_float",
     "call",
     "complex_probe",
+    "gradient_noise",
     "kink_probe",
     "noise_probe",
     "random_direction",
@@ -204,6 +205,35 @@ def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarra
     fourth = np.real(ns.to_float(fourth))
     sigma = float(np.sqrt(np.mean(fourth ** 2) / FOURTH_DIFFERENCE_VARIANCE))
     return sigma, float(np.max(np.abs(np.real(ns.to_float(arr)))))
+
+
+# the analytic gradient's noise: grad at x + k·w, k = -3..3, with w a few ulps of x in
+# random signs; its smooth change over 6 ulps is far below its rounding, so its fourth
+# differences are rounding noise (variance 70·σ²)
+GRADIENT_NOISE_POINTS = 7
+GRADIENT_NOISE_ULPS = 4.0
+
+
+def gradient_noise(grad: Callable[[Any], Any], flat: np.ndarray, shape: tuple[int, ...],
+                   order: str, ns: NumberSystem) -> np.ndarray:
+    """The noise σ of each entry of ``grad`` near x (flat in `order`, float64)."""
+    signs = np.sign(np.random.default_rng(PROBE_SEED + 4).standard_normal(flat.size))
+    xf = np.abs(np.real(ns.to_float(flat))).astype(float)
+    half = GRADIENT_NOISE_POINTS // 2
+    values = []
+    with ns.context():
+        w = ns.asarray(GRADIENT_NOISE_ULPS * ns.unit_roundoff * (1 + xf) * signs)
+        for k in range(-half, half + 1):
+            point = np.reshape(flat + ns.scalar(k) * w, shape, order=order)
+            g = np.ravel(np.asarray(grad(point)).reshape(shape), order=order)
+            values.append(ns.asarray(np.real(g) if g.dtype.kind == "c" else g))
+        # the differences are formed in the system: 30-digit values that agree to 28
+        # digits would otherwise differ by float64's rounding of each
+        v = values
+        fourth = [v[k] - 4 * v[k + 1] + 6 * v[k + 2] - 4 * v[k + 3] + v[k + 4]
+                  for k in range(len(v) - 4)]
+    fourth = np.array([np.real(ns.to_float(d)).astype(float) for d in fourth])
+    return np.sqrt(np.mean(fourth ** 2, axis=0) / FOURTH_DIFFERENCE_VARIANCE)
 
 
 def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,

@@ -154,7 +154,8 @@ def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
     # False for their gaps
     tol = tolerance(np.where(np.isfinite(a), a, 0.0), np.where(np.isfinite(n), n, 0.0),
                     ref.error, unit_roundoff=setup.ns.unit_roundoff,
-                    numbers=setup.ns.name, reference_name=ref.name)
+                    numbers=setup.ns.name, reference_name=ref.name,
+                    analytic_noise=setup.analytic_noise, underflow=setup.underflow)
     x = setup.x_float
     data = CheckData(a, n, d, ref.error, tol, x, setup.blocks, setup.batch_size,
                      setup.ns.unit_roundoff, ref.name)
@@ -225,6 +226,12 @@ def with_noise(ref: Reference, noise: Any) -> Reference:
     the measured noise of f in the reference's system (nothing when it was not measured
     or is no larger than rounding, which the method's own estimate already holds)."""
     sigma = _sigma_in(noise, ref.ns.name)
+    if sigma > 0 and ref.method == "complex_step" and noise.expected > 0:
+        # noise proportional to f (a summation order that changes per call) multiplies
+        # Im f(x + i·t·v) too: the derivative carries the same relative noise σ/|f|
+        n = np.abs(np.real(ref.ns.to_float(ref.value))).astype(float)
+        relative = sigma * ref.ns.unit_roundoff / noise.expected
+        return replace(ref, error=ref.error + relative * (n + float(np.nanmax(n))))
     gain = NOISE_GAIN.get(ref.method)
     if sigma == 0 or ref.steps is None or gain is None:
         return ref

@@ -58,9 +58,11 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
     noise = step_probe = kink = None
     if hinges(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
         noise = _noise(setup)
-        if noise.sigma > noise.expected:
-            # f is noisier than rounding: the reference's error bar must say so
-            compared = compare(setup, analytic, with_noise(compared.reference, noise))
+        setup = _with_gradient_noise(setup)
+        ref = compared.reference
+        # f noisier than rounding: the reference's error bar must say so
+        compared = compare(setup, analytic,
+                           with_noise(ref, noise) if noise.sigma > noise.expected else ref)
         compared, step_probe, noise = _settle_reference(
             setup, analytic, compared, method, h, complex_probe, noise)
     suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
@@ -69,8 +71,22 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
         if h is None:
             compared = _restart_below_kinks(setup, analytic, compared, kink)
             compared = _cross_check(setup, analytic, compared, noise)
-    found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe)
+    found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe,
+                   gradient_noise=setup.analytic_noise)
     return replace(compared, data=replace(compared.data, probes=found))
+
+
+def _with_gradient_noise(setup: Setup) -> Setup:
+    """`setup` with the measured noise of the analytic gradient (every later comparison
+    allows for it); unchanged when grad cannot be evaluated near x."""
+    if setup.grad is None:
+        return setup
+    try:
+        noise = probes.gradient_noise(setup.grad, setup.flat, setup.x.shape, setup.order,
+                                      setup.ns)
+    except Exception:  # noqa: BLE001 - a grad that fails near x gives no noise measure
+        return setup
+    return replace(setup, analytic_noise=noise)
 
 
 def _settle_reference(setup: Setup, analytic: np.ndarray, compared: Compared, method: str,
@@ -137,25 +153,31 @@ def _along(setup: Setup, ns: NumberSystem, i: int) -> tuple[Callable[[Any], Any]
 
 def _cross_check(setup: Setup, analytic: np.ndarray, compared: Compared,
                  noise: Any) -> Compared:
-    """Richardson against central differences at the error-model step, once something fails.
+    """Richardson or the complex step against central differences at the error-model
+    step, once something fails.
 
     Richardson trusts its tableau over steps up to 1/8 of the scale of x; where f is not
     smooth on that scale (ReLU kinks of other examples) the tableau can settle on a
-    wrong value with a small error estimate. Central differences at the optimal step
-    (≈ u^(1/3)) look only at a tiny neighbourhood. Where the two disagree beyond their
-    error bars, the smaller-step estimate is kept, with the disagreement as its error.
-    (One batched central gradient: O(n) evaluations however many coordinates fail.)
+    wrong value with a small error estimate. The complex step trusts f's complex
+    arithmetic; an ``abs`` or a library function that loses the imaginary part where it
+    is small (``log1p(exp(-|z|))`` at ``z = -15``) passes the safety probe yet leaves an
+    error far beyond its error bar. Central differences at the optimal step (≈ u^(1/3))
+    use only real arithmetic and a tiny neighbourhood. Where the two disagree beyond
+    their error bars, the central value is kept: with its own error bar when Richardson
+    (real arithmetic too, other steps) confirms it there, else with the disagreement as
+    its error. (One or two batched gradients: O(n) evaluations however many fail.)
 
     The central error bars include the measured noise of `f` in the reference's system,
     ``σ/h``: a step below the resolution of `f` (f computing fewer digits than the
     system holds) gives differences of 0 whose own error model sees only ``u·|f|/h``.
     """
     ref = compared.reference
+    if ref.method == "complex_step" and compared.data.failing.any():
+        return _confirm_complex_step(setup, analytic, compared, noise)
     if ref.method != "richardson" or not compared.data.failing.any():
         return compared
     central = with_noise(reference(setup, "central", None, ref.ns), noise)
-    with ref.ns.context():
-        gap = np.abs(np.real(ref.ns.to_float(central.value - ref.value)))
+    gap = _gap(ref.ns, central, ref)
     # every coordinate, not only the failing ones: a fooled tableau may also pass a wrong
     # gradient thanks to its error bar, or pull a fitted factor off
     replace_at = gap > REFERENCE_SAFETY * (central.error + ref.error)
@@ -169,6 +191,51 @@ def _cross_check(setup: Setup, analytic: np.ndarray, compared: Compared,
     name = (f"{ref.name}; central differences at the optimal step at "
             f"{int(replace_at.sum())} coordinate(s) where Richardson's steps were not smooth")
     return compare(setup, analytic, replace(ref, value=value, error=error, name=name))
+
+
+def _confirm_complex_step(setup: Setup, analytic: np.ndarray, compared: Compared,
+                          noise: Any) -> Compared:
+    """A failure seen only through f's complex arithmetic is confirmed in real arithmetic.
+
+    The complex step is exact to rounding only when f's complex evaluation is faithful;
+    an ``abs`` or a special function that loses the small imaginary part (e.g.
+    ``log1p(exp(-|z|))``) passes the safety probe yet errs far beyond its error bar. So
+    the better of two real estimates r (central differences at the optimal step,
+    Richardson; the smaller error bar) is formed at every coordinate. Where the complex
+    step and r disagree beyond both error bars, f's complex arithmetic is shown to be
+    unfaithful: r replaces the complex step there, and at failing coordinates where the
+    analytic gradient agrees with r within r's error bar the complex step's error bar is
+    widened to ``|n - r| + err(r)`` (the check decides only what real arithmetic can
+    confirm). Where they never disagree the complex step stands (its u-level error bar
+    is what lets the check see bugs of a few ulps).
+    """
+    ref, ns = compared.reference, compared.reference.ns
+    real = [with_noise(reference(setup, m, None, ns), noise) for m in ("central", "richardson")]
+    best = np.argmin(np.stack([np.nan_to_num(r.error, nan=np.inf) for r in real]), axis=0)
+    r_err = np.choose(best, [r.error for r in real])
+    r_value = np.where(best == 0, real[0].value, real[1].value)
+    gap = _gap(ns, ref, replace(real[0], value=ns.asarray(r_value)))
+    with ns.context():
+        a_gap = np.abs(np.real(ns.to_float(ns.asarray(analytic) - ns.asarray(r_value))))
+    wrong = gap > REFERENCE_SAFETY * (r_err + ref.error)
+    if not wrong.any():
+        # real arithmetic never contradicts the complex step: f's complex evaluation is
+        # taken as faithful, and the complex step's own error bar stands
+        return compared
+    unconfirmed = compared.data.failing & (a_gap <= REFERENCE_SAFETY * r_err)
+    value, error = ref.value.copy(), ref.error.copy()
+    value[wrong] = ns.asarray(r_value)[wrong]
+    error = np.where(wrong, r_err, np.where(unconfirmed, np.maximum(error, gap + r_err),
+                                            error))
+    name = (f"{ref.name}; checked in real arithmetic (central differences, Richardson): "
+            f"replaced at {int(wrong.sum())} and widened to what real arithmetic confirms "
+            f"at {int((unconfirmed & ~wrong).sum())} coordinate(s)")
+    return compare(setup, analytic, replace(ref, value=value, error=error, name=name))
+
+
+def _gap(ns: NumberSystem, p: Reference, q: Reference) -> np.ndarray:
+    with ns.context():
+        return np.abs(np.real(ns.to_float(ns.asarray(p.value) - ns.asarray(q.value))))
 
 
 def _better_method(setup: Setup, analytic: np.ndarray, compared: Compared,

@@ -64,6 +64,10 @@ class Setup:
     x_float: np.ndarray  # `flat` as float64
     # optional: provider(method, ns, h) -> Estimate of the gradient at x (flat in `order`)
     provider: Callable[[str, NumberSystem, Any], Any] | None = None
+    grad: Callable[[Any], Any] | None = None
+    # the measured noise of grad per coordinate (flat, float), once measured
+    analytic_noise: np.ndarray | None = None
+    underflow: float = 0.0  # the system's smallest subnormal (0: no small-exponent limit)
 
     def at(self, flat: Any) -> Any:
         """``f`` at a flat point (in `order`), reshaped like x."""
@@ -105,7 +109,19 @@ def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, sh
     return Setup(Counted(f, ndim=arr.ndim), arr, ns,
                  _blocks(shapes, order, arr.size, column_names), order,
                  None if batch_size is None else int(batch_size), flat,
-                 np.real(ns.to_float(flat)).astype(float))
+                 np.real(ns.to_float(flat)).astype(float), grad=grad,
+                 underflow=_underflow(ns))
+
+
+def _underflow(ns: NumberSystem) -> float:
+    """The smallest subnormal of a fixed-width system (0.0 for object systems, whose
+    exponent range is practically unbounded)."""
+    if ns.object_elements:
+        return 0.0
+    try:
+        return float(np.finfo(ns.dtype).smallest_subnormal)
+    except (AttributeError, TypeError, ValueError):
+        return 0.0
 
 
 def _numbers(x: Any, numbers: Any) -> NumberSystem:
