@@ -17,9 +17,23 @@ from precision_nn.gradcheck.setup import Setup
 from precision_nn.gradcheck.tolerance import Tolerance, tolerance
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["METHOD_NAMES", "Compared", "Reference", "compare", "hinges", "limit_reference",
-           "noisy_reference", "prefer", "reference", "reference_method", "robust_reference", "undefined_at_x",
-           "with_noise"]
+__all__ = [
+    "METHOD_NAMES",
+    "Compared",
+    "NoReference",
+    "Reference",
+    "compare",
+    "hinges",
+    "limit_reference",
+    "no_reference",
+    "noisy_reference",
+    "prefer",
+    "reference",
+    "reference_method",
+    "robust_reference",
+    "undefined_at_x",
+    "with_noise",
+]
 
 METHOD_NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
           "central": "central differences", "forward": "forward differences",
@@ -103,12 +117,15 @@ def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Ref
         ref = other if ref is None else _patch(ref, other, bad)
         used.append(METHOD_NAMES[alt])
     if ref is None:
-        raise ValueError(f"no numerical reference could be computed at `x`: {why}. Check "
-                         "that f is finite near x, or pass numbers= with a wider range.")
+        raise NoReference(f"no numerical reference could be computed at x ({why})")
     if used:
         base = original.name if original is not None else METHOD_NAMES[method]
         ref = replace(ref, name=f"{base} ({why}; {' then '.join(used)} instead there)")
     return ref
+
+
+class NoReference(ValueError):
+    """No method gave a reference at x (the check reports every coordinate undecidable)."""
 
 
 def _finite(ref: Reference) -> np.ndarray:
@@ -169,10 +186,14 @@ def undefined_at_x(setup: Setup, analytic: np.ndarray) -> Compared | None:
     value = probes.as_float(setup.ns, probes.call(setup.f, setup.x, setup.ns))
     if np.isfinite(value):
         return None
+    return no_reference(setup, analytic, f"none: f(x) = {value} in {setup.ns.name}")
+
+
+def no_reference(setup: Setup, analytic: np.ndarray, name: str) -> Compared:
+    """A comparison without any reference value (all NaN): undecidable everywhere."""
     n = setup.flat.size
     a = np.real(setup.ns.to_float(analytic)).astype(float)
     nan = np.full(n, np.nan)
-    name = f"none: f(x) = {value} in {setup.ns.name}"
     tol = tolerance(np.where(np.isfinite(a), a, 0.0), np.zeros(n), nan,
                     unit_roundoff=setup.ns.unit_roundoff, numbers=setup.ns.name,
                     reference_name=name)
@@ -221,6 +242,11 @@ def limit_reference(setup: Setup, complex_probe: Any) -> Reference:
 NOISE_GAIN = {"central": 1.0, "forward": 1.5, "backward": 1.5, "richardson": 2.0}
 
 
+# rounding alone leaves f noisier than u·|f| by a small factor (a sum of a few terms
+# rounds each one); beyond this many times u·|f| the noise is f's own
+ROUNDING_NOISE = 8.0
+
+
 def with_noise(ref: Reference, noise: Any) -> Reference:
     """`ref` (a finite-difference reference) with ``gain·σ/h`` added to its error bars, σ
     the measured noise of f in the reference's system (nothing when it was not measured
@@ -239,12 +265,15 @@ def with_noise(ref: Reference, noise: Any) -> Reference:
 
 
 def _sigma_in(noise: Any, name: str) -> float:
+    """The measured noise of f in system `name` where it exceeds that system's rounding
+    u·|f| (the methods' own error estimates hold rounding already), else 0."""
     if noise is None:
         return 0.0
     if noise.numbers == name:
-        return float(noise.sigma)
+        return float(noise.sigma) if noise.sigma > ROUNDING_NOISE * noise.expected else 0.0
     if noise.higher == name and noise.higher_sigma is not None:
-        return float(noise.higher_sigma)
+        return float(noise.higher_sigma) if (noise.higher_ratio or 0) > ROUNDING_NOISE \
+            else 0.0
     return 0.0
 
 
