@@ -155,4 +155,7 @@ def undecidable(data: CheckData) -> np.ndarray:
     tolerance then trusts the reference to √u)."""
     n = np.abs(data.reference)
     err = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=0.0)
-    return err > data.unit_roundoff ** DECIDABLE_EXPONENT * (n + float(np.max(n)))
+    limit = data.unit_roundoff ** DECIDABLE_EXPONENT
+    # the scale summed after scaling: |n_i| + max|n| overflows near the float64 maximum
+    # (and an infinite error bar decides nothing whatever the scale)
+    return np.isinf(err) | (err > limit * n + limit * float(np.max(n)))

@@ -57,8 +57,14 @@ def explained(data: CheckData, earlier: Sequence[Finding]) -> np.ndarray:
     return mask
 
 
+# labels the check makes up itself start a sentence capitalised; a caller's block name
+# ("fc1.bias") is kept exactly as given
+_GENERIC = ("block ", "the ", "layer ", "every ")
+
+
 def cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
+    """`text` capitalised to start a sentence, unless it starts with a caller's name."""
+    return text[:1].upper() + text[1:] if text.startswith(_GENERIC) else text
 
 
 def against_limit(data: CheckData) -> CheckData:

@@ -178,5 +178,6 @@ class CheckData:
     @property
     def explain_tolerance(self) -> np.ndarray:
         """How closely a bug pattern must reproduce the reference to explain it."""
-        scale = np.abs(self.analytic) + np.abs(self.reference)
-        return np.maximum(self.tolerance, EXPLAIN_RTOL * scale)
+        # each term scaled before the sum (|a| + |n| overflows near the float maximum)
+        rel = EXPLAIN_RTOL * np.abs(self.analytic) + EXPLAIN_RTOL * np.abs(self.reference)
+        return np.maximum(self.tolerance, rel)

@@ -136,10 +136,12 @@ def _finite(ref: Reference) -> np.ndarray:
 def _patch(ref: Reference, other: Reference, bad: np.ndarray) -> Reference:
     """`ref` with `other`'s values and error bars at `bad`."""
     if bad.all():
-        return other
+        return replace(other, error=np.where(np.isnan(other.error), np.inf, other.error))
     value = ref.value.copy()
     value[bad] = other.ns.asarray(other.value)[bad]
-    error = np.where(bad, other.error, ref.error)
+    # a fallback without an error estimate there decides nothing (its value may be far
+    # off at the edge of the range where the first method failed)
+    error = np.where(bad, np.where(np.isnan(other.error), np.inf, other.error), ref.error)
     steps = None if ref.steps is None or other.steps is None else \
         np.where(bad, other.steps, ref.steps)
     return replace(ref, value=value, error=error, steps=steps)

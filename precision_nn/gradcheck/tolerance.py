@@ -99,18 +99,20 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     a = np.abs(np.asarray(analytic, dtype=float))
     n = np.abs(np.asarray(reference, dtype=float))
     err = np.asarray(reference_error, dtype=float)
-    scale = a + (float(np.max(a)) if a.size else 0.0) if rounding_scale is None \
-        else np.asarray(rounding_scale, dtype=float)
-    # below the normal range the spacing stops shrinking: a gradient entry near the
-    # smallest subnormal `underflow` carries an absolute error of about that spacing
-    rounding = ROUNDING_FACTOR * (unit_roundoff * scale + underflow)
+    # the scale |a_i| + max|a|, each term scaled by u before it is added (the sum itself
+    # overflows near the float maximum); below the normal range the spacing stops
+    # shrinking: an entry near the smallest subnormal `underflow` errs by about that
+    base = a if rounding_scale is None else np.asarray(rounding_scale, dtype=float)
+    top = float(np.max(a)) if a.size and rounding_scale is None else 0.0
+    rounding = ROUNDING_FACTOR * (unit_roundoff * base + unit_roundoff * top + underflow)
     widened = 0
     if analytic_noise is not None:
         noisy = ANALYTIC_NOISE_SAFETY * np.nan_to_num(analytic_noise, nan=0.0)
         widened = int(np.sum(noisy > rounding))
         rounding = np.maximum(rounding, noisy)
     missing = ~np.isfinite(err)
-    fallback = unit_roundoff ** NO_ESTIMATE_EXPONENT * (n + (float(np.max(n)) if n.size else 0))
+    trust = unit_roundoff ** NO_ESTIMATE_EXPONENT
+    fallback = trust * n + trust * (float(np.max(n)) if n.size else 0.0)
     ref_part = REFERENCE_SAFETY * np.where(missing, fallback, err)
     sentence = _sentence(ref_part, rounding, missing, unit_roundoff, numbers,
                          reference_name)
