@@ -102,7 +102,7 @@ def detect_localized(data: CheckData, earlier: Sequence[Finding]) -> list[Findin
     else:
         return []
     others = [data.blocks.name(k) for k in range(len(data.blocks.shapes)) if k != b]
-    agree = f" ({', '.join(others)} agree)" if others else ""
+    agree = f" ({', '.join(others)} agree{'s' if len(others) == 1 else ''})" if others else ""
     return [Finding("localized", f"Only {where} disagrees; every other {data.unit} "
                     f"matches{agree}. Look at the code that computes this part of the "
                     "gradient" + (" (for one layer: its delta and the activations it "
