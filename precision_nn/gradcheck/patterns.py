@@ -147,7 +147,7 @@ def measured(value: float, sigma: float) -> str:
     Examples
     --------
     >>> measured(1.0000012345, 2e-9), measured(0.2, 0.0)
-    ('1.0000012345 (± 2e-09)', '0.2')
+    ('1.000001235 (± 2e-09)', '0.2')
     """
     if not np.isfinite(sigma) or sigma <= 0:
         return f"{value:.6g}"

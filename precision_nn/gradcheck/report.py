@@ -69,7 +69,8 @@ class GradientReport:
     numbers : str
         The number system of the check.
     evaluations : int
-        Calls of ``f`` made by the check.
+        Points at which ``f`` was evaluated (a stacked batch counts each point; an
+        adapter's reference provider adds the loss evaluations it reports).
     blocks : Blocks
         Where each coordinate lives.
     directional : bool
