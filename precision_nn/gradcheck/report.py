@@ -69,7 +69,8 @@ class GradientReport:
     numbers : str
         The number system of the check.
     evaluations : int
-        Calls of ``f`` made by the check.
+        Points at which ``f`` was evaluated (a stacked batch counts each point; an
+        adapter's reference provider adds the loss evaluations it reports).
     blocks : Blocks
         Where each coordinate lives.
     directional : bool
@@ -92,6 +93,18 @@ class GradientReport:
     evaluations: int
     blocks: Blocks
     directional: bool = False
+
+    @property
+    def undecided(self) -> bool:
+        """Whether the check failed only because the reference could not decide (every
+        finding an undecidable ``precision_loss``): no bug found, none ruled out."""
+        return bool(self.findings) and not self.passed and all(
+            f.kind == "precision_loss" and f.evidence.get("undecidable")
+            for f in self.findings)
+
+    def _undecided_count(self) -> int:
+        coords = {c for f in self.findings for c in f.evidence.get("coordinates", [])}
+        return len(coords)
 
     @property
     def kinds(self) -> tuple[str, ...]:
@@ -126,6 +139,10 @@ class GradientReport:
         what = "directions" if self.directional else "coordinates"
         if self.passed:
             return f"PASSED: all {self.difference.size} {what} within tolerance"
+        if self.undecided:
+            return (f"UNDECIDED: the numerical reference cannot decide "
+                    f"{self._undecided_count()} of {self.difference.size} {what}; no bug "
+                    "was found, and none could be ruled out there")
         if failing == 0:
             return (f"FAILED: all {self.difference.size} {what} within tolerance, but "
                     f"{len(self.findings)} finding(s) say the comparison cannot be trusted")
@@ -139,20 +156,33 @@ class GradientReport:
                 f"‖a-n‖/‖a+n‖ = {self.relative_difference:.3g}"),
                 f"tolerance: {self.tolerance_source}"]
 
+    def _matrix_table(self) -> bool:
+        """Whether every block is a matrix (the table then has row and column columns)."""
+        return all(len(s) == 2 for s in self.blocks.shapes)
+
     def _headers(self) -> list[str]:
         if self.directional:
             first = ["direction"]
         elif self.blocks.given:
-            first = ["block", "row", "column"] if all(len(s) == 2 for s in self.blocks.shapes) \
-                else ["block", "index"]
+            first = ["block", "row", "column"] if self._matrix_table() else ["block", "entry"]
         else:
             first = ["index"]
         return [*first, "analytic", "reference", "|a-n|", "tolerance", "rel. error"]
 
+    def _position(self, c: Coordinate) -> list[str]:
+        """The position cells of one row: one cell per header before the numbers, so
+        blocks of mixed rank keep the table aligned."""
+        if self.directional or not self.blocks.given:
+            return [str(c.index)]
+        block, *coords = c.where
+        if self._matrix_table():
+            return [self.blocks.name(block), *(str(w) for w in coords)]
+        return [self.blocks.name(block), self.blocks.entry(c.index)]
+
     def _rows(self, k: int) -> list[list[str]]:
         rows = []
         for c in self.worst(k):
-            rows.append([*(str(w) for w in c.where), f"{c.analytic:.6g}", f"{c.reference:.6g}",
+            rows.append([*self._position(c), f"{c.analytic:.6g}", f"{c.reference:.6g}",
                          f"{abs(c.difference):.2e}", f"{c.tolerance:.2e}",
                          f"{c.relative_error:.2e}"])
         return rows
@@ -164,7 +194,7 @@ class GradientReport:
         lines += [f"  - {f}" for f in self.findings]
         headers, rows = self._headers(), self._rows(WORST_ROWS)
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(headers)]
-        lines.append("worst coordinates:")
+        lines.append("worst directions:" if self.directional else "worst coordinates:")
         lines.append("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths)))
         lines += ["  " + "  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
         return "\n".join(lines)
