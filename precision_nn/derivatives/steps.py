@@ -24,7 +24,6 @@ spacing of ``x``, ``x + k·h`` is exact too.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -57,14 +56,12 @@ GROWTH_WITHOUT_TRUNCATION = 16.0
 
 def log2_unit_roundoff(ns: NumberSystem) -> float:
     """``log2(u)``, also for precisions whose ``u`` underflows a Python float."""
-    if ns.unit_roundoff > 0:
-        return math.log2(ns.unit_roundoff)
-    return -ns.digits * math.log2(10)
+    return float(ns.log2_unit_roundoff)
 
 
 def radix(ns: NumberSystem) -> int:
-    """10 for Decimal systems, 2 for binary ones (IEEE and mpmath)."""
-    return 10 if ns.name.startswith("decimal") else 2
+    """The base steps are powers of (``ns.radix``: 10 for Decimal, 2 otherwise)."""
+    return int(ns.radix)
 
 
 def settled(h: np.ndarray, h_star: np.ndarray, ns: NumberSystem) -> np.ndarray:
@@ -119,33 +116,4 @@ def radix_steps(h: np.ndarray, ns: NumberSystem) -> np.ndarray:
     """Each float step rounded (in log scale) to a power of the radix, as an array of `ns`."""
     base = radix(ns)
     exponents = np.rint(np.log(np.asarray(h, dtype=np.float64)) / math.log(base)).astype(int)
-    return _POWERS[_family(ns)](ns, exponents)
-
-
-def _family(ns: NumberSystem) -> str:
-    if getattr(ns, "dtype", None) is not None:
-        return "ieee"
-    return "decimal" if ns.name.startswith("decimal") else "mpmath"
-
-
-def _ieee_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
-    real = ns.real().dtype
-    return np.ldexp(np.ones(exponents.shape, dtype=real), exponents).astype(ns.dtype)
-
-
-def _decimal_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
-    return ns.asarray([f"1E{int(e)}" for e in exponents.ravel()]).reshape(exponents.shape)
-
-
-def _mpmath_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
-    out = np.empty(exponents.shape, dtype=object)
-    for idx, e in np.ndenumerate(exponents):
-        out[idx] = ns.scalar(ns.ctx.ldexp(ns.ctx.one, int(e)))
-    return out
-
-
-_POWERS: dict[str, Any] = {
-    "ieee": _ieee_powers,
-    "decimal": _decimal_powers,
-    "mpmath": _mpmath_powers,
-}
+    return np.asarray(ns.radix_powers(exponents))
