@@ -84,6 +84,8 @@ class FDResult:
     magnitude: np.ndarray  # |f| near x (float)
     noise: np.ndarray  # the rounding part of `error` (float)
     resolution: np.ndarray  # smallest |c| the measurement can tell from rounding (float)
+    # where no derivative was found (error inf), or None when every coordinate has one
+    failed: np.ndarray | None = None
 
 
 def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:

@@ -49,6 +49,17 @@ FIRST_STEP_FRACTION = 0.25
 # ... and at most this fraction of max(|x|, 1)
 MAX_RELATIVE_FIRST_STEP = 0.125
 MAX_LEVELS = 64
+# the first column follows the expansion when each difference d_k = D(h_k) − D(h_{k−1})
+# is at least this many times smaller than the one before (4 for the h² term, 16 for h⁴,
+# ...; a kink between the points gives about 1/2, D ∝ 1/h)
+MIN_DIFFERENCE_RATIO = 2.0
+# stop halving before a step comes within this many spacings of the numbers at x
+MIN_SPACINGS = 64
+# and give up on a coordinate whose column never settles (the ~40 levels below its first
+# step cover a kink up to 2^-40 of the first step closer)
+MAX_LEVELS_SINCE_RESTART = 40
+# a difference counts only when it exceeds its rounding bound this many times
+NOISE_MARGIN = 4.0
 # the extrapolated value carries its own rounding: error ≥ this many u·|value|
 VALUE_ROUNDINGS = 2
 
@@ -64,7 +75,10 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     first = radix_steps(_first_steps(ev, x_float), ns) if h is None else h
     first_float = np.abs(ns.to_float(first))
     # rounding ~ u/h overtakes before h reaches the central optimum u^(1/3): stop there
-    smallest = scales(x_float) * 2.0 ** (log2_unit_roundoff(ns) / 3)
+    # (for a first step well below max(|x|, 1), e.g. near a pole, count from the first
+    # step: the optimum is about u^(1/3) times the length the first step is a quarter of)
+    cube_root_u = 2.0 ** (log2_unit_roundoff(ns) / 3)
+    smallest = np.minimum(scales(x_float), first_float / FIRST_STEP_FRACTION) * cube_root_u
     levels = int(np.clip(np.max(np.ceil(np.log2(first_float / smallest))) + 2, 3, MAX_LEVELS))
     return _tableau(ev, first, levels)
 
@@ -82,47 +96,121 @@ def _first_steps(ev: Evaluator, x_float: np.ndarray) -> np.ndarray:
 
 
 def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
+    """The tableau from step `first`, halving; each coordinate restarts from the current
+    step whenever its first column stops following the expansion (module notes)."""
     ns = ev.ns
     n = len(ev.x_flat)
     rule = stencil("central", 2)
     best, error = ns.zeros(n), np.full(n, np.inf)
-    last_h = np.zeros(n)
+    last_h, kept_noise = np.zeros(n), np.zeros(n)
+    state = _Column(n)
     active, previous = np.arange(n), []
     worsened = np.zeros(n, dtype=bool)  # the previous diagonal was already worse
+    x_float = np.abs(np.asarray(ns.to_float(ev.x_flat), dtype=float))
     h = first
-    for k in range(levels):
+    for k in range(MAX_LEVELS):
         h_k = realize(ns, ev.x_flat[active], h[active])
         (level,) = stencil_levels(ev, active, h_k, rule, (1,))
         last_h[active] = np.abs(ns.to_float(h_k))
-        row = _extend_row(ns, level, previous, best, error, active)
-        stop = np.zeros(len(active), dtype=bool)
-        if k > 0:
-            with ns.context():
-                jump = np.abs(ns.to_float(row[k] - previous[k - 1]))
-            worse = jump >= SAFE * error[active]
-            stop = worse & worsened[active]
-            worsened[active] = worse
-        else:
-            best[active] = level.value
+        broken, checked = state.follow(ns, active, level)
+        if np.any(broken):  # restart those coordinates from this level: drop their rows
+            error[active[broken]] = np.inf
+            worsened[active[broken]] = False
+            previous = [np.where(broken, level.value, entry) for entry in previous]
+        depth = k - state.start[active]  # valid columns of this row: 0 … depth
+        row = _extend_row(ns, level, previous, best, error, kept_noise, active,
+                          depth, accept=checked & ~broken)
+        fresh = depth == 0
+        best[active[fresh]] = level.value[fresh]
+        jump = _diagonal_jump(ns, row, previous, depth)
+        worse = (jump >= SAFE * error[active]) & (depth > 0)
+        stop = worse & worsened[active]
+        worsened[active] = worse
+        # a coordinate also stops when its budget of levels since the last restart is
+        # spent, when rounding has taken every digit of D(h) after an accepted entry, or
+        # before the next step comes within a few spacings of the numbers at x
+        spent = (depth >= levels - 1) & np.isfinite(error[active])
+        no_digits = (level.noise >= np.abs(ns.to_float(level.value))) & \
+            np.isfinite(error[active])
+        floor = last_h[active] / 2 < MIN_SPACINGS * ns.unit_roundoff * x_float[active]
+        # no later entry can beat the best: each estimate is at least its level's noise
+        drowned = level.noise >= error[active]
+        stop |= spent | no_digits | floor | drowned | (depth >= MAX_LEVELS_SINCE_RESTART)
         previous = [entry[~stop] for entry in row]
         active = active[~stop]
         with ns.context():
             h = h / ns.scalar(2)
         if len(active) == 0:
             break
+    failed = ~np.isfinite(error)
     rounding = VALUE_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(best))
     return FDResult(value=best, error=error + rounding, h=last_h,
                     coefficient=np.full(n, np.nan), magnitude=np.full(n, np.nan),
-                    noise=rounding, resolution=np.full(n, np.nan))
+                    noise=rounding + kept_noise, resolution=np.full(n, np.nan),
+                    failed=failed)
+
+
+def _diagonal_jump(ns: NumberSystem, row: list[np.ndarray], previous: list[np.ndarray],
+                   depth: np.ndarray) -> np.ndarray:
+    """``|T[k][d] − T[k−1][d−1]|`` for each coordinate's own depth d (inf where d = 0)."""
+    jump = np.full(len(depth), np.inf)
+    for d in np.unique(depth[depth > 0]):
+        at = depth == d
+        with ns.context():
+            jump[at] = np.abs(ns.to_float(row[d][at] - previous[d - 1][at]))
+    return jump
+
+
+class _Column:
+    """The first column's successive differences ``d_k = D(h_k) − D(h_{k−1})`` of each
+    coordinate, and the level it (re)started at."""
+
+    def __init__(self, n: int):
+        self.start = np.zeros(n, dtype=int)
+        self.value: np.ndarray | None = None  # D(h_{k−1}) of every coordinate
+        self.noise = np.full(n, np.nan)
+        self.difference = np.full(n, np.nan)  # d_{k−1} (NaN: none since the restart)
+        self.level = 0
+
+    def follow(self, ns: NumberSystem, active: np.ndarray, level: Level
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Record level k; return, per active coordinate, whether its column broke the
+        expansion at this level and whether the ratio could be checked and held."""
+        k, self.level = self.level, self.level + 1
+        if self.value is None:
+            self.value = ns.zeros(len(self.start))
+        count = len(active)
+        broken, checked = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
+        if k > 0:
+            with ns.context():
+                d = np.asarray(ns.to_float(level.value - self.value[active]), dtype=float)
+            resolved = np.abs(d) > NOISE_MARGIN * (level.noise + self.noise[active])
+            previous = self.difference[active]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = previous / d
+            has_previous = np.isfinite(previous)
+            broken = resolved & has_previous & ~(ratio >= MIN_DIFFERENCE_RATIO)
+            checked = has_previous & ~broken
+            self.difference[active] = d
+        restart = active[broken]
+        self.start[restart] = k
+        self.difference[restart] = np.nan
+        self.value[active] = level.value
+        self.noise[active] = level.noise
+        return broken, checked
 
 
 def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
-                best: np.ndarray, error: np.ndarray, active: np.ndarray) -> list[np.ndarray]:
+                best: np.ndarray, error: np.ndarray, kept_noise: np.ndarray,
+                active: np.ndarray, depth: np.ndarray, accept: np.ndarray
+                ) -> list[np.ndarray]:
     """The next tableau row; records each entry whose error estimate beats the best.
 
     The estimate of entry ``T[k][j]`` is Ridders' distance to its parents plus its
     rounding: each column multiplies the noise of the finest level by at most
-    ``(4^j + 1)/(4^j − 1)``, a product that stays below 2.
+    ``(4^j + 1)/(4^j − 1)``, a product that stays below 2. Only columns ``j ≤ depth``
+    (formed from levels since the coordinate's last restart) of coordinates whose first
+    column has been seen to follow the expansion (`accept`) may be kept.
     """
     row = [level.value]
     amplification = 1.0
@@ -134,9 +222,9 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
             distance = np.maximum(np.abs(ns.to_float(entry - row[j - 1])),
                                   np.abs(ns.to_float(entry - previous[j - 1])))
         estimate = distance + amplification * level.noise
-        better = estimate <= error[active]
+        better = (estimate <= error[active]) & (j <= depth) & accept
         best[active[better]] = entry[better]
         error[active[better]] = estimate[better]
+        kept_noise[active[better]] = amplification * level.noise[better]
         row.append(entry)
     return row
-
