@@ -62,6 +62,12 @@ TRUNCATION_SAFETY = 2.0
 # with automatic steps every point (the witness's too) stays within this fraction of
 # max(|x|, 1) from x
 MAX_RELATIVE_REACH = 0.125
+# automatic steps stay at least this many spacings (u·|x|) above the numbers at x
+MIN_STEP_SPACINGS = 256
+# a user's step may be at most this many times max(|x|, 1) (`check_steps`) ...
+MAX_STEP_RATIO = 1.0
+# ... and the points x ± k·h, k up to this (a witness of order 8 reaches 5), must be finite
+MAX_REACH = 8
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,29 @@ def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     return h_r
 
 
+def check_steps(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> None:
+    """Refuse a user's step that no difference quotient can use: longer than the length
+    scale ``max(|x|, 1)`` times `MAX_STEP_RATIO`, or one whose points leave the range."""
+    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
+    h_float = np.abs(np.asarray(ns.real().to_float(h), dtype=float))
+    limit = MAX_STEP_RATIO * scales(x_float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        far = x_float + MAX_REACH * h_float
+    if np.any(h_float > limit):
+        i = int(np.flatnonzero(h_float > limit)[0])
+        raise ValueError(
+            f"`h` = {h_float[i]:.3g} is longer than the length scale max(|x|, 1) = "
+            f"{scales(x_float)[i]:.3g} of `x` (entry {i}): a difference over such a step "
+            "says nothing about f'(x) and its error estimate cannot be trusted. Pass a step "
+            "well below the length over which f changes, or h=None to choose it.")
+    if not np.all(np.isfinite(far)):
+        i = int(np.flatnonzero(~np.isfinite(far))[0])
+        raise ValueError(
+            f"`x` = {x_float[i]:.3g} (entry {i}) is at the edge of the range of "
+            f"{ns.name!r}: the points x ± k·h overflow. Rescale x, or compute in a wider "
+            "system (e.g. numbers='mpf:30').")
+
+
 def stencil_levels(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil,
                    multipliers: tuple[int, ...]) -> list[Level]:
     """`rule` at steps ``m·h`` for each ``m`` in `multipliers`, at coordinates `coords`."""
@@ -118,6 +147,14 @@ def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list
     moved = [k for k in ks if k != 0]
     with ns.context():
         shifted = {k: x + ns.scalar(k) * h for k in moved}
+    for k in moved:
+        if not np.all(ns.isfinite(shifted[k])):
+            i = int(np.flatnonzero(~np.asarray(ns.isfinite(shifted[k])))[0])
+            raise ValueError(
+                f"`x` (entry {int(coords[i])}) is at the edge of the range of {ns.name!r}: "
+                f"the point x + {k}·h overflows. Rescale x, or compute in a wider system "
+                "(e.g. numbers='mpf:30').")
+    with ns.context():
         offsets = {k: shifted[k] - x for k in moved}  # exact (Sterbenz)
         exact = {k: np.asarray(offsets[k] == ns.scalar(k) * h, dtype=bool) for k in moved}
     rows = ev.at_shifts(np.tile(coords, len(moved)), np.concatenate([shifted[k] for k in moved]))
@@ -214,20 +251,33 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
     difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
     steps = np.abs(ns.to_float(h))
     constant = float(abs(rule.truncation_constant))
-    # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1)
-    coefficient = constant * np.abs(ns.to_float(difference)) / steps ** (p + 1)
+    # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1), i.e. C·|Δ^(p+1)f|/h:
+    # formed so, it neither overflows for large h nor underflows for tiny ones
+    witnessed = constant * np.abs(ns.to_float(difference))
     # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|weight_j||f_j|
     magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in witness])
     floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
+    with np.errstate(over="ignore", under="ignore"):
+        coefficient = _per_power(witnessed, steps, p + 1)
+        resolution = _per_power(constant * floor, steps, p + 1)
     return FDResult(
         value=level.value,
-        error=TRUNCATION_SAFETY * coefficient * steps**p + level.noise,
+        error=TRUNCATION_SAFETY * witnessed / steps + level.noise,
         h=steps,
         coefficient=coefficient,
         magnitude=level.magnitude,
         noise=level.noise,
-        resolution=constant * floor / steps ** (p + 1),
+        resolution=resolution,
     )
+
+
+def _per_power(a: np.ndarray, h: np.ndarray, power: int) -> np.ndarray:
+    """``a / h^power`` without forming ``h^power`` (which overflows for h beyond ~1e77
+    at power 4)."""
+    out = np.asarray(a, dtype=float)
+    for _ in range(power):
+        out = out / h
+    return out
 
 
 def _witness_difference(ns: NumberSystem, witness: tuple[int, ...], h: np.ndarray,
@@ -263,6 +313,7 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     reach = max(abs(s) for s in witness_offsets(rule))  # the farthest point, in steps
     limit = scales(x_float) * MAX_RELATIVE_REACH / reach
     h_float = np.minimum(initial_steps(x_float, ns, rule.order), limit)
+    floor = MIN_STEP_SPACINGS * ns.unit_roundoff * x_float
     rounds: list[tuple[np.ndarray, FDResult]] = []
     active = np.arange(len(x_float))
     for round_ in range(MAX_STEP_ITERATIONS + 1):
@@ -280,6 +331,9 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
         measurable = np.maximum(result.coefficient, result.resolution)
         h_star = np.minimum(optimal_steps(result.h, measurable, result.noise, rule.order),
                             limit[active])
+        # at a multiple zero (f = f' = 0, x ≠ 0) the noise κu|f| vanishes with f and h*
+        # with it: keep the step a safe number of spacings above the numbers at x
+        h_star = np.maximum(h_star, floor[active])
         h_float[active] = h_star
         active = active[~settled(result.h, h_star, ns)]
         if len(active) == 0:

@@ -55,6 +55,8 @@ MAX_LEVELS = 64
 MIN_DIFFERENCE_RATIO = 2.0
 # stop halving before a step comes within this many spacings of the numbers at x
 MIN_SPACINGS = 64
+# an automatic first step leaves room for at least this many halvings above that
+MIN_FIRST_LEVELS = 10
 # and give up on a coordinate whose column never settles (the ~40 levels below its first
 # step cover a kink up to 2^-40 of the first step closer)
 MAX_LEVELS_SINCE_RESTART = 40
@@ -72,7 +74,14 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     """
     ns = ev.ns
     x_float = np.abs(ns.to_float(ev.x_flat))
-    first = radix_steps(_first_steps(ev, x_float), ns) if h is None else h
+    if h is None:
+        # at a multiple zero the pilot sees no length scale (f, f' ≈ 0): start far enough
+        # above the spacing at x to leave room for the tableau
+        first = radix_steps(np.maximum(_first_steps(ev, x_float),
+                                       2.0**MIN_FIRST_LEVELS * MIN_SPACINGS * ns.unit_roundoff
+                                       * x_float), ns)
+    else:
+        first = h
     first_float = np.abs(ns.to_float(first))
     # rounding ~ u/h overtakes before h reaches the central optimum u^(1/3): stop there
     # (for a first step well below max(|x|, 1), e.g. near a pole, count from the first
@@ -145,7 +154,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     failed = ~np.isfinite(error)
     rounding = VALUE_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(best))
     return FDResult(value=best, error=error + rounding, h=last_h,
-                    coefficient=np.full(n, np.nan), magnitude=np.full(n, np.nan),
+                    coefficient=state.coefficient(last_h), magnitude=np.full(n, np.nan),
                     noise=rounding + kept_noise, resolution=np.full(n, np.nan),
                     failed=failed)
 
@@ -171,6 +180,12 @@ class _Column:
         self.noise = np.full(n, np.nan)
         self.difference = np.full(n, np.nan)  # d_{k−1} (NaN: none since the restart)
         self.level = 0
+
+    def coefficient(self, last_h: np.ndarray) -> np.ndarray:
+        """``|c| ≈ |f⁽³⁾|/6`` from the last difference of the first column,
+        ``d = D(h) − D(2h) ≈ −3c·h²``; NaN where there is none."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.abs(self.difference) / (3 * last_h**2)
 
     def follow(self, ns: NumberSystem, active: np.ndarray, level: Level
                ) -> tuple[np.ndarray, np.ndarray]:
