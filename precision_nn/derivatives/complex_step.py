@@ -67,6 +67,13 @@ __all__ = ["COMPLEX_STEP_ROUNDINGS", "SHARED_SUM_CANCELLATION", "complex_counter
 # √5·u for a product (Brent, Percival & Zimmermann 2007) and a few u for exp/log/division:
 # allow 4 roundings of √5·u, i.e. about 8u relative to f'.
 COMPLEX_STEP_ROUNDINGS = 8
+# the two steps' values may differ by this many times the rounding term before the complex
+# arithmetic is called off: the h² term at √u is u·|f⁽³⁾|/6, which exceeds the rounding
+# 8u·|f'| by f⁽³⁾/(48 f'): 5× for exp(16x), 21× for sin(32x); 1024 leaves room for
+# f⁽³⁾/f' up to ~5e4 (a length scale of ~1/200)
+DISAGREEMENT = 1024
+# either of the two values may carry the difference: count it twice
+DISAGREEMENT_SAFETY = 2
 # a gradient's largest entry may itself be c times smaller than the terms of its final sum:
 # c = 4 bounds all of 5,000 entries of random MLPs (float64 and mpf:40, 2 to 10 examples)
 # and the two-example loss of `MLP.numerical_gradient`'s docstring, whose output-bias entry
@@ -118,14 +125,19 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
         difference = np.abs(ns.to_float(second - first))
     rounding = COMPLEX_STEP_ROUNDINGS * ns.unit_roundoff * \
         _sum_scales(np.abs(ns.to_float(first)))
-    # steps decades apart: their whole difference is the bar (rounding that differs between
-    # them shows in full); steps a factor 2 apart: the h² term at h is 1/3 of it
-    truncation = np.where(ratio <= 2, difference / 3, difference)
+    # steps decades apart: their whole difference, twice, is the bar (rounding that
+    # differs between them shows in full, and either step may carry it); steps a factor 2
+    # apart: the h² term at h is 1/3 of it
+    apart = ratio > 2
+    truncation = np.where(apart, DISAGREEMENT_SAFETY * difference, difference / 3)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         coefficient = difference / np.abs(ratio**2 - 1) / steps / steps
+    # far more than rounding and the ~u·|f⁽³⁾| of the h² term: f's complex arithmetic is
+    # off (module notes); `derivative` then falls back
+    failed = apart & (difference > DISAGREEMENT * rounding)
     return FDResult(value=first, error=truncation + rounding, h=steps,
                     coefficient=coefficient, magnitude=np.full(n, np.nan), noise=rounding,
-                    resolution=np.full(n, np.nan))
+                    resolution=np.full(n, np.nan), failed=failed)
 
 
 def witness_steps(x_float: np.ndarray, ns: NumberSystem) -> np.ndarray:

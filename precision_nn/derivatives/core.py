@@ -248,6 +248,13 @@ def _complex_step(problem: _Problem) -> _Outcome:
         why = (f"complex step: f is not finite at x + ih ({exc}); fell back to Richardson "
                "on f's real arithmetic")
         return _richardson(replace(problem, h=None), (why,), ev.evaluations)
+    if result.failed is not None and result.failed.any():
+        i = int(np.flatnonzero(result.failed)[0])
+        why = (f"complex step: D(h) and D(h_2) at steps {result.h[i]:.1e} and about √u "
+               f"disagree at coordinate {i} by {result.error[i] / 2:.1e}, far beyond "
+               "rounding (f's complex arithmetic loses digits, e.g. a library function near "
+               "the real axis); fell back to Richardson")
+        return _richardson(replace(problem, h=None), (why,), ev.evaluations)
     disagreement = cross_check(real, result)
     if disagreement is not None:
         return _richardson(replace(problem, h=None), (disagreement,),
