@@ -62,6 +62,11 @@ TRUNCATION_SAFETY = 2.0
 # with automatic steps every point (the witness's too) stays within this fraction of
 # max(|x|, 1) from x
 MAX_RELATIVE_REACH = 0.125
+# a coordinate whose points all return exactly f(x) grows its step this much per round,
+# for at most this many extra rounds (2^8 per round: 2^64 above u^(1/3) covers a float
+# detour inside mpf:1000)
+FLAT_GROWTH = 2.0**8
+FLAT_ROUNDS = 8
 # automatic steps stay at least this many spacings (u·|x|) above the numbers at x
 MIN_STEP_SPACINGS = 256
 # a user's step may be at most this many times max(|x|, 1) (`check_steps`) ...
@@ -92,6 +97,8 @@ class FDResult:
     resolution: np.ndarray  # smallest |c| the measurement can tell from rounding (float)
     # where no derivative was found (error inf), or None when every coordinate has one
     failed: np.ndarray | None = None
+    # the part of `noise` due to rounding of the data at x (`_input_rounding`), if known
+    bias: np.ndarray | None = None
 
 
 def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -260,15 +267,34 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
     with np.errstate(over="ignore", under="ignore"):
         coefficient = _per_power(witnessed, steps, p + 1)
         resolution = _per_power(constant * floor, steps, p + 1)
+    bias = _input_rounding(ns, ev.x_flat[coords], witness, values, steps)
+    noise = level.noise + bias
     return FDResult(
         value=level.value,
-        error=TRUNCATION_SAFETY * witnessed / steps + level.noise,
+        error=TRUNCATION_SAFETY * witnessed / steps + noise,
         h=steps,
         coefficient=coefficient,
         magnitude=level.magnitude,
-        noise=level.noise,
+        noise=noise,
         resolution=resolution,
+        bias=bias,
     )
+
+
+def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
+                    values: dict[int, np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """``κ u |x| |f''|``: f computed from data rounded at x (``w·a − b`` with ``b`` = the
+    rounded ``3a``) is the exact f at a point moved by ~u|x|, whose slope differs by
+    ``u|x|·f''``. At a minimum this bias is the whole computed derivative (a least-squares
+    objective at an exact fit); elsewhere it is ~h times the rounding term."""
+    k = next(j for j in range(len(witness) - 2) if witness[j] <= 0 <= witness[j + 2])
+    a, b, c = (values[witness[k + j]] for j in range(3))
+    with ns.context():  # in the system: in floats the difference would be all rounding
+        difference = np.abs(np.asarray(ns.to_float(a - ns.scalar(2) * b + c), dtype=float))
+    with np.errstate(over="ignore", invalid="ignore"):
+        second = difference / steps / steps
+    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
+    return np.nan_to_num(NOISE_ROUNDINGS * ns.unit_roundoff * x_float * second, nan=0.0)
 
 
 def _per_power(a: np.ndarray, h: np.ndarray, power: int) -> np.ndarray:
@@ -316,7 +342,8 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     floor = MIN_STEP_SPACINGS * ns.unit_roundoff * x_float
     rounds: list[tuple[np.ndarray, FDResult]] = []
     active = np.arange(len(x_float))
-    for round_ in range(MAX_STEP_ITERATIONS + 1):
+    budget = np.full(len(x_float), MAX_STEP_ITERATIONS)
+    for round_ in range(MAX_STEP_ITERATIONS + FLAT_ROUNDS + 1):
         h = realize(ns, ev.x_flat[active], radix_steps(h_float[active], ns))
         try:
             result = _at_steps(ev, active, h, rule)
@@ -334,14 +361,24 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
         # at a multiple zero (f = f' = 0, x ≠ 0) the noise κu|f| vanishes with f and h*
         # with it: keep the step a safe number of spacings above the numbers at x
         h_star = np.maximum(h_star, floor[active])
+        # every point gave exactly f(x): f is constant at this scale, or computes on a
+        # grid coarser than h (a float() detour in mpf): grow the step past that grid and
+        # never come back below it (a constant f grows to the limit and returns 0)
+        with ns.context():
+            flat = (result.coefficient == 0) & (np.asarray(ns.to_float(result.value)) == 0)
+        flat &= result.h < limit[active] / 2
+        budget[active[flat]] = np.maximum(budget[active[flat]], round_ + 1)
+        floor[active[flat]] = np.minimum(FLAT_GROWTH * result.h[flat], limit[active][flat])
+        h_star = np.where(flat, np.minimum(result.h * FLAT_GROWTH, limit[active]), h_star)
         h_float[active] = h_star
-        active = active[~settled(result.h, h_star, ns)]
+        done = settled(result.h, h_star, ns) | (budget[active] <= round_)
+        active = active[~done]
         if len(active) == 0:
             break
     return _closest_rounds(ns, rounds, h_float)
 
 
-_FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise", "resolution")
+_FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise", "resolution", "bias")
 
 
 def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],

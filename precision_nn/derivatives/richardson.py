@@ -26,6 +26,8 @@ References
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from precision_nn.derivatives.evaluation import Evaluator
@@ -74,10 +76,13 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     """
     ns = ev.ns
     x_float = np.abs(ns.to_float(ev.x_flat))
+    bias = np.zeros(len(x_float))
     if h is None:
+        pilot = finite_difference(ev, method="central", order=2, h=None)
+        bias = pilot.bias
         # at a multiple zero the pilot sees no length scale (f, f' ≈ 0): start far enough
         # above the spacing at x to leave room for the tableau
-        first = radix_steps(np.maximum(_first_steps(ev, x_float),
+        first = radix_steps(np.maximum(_first_steps(pilot, x_float),
                                        2.0**MIN_FIRST_LEVELS * MIN_SPACINGS * ns.unit_roundoff
                                        * x_float), ns)
     else:
@@ -89,15 +94,18 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     cube_root_u = 2.0 ** (log2_unit_roundoff(ns) / 3)
     smallest = np.minimum(scales(x_float), first_float / FIRST_STEP_FRACTION) * cube_root_u
     levels = int(np.clip(np.max(np.ceil(np.log2(first_float / smallest))) + 2, 3, MAX_LEVELS))
-    return _tableau(ev, first, levels)
+    result = _tableau(ev, first, levels)
+    # the pilot's u|x|·|f''|: rounding of data at x biases every level alike (see
+    # finite_difference._input_rounding), which no tableau distance can see
+    return replace(result, error=result.error + bias, noise=result.noise + bias)
 
 
-def _first_steps(ev: Evaluator, x_float: np.ndarray) -> np.ndarray:
+def _first_steps(pilot: FDResult, x_float: np.ndarray) -> np.ndarray:
     """A quarter of the length scale ``max(sqrt(|f'/c|), (|f|/|c|)^(1/3))``, where ``c ≈
     f'''/6`` is measured by a pilot central difference: over that length the h² term of
     the central difference is as large as ``f'`` (or ``f``) itself."""
-    pilot = finite_difference(ev, method="central", order=2, h=None)
-    slope = np.abs(ev.ns.to_float(pilot.value))
+    slope = np.abs(np.asarray(pilot.value, dtype=float)) if pilot.value.dtype != object \
+        else np.array([abs(float(v)) for v in pilot.value])
     with np.errstate(divide="ignore", invalid="ignore"):  # c = 0: no length limit
         length = np.fmax(np.sqrt(slope / pilot.coefficient),
                          np.cbrt(pilot.magnitude / pilot.coefficient))
@@ -144,7 +152,11 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         floor = last_h[active] / 2 < MIN_SPACINGS * ns.unit_roundoff * x_float[active]
         # no later entry can beat the best: each estimate is at least its level's noise
         drowned = level.noise >= error[active]
-        stop |= spent | no_digits | floor | drowned | (depth >= MAX_LEVELS_SINCE_RESTART)
+        # D(h) exactly 0 right after a resolved non-zero D(2h): f(x + h) == f(x − h), f
+        # computes on a grid coarser than h; no smaller step can be trusted
+        collapsed = state.collapsed(active)
+        stop |= spent | no_digits | floor | drowned | collapsed | \
+            (depth >= MAX_LEVELS_SINCE_RESTART)
         previous = [entry[~stop] for entry in row]
         active = active[~stop]
         with ns.context():
@@ -180,6 +192,13 @@ class _Column:
         self.noise = np.full(n, np.nan)
         self.difference = np.full(n, np.nan)  # d_{k−1} (NaN: none since the restart)
         self.level = 0
+
+    def collapsed(self, active: np.ndarray) -> np.ndarray:
+        """Whether D(h_k) is exactly 0 while the difference to D(h_{k−1}) was resolved."""
+        assert self.value is not None
+        d = self.difference[active]
+        now = np.array([float(abs(v)) == 0.0 for v in self.value[active]])
+        return now & (np.abs(d) > NOISE_MARGIN * self.noise[active])
 
     def coefficient(self, last_h: np.ndarray) -> np.ndarray:
         """``|c| ≈ |f⁽³⁾|/6`` from the last difference of the first column,
