@@ -30,7 +30,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from precision_nn.derivatives.evaluation import Evaluator
+from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.finite_difference import (
     FDResult,
     Level,
@@ -127,14 +127,26 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     h = first
     for k in range(MAX_LEVELS):
         h_k = realize(ns, ev.x_flat[active], h[active])
-        (level,) = stencil_levels(ev, active, h_k, rule, (1,))
+        try:
+            (level,) = stencil_levels(ev, active, h_k, rule, (1,))
+        except NonFiniteValueError:
+            # a point left the domain of f (sqrt, log near 0): restart every active
+            # coordinate from the next, halved step (which of them failed is not known)
+            if np.any(np.abs(ns.to_float(h_k)) / 2 < MIN_SPACINGS * ns.unit_roundoff *
+                      x_float[active]):
+                raise
+            state.restart(active)
+            error[active], worsened[active], previous = np.inf, False, []
+            with ns.context():
+                h = h / ns.scalar(2)
+            continue
         last_h[active] = np.abs(ns.to_float(h_k))
         broken, checked = state.follow(ns, active, level)
         if np.any(broken):  # restart those coordinates from this level: drop their rows
             error[active[broken]] = np.inf
             worsened[active[broken]] = False
             previous = [np.where(broken, level.value, entry) for entry in previous]
-        depth = k - state.start[active]  # valid columns of this row: 0 … depth
+        depth = state.level - 1 - state.start[active]  # valid columns of this row: 0 … depth
         row = _extend_row(ns, level, previous, best, error, kept_noise, active,
                           depth, accept=checked & ~broken)
         fresh = depth == 0
@@ -192,6 +204,13 @@ class _Column:
         self.noise = np.full(n, np.nan)
         self.difference = np.full(n, np.nan)  # d_{k−1} (NaN: none since the restart)
         self.level = 0
+        self.stale = np.zeros(n, dtype=bool)
+
+    def restart(self, active: np.ndarray) -> None:
+        """Start the columns of `active` afresh at the next level."""
+        self.start[active] = self.level
+        self.difference[active] = np.nan
+        self.stale[active] = True  # their last D is from before the restart
 
     def collapsed(self, active: np.ndarray) -> np.ndarray:
         """Whether D(h_k) is exactly 0 while the difference to D(h_{k−1}) was resolved."""
@@ -218,6 +237,7 @@ class _Column:
         if k > 0:
             with ns.context():
                 d = np.asarray(ns.to_float(level.value - self.value[active]), dtype=float)
+            d = np.where(self.stale[active], np.nan, d)
             resolved = np.abs(d) > NOISE_MARGIN * (level.noise + self.noise[active])
             previous = self.difference[active]
             with np.errstate(divide="ignore", invalid="ignore"):
@@ -231,6 +251,7 @@ class _Column:
         self.difference[restart] = np.nan
         self.value[active] = level.value
         self.noise[active] = level.noise
+        self.stale[active] = False
         return broken, checked
 
 
