@@ -113,7 +113,9 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     if h is None:
         h = radix_steps(scales(x_float) * 2.0 ** log2_unit_roundoff(ns), ns)
     steps = np.abs(ns.to_float(h))
-    far = radix_steps(np.maximum(2 * steps, witness_steps(x_float, ns)), ns)
+    witness = witness_steps(x_float, ns)
+    with ns.context():
+        far = np.where(2 * steps >= witness, h * ns.scalar(2), radix_steps(witness, ns))
     ratio = np.abs(ns.to_float(far)) / steps
     with cs.context():
         points = np.concatenate([xc + cs.scalar(1j) * cs.asarray(h),

@@ -13,7 +13,9 @@ The probe takes the coordinate with the largest estimate ``D_i`` and evaluates t
 own rule (central, forward or backward) there at a step ``δ ≤ h_i/4`` of the radix,
 ``δ ≈ u^(2/3)·max(|x_i|, 1)``, tiny compared with the method's step:
 
-    excess = |D_probe − D_i| − error_i,        bound = κ u Σ|w_j||f_j| / δ.
+    excess = |D_probe − D_i| − 2·error_i − 2·c·δ^p,   bound = κ u Σ|w_j||f_j| / δ,
+
+(``c`` the truncation coefficient the method measured, when it did).
 
 A rule's truncation shrinks with its step, so at ``δ ≤ h_i`` the probe's truncation is
 covered by ``error_i`` (the method's honest bar, which contains the same rule's
@@ -57,6 +59,8 @@ __all__ = ["NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution", 
 # bound is a sum of worst cases (κ = 2 roundings per value), so honest functions stay far
 # below 1 × bound, and 16 leaves room for an f accurate to a few more u than assumed
 PROBE_THRESHOLD = 16.0
+# a gap counts only beyond this many times the method's own error estimate
+BAR_SAFETY = 2.0
 # the ladder measures ε within about 2× (one sample per rung): count it 4 times
 NOISE_SAFETY = 4.0
 # rungs of the ladder are this factor apart (one power of 2^4 or 10^1.2)
@@ -152,7 +156,8 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
             for _ in range(rule.order):  # c·δ^p: 0 stays 0 where δ^p alone would overflow
                 truncation = float(np.float64(truncation) * delta)
         # level.noise is κu·Σ|w||f|/δ
-        out.append((max(gap - float(result.error[i]) - truncation, 0.0),
+        # the method's bar is an estimate, not a bound: only a gap beyond twice it counts
+        out.append((max(gap - BAR_SAFETY * float(result.error[i]) - truncation, 0.0),
                     float(level.noise[0]), float(level.magnitude[0]), delta))
     return out
 
