@@ -10,9 +10,19 @@ Every method returns ``Estimate(value, error, h, evaluations)``; how `error` is 
   minimises ``|c|h^p + ε Σ|w|/h`` with ``c`` measured at a trial step (`steps`).
 - ``richardson``: Ridders' tableau error (distance of the kept entry to its parents) plus
   ``2u|value|``.
-- ``complex_step``: ``|D(2h) − D(h)|/3`` plus ``8u|value|``; for a gradient
-  ``8u·max(|value_i|, 4‖value‖∞)``, since its entries share the final sums whose
-  cancellation the rounding follows (`complex_step`).
+- ``complex_step``: ``2|D(h₂) − D(h)|`` with ``h₂ ≈ √u·max(|x|, 1)`` decades above ``h``
+  (``|D(2h) − D(h)|/3`` for a user step with ``2h ≥ √u``), plus ``8u|value|``; for a
+  gradient ``8u·max(|value_i|, 4‖value‖∞)``, since its entries share the final sums whose
+  cancellation the rounding follows (`complex_step`). When the two steps disagree far
+  beyond rounding, when a central difference of f's real arithmetic disagrees, or when
+  ``f(x + ih)`` is not finite, the estimate falls back to ``richardson`` and says so.
+
+Every method then probes f's real arithmetic at one coordinate (`resolution`): an `f`
+noisier than its number system (a ``float()`` detour, a Decimal context of fewer digits,
+internal cancellation) gets bars that count the measured noise, and a note. An entry
+where no derivative is found (a kink, pole or jump closer than any usable step) gets
+``error = inf`` and a note; an error estimate is never NaN (ValueError instead). A user
+``h`` longer than ``max(|x|, 1)``, or points ``x ± k·h`` that overflow, raise ValueError.
 
 All arithmetic happens in the number system of `x` (or `numbers`), inside its
 ``context()``; `f` receives points of that system (complex step: of its complex

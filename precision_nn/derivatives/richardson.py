@@ -14,6 +14,20 @@ higher orders have started to get worse. Unlike ``dfridr`` that must happen on t
 in a row: when the first step is too large for `f`, the first diagonals are all poor and
 one worsening among them says nothing.
 
+Before any entry is trusted, the first column must follow the expansion it extrapolates:
+successive differences ``d_k = D(h_k) − D(h_{k−1})`` shrink by 4 per halving for the h²
+term (16 for h⁴, ...), while across a kink between the points ``D ∝ 1/h`` and they grow
+(ratio 1/2), and across a pole or a jump they do anything. Wherever a resolved
+difference (above `NOISE_MARGIN` times its rounding) is not at least
+`MIN_DIFFERENCE_RATIO` = 2 times smaller than the one before, that coordinate's tableau
+restarts from the current step: the first step shrinks until ``f`` is smooth over it.
+Entries are kept only once a ratio has been checked since the last restart. A
+coordinate whose column never settles before the step reaches a few spacings of ``x``
+gets ``error = inf`` and ``failed`` (no derivative found; `derivative` says so in the
+note) instead of a value extrapolated across the singularity. Without this, ``abs`` at
+0.001 gave 0.0187 ± 0.011 (first step 0.0078); now 1 ± 1e-15. A step that leaves the
+domain of ``f`` (a NaN at ``sqrt`` of a negative) restarts the tableau at half of it.
+
 The step ratio 2 (numdifftools' default) keeps every ``h_k`` a power of the radix, so the
 ratios ``h_{k−1}/h_k`` the tableau assumes are exactly those of the realised steps.
 
