@@ -396,3 +396,21 @@ def test_error_bars_bound_the_true_error_on_hard_functions(capsys):
               f"{100 * share:.1f}%; median over-estimate {np.median(over):.1f}x; "
               f"{total - len(over)} without a derivative (error inf); misses: {failures}")
     assert share >= 0.99, failures
+
+
+USER_STEPS_ACROSS_KINKS = {
+    # f, x, a user step longer than the distance to the kink, f'(x)
+    "abs": (np.abs, 0.001, 0.01, 1.0),
+    "relu": (lambda t: 3 * np.maximum(t, 0.0), 0.002, 0.004, 3.0),
+    "pole": (lambda t: 1 / t, 0.01, 0.02, -1e4),
+}
+
+
+@pytest.mark.parametrize("name", sorted(USER_STEPS_ACROSS_KINKS))
+@pytest.mark.parametrize("method", ["central", "richardson"])
+def test_a_user_step_across_a_kink_gets_a_bar_that_covers_it(name, method):
+    """The step's own witness cannot see a kink it straddles; the probe at a much smaller
+    step can, and raises the bar to cover the disagreement (Richardson restarts)."""
+    f, x, h, slope = USER_STEPS_ACROSS_KINKS[name]
+    est = derivative(f, x, method=method, h=h)
+    assert abs(est.value - slope) <= est.error

@@ -41,7 +41,7 @@ from precision_nn.derivatives.complex_step import complex_counterpart, complex_s
 from precision_nn.derivatives.estimate import Estimate
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.finite_difference import FDResult, check_steps, finite_difference
-from precision_nn.derivatives.resolution import probe_resolution, widened
+from precision_nn.derivatives.resolution import probe_resolution, reconciled, widened
 from precision_nn.derivatives.richardson import richardson
 from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
@@ -217,6 +217,8 @@ def _probed(ev: Any, result: FDResult, rule: str, order: int, method: str,
     found = probe_resolution(ev, result, rule, order=order)
     if found is not None and found.noise > 0:
         result, notes = widened(result, found, ev.ns.unit_roundoff), (*notes, found.note)
+    if found is not None:
+        result = reconciled(result, found)
     return _Outcome(result, evaluations + ev.evaluations, method, notes)
 
 

@@ -53,7 +53,8 @@ from precision_nn.derivatives.stencils import stencil
 from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution", "widened"]
+__all__ = ["NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution", "reconciled",
+           "widened"]
 
 # excess beyond this many times the rounding bound cannot be the system's rounding: the
 # bound is a sum of worst cases (κ = 2 roundings per value), so honest functions stay far
@@ -84,6 +85,10 @@ class Resolution:
     coordinate: int
     note: str
     evaluations: int
+    # the smallest bar at `coordinate` consistent with the probe: |D_probe − D_i| plus the
+    # probe's own rounding and truncation, both counted twice (for a noisy f: of the
+    # probe's largest step, the least noisy)
+    consistent: float = 0.0
 
 
 def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
@@ -101,18 +106,19 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
         return None
     rule = stencil(rule_name, order)
     before = ev.evaluations
-    ((excess, bound, magnitude, _),) = _excess(ev, i, start, rule, result)
+    ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
     if not ratio > PROBE_THRESHOLD:
-        return Resolution(0.0, ratio, i, "", ev.evaluations - before)
-    noise = _ladder(ev, i, start, limit, rule, result)
+        return Resolution(0.0, ratio, i, "", ev.evaluations - before, consistent)
+    noise, consistent = _ladder(ev, i, start, limit, rule, result)
     relative = noise / magnitude if magnitude > 0 else math.inf
     if relative >= NO_DIGITS:
         return Resolution(relative, ratio, i, (
             f"no derivative found: at coordinate {i} f changes by {relative:.1e} of its "
             f"size between points {start:.1e} apart, against the estimate's slope (f has "
             "no smooth part at the scale of the spacing of x, e.g. sin at 1e308, or "
-            "computes with almost no digits), so error = inf"), ev.evaluations - before)
+            "computes with almost no digits), so error = inf"), ev.evaluations - before,
+            consistent)
     note = (f"f is noisier than {ns.name} allows: at coordinate {i} a probe at step "
             f"{start:.1e} disagrees with the estimate by {ratio:.1e} times the rounding "
             f"allowed, and the noise of one evaluation measures {relative:.1e} of |f| "
@@ -120,7 +126,7 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
             f"{NOISE_SAFETY:g}× (causes: f computes below the precision of x, through "
             "float(), a Decimal context of fewer digits or an mpmath function applied to "
             "a Decimal; or f cancels internally, its value much smaller than its terms)")
-    return Resolution(relative, ratio, i, note, ev.evaluations - before)
+    return Resolution(relative, ratio, i, note, ev.evaluations - before, consistent)
 
 
 def _probe_step(ns: NumberSystem, x_i: float, h_i: float) -> float | None:
@@ -158,12 +164,20 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
         # level.noise is κu·Σ|w||f|/δ
         # the method's bar is an estimate, not a bound: only a gap beyond twice it counts
         out.append((max(gap - BAR_SAFETY * float(result.error[i]) - truncation, 0.0),
-                    float(level.noise[0]), float(level.magnitude[0]), delta))
+                    float(level.noise[0]), float(level.magnitude[0]), delta,
+                    _consistent(gap, float(result.error[i]),
+                                BAR_SAFETY * (float(level.noise[0]) + truncation))))
     return out
 
 
+def _consistent(gap: float, error: float, probe_error: float) -> float:
+    """The bar the probe demands: ``gap + probe_error`` when the probe's value lies outside
+    the method's bar by more than the probe's own (doubled) error, else 0 (no demand)."""
+    return gap + probe_error if gap > error + probe_error else 0.0
+
+
 def _ladder(ev: Evaluator, i: int, start: float, h_i: float, rule, result: FDResult
-            ) -> float:
+            ) -> tuple[float, float]:
     """ε ≈ max over rungs δ_j of ``excess_j · δ_j / Σ|w|`` (module notes)."""
     weight = float(sum(abs(w) for w in rule.weights))
     top = PROBE_FRACTION * h_i
@@ -175,7 +189,23 @@ def _ladder(ev: Evaluator, i: int, start: float, h_i: float, rule, result: FDRes
     count = int(spread // per_rung) + 1
     multipliers = tuple(base ** (per_rung * j) for j in range(count))
     rungs = _excess(ev, i, start, rule, result, multipliers)
-    return max(excess * delta / weight for excess, _, _, delta in rungs)
+    # ... and the top rung's consistent bar: the least noisy of the probe's values
+    return max(excess * delta / weight for excess, _, _, delta, _ in rungs), rungs[-1][4]
+
+
+def reconciled(result: FDResult, resolution: Resolution) -> FDResult:
+    """`result` with the probed entry's bar raised to cover the probe's value: when `f`
+    is as precise as its system, the probe at a much smaller step is the better witness
+    (a user step across a kink: the step's own witness cannot see it)."""
+    i = resolution.coordinate
+    if not resolution.consistent > result.error[i]:
+        return result
+    error = result.error.copy()
+    error[i] = resolution.consistent
+    return FDResult(value=result.value, error=error, h=result.h,
+                    coefficient=result.coefficient, magnitude=result.magnitude,
+                    noise=result.noise, resolution=result.resolution, failed=result.failed,
+                    bias=result.bias)
 
 
 def widened(result: FDResult, resolution: Resolution, unit_roundoff: float) -> FDResult:
@@ -190,4 +220,4 @@ def widened(result: FDResult, resolution: Resolution, unit_roundoff: float) -> F
     return FDResult(value=result.value, error=result.error + extra, h=result.h,
                     coefficient=result.coefficient, magnitude=result.magnitude,
                     noise=result.noise + extra, resolution=result.resolution,
-                    failed=result.failed)
+                    failed=result.failed, bias=result.bias)
