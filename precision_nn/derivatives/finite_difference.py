@@ -20,6 +20,23 @@ error is bounded at 99% of points for B = 1, 74% for B = 4, 29% for B = 16. Only
 evaluations could measure such noise (Moré & Wild, SIAM J. Sci. Comput. 33 (2011) 1292).
 The value returned is ``D(h)`` itself, not an extrapolation: that is `richardson`'s job.
 
+Three more terms and rules keep the bar honest off the textbook path:
+
+- *Data rounded at x.* An ``f`` built from data rounded near ``x`` (``w·a − b`` with ``b``
+  the rounded ``3a``) is the exact function of a point moved by ~``u|x|``, whose slope
+  differs by ``u|x|·|f''|``; the bar adds ``κu|x||f''|`` with ``f''`` from the witness
+  points. At a minimum (least squares at an exact fit) that bias is the whole computed
+  derivative; elsewhere it is ~h times the rounding term.
+- *Multiple zeros.* With ``f = f' = 0`` at ``x ≠ 0`` the noise ``κu|f|`` vanishes and
+  h* with it; automatic steps stay `MIN_STEP_SPACINGS` spacings above the numbers at x
+  instead of failing with "h is below the spacing".
+- *Flat f.* When every point of a round returns exactly ``f(x)`` the function is
+  constant at that scale, or computes on a coarser grid (a ``float()`` detour inside
+  mpf); the step grows by `FLAT_GROWTH` per round and never returns below it.
+
+A user step longer than ``max(|x|, 1)`` or whose points overflow is refused at the entry
+(`check_steps`).
+
 The quotient uses the steps that were realised: ``h_r = (x + h) − x`` is computed in the
 number system (exact by Sterbenz's lemma), the points are ``x + k·h_r``, and when one of
 them is not exactly ``x + k·h_r`` (a binade boundary between them) that coordinate's
