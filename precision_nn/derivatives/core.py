@@ -40,10 +40,11 @@ import numpy as np
 from precision_nn.derivatives.complex_step import complex_counterpart, complex_step, cross_check
 from precision_nn.derivatives.estimate import Estimate
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
-from precision_nn.derivatives.finite_difference import FDResult, check_steps, finite_difference
+from precision_nn.derivatives.finite_difference import FDResult, finite_difference
 from precision_nn.derivatives.resolution import probe_resolution, reconciled, widened
 from precision_nn.derivatives.richardson import richardson
 from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
+from precision_nn.derivatives.steps import check_steps
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
 __all__ = ["METHODS", "derivative", "estimate_from", "gradient"]

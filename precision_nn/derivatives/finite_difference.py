@@ -86,10 +86,6 @@ FLAT_GROWTH = 2.0**8
 FLAT_ROUNDS = 8
 # automatic steps stay at least this many spacings (u·|x|) above the numbers at x
 MIN_STEP_SPACINGS = 256
-# a user's step may be at most this many times max(|x|, 1) (`check_steps`) ...
-MAX_STEP_RATIO = 1.0
-# ... and the points x ± k·h, k up to this (a witness of order 8 reaches 5), must be finite
-MAX_REACH = 8
 
 
 @dataclass(frozen=True)
@@ -128,29 +124,6 @@ def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
             f"in {ns.name!r}; use a larger `h` (or h=None to choose it)."
         )
     return h_r
-
-
-def check_steps(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> None:
-    """Refuse a user's step that no difference quotient can use: longer than the length
-    scale ``max(|x|, 1)`` times `MAX_STEP_RATIO`, or one whose points leave the range."""
-    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
-    h_float = np.abs(np.asarray(ns.real().to_float(h), dtype=float))
-    limit = MAX_STEP_RATIO * scales(x_float)
-    with np.errstate(over="ignore", invalid="ignore"):
-        far = x_float + MAX_REACH * h_float
-    if np.any(h_float > limit):
-        i = int(np.flatnonzero(h_float > limit)[0])
-        raise ValueError(
-            f"`h` = {h_float[i]:.3g} is longer than the length scale max(|x|, 1) = "
-            f"{scales(x_float)[i]:.3g} of `x` (entry {i}): a difference over such a step "
-            "says nothing about f'(x) and its error estimate cannot be trusted. Pass a step "
-            "well below the length over which f changes, or h=None to choose it.")
-    if not np.all(np.isfinite(far)):
-        i = int(np.flatnonzero(~np.isfinite(far))[0])
-        raise ValueError(
-            f"`x` = {x_float[i]:.3g} (entry {i}) is at the edge of the range of "
-            f"{ns.name!r}: the points x ± k·h overflow. Rescale x, or compute in a wider "
-            "system (e.g. numbers='mpf:30').")
 
 
 def stencil_levels(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil,

@@ -32,6 +32,7 @@ from precision_nn.numbers import NumberSystem
 __all__ = [
     "MAX_STEP_ITERATIONS",
     "NOISE_ROUNDINGS",
+    "check_steps",
     "initial_steps",
     "log2_unit_roundoff",
     "optimal_steps",
@@ -48,6 +49,10 @@ NOISE_ROUNDINGS = 2
 # step is settled when h* rounds to the power of the radix it was measured at (a looser
 # rule, say within 4×, costs 4^p in truncation: 256× for order 4).
 MAX_STEP_ITERATIONS = 4
+# a user's step may be at most this many times max(|x|, 1) (`check_steps`) ...
+MAX_STEP_RATIO = 1.0
+# ... and the points x ± k·h, k up to this (a witness of order 8 reaches 5), must be finite
+MAX_REACH = 8
 # when f is not finite at a trial step (it left the domain of f), shrink by this factor
 SHRINK_ON_DOMAIN_EXIT = 16.0
 # with no measurable truncation (c = 0, e.g. a low-degree polynomial) grow the step
@@ -117,3 +122,26 @@ def radix_steps(h: np.ndarray, ns: NumberSystem) -> np.ndarray:
     base = radix(ns)
     exponents = np.rint(np.log(np.asarray(h, dtype=np.float64)) / math.log(base)).astype(int)
     return np.asarray(ns.radix_powers(exponents))
+
+
+def check_steps(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> None:
+    """Refuse a user's step that no difference quotient can use: longer than the length
+    scale ``max(|x|, 1)`` times `MAX_STEP_RATIO`, or one whose points leave the range."""
+    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
+    h_float = np.abs(np.asarray(ns.real().to_float(h), dtype=float))
+    limit = MAX_STEP_RATIO * scales(x_float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        far = x_float + MAX_REACH * h_float
+    if np.any(h_float > limit):
+        i = int(np.flatnonzero(h_float > limit)[0])
+        raise ValueError(
+            f"`h` = {h_float[i]:.3g} is longer than the length scale max(|x|, 1) = "
+            f"{scales(x_float)[i]:.3g} of `x` (entry {i}): a difference over such a step "
+            "says nothing about f'(x) and its error estimate cannot be trusted. Pass a step "
+            "well below the length over which f changes, or h=None to choose it.")
+    if not np.all(np.isfinite(far)):
+        i = int(np.flatnonzero(~np.isfinite(far))[0])
+        raise ValueError(
+            f"`x` = {x_float[i]:.3g} (entry {i}) is at the edge of the range of "
+            f"{ns.name!r}: the points x ± k·h overflow. Rescale x, or compute in a wider "
+            "system (e.g. numbers='mpf:30').")
