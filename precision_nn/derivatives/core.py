@@ -261,6 +261,11 @@ def _complex_step(problem: _Problem) -> _Outcome:
         why = (f"complex step: f is not finite at x + ih ({exc}); fell back to Richardson "
                "on f's real arithmetic")
         return _richardson(replace(problem, h=None), (why,), ev.evaluations)
+    bad = ~np.isfinite(np.asarray(problem.ns.to_float(result.value), dtype=float))
+    if bad.any():  # an evaluator that does not check its values (structure-aware ones)
+        why = (f"complex step: f is not finite at x + ih for entry {int(np.flatnonzero(bad)[0])}"
+               "; fell back to Richardson on f's real arithmetic")
+        return _richardson(replace(problem, h=None), (why,), ev.evaluations)
     if result.failed is not None and result.failed.any():
         i = int(np.flatnonzero(result.failed)[0])
         why = (f"complex step: D(h) and D(h_2) at steps {result.h[i]:.1e} and about √u "
@@ -306,6 +311,13 @@ def _no_derivative_note(failed: np.ndarray, shape: tuple[int, ...]) -> str:
 def _estimate(problem: _Problem, method: str) -> Estimate:
     outcome = METHODS[method](problem)
     result = outcome.result
+    values = np.asarray(problem.ns.to_float(result.value), dtype=float)
+    if not np.all(np.isfinite(values)):
+        i = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(
+            f"`f` is not finite at the points {outcome.method} needs for entry {i} (NaN or "
+            "inf: it overflows, or takes log(0) or 0·inf, there). Make f finite near `x` "
+            "(e.g. a loss through log-sum-exp), move `x`, or pass a smaller `h`.")
     if np.any(np.isnan(result.error)):
         i = int(np.flatnonzero(np.isnan(result.error))[0])
         raise ValueError(
