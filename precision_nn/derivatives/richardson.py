@@ -69,6 +69,8 @@ MAX_LEVELS = 64
 # is at least this many times smaller than the one before (4 for the h² term, 16 for h⁴,
 # ...; a kink between the points gives about 1/2, D ∝ 1/h)
 MIN_DIFFERENCE_RATIO = 2.0
+# a column that restarted this often broke on noise rather than on one kink
+NOISY_RESTARTS = 2
 # stop halving before a step comes within this many spacings of the numbers at x
 MIN_SPACINGS = 64
 # an automatic first step leaves room for at least this many halvings above that
@@ -178,9 +180,14 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         floor = last_h[active] / 2 < MIN_SPACINGS * ns.unit_roundoff * x_float[active]
         # no later entry can beat the best: each estimate is at least its level's noise
         drowned = level.noise >= error[active]
-        # D(h) exactly 0 right after a resolved non-zero D(2h): f(x + h) == f(x − h), f
-        # computes on a grid coarser than h; no smaller step can be trusted
-        collapsed = state.collapsed(active)
+        # D(h) exactly 0 right after a resolved non-zero D(2h), in a column that had
+        # already followed the h² expansion to an accepted entry: f is smooth with f' ≠ 0
+        # at larger steps yet f(x + h) == f(x − h), so it computes on a grid coarser than
+        # h; no smaller step can be trusted. (Without an accepted entry the larger steps
+        # crossed a kink, and a flat f below it, a dead ReLU, is a real derivative of 0.)
+        # A column that broke repeatedly before (noise, not one kink) counts as well.
+        collapsed = state.collapsed(active) & (np.isfinite(error[active]) |
+                                               (state.restarts[active] >= NOISY_RESTARTS))
         stop |= spent | no_digits | floor | drowned | collapsed | \
             (depth >= MAX_LEVELS_SINCE_RESTART)
         previous = [entry[~stop] for entry in row]
@@ -219,6 +226,7 @@ class _Column:
         self.difference = np.full(n, np.nan)  # d_{k−1} (NaN: none since the restart)
         self.level = 0
         self.stale = np.zeros(n, dtype=bool)
+        self.restarts = np.zeros(n, dtype=int)
 
     def restart(self, active: np.ndarray) -> None:
         """Start the columns of `active` afresh at the next level."""
@@ -261,6 +269,7 @@ class _Column:
             checked = has_previous & ~broken
             self.difference[active] = d
         restart = active[broken]
+        self.restarts[restart] += 1
         self.start[restart] = k
         self.difference[restart] = np.nan
         self.value[active] = level.value
