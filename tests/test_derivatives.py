@@ -401,10 +401,10 @@ def test_user_code_sees_the_system_precision_inside_f():
 # -- cost and sampling ----------------------------------------------------------------------
 def test_central_gradient_costs_three_evaluations_per_entry():
     """±h for the rule, +2h for the truncation witness, f(x) once; the batching probe
-    evaluates two points alone and stacked (4 more)."""
+    evaluates two points alone and stacked (4 more); the resolution probe 2 more."""
     n = 25
     est = gradient(lambda v: np.sum(np.sin(v), axis=-1), np.linspace(0, 1, n), h=2.0**-12)
-    assert est.evaluations == 3 * n + 1 + 4
+    assert est.evaluations == 3 * n + 1 + 4 + 2
 
 
 @pytest.mark.parametrize(("method", "side"), [("backward", -1), ("forward", 1)])

@@ -10,9 +10,19 @@ Every method returns ``Estimate(value, error, h, evaluations)``; how `error` is 
   minimises ``|c|h^p + ε Σ|w|/h`` with ``c`` measured at a trial step (`steps`).
 - ``richardson``: Ridders' tableau error (distance of the kept entry to its parents) plus
   ``2u|value|``.
-- ``complex_step``: ``|D(2h) − D(h)|/3`` plus ``8u|value|``; for a gradient
-  ``8u·max(|value_i|, 4‖value‖∞)``, since its entries share the final sums whose
-  cancellation the rounding follows (`complex_step`).
+- ``complex_step``: ``2|D(h₂) − D(h)|`` with ``h₂ ≈ √u·max(|x|, 1)`` decades above ``h``
+  (``|D(2h) − D(h)|/3`` for a user step with ``2h ≥ √u``), plus ``8u|value|``; for a
+  gradient ``8u·max(|value_i|, 4‖value‖∞)``, since its entries share the final sums whose
+  cancellation the rounding follows (`complex_step`). When the two steps disagree far
+  beyond rounding, when a central difference of f's real arithmetic disagrees, or when
+  ``f(x + ih)`` is not finite, the estimate falls back to ``richardson`` and says so.
+
+Every method then probes f's real arithmetic at one coordinate (`resolution`): an `f`
+noisier than its number system (a ``float()`` detour, a Decimal context of fewer digits,
+internal cancellation) gets bars that count the measured noise, and a note. An entry
+where no derivative is found (a kink, pole or jump closer than any usable step) gets
+``error = inf`` and a note; an error estimate is never NaN (ValueError instead). A user
+``h`` longer than ``max(|x|, 1)``, or points ``x ± k·h`` that overflow, raise ValueError.
 
 All arithmetic happens in the number system of `x` (or `numbers`), inside its
 ``context()``; `f` receives points of that system (complex step: of its complex
@@ -22,17 +32,19 @@ counterpart) and must return values of it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from precision_nn.derivatives.complex_step import complex_counterpart, complex_step
+from precision_nn.derivatives.complex_step import complex_counterpart, complex_step, cross_check
 from precision_nn.derivatives.estimate import Estimate
-from precision_nn.derivatives.evaluation import Evaluator
+from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.finite_difference import FDResult, finite_difference
+from precision_nn.derivatives.resolution import probe_resolution, reconciled, widened
 from precision_nn.derivatives.richardson import richardson
 from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
+from precision_nn.derivatives.steps import check_steps
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
 __all__ = ["METHODS", "derivative", "estimate_from", "gradient"]
@@ -182,35 +194,93 @@ def _differentiate(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: 
 
 
 # -- the methods ----------------------------------------------------------------------
-def _one_rule(problem: _Problem, method: str) -> tuple[FDResult, int]:
+@dataclass(frozen=True)
+class _Outcome:
+    """A method's result, the calls of f it made, the method that really produced the
+    value (after a fallback) and what the note must add."""
+
+    result: FDResult
+    evaluations: int
+    method: str
+    notes: tuple[str, ...] = ()
+
+
+def _real_evaluator(problem: _Problem) -> Any:
     ev = problem.evaluator_for(problem.ns)
-    return finite_difference(ev, method=method, order=problem.order, h=problem.h), \
-        ev.evaluations
+    if problem.h is not None:
+        check_steps(problem.ns, ev.x_flat, problem.h)
+    return ev
 
 
-def _forward(problem: _Problem) -> tuple[FDResult, int]:
+def _probed(ev: Any, result: FDResult, rule: str, order: int, method: str,
+            notes: tuple[str, ...] = (), evaluations: int = 0) -> _Outcome:
+    """`result` after the resolution probe on f's real arithmetic (`resolution`)."""
+    found = probe_resolution(ev, result, rule, order=order)
+    if found is not None and found.noise > 0:
+        result, notes = widened(result, found, ev.ns.unit_roundoff), (*notes, found.note)
+    if found is not None:
+        result = reconciled(result, found)
+    return _Outcome(result, evaluations + ev.evaluations, method, notes)
+
+
+def _one_rule(problem: _Problem, method: str) -> _Outcome:
+    ev = _real_evaluator(problem)
+    result = finite_difference(ev, method=method, order=problem.order, h=problem.h)
+    return _probed(ev, result, method, problem.order, method)
+
+
+def _forward(problem: _Problem) -> _Outcome:
     return _one_rule(problem, "forward")
 
 
-def _backward(problem: _Problem) -> tuple[FDResult, int]:
+def _backward(problem: _Problem) -> _Outcome:
     return _one_rule(problem, "backward")
 
 
-def _central(problem: _Problem) -> tuple[FDResult, int]:
+def _central(problem: _Problem) -> _Outcome:
     return _one_rule(problem, "central")
 
 
-def _richardson(problem: _Problem) -> tuple[FDResult, int]:
-    ev = problem.evaluator_for(problem.ns)
-    return richardson(ev, h=problem.h), ev.evaluations
+def _richardson(problem: _Problem, notes: tuple[str, ...] = (),
+                evaluations: int = 0) -> _Outcome:
+    ev = _real_evaluator(problem)
+    result = richardson(ev, h=problem.h)
+    if result.failed is not None and result.failed.any():
+        notes = (*notes, _no_derivative_note(result.failed, problem.shape))
+    return _probed(ev, result, "central", 2, "richardson", notes, evaluations)
 
 
-def _complex_step(problem: _Problem) -> tuple[FDResult, int]:
+def _complex_step(problem: _Problem) -> _Outcome:
     ev = problem.evaluator_for(complex_counterpart(problem.ns))
-    return complex_step(ev, problem.ns, h=problem.h), ev.evaluations
+    real = problem.evaluator_for(problem.ns)
+    if problem.h is not None:
+        check_steps(problem.ns, real.x_flat, problem.h)
+    try:
+        result = complex_step(ev, problem.ns, h=problem.h)
+    except NonFiniteValueError as exc:
+        why = (f"complex step: f is not finite at x + ih ({exc}); fell back to Richardson "
+               "on f's real arithmetic")
+        return _richardson(replace(problem, h=None), (why,), ev.evaluations)
+    bad = ~np.isfinite(np.asarray(problem.ns.to_float(result.value), dtype=float))
+    if bad.any():  # an evaluator that does not check its values (structure-aware ones)
+        why = (f"complex step: f is not finite at x + ih for entry {int(np.flatnonzero(bad)[0])}"
+               "; fell back to Richardson on f's real arithmetic")
+        return _richardson(replace(problem, h=None), (why,), ev.evaluations)
+    if result.failed is not None and result.failed.any():
+        i = int(np.flatnonzero(result.failed)[0])
+        why = (f"complex step: D(h) and D(h_2) at steps {result.h[i]:.1e} and about √u "
+               f"disagree at coordinate {i} by {result.error[i] / 2:.1e}, far beyond "
+               "rounding (f's complex arithmetic loses digits, e.g. a library function near "
+               "the real axis); fell back to Richardson")
+        return _richardson(replace(problem, h=None), (why,), ev.evaluations)
+    disagreement = cross_check(real, result)
+    if disagreement is not None:
+        return _richardson(replace(problem, h=None), (disagreement,),
+                           ev.evaluations + real.evaluations)
+    return _Outcome(result, ev.evaluations + real.evaluations, "complex_step")
 
 
-METHODS: dict[str, Callable[[_Problem], tuple[FDResult, int]]] = {
+METHODS: dict[str, Callable[[_Problem], _Outcome]] = {
     "forward": _forward,
     "backward": _backward,
     "central": _central,
@@ -223,20 +293,45 @@ _NOTES = {
     "backward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
     "central": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
     "richardson": "error = Ridders tableau error + 2u·|value|",
-    "complex_step": "error = |D(2h) - D(h)|/3 + 8u·|value| (gradients: 8u·max(|value_i|, "
-                    "4·max|value|))",
+    "complex_step": "error = |D(h_2) - D(h)| (h_2 ≈ √u·max(|x|, 1), or |D(2h) - D(h)|/3 "
+                    "for a large h) + 8u·|value| (gradients: 8u·max(|value_i|, "
+                    "4·max|value|)); cross-checked against a real difference",
 }
 
 
+def _no_derivative_note(failed: np.ndarray, shape: tuple[int, ...]) -> str:
+    where = [int(i) for i in np.flatnonzero(failed)[:5]]
+    entries = "" if shape == () else f" at entries {where} (flat)" + \
+        (" …" if failed.sum() > 5 else "")
+    return ("no derivative found" + entries + ": the central differences never followed "
+            "the h² expansion down to the rounding floor (a kink, a pole or a jump closer "
+            "than the smallest usable step), so error = inf; try a point farther from it")
+
+
 def _estimate(problem: _Problem, method: str) -> Estimate:
-    result, evaluations = METHODS[method](problem)
+    outcome = METHODS[method](problem)
+    result = outcome.result
+    values = np.asarray(problem.ns.to_float(result.value), dtype=float)
+    if not np.all(np.isfinite(values)):
+        i = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise ValueError(
+            f"`f` is not finite at the points {outcome.method} needs for entry {i} (NaN or "
+            "inf: it overflows, or takes log(0) or 0·inf, there). Make f finite near `x` "
+            "(e.g. a loss through log-sum-exp), move `x`, or pass a smaller `h`.")
+    if np.any(np.isnan(result.error)):
+        i = int(np.flatnonzero(np.isnan(result.error))[0])
+        raise ValueError(
+            f"the error estimate of entry {i} is undefined (NaN): `h` or `x` lies where "
+            "float error estimates overflow or underflow. Pass a smaller `h` (or h=None), "
+            "or rescale `x`.")
     if problem.shape == ():
         value, error, h = result.value[0], float(result.error[0]), float(result.h[0])
     else:
         value = result.value.reshape(problem.shape)
         error, h = result.error.reshape(problem.shape), result.h.reshape(problem.shape)
-    return Estimate(value=value, error=error, h=h, evaluations=evaluations, method=method,
-                    note=_NOTES[method], numbers=problem.ns)
+    note = "; ".join((_NOTES[outcome.method], *outcome.notes))
+    return Estimate(value=value, error=error, h=h, evaluations=outcome.evaluations,
+                    method=outcome.method, note=note, numbers=problem.ns)
 
 
 # -- validation at the entry ----------------------------------------------------------

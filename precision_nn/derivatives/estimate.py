@@ -19,17 +19,23 @@ class Estimate:
     value : scalar or ndarray
         The derivative (or gradient), in the number system it was computed in.
     error : float or ndarray of float
-        An estimate of the absolute error of `value`, same shape as `value`; NaN only
-        where no estimate exists, and then `note` says why.
+        An estimate of the absolute error of `value`, same shape as `value`. ``inf``
+        where no derivative was found (a kink, pole or jump closer than any usable step,
+        or an `f` with no digits left at the scale of the spacing of x); `note` then
+        says which entries and why. Never NaN: `derivative` raises a ValueError instead.
     h : float or ndarray
         The step actually used ((x + h) - x, not the requested one); for Richardson the
         last step of the sequence.
     evaluations : int
         Calls of the function (one point counts once, also inside a batch).
     method : str
-        The method that produced the estimate.
+        The method that produced the estimate; differs from the one asked for after a
+        fallback (a complex step that overflows or disagrees with f's real arithmetic
+        falls back to ``"richardson"``), and `note` says why.
     note : str
-        Why an error estimate is missing or how it was formed.
+        How the error estimate was formed, then anything found on the way: a fallback,
+        entries without a derivative, an `f` noisier than its number system (the bars
+        then count the measured noise).
     """
 
     value: Any

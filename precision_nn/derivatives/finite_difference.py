@@ -20,6 +20,23 @@ error is bounded at 99% of points for B = 1, 74% for B = 4, 29% for B = 16. Only
 evaluations could measure such noise (Moré & Wild, SIAM J. Sci. Comput. 33 (2011) 1292).
 The value returned is ``D(h)`` itself, not an extrapolation: that is `richardson`'s job.
 
+Three more terms and rules keep the bar honest off the textbook path:
+
+- *Data rounded at x.* An ``f`` built from data rounded near ``x`` (``w·a − b`` with ``b``
+  the rounded ``3a``) is the exact function of a point moved by ~``u|x|``, whose slope
+  differs by ``u|x|·|f''|``; the bar adds ``κu|x||f''|`` with ``f''`` from the witness
+  points. At a minimum (least squares at an exact fit) that bias is the whole computed
+  derivative; elsewhere it is ~h times the rounding term.
+- *Multiple zeros.* With ``f = f' = 0`` at ``x ≠ 0`` the noise ``κu|f|`` vanishes and
+  h* with it; automatic steps stay `MIN_STEP_SPACINGS` spacings above the numbers at x
+  instead of failing with "h is below the spacing".
+- *Flat f.* When every point of a round returns exactly ``f(x)`` the function is
+  constant at that scale, or computes on a coarser grid (a ``float()`` detour inside
+  mpf); the step grows by `FLAT_GROWTH` per round and never returns below it.
+
+A user step longer than ``max(|x|, 1)`` or whose points overflow is refused at the entry
+(`check_steps`).
+
 The quotient uses the steps that were realised: ``h_r = (x + h) − x`` is computed in the
 number system (exact by Sterbenz's lemma), the points are ``x + k·h_r``, and when one of
 them is not exactly ``x + k·h_r`` (a binade boundary between them) that coordinate's
@@ -62,6 +79,13 @@ TRUNCATION_SAFETY = 2.0
 # with automatic steps every point (the witness's too) stays within this fraction of
 # max(|x|, 1) from x
 MAX_RELATIVE_REACH = 0.125
+# a coordinate whose points all return exactly f(x) grows its step this much per round,
+# for at most this many extra rounds (2^8 per round: 2^64 above u^(1/3) covers a float
+# detour inside mpf:1000)
+FLAT_GROWTH = 2.0**8
+FLAT_ROUNDS = 8
+# automatic steps stay at least this many spacings (u·|x|) above the numbers at x
+MIN_STEP_SPACINGS = 256
 
 
 @dataclass(frozen=True)
@@ -84,6 +108,10 @@ class FDResult:
     magnitude: np.ndarray  # |f| near x (float)
     noise: np.ndarray  # the rounding part of `error` (float)
     resolution: np.ndarray  # smallest |c| the measurement can tell from rounding (float)
+    # where no derivative was found (error inf), or None when every coordinate has one
+    failed: np.ndarray | None = None
+    # the part of `noise` due to rounding of the data at x (`_input_rounding`), if known
+    bias: np.ndarray | None = None
 
 
 def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
@@ -116,6 +144,14 @@ def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list
     moved = [k for k in ks if k != 0]
     with ns.context():
         shifted = {k: x + ns.scalar(k) * h for k in moved}
+    for k in moved:
+        if not np.all(ns.isfinite(shifted[k])):
+            i = int(np.flatnonzero(~np.asarray(ns.isfinite(shifted[k])))[0])
+            raise ValueError(
+                f"`x` (entry {int(coords[i])}) is at the edge of the range of {ns.name!r}: "
+                f"the point x + {k}·h overflows. Rescale x, or compute in a wider system "
+                "(e.g. numbers='mpf:30').")
+    with ns.context():
         offsets = {k: shifted[k] - x for k in moved}  # exact (Sterbenz)
         exact = {k: np.asarray(offsets[k] == ns.scalar(k) * h, dtype=bool) for k in moved}
     rows = ev.at_shifts(np.tile(coords, len(moved)), np.concatenate([shifted[k] for k in moved]))
@@ -212,20 +248,52 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
     difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
     steps = np.abs(ns.to_float(h))
     constant = float(abs(rule.truncation_constant))
-    # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1)
-    coefficient = constant * np.abs(ns.to_float(difference)) / steps ** (p + 1)
+    # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1), i.e. C·|Δ^(p+1)f|/h:
+    # formed so, it neither overflows for large h nor underflows for tiny ones
+    witnessed = constant * np.abs(ns.to_float(difference))
     # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|weight_j||f_j|
     magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in witness])
     floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
+    with np.errstate(over="ignore", under="ignore"):
+        coefficient = _per_power(witnessed, steps, p + 1)
+        resolution = _per_power(constant * floor, steps, p + 1)
+    bias = _input_rounding(ns, ev.x_flat[coords], witness, values, steps)
+    noise = level.noise + bias
     return FDResult(
         value=level.value,
-        error=TRUNCATION_SAFETY * coefficient * steps**p + level.noise,
+        error=TRUNCATION_SAFETY * witnessed / steps + noise,
         h=steps,
         coefficient=coefficient,
         magnitude=level.magnitude,
-        noise=level.noise,
-        resolution=constant * floor / steps ** (p + 1),
+        noise=noise,
+        resolution=resolution,
+        bias=bias,
     )
+
+
+def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
+                    values: dict[int, np.ndarray], steps: np.ndarray) -> np.ndarray:
+    """``κ u |x| |f''|``: f computed from data rounded at x (``w·a − b`` with ``b`` = the
+    rounded ``3a``) is the exact f at a point moved by ~u|x|, whose slope differs by
+    ``u|x|·f''``. At a minimum this bias is the whole computed derivative (a least-squares
+    objective at an exact fit); elsewhere it is ~h times the rounding term."""
+    k = next(j for j in range(len(witness) - 2) if witness[j] <= 0 <= witness[j + 2])
+    a, b, c = (values[witness[k + j]] for j in range(3))
+    with ns.context():  # in the system: in floats the difference would be all rounding
+        difference = np.abs(np.asarray(ns.to_float(a - ns.scalar(2) * b + c), dtype=float))
+    with np.errstate(over="ignore", invalid="ignore"):
+        second = difference / steps / steps
+    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
+    return np.nan_to_num(NOISE_ROUNDINGS * ns.unit_roundoff * x_float * second, nan=0.0)
+
+
+def _per_power(a: np.ndarray, h: np.ndarray, power: int) -> np.ndarray:
+    """``a / h^power`` without forming ``h^power`` (which overflows for h beyond ~1e77
+    at power 4)."""
+    out = np.asarray(a, dtype=float)
+    for _ in range(power):
+        out = out / h
+    return out
 
 
 def _witness_difference(ns: NumberSystem, witness: tuple[int, ...], h: np.ndarray,
@@ -261,9 +329,11 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     reach = max(abs(s) for s in witness_offsets(rule))  # the farthest point, in steps
     limit = scales(x_float) * MAX_RELATIVE_REACH / reach
     h_float = np.minimum(initial_steps(x_float, ns, rule.order), limit)
+    floor = MIN_STEP_SPACINGS * ns.unit_roundoff * x_float
     rounds: list[tuple[np.ndarray, FDResult]] = []
     active = np.arange(len(x_float))
-    for round_ in range(MAX_STEP_ITERATIONS + 1):
+    budget = np.full(len(x_float), MAX_STEP_ITERATIONS)
+    for round_ in range(MAX_STEP_ITERATIONS + FLAT_ROUNDS + 1):
         h = realize(ns, ev.x_flat[active], radix_steps(h_float[active], ns))
         try:
             result = _at_steps(ev, active, h, rule)
@@ -278,14 +348,27 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
         measurable = np.maximum(result.coefficient, result.resolution)
         h_star = np.minimum(optimal_steps(result.h, measurable, result.noise, rule.order),
                             limit[active])
+        # at a multiple zero (f = f' = 0, x ≠ 0) the noise κu|f| vanishes with f and h*
+        # with it: keep the step a safe number of spacings above the numbers at x
+        h_star = np.maximum(h_star, floor[active])
+        # every point gave exactly f(x): f is constant at this scale, or computes on a
+        # grid coarser than h (a float() detour in mpf): grow the step past that grid and
+        # never come back below it (a constant f grows to the limit and returns 0)
+        with ns.context():
+            flat = (result.coefficient == 0) & (np.asarray(ns.to_float(result.value)) == 0)
+        flat &= result.h < limit[active] / 2
+        budget[active[flat]] = np.maximum(budget[active[flat]], round_ + 1)
+        floor[active[flat]] = np.minimum(FLAT_GROWTH * result.h[flat], limit[active][flat])
+        h_star = np.where(flat, np.minimum(result.h * FLAT_GROWTH, limit[active]), h_star)
         h_float[active] = h_star
-        active = active[~settled(result.h, h_star, ns)]
+        done = settled(result.h, h_star, ns) | (budget[active] <= round_)
+        active = active[~done]
         if len(active) == 0:
             break
     return _closest_rounds(ns, rounds, h_float)
 
 
-_FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise", "resolution")
+_FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise", "resolution", "bias")
 
 
 def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],

@@ -14,6 +14,20 @@ higher orders have started to get worse. Unlike ``dfridr`` that must happen on t
 in a row: when the first step is too large for `f`, the first diagonals are all poor and
 one worsening among them says nothing.
 
+Before any entry is trusted, the first column must follow the expansion it extrapolates:
+successive differences ``d_k = D(h_k) − D(h_{k−1})`` shrink by 4 per halving for the h²
+term (16 for h⁴, ...), while across a kink between the points ``D ∝ 1/h`` and they grow
+(ratio 1/2), and across a pole or a jump they do anything. Wherever a resolved
+difference (above `NOISE_MARGIN` times its rounding) is not at least
+`MIN_DIFFERENCE_RATIO` = 2 times smaller than the one before, that coordinate's tableau
+restarts from the current step: the first step shrinks until ``f`` is smooth over it.
+Entries are kept only once a ratio has been checked since the last restart. A
+coordinate whose column never settles before the step reaches a few spacings of ``x``
+gets ``error = inf`` and ``failed`` (no derivative found; `derivative` says so in the
+note) instead of a value extrapolated across the singularity. Without this, ``abs`` at
+0.001 gave 0.0187 ± 0.011 (first step 0.0078); now 1 ± 1e-15. A step that leaves the
+domain of ``f`` (a NaN at ``sqrt`` of a negative) restarts the tableau at half of it.
+
 The step ratio 2 (numdifftools' default) keeps every ``h_k`` a power of the radix, so the
 ratios ``h_{k−1}/h_k`` the tableau assumes are exactly those of the realised steps.
 
@@ -26,9 +40,11 @@ References
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
-from precision_nn.derivatives.evaluation import Evaluator
+from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.finite_difference import (
     FDResult,
     Level,
@@ -49,6 +65,21 @@ FIRST_STEP_FRACTION = 0.25
 # ... and at most this fraction of max(|x|, 1)
 MAX_RELATIVE_FIRST_STEP = 0.125
 MAX_LEVELS = 64
+# the first column follows the expansion when each difference d_k = D(h_k) − D(h_{k−1})
+# is at least this many times smaller than the one before (4 for the h² term, 16 for h⁴,
+# ...; a kink between the points gives about 1/2, D ∝ 1/h)
+MIN_DIFFERENCE_RATIO = 2.0
+# a column that restarted this often broke on noise rather than on one kink
+NOISY_RESTARTS = 2
+# stop halving before a step comes within this many spacings of the numbers at x
+MIN_SPACINGS = 64
+# an automatic first step leaves room for at least this many halvings above that
+MIN_FIRST_LEVELS = 10
+# and give up on a coordinate whose column never settles (the ~40 levels below its first
+# step cover a kink up to 2^-40 of the first step closer)
+MAX_LEVELS_SINCE_RESTART = 40
+# a difference counts only when it exceeds its rounding bound this many times
+NOISE_MARGIN = 4.0
 # the extrapolated value carries its own rounding: error ≥ this many u·|value|
 VALUE_ROUNDINGS = 2
 
@@ -61,20 +92,36 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     """
     ns = ev.ns
     x_float = np.abs(ns.to_float(ev.x_flat))
-    first = radix_steps(_first_steps(ev, x_float), ns) if h is None else h
+    bias = np.zeros(len(x_float))
+    if h is None:
+        pilot = finite_difference(ev, method="central", order=2, h=None)
+        bias = pilot.bias
+        # at a multiple zero the pilot sees no length scale (f, f' ≈ 0): start far enough
+        # above the spacing at x to leave room for the tableau
+        first = radix_steps(np.maximum(_first_steps(pilot, x_float),
+                                       2.0**MIN_FIRST_LEVELS * MIN_SPACINGS * ns.unit_roundoff
+                                       * x_float), ns)
+    else:
+        first = h
     first_float = np.abs(ns.to_float(first))
     # rounding ~ u/h overtakes before h reaches the central optimum u^(1/3): stop there
-    smallest = scales(x_float) * 2.0 ** (log2_unit_roundoff(ns) / 3)
+    # (for a first step well below max(|x|, 1), e.g. near a pole, count from the first
+    # step: the optimum is about u^(1/3) times the length the first step is a quarter of)
+    cube_root_u = 2.0 ** (log2_unit_roundoff(ns) / 3)
+    smallest = np.minimum(scales(x_float), first_float / FIRST_STEP_FRACTION) * cube_root_u
     levels = int(np.clip(np.max(np.ceil(np.log2(first_float / smallest))) + 2, 3, MAX_LEVELS))
-    return _tableau(ev, first, levels)
+    result = _tableau(ev, first, levels)
+    # the pilot's u|x|·|f''|: rounding of data at x biases every level alike (see
+    # finite_difference._input_rounding), which no tableau distance can see
+    return replace(result, error=result.error + bias, noise=result.noise + bias)
 
 
-def _first_steps(ev: Evaluator, x_float: np.ndarray) -> np.ndarray:
+def _first_steps(pilot: FDResult, x_float: np.ndarray) -> np.ndarray:
     """A quarter of the length scale ``max(sqrt(|f'/c|), (|f|/|c|)^(1/3))``, where ``c ≈
     f'''/6`` is measured by a pilot central difference: over that length the h² term of
     the central difference is as large as ``f'`` (or ``f``) itself."""
-    pilot = finite_difference(ev, method="central", order=2, h=None)
-    slope = np.abs(ev.ns.to_float(pilot.value))
+    slope = np.abs(np.asarray(pilot.value, dtype=float)) if pilot.value.dtype != object \
+        else np.array([abs(float(v)) for v in pilot.value])
     with np.errstate(divide="ignore", invalid="ignore"):  # c = 0: no length limit
         length = np.fmax(np.sqrt(slope / pilot.coefficient),
                          np.cbrt(pilot.magnitude / pilot.coefficient))
@@ -82,47 +129,166 @@ def _first_steps(ev: Evaluator, x_float: np.ndarray) -> np.ndarray:
 
 
 def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
+    """The tableau from step `first`, halving; each coordinate restarts from the current
+    step whenever its first column stops following the expansion (module notes)."""
     ns = ev.ns
     n = len(ev.x_flat)
     rule = stencil("central", 2)
     best, error = ns.zeros(n), np.full(n, np.inf)
-    last_h = np.zeros(n)
+    last_h, kept_noise = np.zeros(n), np.zeros(n)
+    state = _Column(n)
     active, previous = np.arange(n), []
     worsened = np.zeros(n, dtype=bool)  # the previous diagonal was already worse
+    x_float = np.abs(np.asarray(ns.to_float(ev.x_flat), dtype=float))
     h = first
-    for k in range(levels):
+    for k in range(MAX_LEVELS):
         h_k = realize(ns, ev.x_flat[active], h[active])
-        (level,) = stencil_levels(ev, active, h_k, rule, (1,))
-        last_h[active] = np.abs(ns.to_float(h_k))
-        row = _extend_row(ns, level, previous, best, error, active)
-        stop = np.zeros(len(active), dtype=bool)
-        if k > 0:
+        try:
+            (level,) = stencil_levels(ev, active, h_k, rule, (1,))
+        except NonFiniteValueError:
+            # a point left the domain of f (sqrt, log near 0): restart every active
+            # coordinate from the next, halved step (which of them failed is not known)
+            if np.any(np.abs(ns.to_float(h_k)) / 2 < MIN_SPACINGS * ns.unit_roundoff *
+                      x_float[active]):
+                raise
+            state.restart(active)
+            error[active], worsened[active], previous = np.inf, False, []
             with ns.context():
-                jump = np.abs(ns.to_float(row[k] - previous[k - 1]))
-            worse = jump >= SAFE * error[active]
-            stop = worse & worsened[active]
-            worsened[active] = worse
-        else:
-            best[active] = level.value
+                h = h / ns.scalar(2)
+            continue
+        last_h[active] = np.abs(ns.to_float(h_k))
+        broken, checked = state.follow(ns, active, level)
+        if np.any(broken):  # restart those coordinates from this level: drop their rows
+            error[active[broken]] = np.inf
+            worsened[active[broken]] = False
+            previous = [np.where(broken, level.value, entry) for entry in previous]
+        depth = state.level - 1 - state.start[active]  # valid columns of this row: 0 … depth
+        row = _extend_row(ns, level, previous, best, error, kept_noise, active,
+                          depth, accept=checked & ~broken)
+        fresh = depth == 0
+        best[active[fresh]] = level.value[fresh]
+        jump = _diagonal_jump(ns, row, previous, depth)
+        worse = (jump >= SAFE * error[active]) & (depth > 0)
+        stop = worse & worsened[active]
+        worsened[active] = worse
+        # a coordinate also stops when its budget of levels since the last restart is
+        # spent, when rounding has taken every digit of D(h) after an accepted entry, or
+        # before the next step comes within a few spacings of the numbers at x
+        spent = (depth >= levels - 1) & np.isfinite(error[active])
+        no_digits = (level.noise >= np.abs(ns.to_float(level.value))) & \
+            np.isfinite(error[active])
+        floor = last_h[active] / 2 < MIN_SPACINGS * ns.unit_roundoff * x_float[active]
+        # no later entry can beat the best: each estimate is at least its level's noise
+        drowned = level.noise >= error[active]
+        # D(h) exactly 0 right after a resolved non-zero D(2h), in a column that had
+        # already followed the h² expansion to an accepted entry: f is smooth with f' ≠ 0
+        # at larger steps yet f(x + h) == f(x − h), so it computes on a grid coarser than
+        # h; no smaller step can be trusted. (Without an accepted entry the larger steps
+        # crossed a kink, and a flat f below it, a dead ReLU, is a real derivative of 0.)
+        # A column that broke repeatedly before (noise, not one kink) counts as well.
+        collapsed = state.collapsed(active) & (np.isfinite(error[active]) |
+                                               (state.restarts[active] >= NOISY_RESTARTS))
+        stop |= spent | no_digits | floor | drowned | collapsed | \
+            (depth >= MAX_LEVELS_SINCE_RESTART)
         previous = [entry[~stop] for entry in row]
         active = active[~stop]
         with ns.context():
             h = h / ns.scalar(2)
         if len(active) == 0:
             break
+    failed = ~np.isfinite(error)
     rounding = VALUE_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(best))
     return FDResult(value=best, error=error + rounding, h=last_h,
-                    coefficient=np.full(n, np.nan), magnitude=np.full(n, np.nan),
-                    noise=rounding, resolution=np.full(n, np.nan))
+                    coefficient=state.coefficient(last_h), magnitude=np.full(n, np.nan),
+                    noise=rounding + kept_noise, resolution=np.full(n, np.nan),
+                    failed=failed)
+
+
+def _diagonal_jump(ns: NumberSystem, row: list[np.ndarray], previous: list[np.ndarray],
+                   depth: np.ndarray) -> np.ndarray:
+    """``|T[k][d] − T[k−1][d−1]|`` for each coordinate's own depth d (inf where d = 0)."""
+    jump = np.full(len(depth), np.inf)
+    for d in np.unique(depth[depth > 0]):
+        at = depth == d
+        with ns.context():
+            jump[at] = np.abs(ns.to_float(row[d][at] - previous[d - 1][at]))
+    return jump
+
+
+class _Column:
+    """The first column's successive differences ``d_k = D(h_k) − D(h_{k−1})`` of each
+    coordinate, and the level it (re)started at."""
+
+    def __init__(self, n: int):
+        self.start = np.zeros(n, dtype=int)
+        self.value: np.ndarray | None = None  # D(h_{k−1}) of every coordinate
+        self.noise = np.full(n, np.nan)
+        self.difference = np.full(n, np.nan)  # d_{k−1} (NaN: none since the restart)
+        self.level = 0
+        self.stale = np.zeros(n, dtype=bool)
+        self.restarts = np.zeros(n, dtype=int)
+
+    def restart(self, active: np.ndarray) -> None:
+        """Start the columns of `active` afresh at the next level."""
+        self.start[active] = self.level
+        self.difference[active] = np.nan
+        self.stale[active] = True  # their last D is from before the restart
+
+    def collapsed(self, active: np.ndarray) -> np.ndarray:
+        """Whether D(h_k) is exactly 0 while the difference to D(h_{k−1}) was resolved."""
+        assert self.value is not None
+        d = self.difference[active]
+        now = np.array([float(abs(v)) == 0.0 for v in self.value[active]])
+        return now & (np.abs(d) > NOISE_MARGIN * self.noise[active])
+
+    def coefficient(self, last_h: np.ndarray) -> np.ndarray:
+        """``|c| ≈ |f⁽³⁾|/6`` from the last difference of the first column,
+        ``d = D(h) − D(2h) ≈ −3c·h²``; NaN where there is none."""
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            return np.abs(self.difference) / (3 * last_h**2)
+
+    def follow(self, ns: NumberSystem, active: np.ndarray, level: Level
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Record level k; return, per active coordinate, whether its column broke the
+        expansion at this level and whether the ratio could be checked and held."""
+        k, self.level = self.level, self.level + 1
+        if self.value is None:
+            self.value = ns.zeros(len(self.start))
+        count = len(active)
+        broken, checked = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
+        if k > 0:
+            with ns.context():
+                d = np.asarray(ns.to_float(level.value - self.value[active]), dtype=float)
+            d = np.where(self.stale[active], np.nan, d)
+            resolved = np.abs(d) > NOISE_MARGIN * (level.noise + self.noise[active])
+            previous = self.difference[active]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                ratio = previous / d
+            has_previous = np.isfinite(previous)
+            broken = resolved & has_previous & ~(ratio >= MIN_DIFFERENCE_RATIO)
+            checked = has_previous & ~broken
+            self.difference[active] = d
+        restart = active[broken]
+        self.restarts[restart] += 1
+        self.start[restart] = k
+        self.difference[restart] = np.nan
+        self.value[active] = level.value
+        self.noise[active] = level.noise
+        self.stale[active] = False
+        return broken, checked
 
 
 def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
-                best: np.ndarray, error: np.ndarray, active: np.ndarray) -> list[np.ndarray]:
+                best: np.ndarray, error: np.ndarray, kept_noise: np.ndarray,
+                active: np.ndarray, depth: np.ndarray, accept: np.ndarray
+                ) -> list[np.ndarray]:
     """The next tableau row; records each entry whose error estimate beats the best.
 
     The estimate of entry ``T[k][j]`` is Ridders' distance to its parents plus its
     rounding: each column multiplies the noise of the finest level by at most
-    ``(4^j + 1)/(4^j − 1)``, a product that stays below 2.
+    ``(4^j + 1)/(4^j − 1)``, a product that stays below 2. Only columns ``j ≤ depth``
+    (formed from levels since the coordinate's last restart) of coordinates whose first
+    column has been seen to follow the expansion (`accept`) may be kept.
     """
     row = [level.value]
     amplification = 1.0
@@ -134,9 +300,9 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
             distance = np.maximum(np.abs(ns.to_float(entry - row[j - 1])),
                                   np.abs(ns.to_float(entry - previous[j - 1])))
         estimate = distance + amplification * level.noise
-        better = estimate <= error[active]
+        better = (estimate <= error[active]) & (j <= depth) & accept
         best[active[better]] = entry[better]
         error[active[better]] = estimate[better]
+        kept_noise[active[better]] = amplification * level.noise[better]
         row.append(entry)
     return row
-

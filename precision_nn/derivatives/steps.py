@@ -24,7 +24,6 @@ spacing of ``x``, ``x + k·h`` is exact too.
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import numpy as np
 
@@ -33,6 +32,7 @@ from precision_nn.numbers import NumberSystem
 __all__ = [
     "MAX_STEP_ITERATIONS",
     "NOISE_ROUNDINGS",
+    "check_steps",
     "initial_steps",
     "log2_unit_roundoff",
     "optimal_steps",
@@ -49,6 +49,10 @@ NOISE_ROUNDINGS = 2
 # step is settled when h* rounds to the power of the radix it was measured at (a looser
 # rule, say within 4×, costs 4^p in truncation: 256× for order 4).
 MAX_STEP_ITERATIONS = 4
+# a user's step may be at most this many times max(|x|, 1) (`check_steps`) ...
+MAX_STEP_RATIO = 1.0
+# ... and the points x ± k·h, k up to this (a witness of order 8 reaches 5), must be finite
+MAX_REACH = 8
 # when f is not finite at a trial step (it left the domain of f), shrink by this factor
 SHRINK_ON_DOMAIN_EXIT = 16.0
 # with no measurable truncation (c = 0, e.g. a low-degree polynomial) grow the step
@@ -57,14 +61,12 @@ GROWTH_WITHOUT_TRUNCATION = 16.0
 
 def log2_unit_roundoff(ns: NumberSystem) -> float:
     """``log2(u)``, also for precisions whose ``u`` underflows a Python float."""
-    if ns.unit_roundoff > 0:
-        return math.log2(ns.unit_roundoff)
-    return -ns.digits * math.log2(10)
+    return float(ns.log2_unit_roundoff)
 
 
 def radix(ns: NumberSystem) -> int:
-    """10 for Decimal systems, 2 for binary ones (IEEE and mpmath)."""
-    return 10 if ns.name.startswith("decimal") else 2
+    """The base steps are powers of (``ns.radix``: 10 for Decimal, 2 otherwise)."""
+    return int(ns.radix)
 
 
 def settled(h: np.ndarray, h_star: np.ndarray, ns: NumberSystem) -> np.ndarray:
@@ -119,33 +121,27 @@ def radix_steps(h: np.ndarray, ns: NumberSystem) -> np.ndarray:
     """Each float step rounded (in log scale) to a power of the radix, as an array of `ns`."""
     base = radix(ns)
     exponents = np.rint(np.log(np.asarray(h, dtype=np.float64)) / math.log(base)).astype(int)
-    return _POWERS[_family(ns)](ns, exponents)
+    return np.asarray(ns.radix_powers(exponents))
 
 
-def _family(ns: NumberSystem) -> str:
-    if getattr(ns, "dtype", None) is not None:
-        return "ieee"
-    return "decimal" if ns.name.startswith("decimal") else "mpmath"
-
-
-def _ieee_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
-    real = ns.real().dtype
-    return np.ldexp(np.ones(exponents.shape, dtype=real), exponents).astype(ns.dtype)
-
-
-def _decimal_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
-    return ns.asarray([f"1E{int(e)}" for e in exponents.ravel()]).reshape(exponents.shape)
-
-
-def _mpmath_powers(ns: NumberSystem, exponents: np.ndarray) -> np.ndarray:
-    out = np.empty(exponents.shape, dtype=object)
-    for idx, e in np.ndenumerate(exponents):
-        out[idx] = ns.scalar(ns.ctx.ldexp(ns.ctx.one, int(e)))
-    return out
-
-
-_POWERS: dict[str, Any] = {
-    "ieee": _ieee_powers,
-    "decimal": _decimal_powers,
-    "mpmath": _mpmath_powers,
-}
+def check_steps(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> None:
+    """Refuse a user's step that no difference quotient can use: longer than the length
+    scale ``max(|x|, 1)`` times `MAX_STEP_RATIO`, or one whose points leave the range."""
+    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
+    h_float = np.abs(np.asarray(ns.real().to_float(h), dtype=float))
+    limit = MAX_STEP_RATIO * scales(x_float)
+    with np.errstate(over="ignore", invalid="ignore"):
+        far = x_float + MAX_REACH * h_float
+    if np.any(h_float > limit):
+        i = int(np.flatnonzero(h_float > limit)[0])
+        raise ValueError(
+            f"`h` = {h_float[i]:.3g} is longer than the length scale max(|x|, 1) = "
+            f"{scales(x_float)[i]:.3g} of `x` (entry {i}): a difference over such a step "
+            "says nothing about f'(x) and its error estimate cannot be trusted. Pass a step "
+            "well below the length over which f changes, or h=None to choose it.")
+    if not np.all(np.isfinite(far)):
+        i = int(np.flatnonzero(~np.isfinite(far))[0])
+        raise ValueError(
+            f"`x` = {x_float[i]:.3g} (entry {i}) is at the edge of the range of "
+            f"{ns.name!r}: the points x ± k·h overflow. Rescale x, or compute in a wider "
+            "system (e.g. numbers='mpf:30').")

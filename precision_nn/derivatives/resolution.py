@@ -1,0 +1,223 @@
+"""Does `f` compute at the precision of its points? A probe on f's real arithmetic.
+
+Every error bar of `derivative` assumes that one evaluation of ``f`` is accurate to
+``κ u |f|`` (`steps.NOISE_ROUNDINGS`). An ``f`` that computes below the precision of ``x``
+breaks that silently: ``mpmath.sin`` applied to a Decimal rounds its argument to 53 bits,
+a 28-digit Decimal context inside an mpf:50 call rounds every result to 28 digits, a
+``float()`` detour to 16. Where the points ``x + k·h`` of a stencil are all rounded the
+same way the stencil cannot see it: rounding ``x + k·h`` onto a coarser grid is nearly
+*linear* in ``k`` (the step is off by a constant factor), so the witness difference of
+`finite_difference` cancels it exactly while the quotient is wrong in its 4th digit.
+
+The probe takes the coordinate with the largest estimate ``D_i`` and evaluates the method's
+own rule (central, forward or backward) there at a step ``δ ≤ h_i/4`` of the radix,
+``δ ≈ u^(2/3)·max(|x_i|, 1)``, tiny compared with the method's step:
+
+    excess = |D_probe − D_i| − 2·error_i − 2·c·δ^p,   bound = κ u Σ|w_j||f_j| / δ,
+
+(``c`` the truncation coefficient the method measured, when it did).
+
+A rule's truncation shrinks with its step, so at ``δ ≤ h_i`` the probe's truncation is
+covered by ``error_i`` (the method's honest bar, which contains the same rule's
+truncation at ``h_i``; Richardson's and the complex step's truncation at δ is
+``O(δ²) = O(u^(4/3))``, far below ``bound``). What is left is rounding: an ``f`` accurate
+to ``κu|f|`` keeps ``excess ≤ bound``. ``excess > PROBE_THRESHOLD · bound`` means `f` is
+noisier than its number system by at least that factor.
+
+Then the noise ``ε`` of one evaluation is measured on a ladder of steps ``δ·16^j`` up to
+``h_i``, as ``max_j excess_j · δ_j / Σ|w|``: below the grid of a coarse `f` the probe
+sees no change at all (excess = ``|D_i|``, so ``excess·δ`` grows with δ), at the grid
+spacing it sees the full rounding ``ε/δ``; the maximum is ``ε`` within a factor of about
+2. Every coordinate's rounding term is rescaled from ``κu|f|`` to ``NOISE_SAFETY · ε`` —
+the same ``f`` is evaluated at every coordinate, so its noise is the same everywhere —
+and the note says what was found. This is one probe at one coordinate (2 evaluations, plus
+the ladder only when the probe fires): an ``f`` that loses precision in only some
+coordinates' paths can escape it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from precision_nn.derivatives.evaluation import Evaluator
+from precision_nn.derivatives.finite_difference import (
+    TRUNCATION_SAFETY,
+    FDResult,
+    realize,
+    stencil_levels,
+)
+from precision_nn.derivatives.stencils import stencil
+from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
+from precision_nn.numbers import NumberSystem
+
+__all__ = ["NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution", "reconciled",
+           "widened"]
+
+# excess beyond this many times the rounding bound cannot be the system's rounding: the
+# bound is a sum of worst cases (κ = 2 roundings per value), so honest functions stay far
+# below 1 × bound, and 16 leaves room for an f accurate to a few more u than assumed
+PROBE_THRESHOLD = 16.0
+# a gap counts only beyond this many times the method's own error estimate
+BAR_SAFETY = 2.0
+# the ladder measures ε within about 2× (one sample per rung): count it 4 times
+NOISE_SAFETY = 4.0
+# rungs of the ladder are this factor apart (one power of 2^4 or 10^1.2)
+LADDER_FACTOR = 16.0
+MAX_RUNGS = 8
+# noise of this fraction of |f| leaves no digits to difference: no derivative is found
+NO_DIGITS = 2.0**-4
+# the probe's step is this fraction of the method's step at most
+PROBE_FRACTION = 0.25
+# and never closer than this many spacings of the numbers at x
+MIN_SPACINGS = 4
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """What the probe found: `noise` is ε relative to |f| (0 when `f` was at the system's
+    precision), `ratio` how many times the rounding bound the excess was."""
+
+    noise: float
+    ratio: float
+    coordinate: int
+    note: str
+    evaluations: int
+    # the smallest bar at `coordinate` consistent with the probe: |D_probe − D_i| plus the
+    # probe's own rounding and truncation, both counted twice (for a noisy f: of the
+    # probe's largest step, the least noisy)
+    consistent: float = 0.0
+
+
+def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
+                     reach: np.ndarray | None = None) -> Resolution | None:
+    """Probe `f`'s real arithmetic at one coordinate of `result` (module notes); None when
+    no probe step fits between the spacing of x and `reach` (default: the method's steps;
+    the complex step passes a longer one, since its own step is ~u)."""
+    ns = ev.ns
+    value = np.abs(np.asarray(ns.to_float(result.value), dtype=float))
+    i = int(np.argmax(value))
+    x_i = float(np.abs(ns.to_float(ev.x_flat[i : i + 1]))[0])
+    limit = float((result.h if reach is None else reach)[i])
+    start = _probe_step(ns, x_i, limit)
+    if start is None:
+        return None
+    rule = stencil(rule_name, order)
+    before = ev.evaluations
+    ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result)
+    ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
+    if not ratio > PROBE_THRESHOLD:
+        return Resolution(0.0, ratio, i, "", ev.evaluations - before, consistent)
+    noise, consistent = _ladder(ev, i, start, limit, rule, result)
+    relative = noise / magnitude if magnitude > 0 else math.inf
+    if relative >= NO_DIGITS:
+        return Resolution(relative, ratio, i, (
+            f"no derivative found: at coordinate {i} f changes by {relative:.1e} of its "
+            f"size between points {start:.1e} apart, against the estimate's slope (f has "
+            "no smooth part at the scale of the spacing of x, e.g. sin at 1e308, or "
+            "computes with almost no digits), so error = inf"), ev.evaluations - before,
+            consistent)
+    note = (f"f is noisier than {ns.name} allows: at coordinate {i} a probe at step "
+            f"{start:.1e} disagrees with the estimate by {ratio:.1e} times the rounding "
+            f"allowed, and the noise of one evaluation measures {relative:.1e} of |f| "
+            f"(u = {ns.unit_roundoff:.1e}); the error bars count that noise "
+            f"{NOISE_SAFETY:g}× (causes: f computes below the precision of x, through "
+            "float(), a Decimal context of fewer digits or an mpmath function applied to "
+            "a Decimal; or f cancels internally, its value much smaller than its terms)")
+    return Resolution(relative, ratio, i, note, ev.evaluations - before, consistent)
+
+
+def _probe_step(ns: NumberSystem, x_i: float, h_i: float) -> float | None:
+    target = min(scales(np.array([x_i]))[0] * 2.0 ** (2 * ns.log2_unit_roundoff / 3),
+                 PROBE_FRACTION * h_i)
+    step = float(np.abs(ns.to_float(radix_steps(np.array([target]), ns)))[0])
+    if step > PROBE_FRACTION * h_i:
+        step /= ns.radix
+    if not step > MIN_SPACINGS * ns.unit_roundoff * x_i:  # the method's steps are tiny:
+        step = h_i / ns.radix  # probe just below them
+    if not step > MIN_SPACINGS * ns.unit_roundoff * x_i:
+        return None
+    return step
+
+
+def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
+            multipliers: tuple[int, ...] = (1,)) -> list[tuple[float, float, float, float]]:
+    """For each probe step ``m·δ``: ``|D_probe − D_i| − error_i − truncation``, the
+    probe's rounding bound, max |f| it saw, and the step (one batched call of f)."""
+    ns = ev.ns
+    h = realize(ns, ev.x_flat[i : i + 1], radix_steps(np.array([step]), ns))
+    levels = stencil_levels(ev, np.array([i]), h, rule, multipliers)
+    coefficient = TRUNCATION_SAFETY * float(np.nan_to_num(result.coefficient[i]))
+    out = []
+    for m, level in zip(multipliers, levels):
+        with ns.context():
+            gap = float(np.abs(ns.to_float(level.value - result.value[i : i + 1]))[0])
+        # the probe's own truncation c·δ^p, c measured by the method (counted twice, as
+        # the methods count theirs); NaN (not measured) counts as 0
+        delta = float(np.abs(ns.to_float(h))[0]) * m
+        truncation = coefficient
+        with np.errstate(over="ignore"):
+            for _ in range(rule.order):  # c·δ^p: 0 stays 0 where δ^p alone would overflow
+                truncation = float(np.float64(truncation) * delta)
+        # level.noise is κu·Σ|w||f|/δ
+        # the method's bar is an estimate, not a bound: only a gap beyond twice it counts
+        out.append((max(gap - BAR_SAFETY * float(result.error[i]) - truncation, 0.0),
+                    float(level.noise[0]), float(level.magnitude[0]), delta,
+                    _consistent(gap, float(result.error[i]),
+                                BAR_SAFETY * (float(level.noise[0]) + truncation))))
+    return out
+
+
+def _consistent(gap: float, error: float, probe_error: float) -> float:
+    """The bar the probe demands: ``gap + probe_error`` when the probe's value lies outside
+    the method's bar by more than the probe's own (doubled) error, else 0 (no demand)."""
+    return gap + probe_error if gap > error + probe_error else 0.0
+
+
+def _ladder(ev: Evaluator, i: int, start: float, h_i: float, rule, result: FDResult
+            ) -> tuple[float, float]:
+    """ε ≈ max over rungs δ_j of ``excess_j · δ_j / Σ|w|`` (module notes)."""
+    weight = float(sum(abs(w) for w in rule.weights))
+    top = PROBE_FRACTION * h_i
+    # at most MAX_RUNGS rungs a power of the radix apart (so that m·δ is exact),
+    # however many decades lie between u^(2/3) and h (mpf:1000)
+    base = ev.ns.radix
+    spread = max(math.log(top / start, base), 0.0)
+    per_rung = max(math.ceil(spread / MAX_RUNGS), math.ceil(math.log(LADDER_FACTOR, base)))
+    count = int(spread // per_rung) + 1
+    multipliers = tuple(base ** (per_rung * j) for j in range(count))
+    rungs = _excess(ev, i, start, rule, result, multipliers)
+    # ... and the top rung's consistent bar: the least noisy of the probe's values
+    return max(excess * delta / weight for excess, _, _, delta, _ in rungs), rungs[-1][4]
+
+
+def reconciled(result: FDResult, resolution: Resolution) -> FDResult:
+    """`result` with the probed entry's bar raised to cover the probe's value: when `f`
+    is as precise as its system, the probe at a much smaller step is the better witness
+    (a user step across a kink: the step's own witness cannot see it)."""
+    i = resolution.coordinate
+    if not resolution.consistent > result.error[i]:
+        return result
+    error = result.error.copy()
+    error[i] = resolution.consistent
+    return FDResult(value=result.value, error=error, h=result.h,
+                    coefficient=result.coefficient, magnitude=result.magnitude,
+                    noise=result.noise, resolution=result.resolution, failed=result.failed,
+                    bias=result.bias)
+
+
+def widened(result: FDResult, resolution: Resolution, unit_roundoff: float) -> FDResult:
+    """`result` with its rounding term rescaled from κu|f| to NOISE_SAFETY·ε; error inf
+    everywhere when ε reaches `NO_DIGITS` of |f| (f has no smooth part at that scale)."""
+    factor = NOISE_SAFETY * resolution.noise / (NOISE_ROUNDINGS * unit_roundoff)
+    if resolution.noise >= NO_DIGITS:
+        factor = math.inf
+    with np.errstate(invalid="ignore", over="ignore"):
+        extra = np.where(result.noise > 0, result.noise * factor, 0.0) \
+            if math.isfinite(factor) else np.full(len(result.error), np.inf)
+    return FDResult(value=result.value, error=result.error + extra, h=result.h,
+                    coefficient=result.coefficient, magnitude=result.magnitude,
+                    noise=result.noise + extra, resolution=result.resolution,
+                    failed=result.failed, bias=result.bias)
