@@ -79,8 +79,20 @@ def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
                      order=setup.order)
     used = None if h is None else float(np.max(steps))
     step = "" if used is None else f" at h = {used:.6g}"
-    return Reference(value, error, ns.real(), f"{METHOD_NAMES[method]}{step} in {ns.real().name}",
-                      method, int(est.evaluations), used, steps)
+    # the derivative may have replaced the method itself (a complex step that disagreed
+    # with f's real arithmetic or overflowed becomes Richardson): name what was used
+    actual = est.method if est.method in METHOD_NAMES else method
+    name = f"{METHOD_NAMES[actual]}{step} in {ns.real().name}"
+    if actual != method:
+        name += f" (the {METHOD_NAMES[method]} was called off: {_fallback_reason(est.note)})"
+    return Reference(value, error, ns.real(), name, actual, int(est.evaluations), used, steps)
+
+
+def _fallback_reason(note: str) -> str:
+    """The part of a derivative's note that says why its method was replaced."""
+    reasons = [part.strip() for part in note.split(";") if "fell back" in part
+               or "disagree" in part or "not finite" in part]
+    return "; ".join(reasons) if reasons else note
 
 
 # where a method cannot give a finite gradient (overflow, e.g. exp of inputs near 700 in
@@ -118,9 +130,11 @@ def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Ref
         used.append(METHOD_NAMES[alt])
     if ref is None:
         raise NoReference(f"no numerical reference could be computed at x ({why})")
+    base = original.name if original is not None else METHOD_NAMES[method]
     if used:
-        base = original.name if original is not None else METHOD_NAMES[method]
         ref = replace(ref, name=f"{base} ({why}; {' then '.join(used)} instead there)")
+    elif why:
+        ref = replace(ref, name=f"{base} ({why}; no other method gave a finite value there)")
     return ref
 
 
