@@ -239,6 +239,8 @@ def exact_parts(value: Any, target: str) -> tuple[Exact, Exact]:
         return _exact_real(value.real), _exact_real(value.imag)
     if hasattr(value, "_mpc_"):  # mpmath mpc of any context
         return _exact_mpf(value._mpc_[0]), _exact_mpf(value._mpc_[1])
+    if type(value).__module__ == "gmpy2" and hasattr(value, "imag"):  # mpfr, mpc: any prec
+        return _exact_gmpy2(value.real), _exact_gmpy2(value.imag)
     real = _exact_real(value)
     if real is None:
         raise TypeError(
@@ -262,6 +264,13 @@ def _exact_real(value: Any) -> Exact | None:
     if hasattr(value, "_mpf_"):
         return _exact_mpf(value._mpf_)
     return None
+
+
+def _exact_gmpy2(value: Any) -> Exact:
+    """The exact value of a gmpy2 mpfr (a binary fraction), or inf/nan as a float."""
+    if not value.is_finite():
+        return float(value)
+    return Fraction(*(int(part) for part in value.as_integer_ratio()))
 
 
 def _exact_mpf(mpf_tuple: tuple) -> Exact:
