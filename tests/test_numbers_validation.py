@@ -183,6 +183,39 @@ def test_value_beyond_the_format(spec: str, value: object, shown: str, limit: st
         number_system(spec).asarray([value])
 
 
+# an exact value of 10^(10^12) would never finish: these pass only if refused at once
+@pytest.mark.parametrize(("spec", "text", "low", "high"), [
+    ("float64", "1e999999999999", -325, 309), ("float32", "-2.5e100000", -46, 39),
+    ("float16", "1e6", -9, 5), ("mpf:30", "1e999999999999", -100000, 100000),
+    ("mpf:30", "1e-999999999999", -100000, 100000), ("mpc:30", "1+1e999999999999j",
+                                                      -100000, 100000),
+    ("mpfr:30", "0.01e100003", -100000, 100000),
+])
+def test_absurd_exponent_is_refused_at_once(spec: str, text: str, low: int,
+                                             high: int) -> None:
+    with pytest.raises(ValueError, match=rf"value '{re.escape(text)}' cannot be represented "
+                       rf"in '{spec}': its decimal exponent -?\d+ lies outside \[{low}, "
+                       rf"{high}\], the literals this system accepts; scale the value"):
+        number_system(spec).asarray([text])
+
+
+@pytest.mark.parametrize("spec", ["float64", "complex128", "float16"])
+def test_tiny_literal_in_a_binary_format_rounds_to_zero(spec: str) -> None:
+    assert number_system(spec).scalar("1e-999999999999") == 0
+    assert number_system("float64").scalar("2.5e-324") == 5e-324  # the subnormal, kept
+
+
+@pytest.mark.parametrize("spec", ["float64", "decimal:30", "mpf:30", "mpc:30", "mpfr:30"])
+def test_overlong_string_is_refused_at_once(spec: str) -> None:
+    text = "1" * 100_000
+    if spec.startswith("decimal"):  # Decimal parses it itself, in linear time: one rounding
+        assert str(number_system(spec).scalar(text)).startswith("1.1111")
+        return
+    with pytest.raises(ValueError, match=r"cannot parse a string of 100000 characters as a "
+                       rf"number of '{spec}': literals are limited to 4400 characters"):
+        number_system(spec).asarray([text])
+
+
 def test_decimal_exponent_beyond_emax() -> None:
     with pytest.raises(ValueError, match=r"value '1e1000000' cannot be represented in "
                        r"'decimal:30': its exponent exceeds Emax = 999999; scale the value "

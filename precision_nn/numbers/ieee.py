@@ -244,7 +244,7 @@ def _parse_strings(arr: np.ndarray, ns: IEEESystem) -> np.ndarray:
     fmt = _format(ns.real().dtype)
     out = np.empty(arr.shape, dtype=ns.dtype)
     for idx, value in np.ndenumerate(arr):
-        re, im = exact_parts(value, ns.name)
+        re, im = exact_parts(value, ns.name, exponents=fmt.exponents, underflow_to_zero=True)
         if im != 0 and not ns.is_complex:
             raise ValueError(_complex_message(value, ns))
         try:
@@ -264,6 +264,13 @@ class _BinaryFormat:
         self.emin = int(finfo.minexp)  # exponent of the smallest normal number
         self.max = Fraction(*np.asarray(finfo.max, dtype=dtype).item().as_integer_ratio()) \
             if self.p > 53 else Fraction(float(finfo.max))
+        # decimal exponents of literals: beyond 10^(e+1) > max a literal overflows; below
+        # a tenth of the smallest subnormal 2^(emin - p + 1) it rounds to zero
+        smallest = self.emin - self.p + 1
+        self.exponents = (math.floor(smallest * math.log10(2)) - 1,
+                          math.floor(math.log10(float(self.max)) if self.p <= 53 else
+                                     (self.max.numerator.bit_length() -
+                                      self.max.denominator.bit_length()) * math.log10(2)) + 1)
 
 
 _FORMATS: dict[np.dtype, _BinaryFormat] = {}
