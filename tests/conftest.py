@@ -1,7 +1,7 @@
 """Suite-wide guards: no test may leave the global precision state changed.
 
-precision_nn promises that using ``mpf:100`` or ``decimal:60`` leaves ``mpmath.mp`` and the
-thread's decimal context as they were (DESIGN.md, "No leaked state"). This autouse fixture
+precision_nn promises that using ``mpf:100``, ``decimal:60`` or ``arb:50`` leaves ``mpmath.mp``,
+the thread's decimal context and python-flint's ``flint.ctx.prec`` as they were (DESIGN.md, "No leaked state"). This autouse fixture
 turns that promise into a check around every test of the suite: whatever a test calls, the
 state after it must equal the state before it.
 """
@@ -13,11 +13,18 @@ import decimal
 import mpmath
 import pytest
 
+try:  # optional: python-flint keeps one process-wide precision (arb:N / acb:N)
+    import flint
+except ImportError:  # pragma: no cover - the dev extra installs it
+    flint = None
+
 
 def _precision_state() -> dict[str, object]:
     """Everything a number system could leak into global or thread state."""
     ctx = decimal.getcontext()
+    flint_state = {} if flint is None else {"flint.ctx.prec": flint.ctx.prec}
     return {
+        **flint_state,
         "mpmath.mp.prec": mpmath.mp.prec,
         "mpmath.mp.dps": mpmath.mp.dps,
         "decimal.prec": ctx.prec,
@@ -33,10 +40,13 @@ def no_leaked_precision_state():
     """Fail a test that changes mpmath.mp or the decimal context (and repair the state)."""
     before = _precision_state()
     saved_prec, saved_decimal = mpmath.mp.prec, decimal.getcontext().copy()
+    saved_flint = None if flint is None else flint.ctx.prec
     yield
     after = _precision_state()
     if after != before:
         changed = {key: (before[key], after[key]) for key in before if before[key] != after[key]}
         mpmath.mp.prec = saved_prec  # repair, so one leak does not fail every later test
         decimal.setcontext(saved_decimal)
+        if flint is not None:
+            flint.ctx.prec = saved_flint
         pytest.fail(f"the test leaked precision state (before, after): {changed}")
