@@ -11,6 +11,7 @@ import sys
 from decimal import Decimal
 from fractions import Fraction
 
+import mpmath
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ from tests.test_numbers import FUNCTIONS, error_in_ulps, exact, reference_contex
 # -- specs --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", ["float8", "int32", "mpfr:50", "double", "decimal50"])
+@pytest.mark.parametrize("spec", ["float8", "int32", "mpq:50", "double", "decimal50", "arbx:5"])
 def test_unknown_spec(spec: str) -> None:
     message = rf"unknown number system '{re.escape(spec)}'; expected one of"
     with pytest.raises(ValueError, match=message):
@@ -43,6 +44,61 @@ def test_precision_below_one(spec: str, n: int) -> None:
     with pytest.raises(ValueError, match=rf"precision of '{spec}' must be at least 1 "
                        rf"significant digit; got {n}\. Use e\.g\. '{spec.split(':')[0]}:"):
         number_system(spec)
+
+
+@pytest.mark.parametrize("spec", ["float64:10", "float32:3", "complex128:"])
+def test_precision_after_a_fixed_format(spec: str) -> None:
+    name = spec.split(":")[0]
+    with pytest.raises(ValueError, match=rf"malformed number system '{re.escape(spec)}': "
+                       rf"'{name}' has a fixed precision; write '{name}' without ':N'"):
+        number_system(spec)
+
+
+@pytest.mark.parametrize(("spec", "module", "package", "extra"), [
+    ("arb:50", "flint", "python-flint", "arb"), ("acb", "flint", "python-flint", "arb"),
+    ("mpfr:40", "gmpy2", "gmpy2", "mpfr"), ("mpfrc:40", "gmpy2", "gmpy2", "mpfr"),
+])
+def test_optional_family_without_its_package_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch, spec: str, module: str, package: str,
+        extra: str) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` fail
+    # bypass both caches: a system made while the package was importable is not the point
+    monkeypatch.setattr(numbers, "_system", numbers._system.__wrapped__)
+    with pytest.raises(ValueError, match=rf"number system '{re.escape(spec)}' needs the "
+                       rf"optional package {package}; install it with `pip install "
+                       rf"{package}` \(or the precision_nn extra `{extra}`\)"):
+        numbers._cached.__wrapped__(spec)
+
+
+def test_family_module_that_is_missing_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = numbers.Family(
+        numbers._optional("precision_nn.numbers.no_such_system", "NoSuch", numbers.GMPY2),
+        10, numbers._optional_recogniser("precision_nn.numbers.no_such_system", numbers.GMPY2),
+        numbers.GMPY2)
+    monkeypatch.setitem(numbers.FAMILIES, "nosuch", missing)
+    monkeypatch.setattr(numbers, "_system", numbers._system.__wrapped__)
+    with pytest.raises(ValueError, match=r"number system 'nosuch:12' is not part of this "
+                       r"installation \(precision_nn\.numbers\.no_such_system, which "
+                       r"provides NoSuch, is missing\)"):
+        numbers._cached.__wrapped__("nosuch:12")
+
+
+def test_a_new_family_is_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a family registered at run time is parsed, defaulted, cached and inferred like the rest
+    made = []
+
+    def make(digits: int) -> numbers.NumberSystem:
+        made.append(digits)
+        return number_system(f"mpf:{digits}")
+
+    monkeypatch.setitem(numbers.FAMILIES, "toy", numbers.Family(make, 7, lambda a: None))
+    monkeypatch.setattr(numbers, "_system", numbers._system.__wrapped__)
+    assert numbers._cached.__wrapped__("toy").name == "mpf:7"
+    assert numbers._cached.__wrapped__("toy:012").name == "mpf:12"
+    assert made == [7, 12]
+    with pytest.raises(ValueError, match=r"precision of 'toy:0' must be at least 1 "
+                       r"significant digit; got 0\. Use e\.g\. 'toy:7'"):
+        numbers._cached.__wrapped__("toy:0")
 
 
 @pytest.mark.parametrize("spec", [50, None, 3.5, np.float64, ["mpf", 50]],
@@ -197,3 +253,36 @@ def test_infer_number_system_of_foreign_elements() -> None:
     with pytest.raises(TypeError, match=r"cannot infer a number system from elements of type "
                        r"Fraction; convert them with ns\.asarray"):
         infer_number_system(np.array([Fraction(1, 3)], dtype=object))
+
+
+@pytest.mark.parametrize(("values", "first", "second"), [
+    ([Decimal("0.1"), 0.5], "Decimal", "float"),
+    ([0.5, Decimal("0.1")], "float", "Decimal"),
+    ([mpmath.mpf(1), Decimal("0.1")], r"mpf \(15 digits\)", "Decimal"),
+    ([Decimal("0.1"), mpmath.mpf(1)], "Decimal", r"mpf \(15 digits\)"),
+], ids=["decimal-float", "float-decimal", "mpf-decimal", "decimal-mpf"])
+def test_infer_number_system_of_mixed_elements(values: list, first: str, second: str) -> None:
+    with pytest.raises(TypeError, match=rf"the array mixes {first} and {second} elements "
+                       r"\(flat index 0 and 1\); mixing number types would change precision "
+                       r"silently\. Convert all values with one system"):
+        infer_number_system(np.array(values, dtype=object))
+
+
+def test_infer_number_system_of_mpf_of_two_precisions() -> None:
+    values = [number_system("mpf:30").scalar(1), number_system("mpf:40").scalar(1)]
+    with pytest.raises(TypeError, match=r"mixes mpf \(30 digits\) and mpf \(40 digits\)"):
+        infer_number_system(np.array(values, dtype=object))
+
+
+def test_infer_number_system_lets_exact_ints_join() -> None:
+    ns = number_system("decimal:30")
+    values = np.array([*ns.asarray(["0.1", "1/3"]), 3], dtype=object)  # 1/3 has 30 digits
+    assert infer_number_system(values) == ns
+    assert infer_number_system(np.array([0.5, 2, np.float64(1)], dtype=object)).name == \
+        "float64"
+
+
+def test_infer_number_system_of_an_empty_object_array() -> None:
+    with pytest.raises(TypeError, match=r"cannot infer a number system from an empty object "
+                       r"array; pass `numbers=`"):
+        infer_number_system(np.array([], dtype=object))

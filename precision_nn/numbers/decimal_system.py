@@ -19,10 +19,21 @@ import numpy as np
 
 from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
 
-__all__ = ["DecimalSystem"]
+__all__ = ["DecimalSystem", "recognise"]
 
 GUARD_DIGITS = 10  # extra digits of the mpmath detour before the final rounding
 _PERIODIC = {"sin", "cos"}  # functions whose condition number is unbounded
+
+
+def recognise(array: np.ndarray) -> str | None:
+    """``decimal:N`` if `array` holds Decimals. Decimals carry no precision: N is the larger
+    of the thread's context precision and the most significant digits of any element
+    (30-digit values -> decimal:30)."""
+    if array.dtype != object or not isinstance(array.flat[0], decimal.Decimal):
+        return None
+    digits = max((len(v.as_tuple().digits) for v in array.flat
+                  if isinstance(v, decimal.Decimal) and v.is_finite()), default=0)
+    return f"decimal:{max(decimal.getcontext().prec, digits)}"
 
 
 class DecimalSystem(NumberSystem):

@@ -8,6 +8,7 @@ precise detour and rounded once back, never through a less precise one.
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -17,7 +18,7 @@ import scipy.special
 
 from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
 
-__all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem"]
+__all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem", "recognise"]
 
 # real spec -> complex counterpart spec (None: the real format has no complex pair)
 IEEE_REAL: dict[str, str | None] = {
@@ -47,6 +48,16 @@ def _dtype_for(spec: str) -> np.dtype:
             ) from exc
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(spec)
+
+
+def recognise(name: str, array: np.ndarray) -> str | None:
+    """`name` if `array` has that format's dtype (or, for float64, holds Python floats)."""
+    if array.dtype == object:
+        plain = name == "float64" and isinstance(array.flat[0], (int, float))
+        return name if plain else None
+    if name == "bfloat16" and "ml_dtypes" not in sys.modules:
+        return None  # no bfloat16 array can exist before ml_dtypes is imported
+    return name if array.dtype == _dtype_for(name) else None
 
 
 # the next wider format a numpy function runs in (float64 and longdouble: none in numpy)
