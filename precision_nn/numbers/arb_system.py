@@ -213,10 +213,15 @@ class ArbSystem(NumberSystem):
         return out
 
     def _method(self, name: str):
-        convert = self._convert
+        convert, prec, is_complex = self._convert, self.prec, self.is_complex
 
         def apply(v: Any) -> Any:
-            return getattr(convert(v), name)()
+            v = convert(v)
+            guard = _complex_step_guard(v) if is_complex else 0
+            if not guard:
+                return getattr(v, name)()
+            with flint_precision(prec + guard):
+                return getattr(v, name)()
 
         return apply
 
@@ -273,6 +278,24 @@ class ArbSystem(NumberSystem):
             return self.real().zeros(np.shape(x))
         return np.asarray(np.frompyfunc(lambda v: self.flint.acb(v).imag, 1, 1)(x),
                           dtype=object)
+
+
+COMPLEX_STEP_GUARD = 16  # bits kept beyond |Im z|/|z| so Im f(z) is accurate in itself
+
+
+def _complex_step_guard(z: Any) -> int:
+    """Extra bits for f(z) when Im z is tiny beside Re z (the complex step).
+
+    Arb's complex functions are accurate relative to |f(z)|, not in each part: for
+    ``z = x + i·h`` the imaginary part ``≈ h·f'(x)`` would carry a radius ~``2^-prec·|f|``,
+    i.e. ``2^-prec·|f|/h`` after the division by h. Working at ``prec + log2(|z|/|Im z|) +
+    COMPLEX_STEP_GUARD`` bits brings that radius back to ~``2^-prec`` of the imaginary part.
+    """
+    if isinstance(z, BallSeries) or z.imag.is_zero() or z.real.is_zero():
+        return 0
+    gap = z.real.mid().abs_lower().log() - z.imag.mid().abs_upper().log()
+    bits = float((gap / type(gap)(2).log()).mid()) if gap.is_finite() else 0.0
+    return int(bits) + COMPLEX_STEP_GUARD if bits > 8 else 0
 
 
 def _real_of(v: Any) -> Any:
