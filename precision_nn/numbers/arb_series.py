@@ -213,8 +213,22 @@ def decide(left: Any, right: Any, op: str) -> bool:
     Arb answers ``a < b`` with True only when every point of a is below every point of b;
     so "True" and "False" are each proven only when the ball comparison or its opposite
     holds. Otherwise the balls overlap the threshold: raise rather than pick a side.
+
+    When either side is a series, the answer must also hold for ``x + t`` with small t
+    (else the derivative of the branch taken is not f's): only a *strict* order is proven,
+    and a tie — even of exact balls, |x| at x = 0 — raises as well.
     """
     a, b = _value(left), _value(right)
+    if isinstance(left, BallSeries) or isinstance(right, BallSeries):
+        if a > b:
+            return op in (">", ">=")
+        if a < b:
+            return op in ("<", "<=")
+        raise ValueError(
+            f"cannot decide {a} {op} {b} for a first-order series: the values are equal or "
+            "their balls overlap, so the branch may change within any step (a kink of "
+            "ReLU, abs or max, or a tie); its derivative cannot be proven there."
+        )
     holds, fails = _ORDER[op]
     if holds(a, b):
         return True
