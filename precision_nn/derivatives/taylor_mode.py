@@ -30,7 +30,7 @@ from precision_nn.derivatives.estimate import Estimate
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 from precision_nn.numbers.arb_series import BallSeries
 
-__all__ = ["BATCH_ELEMENTS", "SeriesError", "taylor"]
+__all__ = ["BATCH_ELEMENTS", "SeriesError", "enclosures", "taylor"]
 
 # series elements per batched call of f (n entries per point): bounds memory at ~100 MB
 BATCH_ELEMENTS = 2**18
@@ -134,24 +134,44 @@ def _point(ns: NumberSystem, x: Any, scalar: bool) -> np.ndarray:
 # -- the passes ----------------------------------------------------------------------------
 def _slopes(f: Callable[[Any], Any], ns: NumberSystem, flat: np.ndarray,
             shape: tuple[int, ...]) -> tuple[np.ndarray, int]:
-    """The t-coefficient of f(x + t·e_k) for every k, and the passes made."""
-    n = flat.size
+    """The t-coefficient of f(x + t·e_k) for every k, and the passes made; raises
+    `SeriesError` naming the first entry whose pass fails."""
+    slopes, failures, passes = enclosures(f, ns, flat, shape, stop_at_failure=True)
+    if failures:
+        raise next(iter(failures.values()))
+    return slopes, passes
+
+
+def enclosures(f: Callable[[Any], Any], ns: NumberSystem, flat: np.ndarray,
+               shape: tuple[int, ...], *, stop_at_failure: bool = False
+               ) -> tuple[np.ndarray, dict[int, SeriesError], int]:
+    """Balls enclosing ∂f/∂x_k for every flat k (call inside ``ns.context()``).
+
+    Returns the balls (None where the pass failed), the failures by entry (each a
+    `SeriesError` naming the entry and the cause) and the passes of f made.
+    """
+    n, done = flat.size, 0
     out = np.empty(n, dtype=object)
     if n > 1:
         batch = max(2, BATCH_ELEMENTS // n)
-        first = _batched(f, ns, flat, shape, np.arange(min(batch, n)))
-        if first is not None:
-            out[:len(first)] = first
-            for start in range(len(first), n, batch):
-                chunk = _batched(f, ns, flat, shape, np.arange(start, min(start + batch, n)))
-                if chunk is None:  # batching worked once; failing now names the entry below
-                    break
-                out[start:start + len(chunk)] = chunk
-            else:
-                return out, n
-    for k in range(n):
-        out[k] = _slope(_call(f, ns, _seeded(ns, flat, k).reshape(shape), k, shape), k, shape)
-    return out, n
+        while done < n:
+            chunk = _batched(f, ns, flat, shape, np.arange(done, min(done + batch, n)))
+            if chunk is None:  # f takes no stacks, or one pass fails: one by one, named
+                break
+            out[done:done + len(chunk)] = chunk
+            done += len(chunk)
+        else:
+            return out, {}, n
+    failures: dict[int, SeriesError] = {}
+    for k in range(done, n):
+        try:
+            out[k] = _slope(_call(f, ns, _seeded(ns, flat, k).reshape(shape), k, shape), k,
+                            shape)
+        except SeriesError as exc:
+            failures[k] = exc
+            if stop_at_failure:
+                break
+    return out, failures, n
 
 
 def _seeded(ns: NumberSystem, flat: np.ndarray, k: int) -> np.ndarray:
