@@ -145,7 +145,8 @@ def test_batched_and_one_by_one_passes_agree():
     (lambda v: abs(v[1]) + v[0], ["1", "0"], r"entry \(1,\) of x.*abs of a ball series"),
     (lambda v: np.float64(1.5) * v[0] ** 1.5, ["1", "2"], r"entry \(0,\) of x: TypeError"),
     (lambda v: mpmath.exp(v[0]), ["1", "2"], r"entry \(0,\) of x"),
-    (lambda v: NS.to_float(v)[0], ["1", "2"], r"returned a float64 instead of a series"),
+    (lambda v: NS.to_float(v)[0], ["1", "2"], r"entry \(0,\) of x: TypeError: to_float"),
+    (lambda v: 1.5, ["1", "2"], r"returned a float instead of a series"),
 ])
 def test_f_that_cannot_run_on_series_is_named_with_the_entry_and_the_cause(f, x, match):
     with pytest.raises(SeriesError, match=match):

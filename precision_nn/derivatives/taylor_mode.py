@@ -165,8 +165,8 @@ def enclosures(f: Callable[[Any], Any], ns: NumberSystem, flat: np.ndarray,
     failures: dict[int, SeriesError] = {}
     for k in range(done, n):
         try:
-            out[k] = _slope(_call(f, ns, _seeded(ns, flat, k).reshape(shape), k, shape), k,
-                            shape)
+            out[k] = _slope(ns, _call(f, ns, _seeded(ns, flat, k).reshape(shape), k, shape),
+                            k, shape)
         except SeriesError as exc:
             failures[k] = exc
             if stop_at_failure:
@@ -190,14 +190,15 @@ def _batched(f: Callable[[Any], Any], ns: NumberSystem, flat: np.ndarray,
         values = np.asarray(f(stack), dtype=object)
     except _CAUSES:
         return None
-    if values.shape != (len(ks),) or not all(isinstance(v, BallSeries) for v in values.flat):
+    if values.shape != (len(ks),) or not all(isinstance(v, BallSeries) or ns.owns(
+            np.asarray([v], dtype=object)) for v in values.flat):
         return None
     if len(ks) >= 2:  # f(stack)[0] must be f(point): else f mixes the stack's rows
         alone = _call(f, ns, stack[0], int(ks[0]), shape)
-        if not (isinstance(alone, BallSeries) and alone.value.overlaps(values[0].value)
-                and alone.slope.overlaps(values[0].slope)):
+        first = _slope(ns, values[0], int(ks[0]), shape)
+        if not _slope(ns, alone, int(ks[0]), shape).overlaps(first):
             return None
-    return np.array([v.slope for v in values], dtype=object)
+    return np.array([_slope(ns, v, int(k), shape) for v, k in zip(values, ks)], dtype=object)
 
 
 def _call(f: Callable[[Any], Any], ns: NumberSystem, point: np.ndarray, k: int,
@@ -217,14 +218,18 @@ def _call(f: Callable[[Any], Any], ns: NumberSystem, point: np.ndarray, k: int,
     return value
 
 
-def _slope(value: Any, k: int, shape: tuple[int, ...]) -> Any:
+def _slope(ns: NumberSystem, value: Any, k: int, shape: tuple[int, ...]) -> Any:
+    """The t-coefficient of f's value. A plain ball of the system is a series whose slope is
+    exactly 0: no operation of f involved t (a constant branch, ReLU's 0 side)."""
     if isinstance(value, BallSeries):
         return value.slope
+    if ns.owns(np.asarray([value], dtype=object)):
+        return ns.zero
     raise SeriesError(
         f"`f` returned a {type(value).__name__} instead of a series while differentiating "
-        f"{_entry(k, shape)}: its value did not go through series arithmetic (converted to "
-        "a float or another system, or a non-scalar result), so no derivative is proven. "
-        "Return a scalar computed from x."
+        f"{_entry(k, shape)}: its value left ball arithmetic (converted to a float or "
+        "another system, or a non-scalar result), so no derivative is proven. Return a "
+        "scalar computed from x with the number system's functions."
     )
 
 

@@ -37,7 +37,7 @@ from precision_nn.gradcheck.report import GradientReport, relative_errors
 from precision_nn.gradcheck.tolerance import ROUNDING_FACTOR, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["CertifiedReport", "check_certified", "compare_certified"]
+__all__ = ["CertifiedReport", "analytic_values", "check_certified", "compare_certified"]
 
 LISTED = 8  # entries named in a verdict sentence before "and k more"
 
@@ -213,14 +213,18 @@ def _inferred(x: Any) -> NumberSystem:
 
 def _analytic(ns: NumberSystem, g: Any, arr: np.ndarray,
               order: str) -> tuple[np.ndarray, float | None, str]:
-    """``grad(x)`` flat in `order` as balls, with the unit roundoff to assume (None: the
-    gradient was computed in ball arithmetic, nothing to assume) and its system."""
+    """``grad(x)`` flat in `order`, as `analytic_values`."""
     g = np.asarray(g, dtype=object) if not isinstance(g, np.ndarray) else g
     if g.size != arr.size:
         raise ValueError(f"`grad(x)` must have one entry per entry of x ({arr.size}); got "
                          f"shape {g.shape}.")
-    flat = np.ravel(g.reshape(arr.shape), order=order)
-    if g.dtype == object and ns.owns(flat):
+    return analytic_values(ns, np.ravel(g.reshape(arr.shape), order=order))
+
+
+def analytic_values(ns: NumberSystem, flat: np.ndarray) -> tuple[np.ndarray, float | None, str]:
+    """An analytic gradient as balls of `ns`, with the unit roundoff whose rounding is to be
+    assumed (None: computed in ball arithmetic, nothing to assume) and its system's name."""
+    if flat.dtype == object and ns.owns(flat):
         return flat, None, ns.name
     source = infer_number_system(flat)
     if source.is_complex:

@@ -147,7 +147,10 @@ class ArbSystem(NumberSystem):
         arr = np.asarray(array, dtype=object)
         out = np.empty(arr.shape, dtype=np.complex128 if self.is_complex else np.float64)
         for idx, v in np.ndenumerate(arr):
-            v = v.value if isinstance(v, BallSeries) else v
+            if isinstance(v, BallSeries):
+                raise TypeError("to_float of a first-order ball series would drop its "
+                                f"derivative (entry {idx}); ball arithmetic cannot prove "
+                                "anything through a float.")
             if self.is_complex:
                 v = self.flint.acb(v)
                 out[idx] = complex(float(v.real.mid()), float(v.imag.mid()))
