@@ -219,21 +219,30 @@ def test_infer_number_system_reads_balls():
     assert infer_number_system(acb.asarray([third])).name == "acb:40"
 
 
-def test_the_complex_step_in_acb_encloses_the_derivative():
-    # Im f(x + ih)/h = f'(x) − h² f'''(x)/6 + …: with h = 2**-100 the truncation is far
-    # below arb:30's radius, so the ball (widened by h²·max|f'''|) contains f'(x). The point
-    # must be exact (radius 0): acb's rectangles do not correlate the parts, so a real
-    # radius r reaches the imaginary part as ~r·|f'| and the quotient as r/h.
+COMPLEX_STEP_DERIVATIVES = {  # f' in closed form, mpmath
+    "exp": mpmath.exp, "tanh": lambda t: 1 - mpmath.tanh(t) ** 2,
+    "erf": lambda t: 2 * mpmath.exp(-t * t) / mpmath.sqrt(mpmath.pi),
+    "sin": mpmath.cos, "cos": lambda t: -mpmath.sin(t), "log": lambda t: 1 / t,
+    "sqrt": lambda t: 1 / (2 * mpmath.sqrt(t)), "log1p": lambda t: 1 / (1 + t),
+}
+
+
+@pytest.mark.parametrize("exact_point", [True, False], ids=["exact x", "rounded x"])
+@pytest.mark.parametrize("name", sorted(COMPLEX_STEP_DERIVATIVES))
+def test_the_complex_step_in_acb_encloses_the_derivative(name, exact_point):
+    # Im f(x + ih)/h = f'(x) - h^2 f'''(x)/6 + ...: with h = 2**-100 the truncation (bounded
+    # by h^2 here: |f'''| <= 6 for these f near 0.7) is far below arb:30's radius. With x a
+    # rounded ball (radius r), a plain rectangle would carry r·|f'|/h ~ 1 into the slope;
+    # the system evaluates at the exact midpoint and widens by r·h·max|f''| instead
     acb = number_system("acb:30")
     h = flint.arb(flint.arf((1, -100)))
-    for name, deriv in (("exp", mpmath.exp), ("tanh", lambda t: 1 - mpmath.tanh(t) ** 2),
-                        ("erf", lambda t: 2 * mpmath.exp(-t * t) / mpmath.sqrt(mpmath.pi))):
-        with acb.context():
-            x = flint.arb("0.7").mid()  # exact: see above
-            z = np.array([flint.acb(x, h)], dtype=object)
-            slope = getattr(acb, name)(z)[0].imag / h
-            slope = flint.arb(slope.mid(), slope.rad() + h * h)  # truncation bound, |f'''|<=6
-        with mpmath.workdps(80):
-            q = _exact(x)
-            assert slope.contains(_point(deriv(mpmath.mpf(q.numerator) / q.denominator))), name
-        assert float(slope.rad()) < 1e-28
+    with acb.context():
+        x = flint.arb("0.7").mid() if exact_point else flint.arb("0.7")
+        z = np.array([flint.acb(x, h)], dtype=object)
+        slope = getattr(acb, name)(z)[0].imag / h
+        slope = flint.arb(slope.mid(), slope.rad() + h * h)
+    with mpmath.workdps(80):
+        q = _exact(x.mid())
+        point = mpmath.mpf(q.numerator) / q.denominator if exact_point else mpmath.mpf("0.7")
+        assert slope.contains(_point(COMPLEX_STEP_DERIVATIVES[name](point))), name
+    assert float(slope.rad()) < 1e-28, slope
