@@ -195,3 +195,22 @@ def test_certified_validation_names_the_fix(kwargs, match):
 def test_a_gradient_of_the_wrong_size_is_refused():
     with pytest.raises(ValueError, match=r"`grad\(x\)` must have one entry per entry of x"):
         check_certified(tanh_sum, lambda x: x[:1], ["0.5", "1"], numbers=NS)
+
+
+def test_proofs_hold_beyond_the_float_range_at_1000_digits():
+    # u = 2^-3325 and radii ~1e-1000 underflow a float: the verdict is decided in balls
+    ns = number_system("arb:1000")
+
+    def f(x):
+        return np.sum(ns.tanh(x) * x)
+
+    def good(x):
+        return ns.tanh(x) + x * (1 - ns.tanh(x) ** 2)
+
+    x = ["0.5", "-1"]
+    assert check_certified(f, good, x, numbers=ns).status == "consistent"
+    off = check_certified(f, lambda v: good(v) * (1 + ns.scalar("1e-900")), x, numbers=ns)
+    assert off.status == "proven_wrong" and off.wrong == (0, 1)
+    mpf = number_system("mpf:1000")  # given in mpf:1000: its rounding 2^-3325 is assumed
+    report = check_certified(f, lambda v: mpf.asarray(good(ns.asarray(x))), x, numbers=ns)
+    assert report.status == "consistent" and "u = 2^-332" in report.assumed

@@ -125,8 +125,9 @@ def compare_certified(ns: NumberSystem, analytic: tuple[np.ndarray, float | None
                       reference_name: str, assumed_f: str | None = None) -> CertifiedReport:
     """The verdict from the analytic gradient and proven enclosures of the true one.
 
-    `analytic` is ``(values, u, system)``: balls of `ns` (``u=None``: nothing assumed), or
-    exact values whose rounding is assumed below the library's model at unit roundoff u.
+    `analytic` is ``(values, log2_u, system)``: balls of `ns` (``log2_u=None``: nothing
+    assumed), or exact values whose rounding is assumed within the library's model at
+    unit roundoff ``2**log2_u`` (a log, so that 1000-digit systems keep it).
     `reference` holds balls of `ns` (None where `unprovable` names the cause).
     """
     values, u_a, system = analytic
@@ -137,14 +138,11 @@ def compare_certified(ns: NumberSystem, analytic: tuple[np.ndarray, float | None
     r_a, r_d = ns.radius(values), np.where(ok, ns.radius(ref), np.inf)
     a_mid = ns.to_float(values)
     d_mid, diff_mid = (np.where(ok, ns.to_float(v), np.nan) for v in (ref, gap))
-    lo, hi = _gap_bounds(ns, gap)
+    _, hi = _gap_bounds(ns, gap)
     tau = np.zeros(values.shape) if u_a is None else tolerance(
-        a_mid, d_mid, r_d, unit_roundoff=u_a, numbers=system,
-        reference_name=reference_name).rounding_part
-    scale = np.abs(d_mid) + float(np.max(np.abs(d_mid[ok]))) if ok.any() else np.ones_like(d_mid)
-    resolution = np.sqrt(ns.unit_roundoff) * scale
-    wrong = ok & (lo > tau)
-    consistent = ok & ~wrong & (hi <= tau + 2 * (r_a + r_d)) & (r_a + r_d <= resolution)
+        a_mid, d_mid, r_d, unit_roundoff=2.0 ** u_a, numbers=system,
+        reference_name=reference_name).rounding_part  # for the table: may underflow
+    wrong, consistent = _decide(ns, values, ref, gap, ok, u_a)
     undecided = ~wrong & ~consistent
     status = "proven_wrong" if wrong.any() else ("consistent" if consistent.all()
                                                  else "cannot_prove")
@@ -153,7 +151,8 @@ def compare_certified(ns: NumberSystem, analytic: tuple[np.ndarray, float | None
     data = _check_data(a_mid, np.where(ok, d_mid, a_mid), np.where(ok, diff_mid, 0.0),
                        np.where(ok, r_d, 0.0), np.where(ok, tol, 1.0), x, blocks, batch_size,
                        ns.unit_roundoff, reference_name, tolerance(
-                           a_mid, d_mid, r_d, unit_roundoff=u_a or ns.unit_roundoff,
+                           a_mid, d_mid, r_d,
+                           unit_roundoff=2.0 ** (ns.log2_unit_roundoff if u_a is None else u_a),
                            numbers=system, reference_name=reference_name))
     findings = _findings(status, data, wrong, undecided, ok, unprovable, hi, blocks)
     rel = relative_errors(diff_mid, a_mid, d_mid)
@@ -229,7 +228,7 @@ def analytic_values(ns: NumberSystem, flat: np.ndarray) -> tuple[np.ndarray, flo
     source = infer_number_system(flat)
     if source.is_complex:
         raise ValueError(f"`grad(x)` must be real; got values of {source.name!r}.")
-    return ns.asarray(flat), source.unit_roundoff, source.name
+    return ns.asarray(flat), source.log2_unit_roundoff, source.name
 
 
 def _flat_failures(failures: dict[int, Any], arr: np.ndarray, order: str) -> dict[int, str]:
@@ -240,6 +239,41 @@ def _flat_failures(failures: dict[int, Any], arr: np.ndarray, order: str) -> dic
 
 
 # -- the proof ---------------------------------------------------------------------------------
+def _decide(ns: NumberSystem, values: np.ndarray, ref: np.ndarray, gap: np.ndarray,
+            ok: np.ndarray, log2_u: float | None) -> tuple[np.ndarray, np.ndarray]:
+    """Wrong and consistent entries, decided in ball arithmetic (no float can underflow).
+
+    wrong_i: ``lo_i > τ_i`` proven, with ``τ_i = ROUNDING_FACTOR·u·(|a_i| + max|a|)`` the
+    assumed rounding (0 for balls) and ``u`` rounded up to a power of 2. consistent_i:
+    ``hi_i ≤ τ_i + 2w_i`` and ``w_i = r_a + r_d ≤ √u_ns·(|∂f_i| + max|∂f|)`` (the proof
+    resolves the gradient to half the system's digits).
+    """
+    zero = ns.zero
+    power = lambda e: ns.radix_powers(np.array([int(e)]))[0]  # exact 2**e
+    with ns.context():
+        a_abs = [abs(v.mid()) for v in values]
+        d_abs = [abs(r.mid()) if good else zero for r, good in zip(ref, ok)]
+        a_max, d_max = _largest(a_abs), _largest(d_abs)
+        u_a = zero if log2_u is None else power(np.ceil(log2_u))
+        root_u = power(np.ceil(ns.log2_unit_roundoff / 2))
+        wrong, consistent = np.zeros(ok.shape, bool), np.zeros(ok.shape, bool)
+        for i in np.flatnonzero(ok):
+            tau = ROUNDING_FACTOR * u_a * (a_abs[i] + a_max)
+            width = values[i].rad() + ref[i].rad()
+            wrong[i] = bool(gap[i].abs_lower() > tau)
+            consistent[i] = not wrong[i] and bool(gap[i].abs_upper() <= tau + 2 * width) \
+                and bool(width <= root_u * (d_abs[i] + d_max))
+    return wrong, consistent
+
+
+def _largest(values: list) -> Any:
+    """The largest of exact non-negative balls (arb's max: exact on exact balls)."""
+    largest = values[0]
+    for v in values[1:]:
+        largest = largest.max(v)
+    return largest
+
+
 def _gap_bounds(ns: NumberSystem, gap: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Proven bounds lo ≤ |a − ∂f| ≤ hi per entry, as floats rounded outward."""
     lo, hi = np.empty(gap.shape), np.empty(gap.shape)
@@ -324,8 +358,10 @@ def _assumed(u_a: float | None, system: str, assumed_f: str | None) -> str:
             f"by at most {_rounding_text(u_a)} per entry")
 
 
-def _rounding_text(u_a: float) -> str:
-    return f"{ROUNDING_FACTOR:g}·u·(|a_i| + max|a|), u = {u_a:.2g}"
+def _rounding_text(log2_u: float) -> str:
+    u = 2.0 ** log2_u
+    text = f"{u:.2g}" if u > 0 else f"2^{log2_u:.0f}"
+    return f"{ROUNDING_FACTOR:g}·u·(|a_i| + max|a|), u = {text}"
 
 
 def _source(u_a: float | None, system: str) -> str:
