@@ -16,7 +16,7 @@ import numpy as np
 
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["Activation", "ACTIVATIONS", "get_activation"]
+__all__ = ["ACTIVATIONS", "Activation", "get_activation"]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["Loss", "LOSSES", "get_loss"]
+__all__ = ["LOSSES", "Loss", "get_loss"]
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from precision_nn import layout
+from precision_nn.activations import Activation, get_activation
 from precision_nn.derivatives import Estimate
 from precision_nn.derivatives.core import estimate_from
-from precision_nn.activations import Activation, get_activation
 from precision_nn.losses import fused_delta, get_loss
 from precision_nn.numbers import NumberSystem, number_system
 from precision_nn.perturbation import NetworkEvaluator

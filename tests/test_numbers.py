@@ -31,7 +31,9 @@ from hypothesis import strategies as st
 
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-FUNCTIONS = ["exp", "log", "sqrt", "tanh", "erf", "sin", "cos"]
+FUNCTIONS = ["exp", "log", "log1p", "sqrt", "tanh", "erf", "sin", "cos"]
+POSITIVE = {"log", "log1p", "sqrt"}  # functions tested on positive operands (log1p: also
+# on (-1, 0) at its edge points, where it is real too)
 IEEE = ["float16", "float32", "float64", "longdouble", "complex64", "complex128"]
 LONGDOUBLE_BITS = np.finfo(np.longdouble).nmant + 1  # 64 on x86-64, 53 where it is double
 
@@ -462,6 +464,7 @@ def test_parts_finiteness_and_pickling(spec: str) -> None:
 # (function, smallest and largest decimal exponent of |x|, operand sign allowed)
 DECIMAL_DOMAINS = {
     "exp": (-40, 2, True), "log": (-60, 60, False), "sqrt": (-60, 60, False),
+    "log1p": (-60, 60, False),
     "tanh": (-40, 2, True), "erf": (-40, 1, True), "sin": (-40, 6, True),
     "cos": (-40, 6, True),
 }
@@ -506,6 +509,10 @@ def test_decimal_functions_are_correct_to_context_precision(fname: str, digits: 
 DECIMAL_EDGES = {
     "exp": ["0", "1E-40", "-1E-40", "-50", "100", "1"],
     "log": ["1", "0.99999999999999999999", "1.0000000000000000001", "1E-100", "1E+100", "2"],
+    # tiny |x| (where log(1 + x) loses x), x -> -1 (condition number |x/((1+x)log1p x)|
+    # ~ 1e18 at the last point: the detour must take ~18 more digits) and large x
+    "log1p": ["0", "1E-30", "-1E-30", "1E-300", "-0.5", "-0.999999999999999999", "1E+50",
+              "2.718281828459045"],
     "sqrt": ["2", "1E-99", "0.5", "1E+101"],
     "tanh": ["0", "1E-30", "-1E-30", "1E-300", "-3.5", "20", "-60"],
     "erf": ["0", "1E-30", "-1E-30", "1E-300", "6", "10", "-27"],
@@ -605,7 +612,7 @@ def test_complex_step_parts_are_each_accurate(spec: str, fname: str, x: float) -
     """f(x + ih) with h tiny: the imaginary part (h·f'(x), the complex-step derivative)
     must be accurate relative to itself, not only relative to |f|."""
     ns = number_system(spec)
-    if fname in ("log", "sqrt"):
+    if fname in POSITIVE:
         x = abs(x)
     ref = reference_context(ns)
     z = ns.scalar(f"{x}+1e-30j")  # exact parts, each rounded once
@@ -615,6 +622,21 @@ def test_complex_step_parts_are_each_accurate(spec: str, fname: str, x: float) -
     for part, exact_part in ((result.real, reference.real), (result.imag, reference.imag)):
         err = error_in_ulps(real, real.scalar(part), exact_part, ref)
         assert err <= tolerance(ns, fname), (fname, x, err)
+
+
+@pytest.mark.parametrize("spec", ["complex64", "complex128", "mpc", "mpc:40"])
+@pytest.mark.parametrize("z", ["1e-20+1e-30j", "-1e-12+3e-25j", "3e-5-2e-9j", "-0.5+1e-30j",
+                               "0.25+4j"])
+def test_complex_log1p_parts_are_each_accurate(spec: str, z: str) -> None:
+    """Re log1p(w) for tiny Re w is ~Re w: a log of the rounded 1 + w would return 0."""
+    ns = number_system(spec)
+    ref = reference_context(ns)
+    w = ns.scalar(z)
+    result, reference = ns.log1p(w), ref.log1p(exact(ref, w))
+    real = ns.real()
+    for part, exact_part in ((result.real, reference.real), (result.imag, reference.imag)):
+        err = error_in_ulps(real, real.scalar(part), exact_part, ref)
+        assert err <= tolerance(ns, "log1p"), (z, err)
 
 
 def test_mpf_precision_comes_from_the_system_not_mpmath_mp() -> None:
@@ -661,7 +683,7 @@ def test_ieee_functions_are_accurate(spec: str, fname: str) -> None:
     rng = np.random.default_rng(zlib.crc32(f"{spec} {fname}".encode()))
     low, _, _ = DECIMAL_DOMAINS[fname]  # |x| < 10: no overflow even in float16
     magnitudes = rng.uniform(1, 10, 40) * 10.0 ** rng.integers(max(low, -6), 1, 40)
-    signs = 1 if fname in ("log", "sqrt") else rng.choice([-1, 1], 40)
+    signs = 1 if fname in POSITIVE else rng.choice([-1, 1], 40)
     values = magnitudes * signs
     if ns.is_complex:
         values = values + 1j * rng.uniform(-2, 2, 40)

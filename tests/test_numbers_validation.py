@@ -17,7 +17,14 @@ import pytest
 
 from precision_nn import numbers
 from precision_nn.numbers import infer_number_system, number_system
-from tests.test_numbers import FUNCTIONS, error_in_ulps, exact, reference_context, tolerance
+from tests.test_numbers import (
+    FUNCTIONS,
+    POSITIVE,
+    error_in_ulps,
+    exact,
+    reference_context,
+    tolerance,
+)
 
 # -- specs --------------------------------------------------------------------------------
 
@@ -129,7 +136,7 @@ def test_bfloat16_works_exactly_when_ml_dtypes_is_installed() -> None:
     x = ns.asarray(["-2.5", "-0.3", "0.01", "0.7", "3"])
     ref = reference_context(ns)
     for fname in FUNCTIONS:
-        operand = np.abs(x) if fname in ("log", "sqrt") else x
+        operand = np.abs(x) if fname in POSITIVE else x
         result = getattr(ns, fname)(operand)
         assert result.dtype == ns.dtype
         for xi, yi in zip(operand, result, strict=True):
@@ -225,11 +232,15 @@ def test_missing_complex_counterpart(spec: str, fix: str) -> None:
     ("decimal:30", "log", "-1", r"log\(-1\) is not a real number in 'decimal:30'"),
     ("decimal:30", "sqrt", "-2", r"sqrt\(-2\) is not a real number in 'decimal:30'"),
     ("decimal:30", "log", "0", None),  # -Infinity is a value, not an error
+    ("decimal:30", "log1p", "-1.5", r"log1p\(-1\.5\) is not a real number in 'decimal:30'"),
+    ("decimal:30", "log1p", "-1", None),
     ("decimal:30", "exp", "1e10", (r"exp\(1E\+10\) overflows 'decimal:30' \(largest exponent "
                                   r"Emax = 999999\); use 'mpf:30'")),
     ("mpf:30", "log", "-2", r"log\(-2\.0\) is not a real number in 'mpf:30'.* use 'mpc:30'"),
     ("mpf:30", "sqrt", "-1", r"sqrt\(-1\.0\) is not a real number in 'mpf:30'"),
-], ids=["decimal-log", "decimal-sqrt", "decimal-log0", "decimal-exp", "mpf-log", "mpf-sqrt"])
+    ("mpf:30", "log1p", "-3", r"log1p\(-3\.0\) is not a real number in 'mpf:30'"),
+], ids=["decimal-log", "decimal-sqrt", "decimal-log0", "decimal-log1p", "decimal-log1p-1",
+        "decimal-exp", "mpf-log", "mpf-sqrt", "mpf-log1p"])
 def test_function_outside_its_real_domain(spec: str, fname: str, text: str,
                                           message: str | None) -> None:
     ns = number_system(spec)

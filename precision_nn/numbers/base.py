@@ -143,6 +143,12 @@ class NumberSystem(ABC):
     def log(self, x: Any) -> Any: ...
 
     @abstractmethod
+    def log1p(self, x: Any) -> Any:
+        """``log(1 + x)``, accurate relative to the result also for tiny ``|x|`` (where
+        ``log(1 + x)`` would lose ``x`` in the rounding of ``1 + x``); complex results are
+        accurate in each part. The stable losses need it (``softplus``, log-sum-exp)."""
+
+    @abstractmethod
     def sqrt(self, x: Any) -> Any: ...
 
     @abstractmethod

@@ -161,6 +161,11 @@ class IEEESystem(NumberSystem):
     def log(self, x: Any) -> Any:
         return self._keep(np.log, x)
 
+    def log1p(self, x: Any) -> Any:
+        if self.is_complex:
+            return self._keep(_complex_log1p, x)
+        return self._keep(np.log1p, x)
+
     def sqrt(self, x: Any) -> Any:
         return self._keep(np.sqrt, x)
 
@@ -198,6 +203,23 @@ class IEEESystem(NumberSystem):
     def context(self):
         """Overflow to ±inf and underflow to 0 are IEEE semantics here, not warnings."""
         return np.errstate(over="ignore", under="ignore")
+
+
+def _complex_log1p(w: np.ndarray) -> np.ndarray:
+    """log(1 + w) with each part accurate: numpy's complex log1p forms log|1 + w| from the
+    rounded 1 + w and loses Re w below u (Re log1p(1e-20 + 1e-30j) comes out 0).
+
+    With w = x + iy: |1 + w|² = 1 + (x(2 + x) + y²), so Re = ½·log1p(x(2 + x) + y²), a real
+    log1p of an argument without cancellation for x >= 0 (for x < 0 the two terms cancel
+    only where |1 + w| ≈ 1); Im = atan2(y, 1 + x), where rounding 1 + x perturbs the
+    quotient by at most u relative (Kahan, "Branch cuts for complex elementary functions",
+    1987, on log1p-based complex logarithms).
+    """
+    x, y = w.real, w.imag
+    out = np.empty_like(w)
+    out.real = np.log1p(x * (2 + x) + y * y) / 2
+    out.imag = np.arctan2(y, 1 + x)
+    return out
 
 
 def _complex_message(value: Any, ns: IEEESystem) -> str:

@@ -227,6 +227,9 @@ class MPMathSystem(NumberSystem):
     def log(self, x: Any) -> Any:
         return self._map("log")(x)
 
+    def log1p(self, x: Any) -> Any:
+        return self._map("log1p")(x)
+
     def sqrt(self, x: Any) -> Any:
         return self._map("sqrt")(x)
 
