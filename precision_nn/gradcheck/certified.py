@@ -40,6 +40,8 @@ from precision_nn.numbers import NumberSystem, infer_number_system, number_syste
 __all__ = ["CertifiedReport", "analytic_values", "check_certified", "compare_certified"]
 
 LISTED = 8  # entries named in a verdict sentence before "and k more"
+# the detectors weigh entries by 1/tol²: exact balls (tol = 0) get this floor instead
+_TINY = 1e-150
 
 
 @dataclass(frozen=True)
@@ -149,7 +151,8 @@ def compare_certified(ns: NumberSystem, analytic: tuple[np.ndarray, float | None
     tol = tau + r_a + r_d  # |mid gap| beyond it <=> lo > τ
     # the detectors see the unprovable entries as agreeing (they are reported apart)
     data = _check_data(a_mid, np.where(ok, d_mid, a_mid), np.where(ok, diff_mid, 0.0),
-                       np.where(ok, r_d, 0.0), np.where(ok, tol, 1.0), x, blocks, batch_size,
+                       np.where(ok, r_d, 0.0), np.where(ok, np.maximum(tol, _TINY), 1.0), x,
+                       blocks, batch_size,
                        ns.unit_roundoff, reference_name, tolerance(
                            a_mid, d_mid, r_d,
                            unit_roundoff=2.0 ** (ns.log2_unit_roundoff if u_a is None else u_a),

@@ -28,32 +28,22 @@ an enclosure at any working precision.
 from __future__ import annotations
 
 import contextlib
-import threading
-from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 from mpmath.libmp import dps_to_prec
 
-from precision_nn.numbers.arb_series import BallSeries, decide
+from precision_nn.numbers.arb_complex_step import complex_step_guard, near_real_axis
+from precision_nn.numbers.arb_context import flint_module, flint_precision
+from precision_nn.numbers.arb_series import BallSeries
+from precision_nn.numbers.ball_order import OrderedBalls
 from precision_nn.numbers.base import NumberSystem, exact_parts
 
-__all__ = ["ArbSystem", "flint_module", "radius"]
+__all__ = ["ArbSystem", "OrderedBalls", "flint_module", "flint_precision", "radius",
+           "radius_ball", "recognise"]
 
 _FUNCTIONS = ("exp", "log", "log1p", "sqrt", "tanh", "erf", "sin", "cos")
-
-
-def flint_module() -> Any:
-    """python-flint, imported on first use, or an ImportError naming the extra."""
-    try:
-        import flint
-    except ImportError as exc:  # pragma: no cover - the dev extra installs it
-        raise ImportError(
-            "the number systems 'arb:N' and 'acb:N' need python-flint: "
-            "`pip install python-flint` (or the extra: `pip install precision_nn[arb]`)."
-        ) from exc
-    return flint
 
 
 class ArbSystem(NumberSystem):
@@ -220,10 +210,10 @@ class ArbSystem(NumberSystem):
 
         def apply(v: Any) -> Any:
             v = convert(v)
-            guard = _complex_step_guard(v) if is_complex else 0
+            guard = complex_step_guard(v) if is_complex else 0
             if not guard:
                 return getattr(v, name)()
-            return _near_real_axis(name, v, prec, guard)
+            return near_real_axis(name, v, prec, guard)
 
         return apply
 
@@ -280,70 +270,6 @@ class ArbSystem(NumberSystem):
             return self.real().zeros(np.shape(x))
         return np.asarray(np.frompyfunc(lambda v: self.flint.acb(v).imag, 1, 1)(x),
                           dtype=object)
-
-
-COMPLEX_STEP_GUARD = 16  # bits kept beyond |Im z|/|z| so Im f(z) is accurate in itself
-
-
-def _complex_step_guard(z: Any) -> int:
-    """Extra bits for f(z) when Im z is tiny beside Re z (the complex step).
-
-    Arb's complex functions are accurate relative to |f(z)|, not in each part: for
-    ``z = x + i·h`` the imaginary part ``≈ h·f'(x)`` would carry a radius ~``2^-prec·|f|``,
-    i.e. ``2^-prec·|f|/h`` after the division by h. Working at ``prec + log2(|z|/|Im z|) +
-    COMPLEX_STEP_GUARD`` bits brings that radius back to ~``2^-prec`` of the imaginary part.
-    """
-    if isinstance(z, BallSeries) or z.imag.is_zero() or z.real.is_zero():
-        return 0
-    gap = z.real.mid().abs_lower().log() - z.imag.mid().abs_upper().log()
-    bits = float((gap / type(gap)(2).log()).mid()) if gap.is_finite() else 0.0
-    return int(bits) + COMPLEX_STEP_GUARD if bits > 8 else 0
-
-
-# where each function is real on the real axis (needed by _near_real_axis's bound)
-_REAL_ON = {"exp": None, "tanh": None, "erf": None, "sin": None, "cos": None,
-            "log": 0, "sqrt": 0, "log1p": -1}
-
-
-def _near_real_axis(name: str, z: Any, prec: int, guard: int) -> Any:
-    """f(x + iy) for tiny y, tight in each part even when x is a ball of radius r > 0.
-
-    Rectangles do not correlate the parts: evaluated on the ball itself, r reaches Im f as
-    ~r·|f'|, i.e. r·|f'|/y after the complex step's division by y. Instead f runs at the
-    exact midpoint m + iy (with guard bits), and the ball is widened by rigorous bounds of
-    what ξ ∈ [m ± r] can change (mean value theorem; f real on the real axis, so
-    Im f'(ξ) = 0 and |Im f'(ξ + iy)| ≤ |y|·max|f''| on the segment to the axis):
-
-        |Re f(ξ + iy) − Re f(m + iy)| ≤ r·max|f'|,   |Im …| ≤ r·|y|·max|f''|,
-
-    the maxima enclosed over the rectangle [m ± r] × [0, y] by a second-order series.
-    """
-    flint = flint_module()
-    r, lower = z.real.rad(), _REAL_ON[name]
-    with flint_precision(prec + guard):
-        if r.is_zero() or (lower is not None and not z.real > lower):
-            return getattr(z, name)()
-        w = getattr(flint.acb(z.real.mid(), z.imag), name)()
-    with flint_precision(prec + COMPLEX_STEP_GUARD):
-        d1, d2 = _derivative_bounds(name, flint.acb(z.real, z.imag.union(0)))
-        widen_re, widen_im = r * d1, r * z.imag.abs_upper() * d2
-        return flint.acb(flint.arb(w.real.mid(), w.real.rad() + widen_re),
-                         flint.arb(w.imag.mid(), w.imag.rad() + widen_im))
-
-
-def _derivative_bounds(name: str, rect: Any) -> tuple[Any, Any]:
-    """Upper bounds of |f'| and |f''| over a complex ball (acb_series of length 3)."""
-    flint = flint_module()
-    s = flint.acb_series([rect, 1], prec=3)
-    if name == "tanh":
-        e = (2 * s).exp()
-        series = (e - 1) / (e + 1)
-    elif name == "log1p":
-        series = (1 + s).log()
-    else:
-        series = getattr(s, name)()
-    coeffs = list(series.coeffs()) + [flint.acb(0)] * 3
-    return abs(coeffs[1]).upper(), 2 * abs(coeffs[2]).upper()
 
 
 def _real_of(v: Any) -> Any:
@@ -424,92 +350,6 @@ def _radius_upper(v: Any) -> float:
     if flint.arb(value) < r.upper() or (value == 0.0 and not r.is_zero()):
         value = float(np.nextafter(value, np.inf))  # float() rounded to nearest, below r
     return value
-
-
-# -- comparisons that prove their answer ------------------------------------------------------
-_COMPARISONS = {np.greater: ">", np.greater_equal: ">=", np.less: "<", np.less_equal: "<="}
-
-
-class OrderedBalls(np.ndarray):
-    """An object array of balls whose comparisons are proven per entry or raise.
-
-    ``arr > 0`` is True where every point of the ball is above 0, False where none is, and
-    raises `ValueError` naming the entry where the ball straddles 0. ``np.max``/
-    ``np.maximum`` give a ball enclosing the maximum (series: the proven larger branch).
-    Every other operation returns a plain object array.
-    """
-
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        plain = [np.asarray(v).view(np.ndarray) if isinstance(v, np.ndarray) else v
-                 for v in inputs]
-        if ufunc in _COMPARISONS and method == "__call__":
-            return _compare(_COMPARISONS[ufunc], *plain)
-        if ufunc in (np.maximum, np.minimum):
-            extreme = np.frompyfunc(_max2 if ufunc is np.maximum else _min2, 2, 1)
-            return getattr(extreme, method)(*plain, **kwargs)
-        return getattr(ufunc, method)(*plain, **kwargs)
-
-
-def _compare(op: str, left: Any, right: Any) -> np.ndarray:
-    left, right = np.broadcast_arrays(np.asarray(left, dtype=object),
-                                      np.asarray(right, dtype=object))
-    out = np.empty(left.shape, dtype=bool)
-    for idx in np.ndindex(*left.shape):
-        try:
-            out[idx] = _proven(left[idx], right[idx], op)
-        except ValueError as exc:
-            raise ValueError(f"comparison at entry {idx}: {exc}") from None
-    return out
-
-
-def _proven(a: Any, b: Any, op: str) -> bool:
-    return decide(a, b, op)
-
-
-def _max2(a: Any, b: Any) -> Any:
-    return _extreme(a, b, larger=True)
-
-
-def _min2(a: Any, b: Any) -> Any:
-    return _extreme(a, b, larger=False)
-
-
-def _extreme(a: Any, b: Any, *, larger: bool) -> Any:
-    if isinstance(a, BallSeries) or isinstance(b, BallSeries):
-        # a branch is differentiable only where it is proven strictly larger
-        first = _proven(a, b, ">") if larger else _proven(a, b, "<")
-        return a if first else b
-    flint = flint_module()
-    a, b = flint.arb(a), flint.arb(b)
-    return a.max(b) if larger else a.min(b)
-
-
-# -- python-flint's process-wide precision, scoped ---------------------------------------------
-# Open scopes across all threads, oldest first, and the precision before the first of them:
-# a plain save/restore per scope leaks when threads interleave (T1 saves 53 and sets 169,
-# T2 saves 169 and sets 336, T1 restores 53, T2 restores 169: left at 169).
-_LOCK = threading.RLock()
-_OPEN: list[tuple[object, int]] = []
-_BEFORE: list[int] = []
-
-
-@contextlib.contextmanager
-def flint_precision(prec: int) -> Iterator[None]:
-    """``flint.ctx.prec = prec`` for the scope; restored when every open scope has closed."""
-    flint = flint_module()
-    token = object()
-    with _LOCK:
-        if not _OPEN:
-            _BEFORE[:] = [flint.ctx.prec]
-        _OPEN.append((token, prec))
-        flint.ctx.prec = prec
-    try:
-        yield
-    finally:
-        with _LOCK:
-            _OPEN[:] = [scope for scope in _OPEN if scope[0] is not token]
-            flint.ctx.prec = _OPEN[-1][1] if _OPEN else _BEFORE[0]
-
 
 
 def recognise(array: np.ndarray) -> str | None:
