@@ -15,7 +15,10 @@ Two kinds of cells:
 Columns of ``results.csv``: ``kind``, ``function``, ``digits``, ``contains`` (bool: the
 ball contains the reference), ``log10_relative_radius`` (log10 of radius/|value|, the
 median over entries for the network), ``log10_u`` (log10 of the system's unit roundoff),
-``method``, ``h``, ``estimate``, ``error_lo``, ``error_hi`` (NaN where not applicable).
+``method``, ``h``, ``estimate``, ``error_lo``, ``error_hi`` (NaN where not applicable),
+``status`` and ``findings`` (``seed`` cells: seed 002's user cost and the fixed one,
+checked with ``method="certified"`` in arb:30; ``error_hi`` is then the largest proven
+bound of ``|a − ∂f|``).
 """
 
 from __future__ import annotations
@@ -28,10 +31,11 @@ import numpy as np
 
 from precision_nn.certified_network import certified_gradient
 from precision_nn.derivatives import derivative
+from precision_nn.gradcheck import check_gradient
 from precision_nn.numbers import number_system
 from precision_nn.numbers.arb_system import flint_precision, radius_ball
 from precision_nn.numbers.base import exact_parts
-from studies import output
+from studies import output, seed_cases
 from studies.problems import FUNCTIONS, network_problem
 
 NAME = "certified"
@@ -59,19 +63,23 @@ def grid(quick: bool) -> list[dict]:
               "cost": n / 50} for n in digits for name in names]
     cells += [{"key": f"fd_table/{method}", "kind": "fd_table", "function": "squire_trapp",
                "method": method, "cost": 1.0} for method in ("forward", "central")]
+    cells += [{"key": f"seed/seed002_{case}", "kind": "seed", "function": f"seed002_{case}",
+               "cost": 2.0} for case in ("user", "fixed")]
     return cells
 
 
 def run_cell(cell: dict) -> list[dict]:
     if cell["kind"] == "radius":
         return [_radius_row(cell["function"], int(cell["digits"]))]
+    if cell["kind"] == "seed":
+        return [_seed_row(cell["function"])]
     return _fd_rows(cell["method"])
 
 
 def _row(**values) -> dict:
     row = {"kind": "", "function": "", "digits": 0, "contains": False,
            "log10_relative_radius": NAN, "log10_u": NAN, "method": "", "h": NAN,
-           "estimate": NAN, "error_lo": NAN, "error_hi": NAN}
+           "estimate": NAN, "error_lo": NAN, "error_hi": NAN, "status": "", "findings": ""}
     row.update(values)
     return row
 
@@ -127,6 +135,20 @@ def _log10_relative(ball) -> float:
         return float((ratio.log() / type(ratio)(10).log()).mid())
 
 
+def _seed_row(name: str) -> dict:
+    """Seed 002 (the Coursera 3-5-3 network) with a proof: the user's cost regularises the
+    output biases twice; its backprop, run on balls, is compared with nothing assumed."""
+    params, _, _ = seed_cases.seed002_data()
+    buggy = name.endswith("user")
+    report = check_gradient(lambda p: seed_cases.seed002_cost(p, buggy=buggy),
+                            seed_cases.seed002_gradient, params, method="certified",
+                            numbers="arb:30", shapes=seed_cases.S2_SHAPES,
+                            batch_size=seed_cases.S2_M)
+    return _row(kind="seed", function=name, digits=30, contains=True, status=report.status,
+                findings="+".join(report.kinds),
+                error_hi=float(np.max(report.bound)), method="certified")
+
+
 def _fd_rows(method: str) -> list[dict]:
     ns = number_system("arb:50")
     proof = derivative(_squire_trapp(ns), SQUIRE_TRAPP_X, method="taylor", numbers=ns).value
@@ -148,7 +170,13 @@ def _fd_rows(method: str) -> list[dict]:
 def render(rows: list[dict], out: Path) -> str:
     radius = [r for r in rows if r["kind"] == "radius"]
     table = [r for r in rows if r["kind"] == "fd_table"]
+    seeds = [r for r in rows if r["kind"] == "seed"]
     parts = [_reading(radius, table)]
+    if seeds:
+        parts.append("Seed 002 replayed with a proof (backprop run on balls, nothing "
+                     "assumed about it):\n\n" + output.markdown_table(seeds, [
+                         ("function", "case"), ("status", "verdict"), ("findings", "findings"),
+                         ("error_hi", "largest proven |a − ∂f| bound")]))
     if radius:
         fig, ax = output.figure(1, 1, width=6.0, height=4.0)
         for name in dict.fromkeys(r["function"] for r in radius):

@@ -25,6 +25,10 @@ def test_quick_grid_encloses_and_brackets(tmp_path):
         true = abs(mpmath.mpf(r["estimate"]) - exact)
         assert r["error_lo"] * (1 - 1e-15) <= true <= r["error_hi"] * (1 + 1e-15)
         assert math.isfinite(r["h"])
+    seeds = {r["function"]: r for r in rows if r["kind"] == "seed"}
+    assert seeds["seed002_user"]["status"] == "proven_wrong"
+    assert seeds["seed002_user"]["findings"] == "regularization"
+    assert seeds["seed002_fixed"]["status"] == "consistent"
     summary = certified.render(rows, tmp_path)
     assert "contain the reference" in summary and (tmp_path / "radius_vs_digits.png").exists()
 
