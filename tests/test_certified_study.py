@@ -29,6 +29,8 @@ def test_quick_grid_encloses_and_brackets(tmp_path):
     assert seeds["seed002_user"]["status"] == "proven_wrong"
     assert seeds["seed002_user"]["findings"] == "regularization"
     assert seeds["seed002_fixed"]["status"] == "consistent"
+    assert seeds["seed004_user"]["status"] == "proven_wrong"
+    assert seeds["seed004_fixed"]["status"] == "consistent"
     summary = certified.render(rows, tmp_path)
     assert "contain the reference" in summary and (tmp_path / "radius_vs_digits.png").exists()
 
