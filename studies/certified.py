@@ -187,7 +187,7 @@ def render(rows: list[dict], out: Path) -> str:
         parts.append("Seeds 002 and 004 replayed with a proof (the gradients run on balls, "
                      "nothing assumed about them):\n\n" + output.markdown_table(seeds, [
                          ("function", "case"), ("status", "verdict"), ("findings", "findings"),
-                         ("error_hi", "largest proven |a − ∂f| bound")]))
+                         ("error_hi", "largest proven bound of the gap a − ∂f")]))
     if radius:
         fig, ax = output.figure(1, 1, width=6.0, height=4.0)
         for name in dict.fromkeys(r["function"] for r in radius):
@@ -200,7 +200,7 @@ def render(rows: list[dict], out: Path) -> str:
         png = output.save_figure(fig, out, "radius_vs_digits")
         parts += [f"![Radius against precision]({png})", output.markdown_table(radius, [
             ("function", "function"), ("digits", "digits"), ("contains", "encloses reference"),
-            ("log10_relative_radius", "log10 radius/|value|"), ("log10_u", "log10 u")])]
+            ("log10_relative_radius", "log10 of radius over value"), ("log10_u", "log10 u")])]
     if table:
         parts.append("Squire and Trapp's table, bracketed (float64 differences of "
                      "eˣ/√(sin³x + cos³x) at x = 1.5):\n\n" + output.markdown_table(table, [
