@@ -30,6 +30,9 @@ class Estimate:
         The method that produced the estimate.
     note : str
         Why an error estimate is missing or how it was formed.
+    certified : bool
+        Whether `error` is a proven bound, ``|value − f'(x)| ≤ error`` (``method="taylor"``
+        in a ball system), rather than an estimate.
     """
 
     value: Any
@@ -39,6 +42,7 @@ class Estimate:
     method: str = ""
     note: str = ""
     numbers: Any = field(default=None, compare=False, repr=False)
+    certified: bool = False
 
     def __post_init__(self) -> None:
         if np.shape(self.error) != np.shape(self.value):
