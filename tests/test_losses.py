@@ -33,7 +33,7 @@ from precision_nn.numbers import NumberSystem, number_system
 from tests.reference import complex_step_gradient
 from tests.test_numbers import error_in_ulps, exact
 
-SYSTEMS = ["float16", "float32", "float64", "decimal:30", "mpf:30", "mpfr:30"]
+SYSTEMS = ["float16", "float32", "float64", "decimal:30", "mpf:30", "mpfr:30", "arb:30"]
 # The stable forms sum at most n ≈ 4 terms per example (each >= 0, so no cancellation),
 # each from one exp and one log1p (<= 1 ulp each in every system, tests/test_numbers.py)
 # and a subtraction of logits: a first-order bound of ~3 ulps for one example; 4 ulps.

@@ -118,6 +118,11 @@ def exact(ref: Any, v: Any) -> Any:
             return ref.mpf(float(v))
         p, q = (int(part) for part in v.as_integer_ratio())
         return ref.mpf(p) / q  # q is a power of two: exact
+    if type(v).__module__.startswith("flint"):  # arb / acb balls: their exact midpoints
+        if type(v).__name__ == "acb":
+            return ref.mpc(exact(ref, v.real), exact(ref, v.imag))
+        man, exp = (int(part) for part in v.mid().man_exp())
+        return ref.ldexp(ref.mpf(man), exp)
     if isinstance(v, Decimal):
         return ref.mpf(str(v)) if v.is_finite() else ref.mpf(float(v))
     if isinstance(v, (complex, np.complexfloating)) or hasattr(v, "_mpc_"):
