@@ -58,6 +58,8 @@ class Family:
     recognise : callable
         ``recognise(array) -> spec or None``: the spec of the system `array` belongs to, if
         its dtype or first element is this family's; never imports an optional package.
+        An optional family's module provides it as a module-level ``recognise(array)``,
+        called only once the family's package has been imported.
     extra : Extra or None
         The optional package `make` needs, named in the error when it is missing.
     """
