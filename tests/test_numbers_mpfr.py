@@ -48,6 +48,15 @@ def test_arithmetic_inside_the_context_rounds_at_the_systems_precision() -> None
     assert (x * ns.scalar(3)).precision == gmpy2.get_context().precision
 
 
+@pytest.mark.parametrize("spec", ["mpfr:30", "mpfrc:30"])
+def test_radix_powers_are_exact(spec: str) -> None:
+    ns = number_system(spec)
+    powers = ns.radix_powers(np.array([-500, -1, 0, 3, 400]))
+    assert ns.owns(powers)
+    expected = [Fraction(2) ** e for e in (-500, -1, 0, 3, 400)]
+    assert [fraction_of(v.real) for v in powers] == expected
+
+
 def test_strings_and_floats_round_once() -> None:
     ns = number_system("mpfr:30")
     assert fraction_of(ns.scalar("0.1")) == round_to_binary(Fraction(1, 10), ns.bits)

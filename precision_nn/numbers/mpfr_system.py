@@ -224,6 +224,16 @@ class MPFRSystem(NumberSystem):
             return self.real().zeros(np.shape(x))
         return np.frompyfunc(lambda v: v.imag, 1, 1)(np.asarray(x, dtype=object))
 
+    def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
+        """2**e exactly (a power of two needs one bit, whatever the precision)."""
+        exponents = np.asarray(exponents, dtype=np.int64)
+        out = np.empty(exponents.shape, dtype=object)
+        with self.context():
+            one = self.one
+            for idx, e in np.ndenumerate(exponents):
+                out[idx] = gmpy2.mul_2exp(one, int(e))
+        return out
+
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """``a @ b`` with every product and sum rounded at this precision."""
         with self.context():
