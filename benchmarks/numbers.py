@@ -5,11 +5,19 @@ in each system (a Python loop ``acc = acc + x·y`` over its elements, and one
 ``ns.matmul`` of a [128, 65]×[65, 32] product), so the network's overhead over its
 arithmetic shows.
 
-Run: ``flock /tmp/heavy.lock python benchmarks/numbers.py`` (prints a markdown table; the
-ratios are against mpf:50 measured in the same run).
+Run: ``flock /tmp/heavy.lock python -m benchmarks.numbers`` (prints a markdown table; the
+ratios are against mpf:50 measured in the same run). As a script,
+``python benchmarks/numbers.py`` also works: its directory is taken off ``sys.path``
+first, where this file would shadow the standard library's ``numbers``.
 """
 
 from __future__ import annotations
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import itertools
 import timeit
@@ -32,7 +40,7 @@ def gradient_macs(sizes: list[int], m: int) -> int:
     return 2 * forward + m * sum(i * o for i, o in layers[1:])
 
 
-def best_of(fn, repeat: int = 5) -> float:
+def best_of(fn, repeat: int = 3) -> float:
     """The fastest of `repeat` runs, each long enough (>= 0.2 s) to be timed reliably."""
     timer = timeit.Timer(fn)
     number, _ = timer.autorange()
