@@ -88,22 +88,31 @@ def test_taylor_encloses_the_exact_derivative_in_every_scalar_case():
 def test_taylor_gradient_of_random_network_losses_encloses_backprop_at_twice_the_digits():
     # the studies' random networks: dyadic weights and inputs (exact in every system),
     # sigmoid or tanh, lambda in {0.01, 0.1, 1}; reference: backprop in mpf:260
-    outside, relatives, entries = [], [], 0
-    for seed in range(60):
+    # Dyadic data can put a pre-activation exactly at 0, where the stable sigmoid branches
+    # on Re z > 0: series arithmetic cannot prove a derivative through a tie (it cannot
+    # tell a smooth function's two forms from ReLU's kink), so such a network raises,
+    # naming the tie; it is counted, never skipped silently.
+    outside, relatives, entries, ties = [], [], 0, 0
+    for seed in range(70):
         problem = random_network_problem(seed)
         net = problem.network(NS)
-        est = gradient(problem.loss_function(NS), NS.asarray(problem.params),
-                       method="taylor", numbers=NS)
+        try:
+            est = gradient(problem.loss_function(NS), NS.asarray(problem.params),
+                           method="taylor", numbers=NS)
+        except SeriesError as exc:
+            assert "cannot decide 0 > 0 for a first-order series" in str(exc)
+            ties += 1
+            continue
         for i, (ball, ref) in enumerate(zip(est.value, problem.reference_gradient())):
             entries += 1
             if not ball.contains(_point(ref)):
                 outside.append((seed, i, str(ball), str(ref)))
         relatives += [_relative(b) for b in est.value]
         assert est.certified and est.evaluations == net.n_params
-    assert entries >= 2500 and not outside, outside[:5]
-    # measured median 87·u over these 2,542 entries: backprop-free, but every ball adds the
-    # radii of a whole loss evaluation (sums over examples and units, two layers, the
-    # rounded λ); the median over all 5,545 cases of this file is 47·u. Held to 200·u here
+    assert entries >= 2500 and not outside and ties <= 10, (entries, ties, outside[:5])
+    # measured median 55·u over these 2,929 entries of 69 networks (1 of 70 has a tie):
+    # every ball adds the radii of a whole loss evaluation (sums over examples and units,
+    # two layers, the rounded λ). Held to 200·u here
     assert np.median(relatives) <= 200 * U, np.median(relatives) / U
 
 
