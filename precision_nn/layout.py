@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["flatten", "unflatten", "block_slices", "check_order"]
+__all__ = ["block_slices", "check_order", "flatten", "unflatten"]
 
 ORDERS = ("C", "F")
 

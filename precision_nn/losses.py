@@ -1,7 +1,24 @@
-"""Loss functions, mean over the m examples, each beside its gradient in the output.
+"""Loss functions, mean over the m examples, each beside its gradient.
 
-All are holomorphic in the network output (no ``abs``, no conjugate), so the complex-step
-derivative of the loss is exact to rounding.
+A loss paired with its canonical output activation (cross-entropy with sigmoid, softmax
+cross-entropy with softmax, squared error with identity) is evaluated from the output
+pre-activation ``z`` in numerically stable forms, and its backprop ``∂J/∂z`` likewise:
+
+- sigmoid cross-entropy, per entry ``max(z, 0) − y·z + log1p(e^{−|z|})``, written as
+  ``(1−y)·z`` or ``−y·z`` (by the sign of Re z) plus the softplus term: three terms ≥ 0
+  for y ∈ [0, 1], so no cancellation, and ``e^{−|z|} <= 1`` never overflows;
+- softmax cross-entropy through log-sum-exp about the top logit ``t`` of each row:
+  ``−log softmax_k = (z_t − z_k) + log1p(Σ_{j≠t} e^{z_j − z_t})``, again terms ≥ 0.
+
+The textbook forms ``−y log a − (1−y) log(1−a)`` and ``−Σ y log a`` lose everything once
+``a`` rounds to 0 or 1: NaN (0·log 0) for a confident correct softmax class at a logit gap
+of 20 in float16, 110 in float32, 760 in float64, and inf instead of 40 for a sigmoid
+cross-entropy at z = 40, y = 0. The stable forms are accurate to a few u relative there.
+
+Every branch is chosen on the real part only (``max`` of Re z, the argmax of Re z), and
+both sides of a branch are the same holomorphic function, so the complex-step derivative
+of the loss is exact to rounding. ``value(ns, a, y)`` (from the outputs) serves
+non-canonical pairs (cross-entropy on an erf_logistic output), with ``0·log 0 = 0``.
 """
 
 from __future__ import annotations
@@ -12,21 +29,29 @@ from typing import Any
 
 import numpy as np
 
+from precision_nn.activations import signed_exp
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["Loss", "LOSSES", "get_loss"]
+__all__ = ["LOSSES", "Loss", "get_loss"]
 
 
 @dataclass(frozen=True)
 class Loss:
-    """``value(ns, a, y)``: the loss per parameter set (sums over the last two axes);
-    ``grad(ns, a, y)``: ∂L/∂a; ``fused_delta``: ∂L/∂z for its canonical output activation,
-    which avoids dividing by a(1-a) or forming the softmax Jacobian."""
+    """A loss and its backward rules.
+
+    ``value(ns, a, y)``: the loss per parameter set from the outputs (sums over the last two
+    axes, mean over examples); ``grad(ns, a, y)``: ∂L/∂a; ``from_logits(ns, z, y)``: the
+    same loss of ``canonical_output(z)``, in a stable form; ``logit_delta(ns, z, a, y)``:
+    ∂L/∂z for the canonical output, formed without dividing by a(1−a) or building the
+    softmax Jacobian.
+    """
 
     name: str
     value: Callable[[NumberSystem, Any, Any], Any]
     grad: Callable[[NumberSystem, Any, Any], Any]
     canonical_output: str
+    from_logits: Callable[[NumberSystem, Any, Any], Any]
+    logit_delta: Callable[[NumberSystem, Any, Any, Any], Any]
     target_range: tuple[int, int] | None = None
 
 
@@ -34,25 +59,94 @@ def _m(a: Any) -> int:
     return np.shape(a)[-2]
 
 
+def _mean(terms: Any) -> Any:
+    """Σ over examples and outputs, divided by m (the last two axes)."""
+    return np.sum(terms, axis=(-2, -1)) / _m(terms)
+
+
+def _xlogy(ns: NumberSystem, y: Any, a: Any) -> Any:
+    """y·log a with 0·log 0 = 0 (a target of 0 ignores its output, as the limit says)."""
+    absent = np.asarray(ns.real_part(y) == 0, dtype=bool)
+    return y * ns.log(np.where(absent, ns.one, a))
+
+
+# -- cross-entropy on sigmoid outputs -------------------------------------------------------
 # Coursera convention: J = -(1/m) Σ_i Σ_k [y log a + (1-y) log(1-a)]
 def _cross_entropy(ns, a, y):
-    terms = y * ns.log(a) + (ns.one - y) * ns.log(ns.one - a)
-    return -np.sum(terms, axis=(-2, -1)) / _m(a)
+    ones = ns.one - y
+    return -_mean(_xlogy(ns, y, a) + _xlogy(ns, ones, ns.one - a))
 
 
 def _cross_entropy_grad(ns, a, y):
     return (a - y) / (a * (ns.one - a)) / _m(a)
 
 
+# with a = σ(z): -y log σ(z) - (1-y) log σ(-z) = max(z, 0) - y·z + log1p(e^{-|z|})
+# (softplus(z) = max(z, 0) + log1p(e^{-|z|})); max(z, 0) - y·z is (1-y)·z for Re z > 0 and
+# -y·z otherwise, each >= 0 for y in [0, 1].
+def _sigmoid_cross_entropy_logits(ns, z, y):
+    positive, e = signed_exp(ns, z)
+    linear = np.where(positive, (ns.one - y) * z, -(y * z))
+    return _mean(linear + ns.log1p(e))
+
+
+# ∂/∂z = σ(z) - y. With e = e^{-|z|} and p = e/(1+e) = σ(-|z|): σ(z) = 1 - p for Re z > 0,
+# so σ(z) - y = (1-y) - p there (for y = 1 that is -p exactly, where a - y would cancel to
+# 0), and p - y elsewhere.
+def _sigmoid_delta(ns, z, a, y):
+    positive, e = signed_exp(ns, z)
+    p = e / (ns.one + e)
+    return np.where(positive, (ns.one - y) - p, p - y) / _m(z)
+
+
+# -- softmax cross-entropy ------------------------------------------------------------------
 # J = -(1/m) Σ y log softmax(z)
 def _softmax_cross_entropy(ns, a, y):
-    return -np.sum(y * ns.log(a), axis=(-2, -1)) / _m(a)
+    return -_mean(_xlogy(ns, y, a))
 
 
 def _softmax_cross_entropy_grad(ns, a, y):
     return -(y / a) / _m(a)
 
 
+def _top(ns: NumberSystem, z: Any) -> tuple[np.ndarray, Any, Any, Any]:
+    """Per row: the index t of the largest Re z (kept as an axis), the gaps z_t − z_k
+    (Re >= 0, exactly 0 at t), the terms e^{z_k − z_t} with the top one set to 0, and their
+    sum S = Σ_{j≠t} e^{z_j − z_t} (each term <= 1 in modulus).
+
+    The shift is the complex z_t itself, not its real part, so e^{z_t − z_t} = 1 exactly
+    and the top term can be taken out of the sum into log1p's 1 also for complex z.
+    """
+    top = np.argmax(ns.real_part(z), axis=-1)[..., None]
+    gap = np.take_along_axis(z, top, axis=-1) - z
+    e = ns.exp(-gap)
+    np.put_along_axis(e, top, ns.zero, axis=-1)
+    return top, gap, e, np.sum(e, axis=-1, keepdims=True)
+
+
+# -log softmax_k = lse - z_k = (z_t - z_k) + log1p(S); so J = (1/m) Σ_i Σ_k y_k [gap_k + log1p S]
+def _softmax_cross_entropy_logits(ns, z, y):
+    _, gap, _, rest = _top(ns, z)
+    return _mean(y * (gap + ns.log1p(rest)))
+
+
+# ∂/∂z_k = (Σ_j y_j)·a_k − y_k (Σ y = 1 for one-hot rows, but soft targets need not sum
+# to 1). a_k = e_k/(1+S) off the top; at the top a_t = 1 − S/(1+S), so the top entry is
+# (Σ_{j≠t} y_j) − (Σ y)·S/(1+S), which keeps S/(1+S) where a_t − 1 would cancel to 0.
+def _softmax_delta(ns, z, a, y):
+    top, _, e, rest = _top(ns, z)
+    y = np.broadcast_to(y, np.shape(z))
+    denominator = ns.one + rest
+    total = np.sum(y, axis=-1, keepdims=True)
+    y_off_top = y.copy()
+    np.put_along_axis(y_off_top, top, ns.zero, axis=-1)
+    delta = total * (e / denominator) - y
+    top_entry = np.sum(y_off_top, axis=-1, keepdims=True) - total * (rest / denominator)
+    np.put_along_axis(delta, top, top_entry, axis=-1)
+    return delta / _m(z)
+
+
+# -- squared error --------------------------------------------------------------------------
 # J = (1/2m) Σ (y - a)²
 def _squared_error(ns, a, y):
     r = y - a
@@ -64,19 +158,18 @@ def _squared_error_grad(ns, a, y):
 
 
 LOSSES: dict[str, Loss] = {
-    "cross_entropy": Loss("cross_entropy", _cross_entropy, _cross_entropy_grad,
-                          canonical_output="sigmoid", target_range=(0, 1)),
-    "softmax_cross_entropy": Loss("softmax_cross_entropy", _softmax_cross_entropy,
-                                  _softmax_cross_entropy_grad, canonical_output="softmax",
-                                  target_range=(0, 1)),
-    "squared_error": Loss("squared_error", _squared_error, _squared_error_grad,
-                          canonical_output="identity"),
+    "cross_entropy": Loss(
+        "cross_entropy", _cross_entropy, _cross_entropy_grad, canonical_output="sigmoid",
+        from_logits=_sigmoid_cross_entropy_logits, logit_delta=_sigmoid_delta,
+        target_range=(0, 1)),
+    "softmax_cross_entropy": Loss(
+        "softmax_cross_entropy", _softmax_cross_entropy, _softmax_cross_entropy_grad,
+        canonical_output="softmax", from_logits=_softmax_cross_entropy_logits,
+        logit_delta=_softmax_delta, target_range=(0, 1)),
+    "squared_error": Loss(
+        "squared_error", _squared_error, _squared_error_grad, canonical_output="identity",
+        from_logits=_squared_error, logit_delta=lambda ns, z, a, y: (z - y) / _m(z)),
 }
-
-
-def fused_delta(ns: NumberSystem, a: Any, y: Any) -> Any:
-    """∂L/∂z for a canonical (activation, loss) pair: (a - y)/m for all three."""
-    return (a - y) / _m(a)
 
 
 def get_loss(name: str) -> Loss:

@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from precision_nn import layout
+from precision_nn.activations import Activation, get_activation
 from precision_nn.derivatives import Estimate
 from precision_nn.derivatives.core import estimate_from
-from precision_nn.activations import Activation, get_activation
-from precision_nn.losses import fused_delta, get_loss
+from precision_nn.losses import get_loss
 from precision_nn.numbers import NumberSystem, number_system
 from precision_nn.perturbation import NetworkEvaluator
 
@@ -35,9 +35,6 @@ if TYPE_CHECKING:
 
 __all__ = ["MLP"]
 
-# (output activation, loss) pairs whose ∂J/∂z is simply (a - y)/m
-CANONICAL_PAIRS = {("sigmoid", "cross_entropy"), ("softmax", "softmax_cross_entropy"),
-                   ("identity", "squared_error")}
 # outputs that stay inside (0, 1), as cross-entropy's logarithms need
 PROBABILITY_OUTPUTS = {"cross_entropy": {"sigmoid", "erf_logistic"},
                        "softmax_cross_entropy": {"softmax"}}
@@ -91,6 +88,8 @@ class MLP:
         self.output = get_activation(output, argument="output")
         self.loss_fn = get_loss(loss)
         _check_pairing(output, loss)
+        # a loss on its canonical output is evaluated from z, in a stable form (losses.py)
+        self._canonical = self.output.name == self.loss_fn.canonical_output
         self.numbers = number_system(numbers)
         self.l2 = self._check_l2(l2)
         self._has_l2 = bool(self.l2 != self.numbers.zero)
@@ -137,8 +136,8 @@ class MLP:
         X, Y = self._check_data(X, Y)
         params = self._check_params(params)
         with self.numbers.context():
-            _, a = self._forward(X, params)
-            return self._loss_from_output(a[-1], Y, params)
+            z, a = self._forward(X, params)
+            return self._loss_from_output(z[-1], a[-1], Y, params)
 
     def _forward(self, X: np.ndarray, params: np.ndarray,
                  mats: list | None = None) -> tuple[list, list]:
@@ -150,16 +149,25 @@ class MLP:
             a.append(self._activation(k).value(self.numbers, z[k]))
         return z, a
 
-    @staticmethod
-    def _affine(a_prev: np.ndarray, W: np.ndarray) -> np.ndarray:
-        return a_prev @ np.swapaxes(W[..., 1:], -1, -2) + W[..., None, :, 0]
+    def _affine(self, a_prev: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """z = a_prev @ W[:, 1:]ᵀ + bias, the product through the system's `matmul`."""
+        return self.numbers.matmul(a_prev, np.swapaxes(W[..., 1:], -1, -2)) + \
+            W[..., None, :, 0]
 
     def _activation(self, k: int) -> Activation:
         return self.output if k == len(self.shapes) else self.hidden
 
-    def _loss_from_output(self, a_out: np.ndarray, Y: np.ndarray, params: np.ndarray) -> Any:
-        data = self.loss_fn.value(self.numbers, a_out, Y)
-        return data + self._penalty(params, m=Y.shape[0])
+    def _loss_from_output(self, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray,
+                          params: np.ndarray) -> Any:
+        """J from the output layer's pre-activation and activation: data term + L2."""
+        return self._data_loss(z_out, a_out, Y) + self._penalty(params, m=Y.shape[0])
+
+    def _data_loss(self, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray) -> Any:
+        """The data term: from z in the loss's stable form on its canonical output (finite
+        and accurate at saturation), else from the outputs a."""
+        if self._canonical:
+            return self.loss_fn.from_logits(self.numbers, z_out, Y)
+        return self.loss_fn.value(self.numbers, a_out, Y)
 
     def _penalty(self, params: np.ndarray, *, m: int) -> Any:
         """(λ/2m)·Σ θ² over every weight but the bias column."""
@@ -189,19 +197,20 @@ class MLP:
         grads = [None] * L
         for k in range(L, 0, -1):
             W = mats[k - 1]
-            weights = np.swapaxes(delta, -1, -2) @ a[k - 1]
+            weights = ns.matmul(np.swapaxes(delta, -1, -2), a[k - 1])
             if self._has_l2:
                 weights = weights + self.l2 * W[:, 1:] / m
             grads[k - 1] = np.concatenate([np.sum(delta, axis=0)[:, None], weights], axis=1)
             if k > 1:
-                upstream = delta @ W[:, 1:]
+                upstream = ns.matmul(delta, W[:, 1:])
                 delta = self.hidden.vjp(ns, z[k - 1], a[k - 1], upstream)
         return grads
 
     def _output_delta(self, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """∂J/∂z[L]: (a - y)/m for a canonical pair, else the chain rule through g_L."""
-        if (self.output.name, self.loss_fn.name) in CANONICAL_PAIRS:
-            return fused_delta(self.numbers, a_out, Y)
+        """∂J/∂z[L]: the loss's own stable rule for its canonical output (σ(z) − y, ...),
+        else the chain rule through g_L."""
+        if self._canonical:
+            return self.loss_fn.logit_delta(self.numbers, z_out, a_out, Y)
         grad_a = self.loss_fn.grad(self.numbers, a_out, Y)
         return self.output.vjp(self.numbers, z_out, a_out, grad_a)
 
@@ -243,6 +252,7 @@ class MLP:
         `precision_nn.gradcheck.check_network_gradient` for the options."""
         from precision_nn.gradcheck import check_network_gradient
 
+        self._check_data(X, Y)  # the data's errors (empty, shapes, range) come first
         return check_network_gradient(self, X, Y, method=method, h=h, numbers=numbers,
                                       order=order, directions=directions)
 
@@ -318,6 +328,10 @@ class MLP:
         if arr.ndim != 2 or arr.shape[1] != self.layer_sizes[0]:
             raise ValueError(f"`X` must have shape (m, {self.layer_sizes[0]}) — one example "
                              f"per row; got shape {np.shape(X)}.")
+        if arr.shape[0] == 0:
+            raise ValueError(f"`X` must hold at least one example (m >= 1; the loss is a "
+                             f"mean over examples); got shape {np.shape(X)}. Pass one "
+                             f"example per row.")
         _check_finite(ns, arr, "X")
         return arr
 

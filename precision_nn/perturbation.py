@@ -54,7 +54,7 @@ class NetworkEvaluator:
         self.slices = layout.block_slices(net.shapes)
         with self.ns.context():
             self.z, self.a = net._forward(X, params)
-            self.loss = net._loss_from_output(self.a[-1], Y, params)
+            self.loss = net._loss_from_output(self.z[-1], self.a[-1], Y, params)
 
     def at_point(self) -> Any:
         """J(θ)."""
@@ -89,16 +89,19 @@ class NetworkEvaluator:
         inputs = np.where(j[:, None] == 0, ns.one, a_prev[:, np.maximum(j - 1, 0)].T)
         z_col = self.z[k + 1][:, i].T + d[:, None] * inputs  # (R, m): the moved column
         if k + 1 == len(self.mats):  # output layer: its activation may couple the columns
-            a = net.output.value(ns, self._replace_column(self.z[k + 1], i, z_col))
+            z = self._replace_column(self.z[k + 1], i, z_col)
+            a = net.output.value(ns, z)
         else:
-            a = self._downstream(k + 1, i, net.hidden.value(ns, z_col))
-        data = net.loss_fn.value(ns, a, self.Y)
+            z, a = self._downstream(k + 1, i, net.hidden.value(ns, z_col))
+        data = net._data_loss(z, a, self.Y)
         return data + self._penalty_change(j, W[i, j], values) + \
             net._penalty(self.x_flat, m=self.Y.shape[0])
 
-    def _downstream(self, layer: int, i: np.ndarray, a_col: np.ndarray) -> np.ndarray:
-        """Outputs after hidden layer `layer` changed in column i[r] to a_col[r] (R, m):
-        a rank-one update of the next pre-activation, then full layers on the stack."""
+    def _downstream(self, layer: int, i: np.ndarray,
+                    a_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Output pre-activations and outputs after hidden layer `layer` changed in column
+        i[r] to a_col[r] (R, m): a rank-one update of the next pre-activation, then full
+        layers on the stack."""
         net, ns = self.net, self.ns
         change = a_col - self.a[layer][:, i].T  # (R, m)
         W_next = self.mats[layer]
@@ -107,7 +110,7 @@ class NetworkEvaluator:
         for later in range(layer + 1, len(self.mats)):
             z = net._affine(a, self.mats[later])
             a = net._activation(later + 1).value(ns, z)
-        return a
+        return z, a
 
     def _replace_column(self, z: np.ndarray, i: np.ndarray, col: np.ndarray) -> np.ndarray:
         """A stack of copies of z, copy r with column i[r] replaced by col[r]."""

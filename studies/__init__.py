@@ -19,6 +19,7 @@ STUDIES: dict[str, str] = {
     "method_comparison": "studies.method_comparison",
     "gradcheck_reliability": "studies.gradcheck_reliability",
     "seed_cases": "studies.seed_cases",
+    "certified": "studies.certified",
 }
 
 

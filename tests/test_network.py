@@ -314,6 +314,19 @@ class TestBadInput:
         with pytest.raises(ValueError, match=r"`X` must be finite.*index \(1, 2\)"):
             self.net.gradient(X, self.Y)
 
+    @pytest.mark.parametrize("call", ["loss", "gradient", "check_gradient", "forward",
+                                      "numerical_gradient"])
+    def test_empty_X(self, call):
+        args = (np.empty((0, 3)),) if call == "forward" else (np.empty((0, 3)),
+                                                              np.empty((0, 2)))
+        with pytest.raises(ValueError, match=r"`X` must hold at least one example \(m >= 1; "
+                           r"the loss is a mean over examples\); got shape \(0, 3\)"):
+            getattr(self.net, call)(*args)
+
+    def test_empty_Y(self):
+        with pytest.raises(ValueError, match=r"`Y` must have shape \(m, n_out\) = \(4, 2\)"):
+            self.net.loss(self.X, np.empty((0, 2)))
+
     def test_nonfinite_Y(self):
         Y = self.Y.copy()
         Y[0, 0] = np.nan

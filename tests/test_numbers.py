@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import decimal
+import importlib
+import importlib.util
 import math
 import pickle
 import sys
@@ -31,7 +33,9 @@ from hypothesis import strategies as st
 
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-FUNCTIONS = ["exp", "log", "sqrt", "tanh", "erf", "sin", "cos"]
+FUNCTIONS = ["exp", "log", "log1p", "sqrt", "tanh", "erf", "sin", "cos"]
+POSITIVE = {"log", "log1p", "sqrt"}  # functions tested on positive operands (log1p: also
+# on (-1, 0) at its edge points, where it is real too)
 IEEE = ["float16", "float32", "float64", "longdouble", "complex64", "complex128"]
 LONGDOUBLE_BITS = np.finfo(np.longdouble).nmant + 1  # 64 on x86-64, 53 where it is double
 
@@ -57,6 +61,13 @@ ULPS: dict[str, tuple[float, dict[str, float]]] = {
     # each part within 1 ulp (<= 2u·|part|) gives normwise <= 2; observed <= 1.02 (the
     # Ziv refinement of erf makes each part, not only the norm, accurate).
     "mpc": (2.0, {}),
+    # MPFR rounds every function correctly (Fousse et al., ACM TOMS 33, 2007): 0.5 ulp,
+    # with 1e-6 of slack for the reference's own rounding.
+    "mpfr": (0.5 + 1e-6, {}),
+    # GNU MPC rounds each part correctly (<= 0.5 ulp <= u·|part|): normwise <= 1. Complex
+    # erf and log1p take the mpmath detour, whose parts are refined to p + 2 bits before
+    # the one rounding: <= 0.75 ulp per part, normwise <= 1.5.
+    "mpfrc": (1.0 + 1e-6, {"erf": 1.5, "log1p": 1.5}),
     # numpy's float16 loops evaluate in float32 and round once; erf goes through float64.
     # A few float32 ulps are <= 4·2^-13 = 2^-11 float16 ulp before that rounding: 0.5 ulp
     # + 2^-10 of slack. bfloat16 (8 bits) the same, with more room.
@@ -100,6 +111,18 @@ def reference_context(ns: NumberSystem) -> Any:
 
 def exact(ref: Any, v: Any) -> Any:
     """The exact value of one element of any system, in the reference context."""
+    if type(v).__module__ == "gmpy2":  # mpfr / mpc: exact parts (mpmath would go via float)
+        if type(v).__name__ == "mpc":
+            return ref.mpc(exact(ref, v.real), exact(ref, v.imag))
+        if not v.is_finite():
+            return ref.mpf(float(v))
+        p, q = (int(part) for part in v.as_integer_ratio())
+        return ref.mpf(p) / q  # q is a power of two: exact
+    if type(v).__module__.startswith("flint"):  # arb / acb balls: their exact midpoints
+        if type(v).__name__ == "acb":
+            return ref.mpc(exact(ref, v.real), exact(ref, v.imag))
+        man, exp = (int(part) for part in v.mid().man_exp())
+        return ref.ldexp(ref.mpf(man), exp)
     if isinstance(v, Decimal):
         return ref.mpf(str(v)) if v.is_finite() else ref.mpf(float(v))
     if isinstance(v, (complex, np.complexfloating)) or hasattr(v, "_mpc_"):
@@ -171,7 +194,7 @@ def fraction_of(v: Any) -> Fraction:
         sign, man, exp, _ = v._mpf_
         value = Fraction(int(man)) * Fraction(2) ** exp
         return -value if sign else value
-    return Fraction(*v.as_integer_ratio())
+    return Fraction(*(int(part) for part in v.as_integer_ratio()))
 
 
 # ---------------------------------------------------------------------------------------
@@ -397,7 +420,8 @@ def test_any_float_converts_from_its_exact_binary_value(x: float) -> None:
 
 
 SYSTEMS = ["float16", "float32", "float64", "longdouble", "complex64", "complex128",
-           "decimal", "decimal:50", "mpf", "mpf:50", "mpc", "mpc:50"]
+           "decimal", "decimal:50", "mpf", "mpf:50", "mpc", "mpc:50", "mpfr", "mpfr:50",
+           "mpfrc:50"]
 
 
 @pytest.mark.parametrize("spec", SYSTEMS)
@@ -462,6 +486,7 @@ def test_parts_finiteness_and_pickling(spec: str) -> None:
 # (function, smallest and largest decimal exponent of |x|, operand sign allowed)
 DECIMAL_DOMAINS = {
     "exp": (-40, 2, True), "log": (-60, 60, False), "sqrt": (-60, 60, False),
+    "log1p": (-60, 60, False),
     "tanh": (-40, 2, True), "erf": (-40, 1, True), "sin": (-40, 6, True),
     "cos": (-40, 6, True),
 }
@@ -506,6 +531,10 @@ def test_decimal_functions_are_correct_to_context_precision(fname: str, digits: 
 DECIMAL_EDGES = {
     "exp": ["0", "1E-40", "-1E-40", "-50", "100", "1"],
     "log": ["1", "0.99999999999999999999", "1.0000000000000000001", "1E-100", "1E+100", "2"],
+    # tiny |x| (where log(1 + x) loses x), x -> -1 (condition number |x/((1+x)log1p x)|
+    # ~ 1e18 at the last point: the detour must take ~18 more digits) and large x
+    "log1p": ["0", "1E-30", "-1E-30", "1E-300", "-0.5", "-0.999999999999999999", "1E+50",
+              "2.718281828459045"],
     "sqrt": ["2", "1E-99", "0.5", "1E+101"],
     "tanh": ["0", "1E-30", "-1E-30", "1E-300", "-3.5", "20", "-60"],
     "erf": ["0", "1E-30", "-1E-30", "1E-300", "6", "10", "-27"],
@@ -584,7 +613,8 @@ def mp_operands(draw, ns: NumberSystem, fname: str) -> Any:
     return ns.scalar(part(not signed))
 
 
-@pytest.mark.parametrize("spec", ["mpf", "mpf:50", "mpf:200", "mpc", "mpc:50"])
+@pytest.mark.parametrize("spec", ["mpf", "mpf:50", "mpf:200", "mpc", "mpc:50", "mpfr",
+                                  "mpfr:50", "mpfr:200", "mpfrc", "mpfrc:50"])
 @pytest.mark.parametrize("fname", FUNCTIONS)
 def test_mpmath_functions_are_correct_to_their_precision(fname: str, spec: str) -> None:
     ns = number_system(spec)
@@ -598,14 +628,14 @@ def test_mpmath_functions_are_correct_to_their_precision(fname: str, spec: str) 
     check()
 
 
-@pytest.mark.parametrize("spec", ["mpc", "mpc:30", "complex128"])
+@pytest.mark.parametrize("spec", ["mpc", "mpc:30", "complex128", "mpfrc:30"])
 @pytest.mark.parametrize("fname", FUNCTIONS)
 @pytest.mark.parametrize("x", [-3.7, -0.4, 0.9, 2.5, 4.2])
 def test_complex_step_parts_are_each_accurate(spec: str, fname: str, x: float) -> None:
     """f(x + ih) with h tiny: the imaginary part (h·f'(x), the complex-step derivative)
     must be accurate relative to itself, not only relative to |f|."""
     ns = number_system(spec)
-    if fname in ("log", "sqrt"):
+    if fname in POSITIVE:
         x = abs(x)
     ref = reference_context(ns)
     z = ns.scalar(f"{x}+1e-30j")  # exact parts, each rounded once
@@ -615,6 +645,21 @@ def test_complex_step_parts_are_each_accurate(spec: str, fname: str, x: float) -
     for part, exact_part in ((result.real, reference.real), (result.imag, reference.imag)):
         err = error_in_ulps(real, real.scalar(part), exact_part, ref)
         assert err <= tolerance(ns, fname), (fname, x, err)
+
+
+@pytest.mark.parametrize("spec", ["complex64", "complex128", "mpc", "mpc:40", "mpfrc:40"])
+@pytest.mark.parametrize("z", ["1e-20+1e-30j", "-1e-12+3e-25j", "3e-5-2e-9j", "-0.5+1e-30j",
+                               "0.25+4j"])
+def test_complex_log1p_parts_are_each_accurate(spec: str, z: str) -> None:
+    """Re log1p(w) for tiny Re w is ~Re w: a log of the rounded 1 + w would return 0."""
+    ns = number_system(spec)
+    ref = reference_context(ns)
+    w = ns.scalar(z)
+    result, reference = ns.log1p(w), ref.log1p(exact(ref, w))
+    real = ns.real()
+    for part, exact_part in ((result.real, reference.real), (result.imag, reference.imag)):
+        err = error_in_ulps(real, real.scalar(part), exact_part, ref)
+        assert err <= tolerance(ns, "log1p"), (z, err)
 
 
 def test_mpf_precision_comes_from_the_system_not_mpmath_mp() -> None:
@@ -661,7 +706,7 @@ def test_ieee_functions_are_accurate(spec: str, fname: str) -> None:
     rng = np.random.default_rng(zlib.crc32(f"{spec} {fname}".encode()))
     low, _, _ = DECIMAL_DOMAINS[fname]  # |x| < 10: no overflow even in float16
     magnitudes = rng.uniform(1, 10, 40) * 10.0 ** rng.integers(max(low, -6), 1, 40)
-    signs = 1 if fname in ("log", "sqrt") else rng.choice([-1, 1], 40)
+    signs = 1 if fname in POSITIVE else rng.choice([-1, 1], 40)
     values = magnitudes * signs
     if ns.is_complex:
         values = values + 1j * rng.uniform(-2, 2, 40)
@@ -702,10 +747,14 @@ def test_float32_erf_and_tanh_within_a_few_ulp() -> None:
 
 def _global_state() -> tuple:
     ctx = decimal.getcontext()
-    return mpmath.mp.prec, mpmath.mp.dps, ctx.prec, ctx.rounding, dict(ctx.traps)
+    gmp = importlib.import_module("gmpy2").get_context() \
+        if importlib.util.find_spec("gmpy2") else None
+    gmp_state = (gmp.precision, gmp.round, gmp.emax, gmp.emin) if gmp is not None else None
+    return mpmath.mp.prec, mpmath.mp.dps, ctx.prec, ctx.rounding, dict(ctx.traps), gmp_state
 
 
-@pytest.mark.parametrize("spec", ["mpf:100", "mpc:100", "decimal:60", "float32"])
+@pytest.mark.parametrize("spec", ["mpf:100", "mpc:100", "decimal:60", "float32", "mpfr:100",
+                                  "mpfrc:100"])
 def test_calls_leave_global_state_alone(spec: str) -> None:
     before = _global_state()
     ns = number_system(spec)
@@ -787,16 +836,18 @@ def _work(spec: str) -> tuple:
     # Decimal arithmetic (not the functions) rounds to the thread's context, which
     # ns.context() sets per thread; mpmath's context() sets the process-wide mpmath.mp and
     # is not for threads — mpf/mpc arithmetic needs no context.
-    decimal_scope = ns.context() if spec.startswith("decimal") else contextlib.nullcontext()
-    with decimal_scope:
+    # gmpy2 arithmetic, like Decimal's, rounds to the thread's context
+    scope = contextlib.nullcontext() if spec.startswith(("mpf:", "mpc:")) else ns.context()
+    with scope:
         x = ns.asarray([f"{k}.{k}3" for k in range(4)])
-        if spec.startswith("mpc"):
+        if ns.is_complex:
             x = x + ns.scalar("0.25j")
         y = ns.erf(x) + ns.tanh(x) * ns.exp(-x) + ns.sin(x) / ns.sqrt(x + ns.one)
     return tuple(str(v) for v in y)
 
 
-THREAD_SPECS = ["mpf:20", "mpf:60", "decimal:30", "decimal:70", "mpc:25"]
+THREAD_SPECS = ["mpf:20", "mpf:60", "decimal:30", "decimal:70", "mpc:25", "mpfr:20",
+                "mpfr:60", "mpfrc:25"]
 
 
 def test_threads_at_different_precisions_do_not_disturb_each_other() -> None:
@@ -814,7 +865,7 @@ def test_threads_at_different_precisions_do_not_disturb_each_other() -> None:
     assert mismatches == []
     for spec in THREAD_SPECS:  # and the systems' own precision did not drift
         ns = number_system(spec)
-        if spec.startswith(("mpf", "mpc")):
+        if spec.startswith(("mpf:", "mpc:")):
             assert ns.ctx.prec == mpmath.libmp.dps_to_prec(ns.digits)
 
 

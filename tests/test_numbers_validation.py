@@ -11,17 +11,25 @@ import sys
 from decimal import Decimal
 from fractions import Fraction
 
+import mpmath
 import numpy as np
 import pytest
 
 from precision_nn import numbers
 from precision_nn.numbers import infer_number_system, number_system
-from tests.test_numbers import FUNCTIONS, error_in_ulps, exact, reference_context, tolerance
+from tests.test_numbers import (
+    FUNCTIONS,
+    POSITIVE,
+    error_in_ulps,
+    exact,
+    reference_context,
+    tolerance,
+)
 
 # -- specs --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spec", ["float8", "int32", "mpfr:50", "double", "decimal50"])
+@pytest.mark.parametrize("spec", ["float8", "int32", "mpq:50", "double", "decimal50", "arbx:5"])
 def test_unknown_spec(spec: str) -> None:
     message = rf"unknown number system '{re.escape(spec)}'; expected one of"
     with pytest.raises(ValueError, match=message):
@@ -43,6 +51,61 @@ def test_precision_below_one(spec: str, n: int) -> None:
     with pytest.raises(ValueError, match=rf"precision of '{spec}' must be at least 1 "
                        rf"significant digit; got {n}\. Use e\.g\. '{spec.split(':')[0]}:"):
         number_system(spec)
+
+
+@pytest.mark.parametrize("spec", ["float64:10", "float32:3", "complex128:"])
+def test_precision_after_a_fixed_format(spec: str) -> None:
+    name = spec.split(":")[0]
+    with pytest.raises(ValueError, match=rf"malformed number system '{re.escape(spec)}': "
+                       rf"'{name}' has a fixed precision; write '{name}' without ':N'"):
+        number_system(spec)
+
+
+@pytest.mark.parametrize(("spec", "module", "package", "extra"), [
+    ("arb:50", "flint", "python-flint", "arb"), ("acb", "flint", "python-flint", "arb"),
+    ("mpfr:40", "gmpy2", "gmpy2", "mpfr"), ("mpfrc:40", "gmpy2", "gmpy2", "mpfr"),
+])
+def test_optional_family_without_its_package_names_the_extra(
+        monkeypatch: pytest.MonkeyPatch, spec: str, module: str, package: str,
+        extra: str) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # makes `import <module>` fail
+    # bypass both caches: a system made while the package was importable is not the point
+    monkeypatch.setattr(numbers, "_system", numbers._system.__wrapped__)
+    with pytest.raises(ValueError, match=rf"number system '{re.escape(spec)}' needs the "
+                       rf"optional package {package}; install it with `pip install "
+                       rf"{package}` \(or the precision_nn extra `{extra}`\)"):
+        numbers._cached.__wrapped__(spec)
+
+
+def test_family_module_that_is_missing_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    missing = numbers.Family(
+        numbers._optional("precision_nn.numbers.no_such_system", "NoSuch", numbers.GMPY2),
+        10, numbers._optional_recogniser("precision_nn.numbers.no_such_system", numbers.GMPY2),
+        numbers.GMPY2)
+    monkeypatch.setitem(numbers.FAMILIES, "nosuch", missing)
+    monkeypatch.setattr(numbers, "_system", numbers._system.__wrapped__)
+    with pytest.raises(ValueError, match=r"number system 'nosuch:12' is not part of this "
+                       r"installation \(precision_nn\.numbers\.no_such_system, which "
+                       r"provides NoSuch, is missing\)"):
+        numbers._cached.__wrapped__("nosuch:12")
+
+
+def test_a_new_family_is_one_registry_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a family registered at run time is parsed, defaulted, cached and inferred like the rest
+    made = []
+
+    def make(digits: int) -> numbers.NumberSystem:
+        made.append(digits)
+        return number_system(f"mpf:{digits}")
+
+    monkeypatch.setitem(numbers.FAMILIES, "toy", numbers.Family(make, 7, lambda a: None))
+    monkeypatch.setattr(numbers, "_system", numbers._system.__wrapped__)
+    assert numbers._cached.__wrapped__("toy").name == "mpf:7"
+    assert numbers._cached.__wrapped__("toy:012").name == "mpf:12"
+    assert made == [7, 12]
+    with pytest.raises(ValueError, match=r"precision of 'toy:0' must be at least 1 "
+                       r"significant digit; got 0\. Use e\.g\. 'toy:7'"):
+        numbers._cached.__wrapped__("toy:0")
 
 
 @pytest.mark.parametrize("spec", [50, None, 3.5, np.float64, ["mpf", 50]],
@@ -73,7 +136,7 @@ def test_bfloat16_works_exactly_when_ml_dtypes_is_installed() -> None:
     x = ns.asarray(["-2.5", "-0.3", "0.01", "0.7", "3"])
     ref = reference_context(ns)
     for fname in FUNCTIONS:
-        operand = np.abs(x) if fname in ("log", "sqrt") else x
+        operand = np.abs(x) if fname in POSITIVE else x
         result = getattr(ns, fname)(operand)
         assert result.dtype == ns.dtype
         for xi, yi in zip(operand, result, strict=True):
@@ -118,6 +181,39 @@ def test_value_beyond_the_format(spec: str, value: object, shown: str, limit: st
                        rf"'{spec}' "
                        rf"\(largest finite magnitude {limit}\); use a wider number system"):
         number_system(spec).asarray([value])
+
+
+# an exact value of 10^(10^12) would never finish: these pass only if refused at once
+@pytest.mark.parametrize(("spec", "text", "low", "high"), [
+    ("float64", "1e999999999999", -325, 309), ("float32", "-2.5e100000", -46, 39),
+    ("float16", "1e6", -9, 5), ("mpf:30", "1e999999999999", -100000, 100000),
+    ("mpf:30", "1e-999999999999", -100000, 100000), ("mpc:30", "1+1e999999999999j",
+                                                      -100000, 100000),
+    ("mpfr:30", "0.01e100003", -100000, 100000),
+])
+def test_absurd_exponent_is_refused_at_once(spec: str, text: str, low: int,
+                                             high: int) -> None:
+    with pytest.raises(ValueError, match=rf"value '{re.escape(text)}' cannot be represented "
+                       rf"in '{spec}': its decimal exponent -?\d+ lies outside \[{low}, "
+                       rf"{high}\], the literals this system accepts; scale the value"):
+        number_system(spec).asarray([text])
+
+
+@pytest.mark.parametrize("spec", ["float64", "complex128", "float16"])
+def test_tiny_literal_in_a_binary_format_rounds_to_zero(spec: str) -> None:
+    assert number_system(spec).scalar("1e-999999999999") == 0
+    assert number_system("float64").scalar("2.5e-324") == 5e-324  # the subnormal, kept
+
+
+@pytest.mark.parametrize("spec", ["float64", "decimal:30", "mpf:30", "mpc:30", "mpfr:30"])
+def test_overlong_string_is_refused_at_once(spec: str) -> None:
+    text = "1" * 100_000
+    if spec.startswith("decimal"):  # Decimal parses it itself, in linear time: one rounding
+        assert str(number_system(spec).scalar(text)).startswith("1.1111")
+        return
+    with pytest.raises(ValueError, match=r"cannot parse a string of 100000 characters as a "
+                       rf"number of '{spec}': literals are limited to 4400 characters"):
+        number_system(spec).asarray([text])
 
 
 def test_decimal_exponent_beyond_emax() -> None:
@@ -169,11 +265,15 @@ def test_missing_complex_counterpart(spec: str, fix: str) -> None:
     ("decimal:30", "log", "-1", r"log\(-1\) is not a real number in 'decimal:30'"),
     ("decimal:30", "sqrt", "-2", r"sqrt\(-2\) is not a real number in 'decimal:30'"),
     ("decimal:30", "log", "0", None),  # -Infinity is a value, not an error
+    ("decimal:30", "log1p", "-1.5", r"log1p\(-1\.5\) is not a real number in 'decimal:30'"),
+    ("decimal:30", "log1p", "-1", None),
     ("decimal:30", "exp", "1e10", (r"exp\(1E\+10\) overflows 'decimal:30' \(largest exponent "
                                   r"Emax = 999999\); use 'mpf:30'")),
     ("mpf:30", "log", "-2", r"log\(-2\.0\) is not a real number in 'mpf:30'.* use 'mpc:30'"),
     ("mpf:30", "sqrt", "-1", r"sqrt\(-1\.0\) is not a real number in 'mpf:30'"),
-], ids=["decimal-log", "decimal-sqrt", "decimal-log0", "decimal-exp", "mpf-log", "mpf-sqrt"])
+    ("mpf:30", "log1p", "-3", r"log1p\(-3\.0\) is not a real number in 'mpf:30'"),
+], ids=["decimal-log", "decimal-sqrt", "decimal-log0", "decimal-log1p", "decimal-log1p-1",
+        "decimal-exp", "mpf-log", "mpf-sqrt", "mpf-log1p"])
 def test_function_outside_its_real_domain(spec: str, fname: str, text: str,
                                           message: str | None) -> None:
     ns = number_system(spec)
@@ -197,3 +297,36 @@ def test_infer_number_system_of_foreign_elements() -> None:
     with pytest.raises(TypeError, match=r"cannot infer a number system from elements of type "
                        r"Fraction; convert them with ns\.asarray"):
         infer_number_system(np.array([Fraction(1, 3)], dtype=object))
+
+
+@pytest.mark.parametrize(("values", "first", "second"), [
+    ([Decimal("0.1"), 0.5], "Decimal", "float"),
+    ([0.5, Decimal("0.1")], "float", "Decimal"),
+    ([mpmath.mpf(1), Decimal("0.1")], r"mpf \(15 digits\)", "Decimal"),
+    ([Decimal("0.1"), mpmath.mpf(1)], "Decimal", r"mpf \(15 digits\)"),
+], ids=["decimal-float", "float-decimal", "mpf-decimal", "decimal-mpf"])
+def test_infer_number_system_of_mixed_elements(values: list, first: str, second: str) -> None:
+    with pytest.raises(TypeError, match=rf"the array mixes {first} and {second} elements "
+                       r"\(flat index 0 and 1\); mixing number types would change precision "
+                       r"silently\. Convert all values with one system"):
+        infer_number_system(np.array(values, dtype=object))
+
+
+def test_infer_number_system_of_mpf_of_two_precisions() -> None:
+    values = [number_system("mpf:30").scalar(1), number_system("mpf:40").scalar(1)]
+    with pytest.raises(TypeError, match=r"mixes mpf \(30 digits\) and mpf \(40 digits\)"):
+        infer_number_system(np.array(values, dtype=object))
+
+
+def test_infer_number_system_lets_exact_ints_join() -> None:
+    ns = number_system("decimal:30")
+    values = np.array([*ns.asarray(["0.1", "1/3"]), 3], dtype=object)  # 1/3 has 30 digits
+    assert infer_number_system(values) == ns
+    assert infer_number_system(np.array([0.5, 2, np.float64(1)], dtype=object)).name == \
+        "float64"
+
+
+def test_infer_number_system_of_an_empty_object_array() -> None:
+    with pytest.raises(TypeError, match=r"cannot infer a number system from an empty object "
+                       r"array; pass `numbers=`"):
+        infer_number_system(np.array([], dtype=object))

@@ -45,6 +45,7 @@ from precision_nn.derivatives.resolution import probe_resolution, reconciled, wi
 from precision_nn.derivatives.richardson import richardson
 from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
 from precision_nn.derivatives.steps import check_steps
+from precision_nn.derivatives.taylor_mode import taylor
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
 __all__ = ["METHODS", "derivative", "estimate_from", "gradient"]
@@ -179,6 +180,8 @@ def _differentiate(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: 
                    scalar: bool) -> Estimate:
     if not callable(f):
         raise TypeError(f"`f` must be callable; got {type(f).__name__}.")
+    if method == "taylor":  # certified: f on first-order ball series (taylor_mode)
+        return taylor(f, x, numbers=numbers, scalar=scalar, h=h, order=order)
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
     _check_order(method, order)

@@ -36,6 +36,9 @@ class Estimate:
         How the error estimate was formed, then anything found on the way: a fallback,
         entries without a derivative, an `f` noisier than its number system (the bars
         then count the measured noise).
+    certified : bool
+        Whether `error` is a proven bound, ``|value − f'(x)| ≤ error`` (``method="taylor"``
+        in a ball system), rather than an estimate.
     """
 
     value: Any
@@ -45,6 +48,7 @@ class Estimate:
     method: str = ""
     note: str = ""
     numbers: Any = field(default=None, compare=False, repr=False)
+    certified: bool = False
 
     def __post_init__(self) -> None:
         if np.shape(self.error) != np.shape(self.value):

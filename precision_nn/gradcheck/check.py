@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck import probes
+from precision_nn.gradcheck.certified import check_certified
 from precision_nn.gradcheck.directional import check_directions
 from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.findings import NOTICES, diagnose
@@ -120,6 +121,9 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
     >>> report.kinds, round(report.findings[0].evidence["factor"], 6)
     (('scale',), 0.333333)
     """
+    if method == "certified":  # a proven verdict in ball arithmetic (gradcheck/certified)
+        return check_certified(f, grad, x, numbers=numbers, shapes=shapes, order=order,
+                               batch_size=batch_size, h=h, directions=directions)
     return run_check(f, grad, x, method=method, h=h, numbers=numbers, shapes=shapes,
                      order=order, directions=directions, batch_size=batch_size)
 

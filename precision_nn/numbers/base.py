@@ -143,6 +143,12 @@ class NumberSystem(ABC):
     def log(self, x: Any) -> Any: ...
 
     @abstractmethod
+    def log1p(self, x: Any) -> Any:
+        """``log(1 + x)``, accurate relative to the result also for tiny ``|x|`` (where
+        ``log(1 + x)`` would lose ``x`` in the rounding of ``1 + x``); complex results are
+        accurate in each part. The stable losses need it (``softplus``, log-sum-exp)."""
+
+    @abstractmethod
     def sqrt(self, x: Any) -> Any: ...
 
     @abstractmethod
@@ -198,23 +204,39 @@ Exact = Fraction | float
 
 _NONFINITE = {"inf", "+inf", "-inf", "infinity", "+infinity", "-infinity",
               "nan", "+nan", "-nan"}
-_NUM = r"(?:(?:\d[\d_]*\.?[\d_]*|\.\d[\d_]*)(?:[eE][+-]?\d+)?|(?i:inf(?:inity)?|nan))"
+# unambiguous (digits, then an optional point and digits), so matching is linear in the
+# length: "\d[\d_]*\.?[\d_]*" could split a run of digits in quadratically many ways
+_NUM = r"(?:(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?|(?i:inf(?:inity)?|nan))"
+# Python converts at most 4300 digits between int and str by default
+# (sys.get_int_max_str_digits); a literal may add a sign, a point and an exponent.
+MAX_LITERAL_CHARS = 4400
+# The decimal exponent of a literal's leading digit, where a system sets no range of its
+# own: mpmath's and MPFR's exponents are practically unbounded, but the exact value of
+# "1e1000000" is a million-digit integer; beyond 10^±100000 a literal is refused at once.
+LITERAL_EXPONENTS = (-100_000, 100_000)
+_DECIMAL = re.compile(r"^[+-]?(?P<int>\d*)(?:\.(?P<frac>\d*))?(?:[eE](?P<exp>[+-]?\d+))?$")
 # Python's complex literal grammar on decimal parts: "bj", "a", "a+bj", "a-j", "(a+bj)"
 _IMAG_ONLY = re.compile(rf"^(?P<im>[+-]?(?:{_NUM})?)[jJ]$")
 _COMPLEX = re.compile(rf"^(?P<re>[+-]?{_NUM})(?:(?P<im>[+-](?:{_NUM})?)[jJ])?$")
 
 
-def exact_parts(value: Any, target: str) -> tuple[Exact, Exact]:
+def exact_parts(value: Any, target: str, *, exponents: tuple[int, int] = LITERAL_EXPONENTS,
+                underflow_to_zero: bool = False) -> tuple[Exact, Exact]:
     """`value` as its exact (real, imaginary) parts, before any rounding to `target`.
 
     Floats of every width give their exact binary value (``as_integer_ratio``), strings
     their exact decimal value, Decimal and mpmath numbers their exact value; so a system
     that rounds these parts once rounds `value` once, whatever its origin.
 
+    A string longer than `MAX_LITERAL_CHARS`, or whose decimal exponent (of its leading
+    digit) lies outside `exponents`, is refused before its exact value is formed, so
+    parsing takes time linear in the length; below the range, a format with gradual
+    underflow (`underflow_to_zero`) takes the literal as 0, which is its correct rounding.
+
     Raises
     ------
     ValueError
-        For a string that is not a number.
+        For a string that is not a number, is too long, or lies beyond `exponents`.
     TypeError
         For a value that is not a number at all.
 
@@ -226,13 +248,15 @@ def exact_parts(value: Any, target: str) -> tuple[Exact, Exact]:
     True
     """
     if isinstance(value, str):
-        return _parse(value, target)
+        return _parse(value, target, exponents, underflow_to_zero)
     if isinstance(value, (bool, np.bool_, int, np.integer, Fraction)):
         return Fraction(int(value) if isinstance(value, np.generic) else value), Fraction(0)
     if isinstance(value, (complex, np.complexfloating)):
         return _exact_real(value.real), _exact_real(value.imag)
     if hasattr(value, "_mpc_"):  # mpmath mpc of any context
         return _exact_mpf(value._mpc_[0]), _exact_mpf(value._mpc_[1])
+    if type(value).__module__ == "gmpy2" and hasattr(value, "imag"):  # mpfr, mpc: any prec
+        return _exact_gmpy2(value.real), _exact_gmpy2(value.imag)
     real = _exact_real(value)
     if real is None:
         raise TypeError(
@@ -258,6 +282,13 @@ def _exact_real(value: Any) -> Exact | None:
     return None
 
 
+def _exact_gmpy2(value: Any) -> Exact:
+    """The exact value of a gmpy2 mpfr (a binary fraction), or inf/nan as a float."""
+    if not value.is_finite():
+        return float(value)
+    return Fraction(*(int(part) for part in value.as_integer_ratio()))
+
+
 def _exact_mpf(mpf_tuple: tuple) -> Exact:
     sign, man, exp, _ = mpf_tuple
     if not man:
@@ -266,37 +297,70 @@ def _exact_mpf(mpf_tuple: tuple) -> Exact:
     return -magnitude if sign else magnitude
 
 
-def _parse(text: str, target: str) -> tuple[Exact, Exact]:
+def _parse(text: str, target: str, exponents: tuple[int, int],
+           underflow_to_zero: bool) -> tuple[Exact, Exact]:
     s = text.strip().replace(" ", "")
+    if len(s) > MAX_LITERAL_CHARS:
+        raise ValueError(
+            f"cannot parse a string of {len(s)} characters as a number of {target!r}: "
+            f"literals are limited to {MAX_LITERAL_CHARS} characters (Python's 4300-digit "
+            "int conversion limit); round the value first, or pass a Fraction."
+        )
     if s.startswith("(") and s.endswith(")"):
         s = s[1:-1]
     if s.lower() in _NONFINITE:
         return float(s), Fraction(0)
+
+    def real(part: str) -> Exact:
+        return _real_text(part, text, target, exponents, underflow_to_zero)
+
+    if _DECIMAL.match(s) and any(c.isdigit() for c in s):
+        return real(s), Fraction(0)
     try:
-        return Fraction(s), Fraction(0)  # also "1/3"
+        return Fraction(s), Fraction(0)  # "1/3" (and literals with underscores)
     except (ValueError, ZeroDivisionError):
         pass
     imag = _IMAG_ONLY.match(s)
     full = _COMPLEX.match(s) if imag is None else None
     if imag is not None:
-        return Fraction(0), _unit_or(imag.group("im"))
+        return Fraction(0), _unit_or(imag.group("im"), real)
     if full is not None:
-        return _real_text(full.group("re")), _unit_or(full.group("im") or "0")
+        return real(full.group("re")), _unit_or(full.group("im") or "0", real)
     raise ValueError(
         f"cannot parse {str(text)!r} as a number of {target!r}; write a decimal literal such "
         "as '0.1', '-2.5e-3', '1/3', 'inf' or, for a complex system, '0.5+2j'."
     )
 
 
-def _unit_or(coefficient: str) -> Exact:
+def _unit_or(coefficient: str, real) -> Exact:
     """The coefficient of j: "" or "+" mean 1, "-" means -1."""
-    return Fraction(coefficient + "1") if coefficient in ("", "+", "-") \
-        else _real_text(coefficient)
+    return Fraction(coefficient + "1") if coefficient in ("", "+", "-") else real(coefficient)
 
 
-def _real_text(text: str) -> Exact:
-    """A signed decimal literal exactly, or inf/nan as a float."""
-    return float(text) if text.lower().lstrip("+-") in _NONFINITE else Fraction(text)
+def _real_text(part: str, text: str, target: str, exponents: tuple[int, int],
+               underflow_to_zero: bool) -> Exact:
+    """A signed decimal literal exactly, or inf/nan as a float; its decimal exponent is
+    checked against `exponents` first (from the digits alone, before any big integer)."""
+    if part.lower().lstrip("+-") in _NONFINITE:
+        return float(part)
+    literal = _DECIMAL.match(part.replace("_", ""))
+    if literal is not None:
+        whole, frac = literal.group("int"), literal.group("frac") or ""
+        exp = int(literal.group("exp") or 0)
+        digits = (whole + frac).lstrip("0")
+        if digits:  # the leading digit's decimal exponent
+            lead = exp + len(whole.lstrip("0")) - 1 if whole.lstrip("0") else \
+                exp - (len(frac) - len(frac.lstrip("0"))) - 1
+            low, high = exponents
+            if lead > high or (lead < low and not underflow_to_zero):
+                raise ValueError(
+                    f"value {str(text)!r} cannot be represented in {target!r}: its decimal "
+                    f"exponent {lead} lies outside [{low}, {high}], the literals this "
+                    "system accepts; scale the value (or pass a Fraction)."
+                )
+            if lead < low:  # below half the smallest subnormal: rounds to zero
+                return Fraction(0)
+    return Fraction(part)
 
 
 def exact_mpmath(ctx: Any, value: Any, target: str) -> Any:

@@ -1,7 +1,7 @@
 """Python's `decimal.Decimal` at N significant digits, in numpy object arrays.
 
 ``exp``, ``log`` and ``sqrt`` are Decimal's own correctly rounded operations. ``tanh``,
-``erf``, ``sin``, ``cos`` and π have no Decimal implementation; they take a detour through
+``erf``, ``log1p``, ``sin``, ``cos`` and π have no Decimal implementation; they take a detour through
 mpmath at ``N + 10`` digits plus guard bits and are rounded once back to N digits — never
 through a Python float (the bug of seed 000, whose sigmoid went through ``float``).
 """
@@ -19,10 +19,29 @@ import numpy as np
 
 from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
 
-__all__ = ["DecimalSystem"]
+__all__ = ["DecimalSystem", "recognise"]
 
 GUARD_DIGITS = 10  # extra digits of the mpmath detour before the final rounding
-_PERIODIC = {"sin", "cos"}  # functions whose condition number is unbounded
+
+# condition numbers c(x) = |x·f'(x)/f(x)| of the detour functions that can be large: the
+# detour re-evaluates with log10 c more digits where c > 1 (tanh and erf have c <= 1)
+_CONDITION = {
+    "sin": lambda mp, x, y: abs(x * mp.cos(x) / y),
+    "cos": lambda mp, x, y: abs(x * mp.sin(x) / y),
+    # log1p: c = |x / ((1 + x)·log1p x)|, large only as x -> -1
+    "log1p": lambda mp, x, y: abs(x / ((1 + x) * y)),
+}
+
+
+def recognise(array: np.ndarray) -> str | None:
+    """``decimal:N`` if `array` holds Decimals. Decimals carry no precision: N is the larger
+    of the thread's context precision and the most significant digits of any element
+    (30-digit values -> decimal:30)."""
+    if array.dtype != object or not isinstance(array.flat[0], decimal.Decimal):
+        return None
+    digits = max((len(v.as_tuple().digits) for v in array.flat
+                  if isinstance(v, decimal.Decimal) and v.is_finite()), default=0)
+    return f"decimal:{max(decimal.getcontext().prec, digits)}"
 
 
 class DecimalSystem(NumberSystem):
@@ -164,6 +183,9 @@ class DecimalSystem(NumberSystem):
     def log(self, x: Any) -> Any:
         return self._map("log", lambda v: v.ln(self._ctx))(x)
 
+    def log1p(self, x: Any) -> Any:
+        return self._map("log1p", lambda v: self._detour("log1p", v))(x)
+
     def sqrt(self, x: Any) -> Any:
         return self._map("sqrt", lambda v: v.sqrt(self._ctx))(x)
 
@@ -211,8 +233,9 @@ class DecimalSystem(NumberSystem):
         # stays below 10**-GUARD_DIGITS ulp of the N-digit result, and the final rounding
         # makes the total <= 0.5 ulp + that. tanh and erf have c <= 1 (tending to 0 as |x|
         # grows); sin and cos have c = |x·cot x| or |x·tan x|, large for large |x| and near
-        # their zeros, so they are re-evaluated with log10 c more digits when c is large
-        # (Ziv's strategy: the first result tells how many digits the second needs).
+        # their zeros, and log1p has c = |x/((1+x)·log1p x)|, large as x -> -1, so these
+        # are re-evaluated with log10 c more digits when c is large (Ziv's strategy: the
+        # first result tells how many digits the second needs).
         if not v.is_finite():
             mp = self._detour_context()
             return self._round(getattr(mp, fname)(mp.mpf(float(v))))
@@ -221,6 +244,8 @@ class DecimalSystem(NumberSystem):
             mp = self._detour_context(extra)
             x = exact_mpmath(mp, v, self.name)
             y = getattr(mp, fname)(x)
+            if hasattr(y, "_mpc_"):  # log1p(x) for x < -1
+                raise decimal.InvalidOperation
             needed = _extra_digits(mp, fname, x, y)
             if needed <= extra:
                 return self._round(y)
@@ -232,10 +257,9 @@ class DecimalSystem(NumberSystem):
 
 def _extra_digits(mp: Any, fname: str, x: Any, y: Any) -> int:
     """Digits by which the condition number of `fname` at `x` exceeds 1 (0 if it does not)."""
-    if fname not in _PERIODIC or not y:
+    if fname not in _CONDITION or not y:
         return 0
-    slope = mp.cos(x) if fname == "sin" else mp.sin(x)  # |f'| up to sign
-    condition = abs(x * slope / y)
+    condition = _CONDITION[fname](mp, x, y)
     return max(0, int(mp.ceil(mp.log10(condition)))) if condition > 1 else 0
 
 

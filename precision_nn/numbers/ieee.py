@@ -8,6 +8,7 @@ precise detour and rounded once back, never through a less precise one.
 from __future__ import annotations
 
 import math
+import sys
 from fractions import Fraction
 from typing import Any
 
@@ -17,7 +18,7 @@ import scipy.special
 
 from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
 
-__all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem"]
+__all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem", "recognise"]
 
 # real spec -> complex counterpart spec (None: the real format has no complex pair)
 IEEE_REAL: dict[str, str | None] = {
@@ -47,6 +48,16 @@ def _dtype_for(spec: str) -> np.dtype:
             ) from exc
         return np.dtype(ml_dtypes.bfloat16)
     return np.dtype(spec)
+
+
+def recognise(name: str, array: np.ndarray) -> str | None:
+    """`name` if `array` has that format's dtype (or, for float64, holds Python floats)."""
+    if array.dtype == object:
+        plain = name == "float64" and isinstance(array.flat[0], (int, float))
+        return name if plain else None
+    if name == "bfloat16" and "ml_dtypes" not in sys.modules:
+        return None  # no bfloat16 array can exist before ml_dtypes is imported
+    return name if array.dtype == _dtype_for(name) else None
 
 
 # the next wider format a numpy function runs in (float64 and longdouble: none in numpy)
@@ -150,6 +161,11 @@ class IEEESystem(NumberSystem):
     def log(self, x: Any) -> Any:
         return self._keep(np.log, x)
 
+    def log1p(self, x: Any) -> Any:
+        if self.is_complex:
+            return self._keep(_complex_log1p, x)
+        return self._keep(np.log1p, x)
+
     def sqrt(self, x: Any) -> Any:
         return self._keep(np.sqrt, x)
 
@@ -189,6 +205,23 @@ class IEEESystem(NumberSystem):
         return np.errstate(over="ignore", under="ignore")
 
 
+def _complex_log1p(w: np.ndarray) -> np.ndarray:
+    """log(1 + w) with each part accurate: numpy's complex log1p forms log|1 + w| from the
+    rounded 1 + w and loses Re w below u (Re log1p(1e-20 + 1e-30j) comes out 0).
+
+    With w = x + iy: |1 + w|² = 1 + (x(2 + x) + y²), so Re = ½·log1p(x(2 + x) + y²), a real
+    log1p of an argument without cancellation for x >= 0 (for x < 0 the two terms cancel
+    only where |1 + w| ≈ 1); Im = atan2(y, 1 + x), where rounding 1 + x perturbs the
+    quotient by at most u relative (Kahan, "Branch cuts for complex elementary functions",
+    1987, on log1p-based complex logarithms).
+    """
+    x, y = w.real, w.imag
+    out = np.empty_like(w)
+    out.real = np.log1p(x * (2 + x) + y * y) / 2
+    out.imag = np.arctan2(y, 1 + x)
+    return out
+
+
 def _complex_message(value: Any, ns: IEEESystem) -> str:
     value = value.item() if isinstance(value, (np.generic,)) else value
     pair = IEEE_REAL.get(ns.name)
@@ -211,7 +244,7 @@ def _parse_strings(arr: np.ndarray, ns: IEEESystem) -> np.ndarray:
     fmt = _format(ns.real().dtype)
     out = np.empty(arr.shape, dtype=ns.dtype)
     for idx, value in np.ndenumerate(arr):
-        re, im = exact_parts(value, ns.name)
+        re, im = exact_parts(value, ns.name, exponents=fmt.exponents, underflow_to_zero=True)
         if im != 0 and not ns.is_complex:
             raise ValueError(_complex_message(value, ns))
         try:
@@ -231,6 +264,13 @@ class _BinaryFormat:
         self.emin = int(finfo.minexp)  # exponent of the smallest normal number
         self.max = Fraction(*np.asarray(finfo.max, dtype=dtype).item().as_integer_ratio()) \
             if self.p > 53 else Fraction(float(finfo.max))
+        # decimal exponents of literals: beyond 10^(e+1) > max a literal overflows; below
+        # a tenth of the smallest subnormal 2^(emin - p + 1) it rounds to zero
+        smallest = self.emin - self.p + 1
+        self.exponents = (math.floor(smallest * math.log10(2)) - 1,
+                          math.floor(math.log10(float(self.max)) if self.p <= 53 else
+                                     (self.max.numerator.bit_length() -
+                                      self.max.denominator.bit_length()) * math.log10(2)) + 1)
 
 
 _FORMATS: dict[np.dtype, _BinaryFormat] = {}

@@ -19,7 +19,7 @@ import numpy as np
 
 from precision_nn.numbers.base import NumberSystem, exact_mpmath
 
-__all__ = ["MPMathSystem"]
+__all__ = ["MPMathSystem", "recognise"]
 
 
 _CONTEXTS: dict[int, Any] = {}
@@ -48,6 +48,20 @@ def _unpickle_mpf(digits: int, value: tuple) -> Any:
 
 def _unpickle_mpc(digits: int, value: tuple) -> Any:
     return _shared_context(digits).make_mpc(value)
+
+
+def recognise(array: np.ndarray, *, is_complex: bool) -> str | None:
+    """``mpf:N`` (``mpc:N`` when `is_complex`) if `array` holds mpmath numbers of that kind;
+    N is the precision of their context."""
+    if array.dtype != object:
+        return None
+    first = array.flat[0]
+    context = getattr(first, "context", None)
+    if not isinstance(context, mpmath.ctx_mp.MPContext):
+        return None
+    if hasattr(first, "_mpc_" if is_complex else "_mpf_"):
+        return f"{'mpc' if is_complex else 'mpf'}:{context.dps}"
+    return None
 
 
 class MPMathSystem(NumberSystem):
@@ -212,6 +226,9 @@ class MPMathSystem(NumberSystem):
 
     def log(self, x: Any) -> Any:
         return self._map("log")(x)
+
+    def log1p(self, x: Any) -> Any:
+        return self._map("log1p")(x)
 
     def sqrt(self, x: Any) -> Any:
         return self._map("sqrt")(x)

@@ -1,0 +1,105 @@
+"""`MLP.gradient` of a [20, 30, 10] network on 16 examples at 50 digits, in every system
+that has 50 digits (mpf, mpfr, decimal; arb when python-flint's arb system is present),
+with float64 for scale, all measured in the same run; plus the raw cost of one multiply-add
+in each system (a Python loop ``acc = acc + x·y`` over its elements, and one
+``ns.matmul`` of a [128, 65]×[65, 32] product), so the network's overhead over its
+arithmetic shows.
+
+Run: ``flock /tmp/heavy.lock python -m benchmarks.numbers`` (prints a markdown table; the
+ratios are against mpf:50 measured in the same run). As a script,
+``python benchmarks/numbers.py`` also works: its directory is taken off ``sys.path``
+first, where this file would shadow the standard library's ``numbers``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+
+import itertools
+import timeit
+
+import numpy as np
+
+from precision_nn.network import MLP
+from precision_nn.numbers import number_system
+
+SIZES, M, DIGITS = [20, 30, 10], 16, 50
+SYSTEMS = ["float64", f"mpf:{DIGITS}", f"mpfr:{DIGITS}", f"decimal:{DIGITS}",
+           f"arb:{DIGITS}"]
+
+
+def gradient_macs(sizes: list[int], m: int) -> int:
+    """Multiply-adds of one gradient: the forward products m·Σ n_in·n_out, and backward the
+    weight gradients (the same count) and the deltas of every layer but the first."""
+    layers = list(itertools.pairwise(sizes))
+    forward = m * sum(i * o for i, o in layers)
+    return 2 * forward + m * sum(i * o for i, o in layers[1:])
+
+
+def best_of(fn, repeat: int = 3) -> float:
+    """The fastest of `repeat` runs, each long enough (>= 0.2 s) to be timed reliably."""
+    timer = timeit.Timer(fn)
+    number, _ = timer.autorange()
+    return min(timer.repeat(repeat=repeat, number=number)) / number
+
+
+def raw_loop_mac(ns, n: int = 4096) -> float:
+    """Seconds per multiply-add of a plain Python loop over elements of `ns`."""
+    rng = np.random.default_rng(0)
+    x, y = ns.asarray(rng.standard_normal(n)), ns.asarray(rng.standard_normal(n))
+    xs, ys = list(x), list(y)
+
+    def loop():
+        acc = ns.zero
+        for a, b in zip(xs, ys):
+            acc = acc + a * b
+        return acc
+
+    with ns.context():
+        return best_of(loop) / n
+
+
+def matmul_mac(ns) -> float:
+    """Seconds per multiply-add of ns.matmul on a [128, 65]×[65, 32] product."""
+    rng = np.random.default_rng(1)
+    a, b = ns.asarray(rng.standard_normal((128, 65))), ns.asarray(rng.standard_normal((65, 32)))
+    with ns.context():
+        return best_of(lambda: ns.matmul(a, b)) / (128 * 65 * 32)
+
+
+def measure(spec: str) -> dict | None:
+    try:
+        ns = number_system(spec)
+    except ValueError as exc:  # arb before the certified branch lands, or no python-flint
+        print(f"<!-- {spec} skipped: {exc} -->")
+        return None
+    net = MLP(SIZES, numbers=ns, seed=0)
+    rng = np.random.default_rng(2)
+    X = ns.asarray(rng.standard_normal((M, SIZES[0])))
+    Y = ns.asarray(np.eye(SIZES[-1])[rng.integers(0, SIZES[-1], M)])
+    seconds = best_of(lambda: net.gradient(X, Y), repeat=3)
+    return {"spec": spec, "gradient": seconds,
+            "per_mac": seconds / gradient_macs(SIZES, M),
+            "loop": raw_loop_mac(ns), "matmul": matmul_mac(ns)}
+
+
+def main() -> None:
+    rows = [row for row in map(measure, SYSTEMS) if row is not None]
+    base = next(row["gradient"] for row in rows if row["spec"].startswith("mpf:"))
+    print(f"`MLP.gradient` of {SIZES} × {M} examples ({gradient_macs(SIZES, M)} multiply-"
+          f"adds), best of 3; per-multiply-add costs in ns\n")
+    print("| system | gradient | speed-up vs mpf | gradient / MAC | raw loop / MAC | "
+          "ns.matmul / MAC |")
+    print("|---|---|---|---|---|---|")
+    for row in rows:
+        print(f"| {row['spec']} | {row['gradient'] * 1e3:.2f} ms | "
+              f"{base / row['gradient']:.1f}× | {row['per_mac'] * 1e9:.0f} | "
+              f"{row['loop'] * 1e9:.0f} | {row['matmul'] * 1e9:.0f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,376 @@
+"""``arb:N`` and ``acb:N``: Arb ball arithmetic (python-flint) at N decimal digits.
+
+Every element is a ball ``[m ± r]`` (``flint.arb``; complex: ``flint.acb``, a rectangle of
+two real balls) in a numpy object array. Arb's operations return a ball that contains the
+exact result for every choice of points in the argument balls (Johansson, "Arb: efficient
+arbitrary-precision midpoint-radius interval arithmetic", IEEE Trans. Comput. 66, 2017), so
+a value computed here comes with a *proven* error bound: ``|exact − m| ≤ r``.
+
+- ``to_float`` gives the midpoints; ``radius(array)`` the radii as float64 upper bounds.
+- Matrix products go through ``arb_mat``/``acb_mat`` (C, ~30× faster than object loops).
+- Comparisons that balls cannot decide raise: ``real_part`` returns an array whose
+  ``>``, ``<``, ``>=``, ``<=`` give a proven answer per entry or raise `ValueError` naming
+  the entry (a ReLU at its kink); ``np.maximum``/``np.max`` return a ball enclosing the
+  maximum (for first-order series, the branch that is proven larger). A bare
+  ``flint.arb`` comparison in user code answers False when undecided — not through here.
+- Functions also accept `BallSeries` elements (``f(x + t)`` in Taylor mode), and the
+  series-safe ``sigmoid`` and ``softplus`` are provided.
+
+Precision. python-flint keeps ONE process-wide working precision, ``flint.ctx.prec``,
+read by every arithmetic operation. ``context()`` sets it (restored on exit, also on
+error); each function of the system sets it for its own call and restores it. Scopes of
+several threads are kept in a registry so the precision is restored once all have closed;
+while scopes of different precisions overlap, bare operators in one thread may run at the
+other's precision. That never makes a result wrong, only its radius different: a ball is
+an enclosure at any working precision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+from mpmath.libmp import dps_to_prec
+
+from precision_nn.numbers.arb_complex_step import complex_step_guard, near_real_axis
+from precision_nn.numbers.arb_context import flint_module, flint_precision
+from precision_nn.numbers.arb_series import BallSeries
+from precision_nn.numbers.ball_order import OrderedBalls
+from precision_nn.numbers.base import NumberSystem, exact_parts
+
+__all__ = ["ArbSystem", "OrderedBalls", "flint_module", "flint_precision", "radius",
+           "radius_ball", "recognise"]
+
+_FUNCTIONS = ("exp", "log", "log1p", "sqrt", "tanh", "erf", "sin", "cos")
+
+
+class ArbSystem(NumberSystem):
+    """Arb balls (real ``arb`` or complex ``acb``) with `digits` decimal digits."""
+
+    is_ball = True
+    radix = 2
+    object_elements = True
+
+    def __init__(self, digits: int, is_complex: bool):
+        self.flint = flint_module()
+        self.digits = digits
+        self.is_complex = is_complex
+        self.name = f"{'acb' if is_complex else 'arb'}:{digits}"
+        self.prec = int(dps_to_prec(digits))  # as mpf:N, so arb:N and mpf:N compare
+        # midpoints are rounded to prec bits; the radius absorbs the error, which is at
+        # most 2**-prec relative (a float only while it does not underflow)
+        self.unit_roundoff = float(2.0 ** -self.prec)
+        self._element = self.flint.acb if is_complex else self.flint.arb
+        self._mapped: dict[str, Any] = {}
+
+    # -- counterparts ---------------------------------------------------------------------
+    def complex(self) -> NumberSystem:
+        from precision_nn.numbers import number_system
+
+        return number_system(f"acb:{self.digits}")
+
+    def real(self) -> NumberSystem:
+        from precision_nn.numbers import number_system
+
+        return number_system(f"arb:{self.digits}")
+
+    def wider(self) -> NumberSystem | None:
+        from precision_nn.numbers import number_system
+
+        return number_system(f"{self.name.partition(':')[0]}:{2 * self.digits}")
+
+    @property
+    def log2_unit_roundoff(self) -> float:
+        return float(-self.prec)
+
+    def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
+        exponents = np.asarray(exponents, dtype=np.int64)
+        out = np.empty(exponents.shape, dtype=object)
+        for idx, e in np.ndenumerate(exponents):  # 2**e exactly: a ball of radius 0
+            out[idx] = self._element(self.flint.arb(self.flint.arf((1, int(e)))))
+        return out
+
+    # -- conversion -----------------------------------------------------------------------
+    def asarray(self, values: Any) -> np.ndarray:
+        arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
+        out = np.empty(arr.shape, dtype=object)
+        with self.context():
+            for idx, v in np.ndenumerate(arr):
+                out[idx] = self._convert(v)
+        return out
+
+    def scalar(self, value: Any) -> Any:
+        with self.context():
+            return self._convert(value)
+
+    def _convert(self, v: Any) -> Any:
+        """`v` as a ball: balls and series pass through; numbers are taken at their exact
+        value (strings and ints exactly, floats by their binary value) and rounded once,
+        the rounding error going into the radius."""
+        flint = self.flint
+        if type(v) is self._element or isinstance(v, BallSeries):
+            return v
+        if isinstance(v, flint.arb):
+            return flint.acb(v)  # real ball into a complex system
+        if isinstance(v, flint.acb):
+            if not v.imag.is_zero():
+                raise ValueError(f"complex ball {v} cannot be represented in the real system "
+                                 f"{self.name!r}; use 'acb:{self.digits}'.")
+            return v.real
+        re, im = exact_parts(v, self.name)
+        if im != 0 and not self.is_complex:
+            raise ValueError(f"complex value {v!r} cannot be represented in the real system "
+                             f"{self.name!r}; use 'acb:{self.digits}'.")
+        real = self._ball(re)
+        return flint.acb(real, self._ball(im)) if self.is_complex else real
+
+    def _ball(self, part: Fraction | float) -> Any:
+        if isinstance(part, float):  # inf or nan
+            return self.flint.arb(part)
+        # fmpq is exact; arb(fmpq) rounds once at flint.ctx.prec (set by the caller)
+        return self.flint.arb(self.flint.fmpq(part.numerator, part.denominator))
+
+    def to_float(self, array: Any) -> np.ndarray:
+        """The midpoints, rounded to float64 (complex128 for ``acb``)."""
+        arr = np.asarray(array, dtype=object)
+        out = np.empty(arr.shape, dtype=np.complex128 if self.is_complex else np.float64)
+        for idx, v in np.ndenumerate(arr):
+            if isinstance(v, BallSeries):
+                raise TypeError("to_float of a first-order ball series would drop its "
+                                f"derivative (entry {idx}); ball arithmetic cannot prove "
+                                "anything through a float.")
+            if self.is_complex:
+                v = self.flint.acb(v)
+                out[idx] = complex(float(v.real.mid()), float(v.imag.mid()))
+            else:
+                out[idx] = float(self.flint.arb(v).mid())
+        return out
+
+    def radius(self, array: Any) -> np.ndarray:
+        """Each element's radius as a float64 upper bound (see `radius`)."""
+        return radius(array)
+
+    def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
+        out = np.empty(shape, dtype=object)
+        out.fill(self._element(0))
+        return out
+
+    def foreign_type(self, array: np.ndarray) -> str | None:
+        for v in np.asarray(array, dtype=object).ravel():
+            inner = v.value if isinstance(v, BallSeries) else v
+            if type(inner) is not self._element:
+                return type(inner).__name__
+        return None
+
+    def isfinite(self, x: Any) -> np.ndarray:
+        return np.vectorize(lambda v: bool(v.is_finite()), otypes=[bool])(
+            np.asarray(x, dtype=object))
+
+    # -- precision scope ---------------------------------------------------------------------
+    def context(self) -> contextlib.AbstractContextManager:
+        """Set python-flint's process-wide ``flint.ctx.prec`` to this system's precision;
+        restored on exit, also on error (threads: see the module docstring)."""
+        return flint_precision(self.prec)
+
+    # -- matrix product ----------------------------------------------------------------------
+    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a @ b`` through ``arb_mat``/``acb_mat`` (stacks: one product per matrix);
+        object arrays of anything but this system's balls take numpy's product."""
+        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        if a.ndim < 2 or b.ndim < 2 or not (_all_type(a, self._element)
+                                             and _all_type(b, self._element)):
+            with self.context():
+                return a @ b
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align.")
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
+        b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
+        out = np.empty((*shape, a.shape[-2], b.shape[-1]), dtype=object)
+        mat = self.flint.acb_mat if self.is_complex else self.flint.arb_mat
+        with self.context():
+            for idx in np.ndindex(*shape):
+                out[idx + (slice(None), slice(None))] = _product(mat, a[idx], b[idx])
+        return out
+
+    # -- elementwise functions ---------------------------------------------------------------
+    def _apply(self, name: str, x: Any) -> Any:
+        if name not in self._mapped:
+            self._mapped[name] = np.frompyfunc(self._method(name), 1, 1)
+        arr = np.asarray(x, dtype=object)
+        with self.context():
+            out = self._mapped[name](arr)
+        _check_domain(name, arr, out)
+        return out
+
+    def _method(self, name: str):
+        convert, prec, is_complex = self._convert, self.prec, self.is_complex
+
+        def apply(v: Any) -> Any:
+            v = convert(v)
+            guard = complex_step_guard(v) if is_complex else 0
+            if not guard:
+                return getattr(v, name)()
+            return near_real_axis(name, v, prec, guard)
+
+        return apply
+
+    def exp(self, x: Any) -> Any:
+        return self._apply("exp", x)
+
+    def log(self, x: Any) -> Any:
+        return self._apply("log", x)
+
+    def log1p(self, x: Any) -> Any:
+        return self._apply("log1p", x)
+
+    def sqrt(self, x: Any) -> Any:
+        return self._apply("sqrt", x)
+
+    def tanh(self, x: Any) -> Any:
+        return self._apply("tanh", x)
+
+    def erf(self, x: Any) -> Any:
+        return self._apply("erf", x)
+
+    def sin(self, x: Any) -> Any:
+        return self._apply("sin", x)
+
+    def cos(self, x: Any) -> Any:
+        return self._apply("cos", x)
+
+    def sigmoid(self, x: Any) -> Any:
+        """``1/(1 + e^{-x})``; no overflow in Arb (its exponents are unbounded)."""
+        with self.context():
+            return 1 / (1 + self.exp(-np.asarray(x, dtype=object)))
+
+    def softplus(self, x: Any) -> Any:
+        """``log(1 + e^x)`` as ``log1p(e^x)``: accurate for x ≪ 0, and for x ≫ 0, since
+        ``e^x`` cannot overflow and ``log1p`` of it is ``x`` to relative rounding."""
+        return self.log1p(self.exp(x))
+
+    @property
+    def pi(self) -> Any:
+        with self.context():
+            return self._element(self.flint.arb.pi())
+
+    def real_part(self, x: Any) -> np.ndarray:
+        """Real parts (series: their real value ball) as an array whose comparisons
+        prove their answer or raise `ValueError` naming the entry."""
+        arr = np.asarray(x, dtype=object)
+        if self.is_complex:
+            arr = np.frompyfunc(_real_of, 1, 1)(arr)
+            arr = np.asarray(arr, dtype=object)
+        return arr.view(OrderedBalls)
+
+    def imag(self, x: Any) -> np.ndarray:
+        if not self.is_complex:
+            return self.real().zeros(np.shape(x))
+        return np.asarray(np.frompyfunc(lambda v: self.flint.acb(v).imag, 1, 1)(x),
+                          dtype=object)
+
+
+def _real_of(v: Any) -> Any:
+    if isinstance(v, BallSeries):
+        return BallSeries(v.value.real, v.slope.real if hasattr(v.slope, "real") else v.slope)
+    return v.real
+
+
+def _all_type(arr: np.ndarray, cls: type) -> bool:
+    return all(type(v) is cls for v in arr.flat)
+
+
+def _product(mat: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    (n, k), m = a.shape, b.shape[1]
+    product = mat(n, k, list(a.flat)) * mat(k, m, list(b.flat))
+    out = np.empty(n * m, dtype=object)
+    out[:] = product.entries()
+    return out.reshape(n, m)
+
+
+def _check_domain(name: str, arr: np.ndarray, out: Any) -> None:
+    """A finite argument with a non-finite result: the ball reaches outside the domain of
+    `name` (log of a ball containing 0, sqrt of a negative one). Say where."""
+    results = np.asarray(out, dtype=object)
+    for idx, v in np.ndenumerate(results):
+        if not _finite(v) and _finite(arr[idx]):
+            raise ValueError(
+                f"{name}(x) at entry {idx} of the argument has no finite enclosure: "
+                f"x = {arr[idx]} reaches outside the domain of {name} (or where it is "
+                "unbounded). Ball arithmetic cannot return a bound there; keep the argument "
+                "away from the singularity (e.g. a saturated probability: use a stable loss)."
+            )
+
+
+def _finite(v: Any) -> bool:
+    test = getattr(v, "is_finite", None)
+    return True if test is None else bool(test())
+
+
+def radius(array: Any) -> np.ndarray:
+    """The radius of each ball as a float64 array of upper bounds.
+
+    For ``arb`` the ball is ``[m ± r]`` and the entry is ``r`` rounded up to a float;
+    for ``acb`` (a rectangle) it is ``r_re + r_im``, which bounds ``|z − m|``. First-order
+    series give the radius of their slope (the derivative). A radius below the float range
+    becomes the smallest subnormal (still an upper bound), one above it ``inf``.
+
+    Examples
+    --------
+    >>> from precision_nn.numbers import number_system
+    >>> ns = number_system("arb:30")
+    >>> r = radius(ns.asarray(["0.1", "0.5"]))
+    >>> bool(0 < r[0] < 1e-30), float(r[1])  # 0.1 is rounded; 0.5 is exact
+    (True, 0.0)
+    """
+    arr = np.asarray(array, dtype=object)
+    out = np.empty(arr.shape, dtype=np.float64)
+    for idx, v in np.ndenumerate(arr):
+        out[idx] = _radius_upper(v)
+    return out
+
+
+def radius_ball(v: Any) -> Any:
+    """The exact radius of one element (an exact ``arb``); see `radius`."""
+    if isinstance(v, BallSeries):
+        v = v.slope
+    if hasattr(v, "imag") and type(v).__name__ == "acb":
+        return v.real.rad() + v.imag.rad()
+    return v.rad()
+
+
+def _radius_upper(v: Any) -> float:
+    flint = flint_module()
+    r = radius_ball(v)
+    if not r.is_finite():
+        return float("inf")
+    value = float(r.mid())
+    if flint.arb(value) < r.upper() or (value == 0.0 and not r.is_zero()):
+        value = float(np.nextafter(value, np.inf))  # float() rounded to nearest, below r
+    return value
+
+
+def recognise(array: np.ndarray) -> str | None:
+    """The ``arb:N``/``acb:N`` spec of an object array of balls (or first-order series), or
+    None when its first element is not one.
+
+    Balls carry no precision, so, as for Decimal, N is the larger of the digits of
+    ``flint.ctx.prec`` (inside ``ns.context()``: the system's) and the most digits any
+    midpoint holds (``floor(bits·log10 2)``).
+    """
+    flint = flint_module()
+    arr = np.asarray(array, dtype=object)
+    first = arr.flat[0] if arr.size else None
+    first = first.value if isinstance(first, BallSeries) else first
+    if not isinstance(first, (flint.arb, flint.acb)):
+        return None
+    bits = flint.ctx.prec
+    for v in arr.flat:
+        v = v.value if isinstance(v, BallSeries) else v
+        for part in ((v.real, v.imag) if isinstance(v, flint.acb) else (v,)):
+            if part.is_finite() and not part.mid().is_zero():
+                bits = max(bits, int(part.mid().man_exp()[0]).bit_length())
+    digits = max(1, int(bits * 0.30102999566398120))  # log10(2)
+    return f"{'acb' if isinstance(first, flint.acb) else 'arb'}:{digits}"
