@@ -11,6 +11,7 @@ import pytest
 from precision_nn.derivatives import gradient
 from precision_nn.gradcheck.cost import (
     DEFAULT_DIRECTIONS,
+    FULL_CHECK_COORDINATES,
     FULL_CHECK_SECONDS,
     EvaluationClock,
     estimate_cost,
@@ -78,6 +79,16 @@ def test_limit_is_a_parameter():
     cost = estimate_cost(100, seconds_per_evaluation=1.0, method="central")
     assert plan_check(cost, limit_seconds=1000).directions is None
     assert plan_check(cost, limit_seconds=10).directions == DEFAULT_DIRECTIONS
+
+
+def test_many_coordinates_become_directional_even_when_f_is_cheap():
+    """10^5 coordinates at 1 µs per evaluation is 0.2 s of f, but n² of copying."""
+    cost = estimate_cost(100_000, seconds_per_evaluation=1e-6, method="complex_step")
+    assert cost.full_seconds < FULL_CHECK_SECONDS
+    assert plan_check(cost).directions == DEFAULT_DIRECTIONS
+    small = estimate_cost(FULL_CHECK_COORDINATES, seconds_per_evaluation=1e-6,
+                          method="complex_step")
+    assert plan_check(small).directions is None
 
 
 def test_progress_bar_shows_and_can_be_turned_off(capsys):

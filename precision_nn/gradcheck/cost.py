@@ -9,9 +9,9 @@ automatic first steps); a directional check with ``k`` directions costs
 gradient. `EvaluationClock` times the evaluations the check makes anyway (the first
 ``f(x)``, the probes), `estimate_cost` turns that into seconds, and `plan_check` decides:
 
-- ``directions=None`` (the default) keeps the full check while it is estimated to take at
-  most `FULL_CHECK_SECONDS`; above that it checks `DEFAULT_DIRECTIONS` random directions
-  instead and says so in one sentence for the report (`CheckPlan.sentence`), naming both
+- ``directions=None`` (the default) keeps the full check for at most
+  `FULL_CHECK_COORDINATES` coordinates estimated to take at most `FULL_CHECK_SECONDS`;
+  above either it checks `DEFAULT_DIRECTIONS` random directions instead and says so in one sentence for the report (`CheckPlan.sentence`), naming both
   costs and how to ask for the full check (``directions="all"``).
 - ``directions="all"`` always runs the full check; an integer ``k`` always runs ``k``
   directions.
@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["DEFAULT_DIRECTIONS", "EVALUATIONS_PER_COORDINATE", "FULL_CHECK_SECONDS",
+__all__ = ["DEFAULT_DIRECTIONS", "EVALUATIONS_PER_COORDINATE", "FULL_CHECK_COORDINATES",
+           "FULL_CHECK_SECONDS",
            "PROGRESS_SECONDS", "CheckCost", "CheckPlan", "EvaluationClock",
            "estimate_cost", "plan_check", "progress"]
 
@@ -51,6 +52,11 @@ EVALUATIONS_PER_COORDINATE = {"central": 3, "complex_step": 2, "richardson": 24}
 # a default check estimated above this many seconds becomes directional: a minute is what
 # a user waits for at an interactive prompt without wondering whether it hangs
 FULL_CHECK_SECONDS = 60.0
+# ... and so does one of more coordinates than this, whatever f costs: a generic full
+# check builds every perturbed point as a copy of x, n² elements of memory traffic that
+# the timing of f alone does not see (10^5 variables: 10^10 copied elements, the issue's
+# 122 s for a cheap f); 20,000² elements are ~3 GB, about a second
+FULL_CHECK_COORDINATES = 20_000
 # random directions of the default directional check: a wrong gradient is seen along
 # almost every direction, and 8 are enough for the factor/sign/regulariser diagnoses
 DEFAULT_DIRECTIONS = 8
@@ -152,6 +158,7 @@ def estimate_cost(n: int, *, seconds_per_evaluation: float, method: str,
 
 def plan_check(cost: CheckCost, *, directions: int | str | None = None,
                limit_seconds: float = FULL_CHECK_SECONDS,
+               limit_coordinates: int = FULL_CHECK_COORDINATES,
                progress_seconds: float = PROGRESS_SECONDS) -> CheckPlan:
     """Full or directional, from the user's `directions` and the estimated `cost`.
 
@@ -162,8 +169,9 @@ def plan_check(cost: CheckCost, *, directions: int | str | None = None,
     directions : None, "all" or int
         None: full unless it would take more than `limit_seconds`; "all": full;
         an int k: k directions.
-    limit_seconds, progress_seconds : float
-        The documented thresholds (`FULL_CHECK_SECONDS`, `PROGRESS_SECONDS`).
+    limit_seconds, limit_coordinates, progress_seconds
+        The documented thresholds (`FULL_CHECK_SECONDS`, `FULL_CHECK_COORDINATES`,
+        `PROGRESS_SECONDS`).
     """
     if directions == ALL:
         return CheckPlan(None, cost, "", cost.full_seconds > progress_seconds)
@@ -172,7 +180,8 @@ def plan_check(cost: CheckCost, *, directions: int | str | None = None,
         seconds = cost.seconds_per_evaluation * \
             EVALUATIONS_PER_COORDINATE[cost.method] * int(directions)
         return CheckPlan(int(directions), cost, "", seconds > progress_seconds)
-    if cost.full_seconds <= limit_seconds or cost.directions >= cost.n:
+    small = cost.full_seconds <= limit_seconds and cost.n <= limit_coordinates
+    if small or cost.directions >= cost.n:
         return CheckPlan(None, cost, "", cost.full_seconds > progress_seconds)
     sentence = (f"A full check of {cost.n:,} coordinates would take about "
                 f"{cost.full_evaluations - 1:,} evaluations of f (≈ "
