@@ -220,9 +220,14 @@ class MLP:
         """∂J/∂θ by finite differences, Richardson or complex step, with error estimates.
 
         Structure-aware: moving one weight changes one column of one pre-activation, so
-        only that column, a rank-one update of the next pre-activation and the layers
-        after it are recomputed (`precision_nn.perturbation`), in every number system.
-        Options and the returned `Estimate` are those of `precision_nn.derivatives.gradient`.
+        a layer's perturbations are one batched array operation; only that column, a
+        rank-one update of the next pre-activation and the layers after it are
+        recomputed, and an output weight touches only its unit's loss terms
+        (`precision_nn.perturbation`), in every number system. The data are validated
+        once here; the perturbed losses re-check nothing. Options and the returned
+        `Estimate` (its `evaluations` counts every loss formed) are those of
+        `precision_nn.derivatives.gradient`; the gradient check's reference uses
+        ``method="central"``, ``"richardson"`` and ``"complex_step"``.
 
         Examples
         --------

@@ -8,19 +8,41 @@ import pytest
 
 from precision_nn.derivatives import gradient
 from precision_nn.network import MLP
+from precision_nn.perturbation import NetworkEvaluator
 
-CASES = [("float64", "central"), ("float64", "richardson"), ("float64", "complex_step"),
-         ("float32", "central"), ("mpf:30", "central"), ("mpf:30", "richardson"),
-         ("decimal:25", "forward"), ("mpf:30", "complex_step")]
+# every system family (IEEE single and double, Decimal, mpmath) with every method the
+# gradient check's reference uses; Decimal has no complex counterpart (tested below)
+SYSTEMS = ("float32", "float64", "decimal:25", "mpf:30")
+METHODS = ("central", "richardson", "complex_step")
+CASES = [(s, m) for s in SYSTEMS for m in METHODS if (s, m) != ("decimal:25", "complex_step")]
+CASES.append(("decimal:25", "forward"))
+# twice the digits: the reference's own error is invisible next to the estimate's
 REFERENCE = {"float64": "mpf:40", "float32": "mpf:30", "mpf:30": "mpf:60",
              "decimal:25": "decimal:50"}
+# network shapes: one hidden layer (sigmoid + cross-entropy: the separable output path),
+# two hidden layers with softmax (rank-one update, a full layer downstream, and the
+# coupled output path), and a saturated net: some outputs within 4e-8 of 0 or 1 (float32)
+NETS = {
+    "tanh-sigmoid": {"sizes": [3, 4, 2], "hidden": "tanh", "output": "sigmoid",
+                     "loss": "cross_entropy", "scale": 1},
+    "deep-softmax": {"sizes": [3, 4, 3, 3], "hidden": "sigmoid", "output": "softmax",
+                     "loss": "softmax_cross_entropy", "scale": 1},
+    "saturated": {"sizes": [3, 4, 2], "hidden": "tanh", "output": "sigmoid",
+                  "loss": "cross_entropy", "scale": 9},
+}
 
 
-def _problem(spec):
-    net = MLP([3, 4, 2], numbers=spec, hidden="tanh", l2="0.1", seed=4)
+def _problem(spec, kind="tanh-sigmoid"):
+    shape = NETS[kind]
+    base = MLP(shape["sizes"], hidden=shape["hidden"], output=shape["output"],
+               loss=shape["loss"], l2="0.1", seed=4)
+    # scale the float64 weights before conversion: the net is then exact in every system
+    net = MLP(shape["sizes"], hidden=shape["hidden"], output=shape["output"],
+              loss=shape["loss"], l2="0.1", numbers=spec, init=base.params * shape["scale"])
     rng = np.random.default_rng(2)
     X = net.numbers.asarray(rng.standard_normal((5, 3)) / 2)
-    Y = net.numbers.asarray(np.eye(2)[rng.integers(0, 2, 5)])
+    n_out = shape["sizes"][-1]
+    Y = net.numbers.asarray(np.eye(n_out)[rng.integers(0, n_out, 5)])
     return net, X, Y
 
 
@@ -62,11 +84,12 @@ def test_structure_aware_agrees_with_generic_gradient(spec, method):
     assert fast.value.shape == (net.n_params,)
 
 
+@pytest.mark.parametrize("kind", sorted(NETS))
 @pytest.mark.parametrize("spec, method", CASES, ids=[f"{s}-{m}" for s, m in CASES])
-def test_error_estimate_bounds_the_true_error(spec, method):
+def test_error_estimate_bounds_the_true_error(spec, method, kind):
     """The true error is formed in the reference system (twice the digits), not after
     rounding both to float64, where a 30-digit estimate's error would be invisible."""
-    net, X, Y = _problem(spec)
+    net, X, Y = _problem(spec, kind)
     est = net.numerical_gradient(X, Y, method=method)
     ref = net.to(REFERENCE[spec])
     R = ref.numbers
@@ -77,6 +100,45 @@ def test_error_estimate_bounds_the_true_error(spec, method):
     # last operations') may lie beyond an estimate of the method's error alone
     floor = 4 * net.numbers.unit_roundoff * np.abs(R.to_float(exact))
     assert np.all(true_error <= est.error + floor), (true_error / est.error).max()
+    assert np.all(np.isfinite(est.error)) and est.evaluations > net.n_params
+
+
+@pytest.mark.parametrize("kind", sorted(NETS))
+@pytest.mark.parametrize("method", ("central", "complex_step"))
+def test_evaluations_match_the_generic_count(method, kind):
+    """Fixed rules: the structure-aware path reports exactly what the generic gradient of
+    `MLP.loss` spends on the same rule and step (Richardson stops adaptively, so rounding
+    differences may change its count; see the next test)."""
+    net, X, Y = _problem("float64", kind)
+    h = "1e-20" if method == "complex_step" else "0.001"
+    fast = net.numerical_gradient(X, Y, method=method, h=h)
+    target = net.to(net.numbers.complex()) if method == "complex_step" else net
+    generic = gradient(lambda p: target.loss(X, Y, params=p), net.params, method=method, h=h)
+    probe = 4  # the generic evaluator's batching probe: two points alone, two stacked
+    assert fast.evaluations == generic.evaluations - probe
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_evaluations_count_the_losses_really_computed(method, monkeypatch):
+    """Count the perturbed losses the evaluator really forms (and the base point each
+    time a rule asks for it) and compare with the reported `evaluations`."""
+    formed = []
+    block_losses = NetworkEvaluator._block_losses
+    at_point = NetworkEvaluator.at_point
+
+    def counting_block(self, k, local, values):
+        formed.append(len(local))
+        return block_losses(self, k, local, values)
+
+    def counting_point(self):
+        formed.append(1)
+        return at_point(self)
+
+    monkeypatch.setattr(NetworkEvaluator, "_block_losses", counting_block)
+    monkeypatch.setattr(NetworkEvaluator, "at_point", counting_point)
+    net, X, Y = _problem("float64", "deep-softmax")
+    est = net.numerical_gradient(X, Y, method=method)
+    assert est.evaluations == sum(formed) > net.n_params
 
 
 def test_bad_method_is_rejected():

@@ -4,11 +4,20 @@ otherwise, every value checked and converted into the number system exactly once
 A function "accepts a stack" when called with points stacked along a new leading axis it
 returns one value per point, equal to what it returns for each point alone. That is probed
 once on two points (four evaluations, counted) and then trusted: stacks are cut into
-batches of at most `BATCH_BYTES` of input so memory stays bounded for large models.
+batches of at most `BATCH_BYTES` of input, small enough to stay in cache (a 64 MiB stack
+made the batched gradient of a 2,000-variable function slower than a loop: it is
+memory-bound).
+
+Batching is used only while it pays: the time per point of the first batch is compared
+with that of the two points evaluated alone, and when the batch is not faster per point
+(an `f` whose stacked path is slower, e.g. batched products of non-contiguous matrices)
+the remaining points are evaluated one by one. The batched path is therefore never slower
+per evaluation than the loop it replaces, up to the timing of one batch.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -18,9 +27,10 @@ from precision_nn.numbers import NumberSystem
 
 __all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
 
-# Input bytes per batch: 64 MiB keeps a 10k-parameter float64 gradient at ~800 points per
-# call, large enough that per-call Python overhead is negligible next to the array work.
-BATCH_BYTES = 2**26
+# Input bytes per batch: 4 MiB (about the last-level cache of one core's share) keeps a
+# 2,000-variable float64 gradient at 256 points per call; above that the stacked
+# intermediates of f spill to memory and batching loses its advantage.
+BATCH_BYTES = 2**22
 # numpy's warnings for NaN/inf inside f are replaced by our own check of every value
 def _quiet() -> np.errstate:
     return np.errstate(all="ignore")
@@ -60,6 +70,8 @@ class Evaluator:
         self.require_complex = require_complex
         self.evaluations = 0
         self.batched: bool | None = None
+        self._alone_seconds: float | None = None  # per point, from the probe
+        self._timed_batch = False
 
     def at_point(self) -> Any:
         """``f(x)`` as a scalar of `ns`."""
@@ -87,11 +99,32 @@ class Evaluator:
 
     def _evaluate(self, points: np.ndarray) -> np.ndarray:
         if self.batched is None and points.shape[0] >= 2:
-            alone = self._one_by_one(points[:2])
+            alone, seconds = self._timed_alone(points[:2])
+            self._alone_seconds = seconds
             self.batched = self._probe(points[:2], alone)
             if points.shape[0] == 2:
                 return alone
-        return self._batch(points) if self.batched else self._one_by_one(points)
+        if not self.batched:
+            return self._one_by_one(points)
+        if self._timed_batch or self._alone_seconds is None:
+            return self._batch(points)
+        start = time.perf_counter()
+        values = self._batch(points)
+        self._timed_batch = True
+        # keep batching only where a point costs less in a stack than alone
+        per_point = (time.perf_counter() - start) / points.shape[0]
+        self.batched = per_point < self._alone_seconds
+        return values
+
+    def _timed_alone(self, points: np.ndarray) -> tuple[np.ndarray, float]:
+        """The values of `points` one by one and the faster call's seconds (the first
+        call of a function often pays a warm-up that later calls do not)."""
+        values, seconds = [], []
+        for k in range(points.shape[0]):
+            start = time.perf_counter()
+            values.append(self._one_by_one(points[k:k + 1]))
+            seconds.append(time.perf_counter() - start)
+        return np.concatenate(values), min(seconds)
 
     # -- the two ways of calling ------------------------------------------------------
     def _one_by_one(self, points: np.ndarray) -> np.ndarray:

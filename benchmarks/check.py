@@ -1,0 +1,206 @@
+"""The cost of a gradient check of an MLP against torch gradcheck and naive loops, one run.
+
+    python benchmarks/check.py            # the issue-11 sizes (a few minutes)
+    python benchmarks/check.py --quick    # small nets, seconds
+
+Rows, each timed in this run (CPU, single thread):
+
+- torch.autograd.gradcheck slow and fast mode on the [64, 128, 10] × 32 float64 net,
+  built in float64 from the same weights (the baseline of the float rows);
+- the check's reference by `MLP.numerical_gradient` (structure-aware) with complex step,
+  central differences and Richardson, in float64 and float32, plus the analytic gradient
+  and the per-coordinate comparison with the reference's error bars: the cost of
+  ``MLP.check_gradient`` once its reference stage takes contract 3's provider (until the
+  `verdicts` branch wires it, the rows say "reference + analytic + comparison");
+- ``MLP.check_gradient`` end to end as it is on this branch (its generic reference);
+- on [20, 30, 10] × 8 in mpf:50 and decimal:28: the same check-equivalent against a naive
+  central loop of ``2n`` calls of `MLP.loss` in the same system;
+- a cheap function of 10^5 variables: the time of 100 evaluations, the plan
+  `gradcheck.cost` makes for a default check and the directional check it runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck import check_gradient
+from precision_nn.gradcheck.cost import EvaluationClock, estimate_cost, plan_check
+from precision_nn.network import MLP
+
+SEED = 0
+TORCH_STEP = 2.0**-17
+
+
+def problem(sizes: list[int], batch: int, spec: str) -> tuple[MLP, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(SEED)
+    net = MLP(sizes, seed=SEED).to(spec)
+    X = net.numbers.asarray(rng.normal(size=(batch, sizes[0])))
+    Y = net.numbers.asarray(np.eye(sizes[-1])[rng.integers(0, sizes[-1], size=batch)])
+    return net, X, Y
+
+
+def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def check_equivalent(net: MLP, X: Any, Y: Any, method: str, h: Any = None) -> tuple[str, int]:
+    """Reference (structure-aware) + analytic gradient + comparison with the error bars,
+    all in the network's system; returns the verdict and the evaluations spent."""
+    ns = net.numbers
+    est = net.numerical_gradient(X, Y, method=method, h=h)
+    analytic = net.gradient(X, Y)
+    with ns.context():
+        gap = np.abs(ns.to_float(est.value - analytic))
+    scale = np.abs(ns.to_float(analytic)) + np.max(np.abs(ns.to_float(analytic)))
+    passed = bool(np.all(gap <= est.error + 8 * ns.unit_roundoff * scale))
+    return ("match" if passed else "MISMATCH"), est.evaluations
+
+
+def naive_central(net: MLP, X: Any, Y: Any, h: Any) -> np.ndarray:
+    """The seeds' loop: two full `MLP.loss` calls per parameter."""
+    ns = net.numbers
+    params, out, step = net.params.copy(), ns.zeros(net.n_params), ns.scalar(h)
+    with ns.context():
+        for i in range(net.n_params):
+            saved = params[i]
+            params[i] = saved + step
+            plus = net.loss(X, Y, params=params)
+            params[i] = saved - step
+            minus = net.loss(X, Y, params=params)
+            params[i] = saved
+            out[i] = (plus - minus) / (2 * step)
+    return out
+
+
+def torch_seconds(net: MLP, X: np.ndarray, Y: np.ndarray) -> dict[str, float]:
+    import torch
+
+    torch.set_num_threads(1)
+    Xt, Yt = torch.tensor(np.asarray(X, dtype=np.float64)), torch.tensor(
+        np.asarray(Y, dtype=np.float64))
+    theta = torch.tensor(np.asarray(net.params, dtype=np.float64), requires_grad=True)
+
+    def loss(flat):
+        a, start = Xt, 0
+        for fan_out, fan_in1 in net.shapes:
+            W = flat[start:start + fan_out * fan_in1].reshape(fan_out, fan_in1)
+            start += fan_out * fan_in1
+            a = torch.sigmoid(W[:, 0] + a @ W[:, 1:].T)
+        return -(Yt * torch.log(a) + (1 - Yt) * torch.log(1 - a)).sum() / Xt.shape[0]
+
+    out = {}
+    for mode, fast in (("slow", False), ("fast", True)):
+        _, out[mode] = timed(lambda fast=fast: torch.autograd.gradcheck(
+            loss, (theta,), eps=TORCH_STEP, atol=1e-5, fast_mode=fast))
+    return out
+
+
+def float_rows(sizes: list[int], batch: int, end_to_end: bool) -> list[tuple]:
+    net, X, Y = problem(sizes, batch, "float64")
+    torch_s = torch_seconds(net, X, Y)
+    rows = [("torch gradcheck slow mode", "float64", torch_s["slow"], "", "-"),
+            ("torch gradcheck fast mode (1 direction)", "float64", torch_s["fast"], "", "-")]
+    for spec in ("float64", "float32"):
+        target = net if spec == "float64" else net.to(spec)
+        Xs, Ys = target.numbers.asarray(X), target.numbers.asarray(Y)
+        for method in ("complex_step", "central", "richardson"):
+            (verdict, evals), s = timed(lambda t=target, m=method, a=Xs, b=Ys:
+                                        check_equivalent(t, a, b, m))
+            rows.append((f"reference + analytic + comparison, {method}", spec, s, evals,
+                         verdict))
+        (est, s) = timed(lambda t=target, a=Xs, b=Ys:
+                         t.numerical_gradient(a, b, method="complex_step"))
+        rows.append(("structure-aware complex-step gradient alone", spec, s,
+                     est.evaluations, "-"))
+    if end_to_end:
+        report, s = timed(lambda: net.check_gradient(X, Y))
+        rows.append(("MLP.check_gradient end to end (this branch: generic reference)",
+                     "float64", s, report.evaluations, ",".join(report.kinds)))
+    return rows
+
+
+def multiprecision_rows(sizes: list[int], batch: int) -> list[tuple]:
+    rows = []
+    for spec, methods, step in (("mpf:50", ("complex_step", "central"), "1e-17"),
+                                ("decimal:28", ("central", "richardson"), "1e-9")):
+        net, X, Y = problem(sizes, batch, spec)
+        _, naive_s = timed(lambda n=net, a=X, b=Y, h=step: naive_central(n, a, b, h))
+        rows.append((f"naive central loop of MLP.loss, h={step}", spec, naive_s,
+                     2 * net.n_params, "-"))
+        for method in methods:
+            (verdict, evals), s = timed(lambda n=net, a=X, b=Y, m=method:
+                                        check_equivalent(n, a, b, m))
+            rows.append((f"reference + analytic + comparison, {method}", spec, s, evals,
+                         verdict))
+    return rows
+
+
+def large_function_rows(n: int) -> tuple[list[tuple], str]:
+    """A cheap separable f of n variables: default plan and directional check."""
+    rng = np.random.default_rng(SEED)
+    weights = rng.uniform(0.5, 1.5, n)
+    x = rng.normal(size=n) / 4
+
+    def f(v):
+        return np.sum(weights * np.exp(v), axis=-1)
+
+    def grad(v):
+        return weights * np.exp(v)
+
+    _, hundred = timed(lambda: [f(x) for _ in range(100)])
+    clock = EvaluationClock(f, ndim=1)
+    start = time.perf_counter()
+    for _ in range(3):  # the check's first evaluations (f(x) and its probes)
+        clock(x)
+    plan = plan_check(estimate_cost(n, seconds_per_evaluation=clock.seconds_per_evaluation,
+                                    method="complex_step"))
+    report = check_gradient(f, grad, x, directions=plan.directions)
+    total = time.perf_counter() - start
+    return [("100 evaluations of f", f"n={n:,}", hundred, 100, "-"),
+            ("default check as planned by gradcheck.cost (clock + plan + check)",
+             f"n={n:,}", total, report.evaluations + clock.evaluations,
+             ",".join(report.kinds))], plan.sentence or "the plan is the full check"
+
+
+def table(title: str, rows: list[tuple], baselines: list[tuple]) -> str:
+    heads = " | ".join(f"× vs {b[0]} ({b[1]})" for b in baselines)
+    lines = [f"## {title}", "", (f"| what | numbers | seconds | evaluations | verdict | "
+             f"{heads} |"), "|---|---|---:|---:|---|" + "---:|" * len(baselines)]
+    for what, spec, seconds, evals, verdict in rows:
+        ratios = " | ".join("" if not np.isfinite(seconds) else f"{b[2] / seconds:.1f}"
+                            for b in baselines)
+        shown = "" if not np.isfinite(seconds) else f"{seconds:.3f}"
+        lines.append(f"| {what} | {spec} | {shown} | {evals} | {verdict} | {ratios} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small nets, seconds")
+    parser.add_argument("--no-end-to-end", action="store_true",
+                        help="skip MLP.check_gradient end to end (its generic reference)")
+    args = parser.parse_args(argv)
+    sizes, batch = ([16, 32, 10], 8) if args.quick else ([64, 128, 10], 32)
+    mp_sizes, mp_batch = ([6, 8, 4], 4) if args.quick else ([20, 30, 10], 8)
+    n_large = 10_000 if args.quick else 100_000
+    rows = float_rows(sizes, batch, end_to_end=not args.no_end_to_end)
+    print(table(f"float {sizes} × {batch}", rows, [rows[0]]), "\n")
+    mp = multiprecision_rows(mp_sizes, mp_batch)
+    naive = [r for r in mp if r[0].startswith("naive")]
+    print(table(f"multiprecision {mp_sizes} × {mp_batch} (ratios against the naive loop "
+                "of the same system)", mp[:len(mp) // 2], [naive[0]]), "\n")
+    print(table("", mp[len(mp) // 2:], [naive[1]]), "\n")
+    large, sentence = large_function_rows(n_large)
+    print(table(f"a function of {n_large:,} variables", large, [large[0]]))
+    print(f"\nThe report's sentence: {sentence}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,121 @@
+"""`gradcheck.cost`: cost estimates from timed evaluations, the full-or-directional plan
+and its sentence, progress bars; the evaluation counts against what `gradient` spends."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from precision_nn.derivatives import gradient
+from precision_nn.gradcheck.cost import (
+    DEFAULT_DIRECTIONS,
+    FULL_CHECK_COORDINATES,
+    FULL_CHECK_SECONDS,
+    EvaluationClock,
+    estimate_cost,
+    plan_check,
+    progress,
+)
+
+PROBE = 4  # the generic evaluator's batching probe: two points alone, two stacked
+
+
+def _f(x):
+    return np.sum(np.exp(x) * (1 + np.arange(x.shape[-1])), axis=-1)
+
+
+@pytest.mark.parametrize(("method", "h"), [("central", 2.0**-16), ("complex_step", None)])
+def test_full_evaluations_are_what_gradient_spends(method, h):
+    """The estimate is not a formula from nowhere: a fixed-step central gradient and a
+    complex-step gradient spend exactly the estimated evaluations (plus the probe)."""
+    n = 40
+    est = gradient(_f, np.linspace(-1, 1, n), method=method, h=h)
+    cost = estimate_cost(n, seconds_per_evaluation=1e-6, method=method)
+    # the complex step never evaluates f(x) itself: the estimate's +1 is the check's f(x)
+    assert est.evaluations + (1 if method == "complex_step" else 0) == \
+        cost.full_evaluations + PROBE
+
+
+def test_clock_times_and_counts_stacked_points():
+    def slow(x):
+        time.sleep(0.01)
+        return _f(x)
+
+    clock = EvaluationClock(slow, ndim=1)
+    clock(np.zeros(5))
+    clock(np.zeros((3, 5)))
+    assert clock.evaluations == 4
+    # two calls of >= 10 ms over 4 points: >= 5 ms per point, and not wildly more
+    assert 0.005 <= clock.seconds_per_evaluation < 0.05
+
+
+def test_small_checks_stay_full():
+    cost = estimate_cost(1000, seconds_per_evaluation=1e-4, method="central")
+    plan = plan_check(cost)
+    assert plan.directions is None and plan.sentence == "" and not plan.show_progress
+
+
+def test_large_checks_become_directional_and_say_both_costs():
+    cost = estimate_cost(100_000, seconds_per_evaluation=1e-3, method="richardson")
+    assert cost.full_seconds > FULL_CHECK_SECONDS
+    plan = plan_check(cost)
+    assert plan.directions == DEFAULT_DIRECTIONS
+    assert "2,400,000 evaluations" in plan.sentence  # 24 per coordinate
+    assert f"{DEFAULT_DIRECTIONS} random directions" in plan.sentence
+    assert "192 evaluations" in plan.sentence and 'directions="all"' in plan.sentence
+
+
+def test_the_users_choice_wins():
+    cost = estimate_cost(100_000, seconds_per_evaluation=1e-3, method="central")
+    assert plan_check(cost, directions="all").directions is None
+    assert plan_check(cost, directions="all").show_progress  # 5 minutes: show a bar
+    assert plan_check(cost, directions=3).directions == 3
+    assert plan_check(cost, directions=3).sentence == ""
+
+
+def test_limit_is_a_parameter():
+    cost = estimate_cost(100, seconds_per_evaluation=1.0, method="central")
+    assert plan_check(cost, limit_seconds=1000).directions is None
+    assert plan_check(cost, limit_seconds=10).directions == DEFAULT_DIRECTIONS
+
+
+def test_many_coordinates_become_directional_even_when_f_is_cheap():
+    """10^5 coordinates at 1 µs per evaluation is 0.2 s of f, but n² of copying."""
+    cost = estimate_cost(100_000, seconds_per_evaluation=1e-6, method="complex_step")
+    assert cost.full_seconds < FULL_CHECK_SECONDS
+    assert plan_check(cost).directions == DEFAULT_DIRECTIONS
+    small = estimate_cost(FULL_CHECK_COORDINATES, seconds_per_evaluation=1e-6,
+                          method="complex_step")
+    assert plan_check(small).directions is None
+
+
+def test_progress_bar_shows_and_can_be_turned_off(capsys):
+    with progress(10, enabled=True, description="reference") as advance:
+        advance(4)
+        advance(6)
+    shown = capsys.readouterr().err
+    assert "reference" in shown
+    with progress(10, enabled=False) as advance:
+        advance(10)
+    assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"method": "auto"}, "`method` must be one of .* after 'auto' is resolved"),
+    ({"n": 0}, "`n` must be a positive integer"),
+    ({"seconds_per_evaluation": float("nan")}, "`seconds_per_evaluation` must be finite"),
+    ({"directions": 0}, "`directions` must be None, \"all\" or a positive integer"),
+])
+def test_bad_input_is_named(kwargs, match):
+    args = {"n": 10, "seconds_per_evaluation": 1e-3, "method": "central"} | kwargs
+    n = args.pop("n")
+    with pytest.raises(ValueError, match=match):
+        estimate_cost(n, **args)
+
+
+def test_bad_directions_in_plan_are_named():
+    cost = estimate_cost(10, seconds_per_evaluation=1e-3, method="central")
+    with pytest.raises(ValueError, match="`directions` must be None"):
+        plan_check(cost, directions="some")
