@@ -53,6 +53,7 @@ from precision_nn.numbers import number_system
 from studies import output
 from studies.laws import DOMINANCE, METHODS, fit_slope, fitted_optimum, law, minimum, regime_masks
 from studies.problems import estimate, exact, problem, problem_derivatives, relative_error
+from studies.rows import finite, rows_u
 
 NAME = "epsilon_sweep"
 TITLE = "Epsilon sweep: error against step size, truncation against rounding"
@@ -190,8 +191,8 @@ def laws_table(rows: list[dict]) -> list[dict]:
 def _laws_of(key: tuple, group: list[dict]) -> dict:
     name, numbers, label = key
     u = group[0]["u"]
-    h = np.array([r["h_used"] if _finite(r["h_used"]) else r["h"] for r in group], float)
-    err = np.array([r["error"] if _finite(r["error"]) else math.nan for r in group], float)
+    h = np.array([r["h_used"] if finite(r["h_used"]) else r["h"] for r in group], float)
+    err = np.array([r["error"] if finite(r["error"]) else math.nan for r in group], float)
     derivatives = problem_derivatives(problem(name))
     model = law(label, derivatives, u) if derivatives is not None else None
     truncation, rounding = regime_masks(h, err, model=model, u=u, x_scale=1.0,
@@ -225,8 +226,8 @@ def _estimate_check(group: list[dict]) -> tuple[float, int]:
     Steps whose relative error is 1 or more (every digit lost) are left out.
     """
     pairs = [(r["error"], r["estimated_error"]) for r in group
-             if _finite(r["error"]) and _finite(r["estimated_error"]) and r["error"] < 1]
-    gross = sum(1 for r in group if _finite(r["error"]) and _finite(r["estimated_error"])
+             if finite(r["error"]) and finite(r["estimated_error"]) and r["error"] < 1]
+    gross = sum(1 for r in group if finite(r["error"]) and finite(r["estimated_error"])
                 and r["error"] > 100 * r["estimated_error"])
     if not pairs:
         return math.nan, gross
@@ -242,9 +243,6 @@ def _flat_level(h, err, model, u) -> float:
     values = err[flat & np.isfinite(err)]
     return float(values.max() / u) if values.size else math.nan
 
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 # -- drawing --------------------------------------------------------------------------------
@@ -287,9 +285,6 @@ def _plot_problem(name: str, rows: list[dict], laws: list[dict], out: Path) -> s
     return output.save_figure(fig, out, f"error_vs_h_{name}")
 
 
-def rows_u(rows: list[dict], numbers: str) -> float:
-    return next(r["u"] for r in rows if r["numbers"] == numbers)
-
 
 def _legend_panel(ax, panels, with_model: bool) -> None:
     """An empty panel holding the legend and the key to the line styles."""
@@ -314,7 +309,7 @@ def _legend_panel(ax, panels, with_model: bool) -> None:
 def _plot_panel(ax, rows: list[dict], laws: list[dict], derivatives) -> None:
     errors = []
     for label in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == label and _finite(r["error"])]
+        mine = [r for r in rows if r["method"] == label and finite(r["error"])]
         if not mine:
             continue
         color = output.METHOD_COLORS[label]
@@ -323,7 +318,7 @@ def _plot_panel(ax, rows: list[dict], laws: list[dict], derivatives) -> None:
         errors.extend(err)
         ax.loglog(h, err, "-", color=color, lw=1.2, label=label)
         fitted = next(w for w in laws if w["method"] == label)
-        if _finite(fitted["h_opt"]):  # the optimum of the two fitted laws
+        if finite(fitted["h_opt"]):  # the optimum of the two fitted laws
             ax.plot(fitted["h_opt"], fitted["e_opt"], "*", color=color, ms=11, mec="k", mew=0.5)
         model = law(label, derivatives, mine[0]["u"]) if derivatives else None
         if model is not None:
@@ -362,18 +357,18 @@ def _reading(laws: list[dict]) -> str:
     """One paragraph reading the fits (numbers quoted from the table)."""
     def mean(key, **match):
         values = [w[key] for w in laws if all(w[k] == v for k, v in match.items())
-                  and _finite(w[key])]
+                  and finite(w[key])]
         return (float(np.mean(values)), len(values)) if values else (math.nan, 0)
     central, n_c = mean("truncation_slope", method="central2")
     forward, n_f = mean("truncation_slope", method="forward")
     central4, n_4 = mean("truncation_slope", method="central4")
-    rounding = [w["rounding_slope"] for w in laws if _finite(w["rounding_slope"])]
+    rounding = [w["rounding_slope"] for w in laws if finite(w["rounding_slope"])]
     close = sum(abs(slope + 1) <= 0.15 for slope in rounding)
-    flat = [w["flat_over_u"] for w in laws if _finite(w["flat_over_u"]) and w["problem"] != "mlp"]
+    flat = [w["flat_over_u"] for w in laws if finite(w["flat_over_u"]) and w["problem"] != "mlp"]
     flat_net = [w["flat_over_u"] for w in laws
-                if _finite(w["flat_over_u"]) and w["problem"] == "mlp"]
+                if finite(w["flat_over_u"]) and w["problem"] == "mlp"]
     ratio = [w["h_opt"] / w["h_opt_model"] for w in laws
-             if _finite(w["h_opt"]) and _finite(w["h_opt_model"])]
+             if finite(w["h_opt"]) and finite(w["h_opt_model"])]
     return (
         "**Reading.** Every curve is a V on log-log axes: to the right of its optimum the "
         "error is truncation and falls with the method's order — fitted truncation slopes "
@@ -401,7 +396,7 @@ def _reading(laws: list[dict]) -> str:
 
 def _outliers(laws: list[dict]) -> str:
     """The curves whose rounding slope is off by more than 0.15, named."""
-    off = [w for w in laws if _finite(w["rounding_slope"]) and abs(w["rounding_slope"] + 1) > 0.15]
+    off = [w for w in laws if finite(w["rounding_slope"]) and abs(w["rounding_slope"] + 1) > 0.15]
     if not off:
         return ""
     named = ", ".join(f"{w['problem']}/{w['numbers']}/{w['method']} "
@@ -414,7 +409,7 @@ def _outliers(laws: list[dict]) -> str:
 
 def _estimate_reading(laws: list[dict]) -> str:
     """A sentence on the library's error estimates, naming the curves where they fail."""
-    fractions = [w["estimate_bounds"] for w in laws if _finite(w["estimate_bounds"])]
+    fractions = [w["estimate_bounds"] for w in laws if finite(w["estimate_bounds"])]
     gross = [w for w in laws if w["estimate_gross_misses"]]
     text = (f"The library's own error estimate bounds the measured error at a median "
             f"{100 * float(np.median(fractions)):.0f} % of the steps of a curve "
@@ -433,7 +428,7 @@ def _median(values: list[float]) -> str:
 
 
 def _span(values: list[float]) -> str:
-    values = [v for v in values if _finite(v)]
+    values = [v for v in values if finite(v)]
     if not values:
         return "–"
     return f"{output.fmt(min(values))} and {output.fmt(max(values))}"

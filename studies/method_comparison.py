@@ -51,6 +51,7 @@ from studies.problems import (
     problem,
     relative_error,
 )
+from studies.rows import finite, rows_u
 
 NAME = "method_comparison"
 TITLE = "Method comparison: accuracy against cost"
@@ -163,7 +164,7 @@ def render(rows: list[dict], out: Path) -> str:
     """Accuracy-cost figure, one table per problem and the reading."""
     fig, axes = output.figure(2, 2, width=6.0, height=4.4)
     for k, name in enumerate(("sigmoid", "mlp")):
-        mine = [r for r in rows if r["problem"] == name and _finite(r["error"])]
+        mine = [r for r in rows if r["problem"] == name and finite(r["error"])]
         for ax, cost, label in ((axes[2 * k], "evaluations", "function evaluations (count)"),
                                 (axes[2 * k + 1], "seconds", "wall time per call (s)")):
             _scatter(ax, mine, cost)
@@ -193,9 +194,6 @@ def _scatter(ax, rows: list[dict], cost: str) -> None:
     ax.grid(True, alpha=0.3)
 
 
-def rows_u(rows: list[dict], spec: str) -> float:
-    return next(r["u"] for r in rows if r["numbers"] == spec)
-
 
 def _legend(rows: list[dict]):
     from matplotlib.lines import Line2D
@@ -211,7 +209,7 @@ def _legend(rows: list[dict]):
 def _reading(rows: list[dict]) -> str:
     def pick(problem_name, numbers, method):
         return next((r for r in rows if (r["problem"], r["numbers"], r["method"])
-                     == (problem_name, numbers, method) and _finite(r["error"])), None)
+                     == (problem_name, numbers, method) and finite(r["error"])), None)
     sentences = []
     for spec in ("float64", "mpf:30"):
         parts = []
@@ -237,6 +235,3 @@ def _reading(rows: list[dict]) -> str:
         "and the check is only as good as its reference, so a higher-order method or a "
         "wider number system pays for itself when a tolerance must be tight.")
 
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
