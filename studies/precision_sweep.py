@@ -58,21 +58,50 @@ DECIMAL_DIGITS = (10, 15, 20, 30, 40, 60, 80, 100)
 LABELS = ("forward", "central2", "central4", "richardson", "complex_step")
 PER_DECADE = 5
 BAND = 2  # decades each side of the model's h*
-QUICK = {"problems": ("exp",), "mpf": (10, 20, 40, 80), "decimal": (10, 20, 40, 80),
+DIGITS = {"mpf": MPF_DIGITS, "decimal": DECIMAL_DIGITS}
+QUICK = {"problems": ("exp",), "digits": {"mpf": (10, 20, 40, 80), "decimal": (10, 20, 40, 80)},
          "labels": ("forward", "central2", "central4", "complex_step"), "per_decade": 4}
 THEORY = {"forward": 1 / 2, "central2": 2 / 3, "central4": 4 / 5, "complex_step": 1.0}
 
 
-def grid(quick: bool) -> list[dict]:
-    """One cell per problem, number system and method."""
-    config = QUICK if quick else {"problems": PROBLEMS, "mpf": MPF_DIGITS,
-                                  "decimal": DECIMAL_DIGITS, "labels": LABELS,
+def grid(quick: bool, *, digits: dict[str, tuple[int, ...]] | None = None) -> list[dict]:
+    """One cell per problem, number system and method.
+
+    Parameters
+    ----------
+    quick : bool
+        The small grid of `QUICK`.
+    digits : dict of str to tuple of int, optional
+        Number-system family (a `number_system` spec prefix: ``"mpf"``, ``"decimal"``, and
+        any family the registry knows, e.g. ``"mpfr"`` or ``"arb"``) to the digit counts
+        to sweep; default `DIGITS` (or `QUICK`'s). This is where the sweep is extended,
+        e.g. ``{**DIGITS, "mpf": (*MPF_DIGITS, 300, 500, 1000)}``; beyond about 250 digits
+        the 260-digit references of `studies.problems` (``REFERENCE_DPS``) must be raised
+        first, and the library's derivatives must give finite error bars there.
+    """
+    config = QUICK if quick else {"problems": PROBLEMS, "digits": DIGITS, "labels": LABELS,
                                   "per_decade": PER_DECADE}
-    systems = [f"mpf:{d}" for d in config["mpf"]] + [f"decimal:{d}" for d in config["decimal"]]
-    return [{"key": f"{name}/{numbers}/{label}", "problem": name, "numbers": numbers,
+    digits = config["digits"] if digits is None else digits
+    for family, counts in digits.items():
+        if not isinstance(family, str) or not all(isinstance(d, int) and d > 0
+                                                  for d in counts):
+            raise ValueError(f"`digits` maps a family name to positive digit counts, e.g. "
+                             f"{{'mpf': (10, 20)}}; got {family!r}: {counts!r}.")
+    systems = [number_system(f"{family}:{d}") for family, counts in digits.items()
+               for d in counts]
+    return [{"key": f"{name}/{ns.name}/{label}", "problem": name, "numbers": ns.name,
              "method": label, "per_decade": config["per_decade"]}
-            for name in config["problems"] for numbers in systems for label in config["labels"]
-            if not (label == "complex_step" and numbers.startswith("decimal"))]
+            for name in config["problems"] for ns in systems for label in config["labels"]
+            if not (label == "complex_step" and not _has_complex(ns))]
+
+
+def _has_complex(ns) -> bool:
+    """Whether `ns` has a complex counterpart (Decimal has none), as the system says."""
+    try:
+        ns.complex()
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+    return True
 
 
 def band(label: str, derivatives: list[float], u: float, per_decade: int) -> list[float]:
