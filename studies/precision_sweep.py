@@ -48,6 +48,7 @@ from precision_nn.numbers import number_system
 from studies import output
 from studies.laws import METHODS, law, minimum
 from studies.problems import estimate, exact, problem, problem_derivatives, relative_error
+from studies.rows import has_complex
 
 NAME = "precision_sweep"
 TITLE = "Precision sweep: minimum reachable error and optimal step against digits"
@@ -92,16 +93,7 @@ def grid(quick: bool, *, digits: dict[str, tuple[int, ...]] | None = None) -> li
     return [{"key": f"{name}/{ns.name}/{label}", "problem": name, "numbers": ns.name,
              "method": label, "per_decade": config["per_decade"]}
             for name in config["problems"] for ns in systems for label in config["labels"]
-            if not (label == "complex_step" and not _has_complex(ns))]
-
-
-def _has_complex(ns) -> bool:
-    """Whether `ns` has a complex counterpart (Decimal has none), as the system says."""
-    try:
-        ns.complex()
-    except (TypeError, ValueError, NotImplementedError):
-        return False
-    return True
+            if not (label == "complex_step" and not has_complex(ns.name))]
 
 
 def band(label: str, derivatives: list[float], u: float, per_decade: int) -> list[float]:
@@ -220,7 +212,7 @@ def render(rows: list[dict], out: Path) -> str:
 
 
 def _plot(name: str, minima: list[dict], out: Path) -> str:
-    fig, (ax_e, ax_h) = output.figure(2, width=6.2, height=4.6)
+    fig, (ax_e, ax_r, ax_h) = output.figure(3, width=5.4, height=4.6)
     derivatives = problem_derivatives(problem(name))
     digits_grid = np.linspace(min(m["digits"] for m in minima),
                               max(m["digits"] for m in minima), 100)
@@ -234,22 +226,39 @@ def _plot(name: str, minima: list[dict], out: Path) -> str:
             d = [m["digits"] for m in mine]
             ax_e.semilogy(d, [m["e_min"] for m in mine], marker, color=color, mfc=fill,
                           label=f"{label} ({family})")
+            ratio = [(m["digits"], m["e_min"] / m["e_min_model"]) for m in mine
+                     if m["e_min"] > 0 and m["e_min_model"] > 0
+                     and math.isfinite(m["e_min"] / m["e_min_model"])]
+            if ratio:
+                ax_r.semilogy(*zip(*ratio), marker + "-", color=color, mfc=fill, lw=0.8)
             if METHODS[label].weight_sum and METHODS[label].p:
                 ax_h.semilogy(d, [m["h_opt"] for m in mine], marker, color=color, mfc=fill)
         _model_lines(ax_e, ax_h, label, derivatives, digits_grid, color)
     ax_e.set(xlabel="significant decimal digits of the number system",
              ylabel="minimum relative error over h (dimensionless)",
              title="Minimum reachable error")
+    ax_r.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax_r.set(xlabel="significant decimal digits of the number system",
+             ylabel="E_min / E_model (measured over theory)",
+             title="Minimum error over the model's E*")
+    ax_r.set_ylim(*_ratio_limits(ax_r))
     ax_h.set(xlabel="significant decimal digits of the number system",
              ylabel="step h* of the minimum (units of x)", title="Optimal step")
     ax_e.legend(fontsize=7, ncol=2)
     ax_h.plot([], [], "k--", lw=0.8, label="model E* ∝ u^(p/(p+1)), h* ∝ u^(1/(p+1))")
     ax_h.legend(fontsize=8)
-    for ax in (ax_e, ax_h):
+    for ax in (ax_e, ax_r, ax_h):
         ax.grid(True, alpha=0.3)
     fig.suptitle(f"{problem(name).formula}: filled mpf, open decimal, dashed the model",
                  fontsize=11)
     return output.save_figure(fig, out, f"min_error_vs_digits_{name}")
+
+
+def _ratio_limits(ax) -> tuple[float, float]:
+    """A y-range for E_min/E_model symmetric about 1 in decades, at least 10⁻¹ … 10¹."""
+    low, high = ax.get_ylim()
+    span = max(1.0, abs(math.log10(low)), abs(math.log10(high)))
+    return 10.0 ** -span, 10.0 ** span
 
 
 def _model_lines(ax_e, ax_h, label, derivatives, digits_grid, color) -> None:

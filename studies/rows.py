@@ -1,10 +1,13 @@
-"""Helpers on tidy result rows shared by the studies (rows as they come from the cell log)."""
+"""Helpers shared by the studies: tests on row values (as they come from the cell log), and
+what a number system supports, asked of the system itself."""
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["finite", "rows_u"]
+from precision_nn.numbers import number_system
+
+__all__ = ["finite", "has_complex", "rows_u"]
 
 
 def finite(value: object) -> bool:
@@ -26,3 +29,13 @@ def rows_u(rows: list[dict], numbers: str) -> float:
             return row["u"]
     present = sorted({row["numbers"] for row in rows})
     raise KeyError(f"no row of number system {numbers!r}; the rows hold {present}.")
+
+
+def has_complex(numbers: str) -> bool:
+    """Whether number system `numbers` has a complex counterpart (the complex step needs
+    one; float16 and Decimal have none), as the system itself says."""
+    try:
+        number_system(numbers).complex()
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+    return True
