@@ -172,17 +172,18 @@ def test_unusable_out_is_one_line_and_exit_2(tmp_path, where):
 
 
 # -- signals ------------------------------------------------------------------------------
-@pytest.mark.parametrize(("sig", "status", "note"), [(signal.SIGINT, 130, ""),
-                                                     (signal.SIGTERM, 143, " (SIGTERM)")])
-def test_a_signal_stops_the_workers_and_resume_computes_only_the_rest(tmp_path, sig, status,
-                                                                      note):
+@pytest.mark.parametrize(("jobs", "sig", "status", "note"),
+                         [("2", signal.SIGINT, 130, ""), ("2", signal.SIGTERM, 143, " (SIGTERM)"),
+                          ("1", signal.SIGINT, 130, "")])  # 1: cells run in the main process
+def test_a_signal_stops_the_workers_and_resume_computes_only_the_rest(tmp_path, jobs, sig,
+                                                                      status, note):
     out, calls = tmp_path / "r", tmp_path / "calls.txt"
     cells = 12
-    proc = start(out, "--jobs", "2", cells=cells, sleep=0.4, calls=calls,
+    proc = start(out, "--jobs", jobs, cells=cells, sleep=0.4, calls=calls,
                  start_new_session=True)  # its own process group, as a terminal's job
     wait_for(lambda: len(lines(log_of(out))) >= 2)
     workers = children(proc.pid)
-    assert workers, "the process pool has workers"
+    assert bool(workers) == (jobs != "1"), "a process pool has workers, a serial run none"
     if sig == signal.SIGINT:
         os.killpg(proc.pid, sig)  # Ctrl-C reaches the whole group, workers included
     else:
@@ -196,7 +197,7 @@ def test_a_signal_stops_the_workers_and_resume_computes_only_the_rest(tmp_path, 
     wait_for(lambda: not any(alive(pid) for pid in workers), timeout=10)  # workers stopped
 
     started = len(lines(calls))
-    code, err = run(out, "--jobs", "2", "--resume", cells=cells, sleep=0.4, calls=calls)
+    code, err = run(out, "--jobs", jobs, "--resume", cells=cells, sleep=0.4, calls=calls)
     assert code == 0, err
     result = json.loads((out / "toy" / "run.json").read_text())
     assert (result["reused"], result["computed"], result["failed"]) == \
