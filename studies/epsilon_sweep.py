@@ -325,7 +325,7 @@ def _note_missing(ax, numbers: str, missing: list[str]) -> None:
     notes = []
     for label in missing:
         if label == "complex_step" and not has_complex(numbers):
-            notes.append(f"no complex step: {numbers} has no complex counterpart"
+            notes.append(f"no complex step: {numbers} has no complex\ncounterpart"
                          + (" (numpy has no complex32)" if numbers == "float16" else ""))
         else:
             notes.append(f"no {label}: not run in this system")
@@ -366,8 +366,8 @@ def _plot_panel(ax, rows: list[dict], laws: list[dict], derivatives) -> None:
     ax.set_xlabel("step h (same units as x; x is O(1))")
     ax.xaxis.set_major_locator(LogLocator(numticks=7))
     ax.yaxis.set_major_locator(LogLocator(numticks=7))
-    if errors:
-        low = max(min(errors) / 10, 1e-300)
+    if errors:  # down to below u, so that the floor is always in view
+        low = max(min(min(errors), rows[0]["u"]) / 10, 1e-300)
         ax.set_ylim(low, 1e2)
     ax.grid(True, which="major", alpha=0.3)
 

@@ -171,8 +171,9 @@ def render(rows: list[dict], out: Path) -> str:
             ax.set(xlabel=label, ylabel="relative error (dimensionless)",
                    title=f"{_title(name)}: error against {cost}")
         _match_y(axes[2 * k], axes[2 * k + 1])  # the two panels of a problem compare
-    axes[1].legend(*_legend(rows), fontsize=7, loc="upper left", bbox_to_anchor=(1.16, 1.0),
-                   title="number system", title_fontsize=8)
+    fig.legend(*_legend(rows), fontsize=8, loc="outside lower center", ncol=4,
+               title="number system (marker); each line joins one method's systems",
+               title_fontsize=8)
     png = output.save_figure(fig, out, "accuracy_vs_cost")
     columns = [("numbers", "system"), ("method", "method"), ("error", "relative error"),
                ("estimated_error", "library's estimate"), ("evaluations", "evaluations"),
@@ -205,8 +206,12 @@ def _lines(ax, rows: list[dict], cost: str) -> None:
     values = sorted({r[cost] for r in rows if r[cost] > 0})
     if values:  # room on the right for the direct labels
         ax.set_xlim(values[0] / 1.6, values[-1] * 4)
-    if cost == "evaluations":  # few distinct counts: tick those not crowding the last one
-        ticks = [v for i, v in enumerate(values) if i == 0 or v > 1.25 * values[i - 1]]
+    if cost == "evaluations":  # few distinct counts: tick those not crowding the last tick
+        gap = math.log10(values[-1] * 4 / (values[0] / 1.6)) / 9  # a ninth of the axis
+        ticks = [values[0]]
+        for v in values[1:]:
+            if math.log10(v / ticks[-1]) >= gap:
+                ticks.append(v)
         ax.set_xticks(ticks, [f"{v:g}" for v in ticks], fontsize=7)
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, alpha=0.3)

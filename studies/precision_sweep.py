@@ -43,6 +43,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from precision_nn.numbers import number_system
 from studies import output
@@ -249,9 +250,21 @@ def _plot(name: str, minima: list[dict], out: Path) -> str:
     ax_h.legend(fontsize=8)
     for ax in (ax_e, ax_r, ax_h):
         ax.grid(True, alpha=0.3)
+    for ax in (ax_e, ax_h):
+        _round_decade_ticks(ax)
     fig.suptitle(f"{problem(name).formula}: filled mpf, open decimal, dashed the model",
                  fontsize=11)
     return output.save_figure(fig, out, f"min_error_vs_digits_{name}")
+
+
+def _round_decade_ticks(ax, most: int = 8) -> None:
+    """Ticks at 10^k for k a multiple of a round stride (1, 2, 5, 10, 20, 25, 50, 100), so
+    that a 200-decade axis reads 10⁻²⁰⁰, 10⁻¹⁷⁵, … rather than every 27th decade."""
+    low, high = (math.log10(v) for v in ax.get_ylim())
+    stride = next((s for s in (1, 2, 5, 10, 20, 25, 50, 100) if (high - low) / s <= most), 200)
+    ks = range(math.ceil(low / stride) * stride, math.floor(high) + 1, stride)
+    ax.yaxis.set_major_locator(FixedLocator([10.0 ** k for k in ks]))
+    ax.yaxis.set_minor_locator(NullLocator())
 
 
 def _ratio_limits(ax) -> tuple[float, float]:
