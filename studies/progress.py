@@ -92,7 +92,8 @@ class Progress:
         self.done += 1
         self.failed += int(failed)
         self._label()
-        self.bar.update(cost)
+        # the costs summed one by one can pass their sum by a rounding error: clamp
+        self.bar.update(min(cost, max(self.bar.total - self.bar.n, 0.0)))
 
     def line(self) -> str:
         """The current progress line."""

@@ -26,7 +26,7 @@ def test_missing_complex_step_is_explained_by_the_system():
     _fig, ax = output.figure()
     epsilon_sweep._note_missing(ax, "float16", ["complex_step"])
     (note,) = texts(ax)
-    assert "float16 has no complex counterpart (numpy has no complex32)" in note
+    assert "float16 has no complex\ncounterpart (numpy has no complex32)" in note
     _fig, ax = output.figure()
     epsilon_sweep._note_missing(ax, "float64", ["richardson"])
     assert texts(ax) == ["no richardson: not run in this system"]

@@ -291,3 +291,15 @@ def test_sigint_stops_a_real_run_and_resume_computes_only_the_rest(tmp_path):
     subprocess.run([*command, "--resume"], cwd=repo, check=True, stderr=subprocess.DEVNULL)
     run = json.loads((tmp_path / "epsilon_sweep" / "run.json").read_text())
     assert (run["reused"], run["computed"], run["failed"]) == (finished, total - finished, 0)
+
+
+def test_progress_never_overshoots_its_cost_total():
+    import warnings
+
+    progress = Progress("demo", [0.3, 0.2, 0.1], stream=io.StringIO())  # sums to 0.6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # tqdm warns when n passes total
+        for cost in (0.1, 0.2, 0.3):  # finishing order: sums to 0.6000000000000001
+            progress.update(cost=cost)
+        progress.close()
+    assert progress.bar.n <= progress.bar.total and "3/3 cells" in progress.line()
