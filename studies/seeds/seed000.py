@@ -22,13 +22,14 @@ from studies.seeds.replay import SEED, Replay
 
 CASE = "seed000"
 READING = (
-    "Three faults stack up. The shared weight array makes the user's comparison wrong by "
-    "the factor Σw₂/w₂ⱼ (finding `scale`); the step 0.99399 is far beyond the optimal step "
-    "(`step_too_large`); and the float sigmoid caps every value at float64's 16 digits "
-    "inside a 28-digit network (`precision_loss`), which no step can cure. With one weight "
-    "array per node and the sigmoid in Decimal (`fixed`), the gradient matches to 28 "
-    "digits; the shared array passes too once its gradient sums over the nodes "
-    "(`fixed_shared`).")
+    "Three faults stack up. The check moves a weight of the shared array, which moves it "
+    "in all five nodes, while the user compares one node's gradient, so the two differ by "
+    "the constant factor w₂[j]/Σw₂ (finding `scale`); the step 0.99399 is far beyond the "
+    "optimal step (`step_too_large`); and the sigmoid computed through a binary float "
+    "makes the loss far noisier than 28-digit arithmetic allows (`precision_loss`), which "
+    "no step can cure. With one weight array per node and the sigmoid in Decimal "
+    "(`fixed`) the gradient matches, and the shared array passes too once its gradient "
+    "sums over the nodes (`fixed_shared`).")
 
 
 NUMBERS = number_system("decimal:28")  # .NET decimal: 28-29 significant digits

@@ -21,7 +21,7 @@ READING = (
     "Two bugs hide each other: with either one alone the check still fails (`mismatch` "
     "with only the 1/m fixed; `scale` by m = 8 with only σ' taken at a), and only both "
     "fixes pass. The central difference at 1e-4 was right all along: it agrees with the "
-    "complex step to about 1e-10, so the disagreement was never numerical.")
+    "complex step (the numbers above), so the disagreement was never numerical.")
 
 
 SIZES = (6, 4, 3, 1)
