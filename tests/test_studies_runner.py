@@ -266,33 +266,6 @@ def test_costliest_cells_are_submitted_first(tmp_path, toy):
     assert order == ["b", "a", "c"] and computed == 3 and list(records) == ["b", "a", "c"]
 
 
-def test_sigint_stops_a_real_run_and_resume_computes_only_the_rest(tmp_path):
-    """Ctrl-C on ``python -m studies`` (process pool), then ``--resume``: nothing redone."""
-    import signal
-    import subprocess
-    import time
-
-    repo = Path(runner.__file__).resolve().parent.parent
-    command = [sys.executable, "-m", "studies", "epsilon_sweep", "--quick", "--jobs", "2",
-               "--out", str(tmp_path)]
-    log = tmp_path / "epsilon_sweep" / "cells.jsonl"
-    proc = subprocess.Popen(command, cwd=repo, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if log.exists() and len(log.read_text().splitlines()) >= 2:
-            proc.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.01)
-    assert proc.wait(timeout=120) != 0  # interrupted, not finished
-    finished = len(runner.CellLog(log).read())
-    total = len(studies.load("epsilon_sweep").grid(True))
-    assert 2 <= finished < total
-
-    subprocess.run([*command, "--resume"], cwd=repo, check=True, stderr=subprocess.DEVNULL)
-    run = json.loads((tmp_path / "epsilon_sweep" / "run.json").read_text())
-    assert (run["reused"], run["computed"], run["failed"]) == (finished, total - finished, 0)
-
-
 def test_progress_never_overshoots_its_cost_total():
     import warnings
 
