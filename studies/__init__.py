@@ -18,7 +18,7 @@ STUDIES: dict[str, str] = {
     "precision_sweep": "studies.precision_sweep",
     "method_comparison": "studies.method_comparison",
     "gradcheck_reliability": "studies.gradcheck_reliability",
-    "seed_cases": "studies.seed_cases",
+    "seed_cases": "studies.seeds",
     "certified": "studies.certified",
 }
 

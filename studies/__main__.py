@@ -4,12 +4,18 @@
 Runs the named studies (all of them when no name is given) and writes
 ``DIR/<study>/{results.csv,summary.md,*.png,*.svg}`` and ``DIR/index.{md,html}``.
 This is the only module that configures logging.
+
+Exit status: 0 when every cell finished, 1 when a cell failed, 2 for a usage error (a bad
+option, an ``--out`` that cannot hold a report, or one another run is writing to: its lock
+is held), 130 after Ctrl-C and 143 after SIGTERM; an interruption prints
+``interrupted: N cells saved; rerun with --resume`` and no traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 import time
 
@@ -43,13 +49,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, handled as Ctrl-C (the workers are stopped, the logs are kept)."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the studies; the exit status is 1 when a cell failed, else 0."""
+    """Run the studies and return the exit status (see the module docstring)."""
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     start = time.monotonic()
-    results = runner.run(args.names, out=args.out, quick=args.quick, jobs=args.jobs,
-                         dask=args.dask, resume=args.resume)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        results = runner.run(args.names, out=args.out, quick=args.quick, jobs=args.jobs,
+                             dask=args.dask, resume=args.resume)
+    except (runner.OutUnusable, runner.OutLocked) as exc:
+        print(f"python -m studies: error: {exc}", file=sys.stderr)
+        return 2
+    except runner.Interrupted as exc:
+        terminated = isinstance(exc.__context__, _Terminated)
+        print(str(exc) + (" (SIGTERM)" if terminated else ""), file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     failed = sum(len(result.failures) for result in results)
     logging.getLogger("studies").info(
         "wrote %s/index.md and index.html in %.1f s (%d failed cells)", args.out,

@@ -53,6 +53,7 @@ from precision_nn.numbers import number_system
 from studies import output
 from studies.laws import DOMINANCE, METHODS, fit_slope, fitted_optimum, law, minimum, regime_masks
 from studies.problems import estimate, exact, problem, problem_derivatives, relative_error
+from studies.rows import finite, has_complex, rows_u
 
 NAME = "epsilon_sweep"
 TITLE = "Epsilon sweep: error against step size, truncation against rounding"
@@ -82,7 +83,7 @@ def steps(u: float, per_decade: int, max_points: int | None = None) -> list[floa
 
 def _supported(numbers: str, label: str) -> bool:
     """The complex step needs a complex counterpart (float16 and Decimal have none)."""
-    return label != "complex_step" or not (numbers == "float16" or numbers.startswith("dec"))
+    return label != "complex_step" or has_complex(numbers)
 
 
 def grid(quick: bool) -> list[dict]:
@@ -190,8 +191,8 @@ def laws_table(rows: list[dict]) -> list[dict]:
 def _laws_of(key: tuple, group: list[dict]) -> dict:
     name, numbers, label = key
     u = group[0]["u"]
-    h = np.array([r["h_used"] if _finite(r["h_used"]) else r["h"] for r in group], float)
-    err = np.array([r["error"] if _finite(r["error"]) else math.nan for r in group], float)
+    h = np.array([r["h_used"] if finite(r["h_used"]) else r["h"] for r in group], float)
+    err = np.array([r["error"] if finite(r["error"]) else math.nan for r in group], float)
     derivatives = problem_derivatives(problem(name))
     model = law(label, derivatives, u) if derivatives is not None else None
     truncation, rounding = regime_masks(h, err, model=model, u=u, x_scale=1.0,
@@ -225,8 +226,8 @@ def _estimate_check(group: list[dict]) -> tuple[float, int]:
     Steps whose relative error is 1 or more (every digit lost) are left out.
     """
     pairs = [(r["error"], r["estimated_error"]) for r in group
-             if _finite(r["error"]) and _finite(r["estimated_error"]) and r["error"] < 1]
-    gross = sum(1 for r in group if _finite(r["error"]) and _finite(r["estimated_error"])
+             if finite(r["error"]) and finite(r["estimated_error"]) and r["error"] < 1]
+    gross = sum(1 for r in group if finite(r["error"]) and finite(r["estimated_error"])
                 and r["error"] > 100 * r["estimated_error"])
     if not pairs:
         return math.nan, gross
@@ -242,9 +243,6 @@ def _flat_level(h, err, model, u) -> float:
     values = err[flat & np.isfinite(err)]
     return float(values.max() / u) if values.size else math.nan
 
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
 
 
 # -- drawing --------------------------------------------------------------------------------
@@ -275,20 +273,20 @@ def _plot_problem(name: str, rows: list[dict], laws: list[dict], out: Path) -> s
     fig, axes = output.figure(ncols, nrows, width=4.6, height=3.7)
     axes = np.atleast_1d(axes)
     derivatives = problem_derivatives(problem(name))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
     for ax, numbers in zip(axes, systems):
-        _plot_panel(ax, [r for r in rows if r["numbers"] == numbers],
-                    [w for w in laws if w["numbers"] == numbers], derivatives)
+        mine = [r for r in rows if r["numbers"] == numbers]
+        _plot_panel(ax, mine, [w for w in laws if w["numbers"] == numbers], derivatives)
+        _note_missing(ax, numbers, [m for m in methods if m not in {r["method"] for r in mine}])
         ax.set_title(f"{numbers} (u = {output.fmt(rows_u(rows, numbers), 2)})", fontsize=10)
-        ax.set_ylabel("relative error |D − f′|/|f′|")
+        ax.set_ylabel("relative error ‖D − ∇L‖₂/‖∇L‖₂" if name == "mlp"
+                      else "relative error |D − f′|/|f′| (RMS over 4 points)")
     _legend_panel(axes[len(systems)], axes[:len(systems)], derivatives is not None)
     for ax in axes[len(systems) + 1:]:
         ax.set_visible(False)
     fig.suptitle(f"Error of the derivative against the step h: {_describe(name)}", fontsize=12)
     return output.save_figure(fig, out, f"error_vs_h_{name}")
 
-
-def rows_u(rows: list[dict], numbers: str) -> float:
-    return next(r["u"] for r in rows if r["numbers"] == numbers)
 
 
 def _legend_panel(ax, panels, with_model: bool) -> None:
@@ -306,24 +304,53 @@ def _legend_panel(ax, panels, with_model: bool) -> None:
              "model optimum h* (exact constants)"]
     if not with_model:
         extra, texts = extra[1:2], texts[1:2]
-    ax.legend(list(handles.values()) + extra, list(handles) + texts, loc="center",
+    ax.legend(list(handles.values()) + extra, list(handles) + texts, loc="upper center",
               fontsize=9, title="measured (solid) per method", frameon=False)
+    if not with_model:
+        ax.text(0.5, 0.02, NO_MODEL_NOTE, transform=ax.transAxes, ha="center", va="bottom",
+                fontsize=7.5, wrap=True, color="0.25")
     ax.axis("off")
+
+
+# Why the network panels have no model lines, and which norm their error is (figure note).
+NO_MODEL_NOTE = ("No model lines here: the model's truncation constant needs\n"
+                 "the loss's higher derivatives along every coordinate, which\n"
+                 "the study does not compute for the network. The error is the\n"
+                 "2-norm over all coordinates, ‖D − ∇L‖₂/‖∇L‖₂, against a\n"
+                 "260-digit reference gradient.")
+
+
+def _note_missing(ax, numbers: str, missing: list[str]) -> None:
+    """Say in the panel why a method drawn elsewhere has no line here."""
+    notes = []
+    for label in missing:
+        if label == "complex_step" and not has_complex(numbers):
+            notes.append(f"no complex step: {numbers} has no complex\ncounterpart"
+                         + (" (numpy has no complex32)" if numbers == "float16" else ""))
+        else:
+            notes.append(f"no {label}: not run in this system")
+    if notes:
+        ax.text(0.03, 0.03, "\n".join(notes), transform=ax.transAxes, fontsize=7,
+                va="bottom", ha="left", color="0.25",
+                bbox={"boxstyle": "round", "fc": "white", "ec": "0.7", "alpha": 0.9})
 
 
 def _plot_panel(ax, rows: list[dict], laws: list[dict], derivatives) -> None:
     errors = []
     for label in dict.fromkeys(r["method"] for r in rows):
-        mine = [r for r in rows if r["method"] == label and _finite(r["error"])]
+        mine = [r for r in rows if r["method"] == label and finite(r["error"])]
         if not mine:
             continue
         color = output.METHOD_COLORS[label]
         h = np.array([r["h"] for r in mine])
         err = np.maximum(np.array([r["error"] for r in mine]), mine[0]["u"] / 1e3)
         errors.extend(err)
-        ax.loglog(h, err, "-", color=color, lw=1.2, label=label)
+        if label == "complex_step":  # broad and pale beneath: central2's h² arm shows on top
+            ax.loglog(h, err, "-", color=color, lw=3.2, alpha=0.45, zorder=1.5, label=label)
+        else:
+            ax.loglog(h, err, "-", color=color, lw=1.2, zorder=2.5, label=label)
         fitted = next(w for w in laws if w["method"] == label)
-        if _finite(fitted["h_opt"]):  # the optimum of the two fitted laws
+        if finite(fitted["h_opt"]):  # the optimum of the two fitted laws
             ax.plot(fitted["h_opt"], fitted["e_opt"], "*", color=color, ms=11, mec="k", mew=0.5)
         model = law(label, derivatives, mine[0]["u"]) if derivatives else None
         if model is not None:
@@ -333,11 +360,14 @@ def _plot_panel(ax, rows: list[dict], laws: list[dict], derivatives) -> None:
                       color=color, lw=0.8, alpha=0.7)
             if math.isfinite(model.h_opt):
                 ax.plot(model.h_opt, model.e_opt, "D", mfc="none", color=color, ms=7)
+    if rows:
+        ax.axhline(rows[0]["u"], color="0.35", ls="-.", lw=0.8, zorder=1,
+                   label="unit roundoff u (the floor)")
     ax.set_xlabel("step h (same units as x; x is O(1))")
     ax.xaxis.set_major_locator(LogLocator(numticks=7))
     ax.yaxis.set_major_locator(LogLocator(numticks=7))
-    if errors:
-        low = max(min(errors) / 10, 1e-300)
+    if errors:  # down to below u, so that the floor is always in view
+        low = max(min(min(errors), rows[0]["u"]) / 10, 1e-300)
         ax.set_ylim(low, 1e2)
     ax.grid(True, which="major", alpha=0.3)
 
@@ -362,18 +392,18 @@ def _reading(laws: list[dict]) -> str:
     """One paragraph reading the fits (numbers quoted from the table)."""
     def mean(key, **match):
         values = [w[key] for w in laws if all(w[k] == v for k, v in match.items())
-                  and _finite(w[key])]
+                  and finite(w[key])]
         return (float(np.mean(values)), len(values)) if values else (math.nan, 0)
     central, n_c = mean("truncation_slope", method="central2")
     forward, n_f = mean("truncation_slope", method="forward")
     central4, n_4 = mean("truncation_slope", method="central4")
-    rounding = [w["rounding_slope"] for w in laws if _finite(w["rounding_slope"])]
+    rounding = [w["rounding_slope"] for w in laws if finite(w["rounding_slope"])]
     close = sum(abs(slope + 1) <= 0.15 for slope in rounding)
-    flat = [w["flat_over_u"] for w in laws if _finite(w["flat_over_u"]) and w["problem"] != "mlp"]
+    flat = [w["flat_over_u"] for w in laws if finite(w["flat_over_u"]) and w["problem"] != "mlp"]
     flat_net = [w["flat_over_u"] for w in laws
-                if _finite(w["flat_over_u"]) and w["problem"] == "mlp"]
+                if finite(w["flat_over_u"]) and w["problem"] == "mlp"]
     ratio = [w["h_opt"] / w["h_opt_model"] for w in laws
-             if _finite(w["h_opt"]) and _finite(w["h_opt_model"])]
+             if finite(w["h_opt"]) and finite(w["h_opt_model"])]
     return (
         "**Reading.** Every curve is a V on log-log axes: to the right of its optimum the "
         "error is truncation and falls with the method's order — fitted truncation slopes "
@@ -401,7 +431,7 @@ def _reading(laws: list[dict]) -> str:
 
 def _outliers(laws: list[dict]) -> str:
     """The curves whose rounding slope is off by more than 0.15, named."""
-    off = [w for w in laws if _finite(w["rounding_slope"]) and abs(w["rounding_slope"] + 1) > 0.15]
+    off = [w for w in laws if finite(w["rounding_slope"]) and abs(w["rounding_slope"] + 1) > 0.15]
     if not off:
         return ""
     named = ", ".join(f"{w['problem']}/{w['numbers']}/{w['method']} "
@@ -414,7 +444,7 @@ def _outliers(laws: list[dict]) -> str:
 
 def _estimate_reading(laws: list[dict]) -> str:
     """A sentence on the library's error estimates, naming the curves where they fail."""
-    fractions = [w["estimate_bounds"] for w in laws if _finite(w["estimate_bounds"])]
+    fractions = [w["estimate_bounds"] for w in laws if finite(w["estimate_bounds"])]
     gross = [w for w in laws if w["estimate_gross_misses"]]
     text = (f"The library's own error estimate bounds the measured error at a median "
             f"{100 * float(np.median(fractions)):.0f} % of the steps of a curve "
@@ -433,7 +463,7 @@ def _median(values: list[float]) -> str:
 
 
 def _span(values: list[float]) -> str:
-    values = [v for v in values if _finite(v)]
+    values = [v for v in values if finite(v)]
     if not values:
         return "–"
     return f"{output.fmt(min(values))} and {output.fmt(max(values))}"

@@ -281,6 +281,7 @@ def _plot(rates: list[dict], out: Path) -> str:
                             [100 * (mine[b]["high"] - mine[b]["rate"]) for b in bugs]])
             ax.bar(x, rate, width, yerr=err, color=CHECKER_COLORS[checker], label=checker,
                    capsize=2, error_kw={"lw": 0.7})
+            _mark_empty_bars(ax, x, [mine.get(b) for b in bugs], CHECKER_COLORS[checker])
         ax.set_xticks(np.arange(len(bugs)),
                       ["false alarm\n(correct grad.)" if b == "none" else f"miss:\n{b}"
                        for b in bugs], fontsize=7)
@@ -293,6 +294,23 @@ def _plot(rates: list[dict], out: Path) -> str:
     fig.suptitle("How often a gradient check is wrong: fixed tolerances against "
                  "check_gradient's derived tolerance", fontsize=11)
     return output.save_figure(fig, out, "error_rates")
+
+
+def _mark_empty_bars(ax, x: np.ndarray, rates: list[dict | None], color: str) -> None:
+    """Say what an invisible bar means: "0 of N" wrong verdicts, or "not run".
+
+    A zero rate draws no bar, only the whisker of its Wilson interval, which otherwise looks
+    the same as a combination that was never measured.
+    """
+    for xi, rate in zip(x, rates):
+        if rate is None:
+            text, y = "not run", 1.0
+        elif rate["wrong"] == 0:  # above the whisker of its interval
+            text, y = f"0 of {rate['trials']}", 100 * rate["high"] + 1.0
+        else:
+            continue
+        ax.text(xi, y, text, rotation=90, ha="center", va="bottom", fontsize=6,
+                color=color, fontweight="bold")
 
 
 def _rates_md(rates: list[dict]) -> str:

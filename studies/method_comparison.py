@@ -51,6 +51,7 @@ from studies.problems import (
     problem,
     relative_error,
 )
+from studies.rows import finite
 
 NAME = "method_comparison"
 TITLE = "Method comparison: accuracy against cost"
@@ -161,15 +162,18 @@ MARKERS = {"float16": "v", "float32": "^", "float64": "o", "mpf:30": "s", "mpf:6
 
 def render(rows: list[dict], out: Path) -> str:
     """Accuracy-cost figure, one table per problem and the reading."""
-    fig, axes = output.figure(2, 2, width=6.0, height=4.4)
+    fig, axes = output.figure(2, 2, width=6.0, height=4.6)
     for k, name in enumerate(("sigmoid", "mlp")):
-        mine = [r for r in rows if r["problem"] == name and _finite(r["error"])]
+        mine = [r for r in rows if r["problem"] == name and finite(r["error"])]
         for ax, cost, label in ((axes[2 * k], "evaluations", "function evaluations (count)"),
                                 (axes[2 * k + 1], "seconds", "wall time per call (s)")):
-            _scatter(ax, mine, cost)
+            _lines(ax, mine, cost)
             ax.set(xlabel=label, ylabel="relative error (dimensionless)",
                    title=f"{_title(name)}: error against {cost}")
-    axes[1].legend(*_legend(rows), fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        _match_y(axes[2 * k], axes[2 * k + 1])  # the two panels of a problem compare
+    fig.legend(*_legend(rows), fontsize=8, loc="outside lower center", ncol=4,
+               title="number system (marker); each line joins one method's systems",
+               title_fontsize=8)
     png = output.save_figure(fig, out, "accuracy_vs_cost")
     columns = [("numbers", "system"), ("method", "method"), ("error", "relative error"),
                ("estimated_error", "library's estimate"), ("evaluations", "evaluations"),
@@ -183,35 +187,75 @@ def _title(name: str) -> str:
     return "sigmoid at x = 0.5" if name == "sigmoid" else "MLP loss gradient"
 
 
-def _scatter(ax, rows: list[dict], cost: str) -> None:
-    for row in rows:
-        ax.loglog(row[cost], max(row["error"], 1e-300), MARKERS.get(row["numbers"], "o"),
-                  color=output.METHOD_COLORS[row["method"]], ms=7, mec="k", mew=0.4)
-    for spec in dict.fromkeys(r["numbers"] for r in rows):
-        ax.axhline(rows_u(rows, spec), color="0.6", lw=0.6, ls="--")
+def _lines(ax, rows: list[dict], cost: str) -> None:
+    """One line per method joining its number systems from the widest u to the narrowest,
+    a marker per system, the method's name written at its most precise end, and each
+    system's unit roundoff as a labelled floor."""
+    for method in dict.fromkeys(r["method"] for r in rows):
+        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: -r["u"])
+        color = output.METHOD_COLORS[method]
+        x = [r[cost] for r in mine]
+        y = [max(r["error"], 1e-300) for r in mine]
+        ax.loglog(x, y, "-", color=color, lw=1.0, alpha=0.8, zorder=2)
+        for r, xi, yi in zip(mine, x, y):
+            ax.loglog(xi, yi, MARKERS.get(r["numbers"], "o"), color=color, ms=6, mec="k",
+                      mew=0.4, zorder=3)
+        ax.annotate(method, (x[-1], y[-1]), xytext=(5, -2), textcoords="offset points",
+                    fontsize=7, color=color, fontweight="bold", va="top")
+    _u_floors(ax, rows)
+    values = sorted({r[cost] for r in rows if r[cost] > 0})
+    if values:  # room on the right for the direct labels
+        ax.set_xlim(values[0] / 1.6, values[-1] * 4)
+    if cost == "evaluations":  # few distinct counts: tick those not crowding the last tick
+        gap = math.log10(values[-1] * 4 / (values[0] / 1.6)) / 9  # a ninth of the axis
+        ticks = [values[0]]
+        for v in values[1:]:
+            if math.log10(v / ticks[-1]) >= gap:
+                ticks.append(v)
+        ax.set_xticks(ticks, [f"{v:g}" for v in ticks], fontsize=7)
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.grid(True, alpha=0.3)
 
 
-def rows_u(rows: list[dict], spec: str) -> float:
-    return next(r["u"] for r in rows if r["numbers"] == spec)
+def _u_floors(ax, rows: list[dict]) -> None:
+    """A dashed line at each system's u, labelled at the right edge (labels of systems
+    within 4 decades of each other share one line of text)."""
+    floors = sorted({r["numbers"]: r["u"] for r in rows}.items(), key=lambda item: -item[1])
+    groups: list[list[tuple[str, float]]] = []
+    for spec, u in floors:
+        ax.axhline(u, color="0.6", lw=0.6, ls="--", zorder=1)
+        if groups and math.log10(groups[-1][0][1] / u) < 4:
+            groups[-1].append((spec, u))
+        else:
+            groups.append([(spec, u)])
+    for group in groups:
+        ax.text(1.01, group[0][1], "u: " + ", ".join(spec for spec, _ in group),
+                transform=ax.get_yaxis_transform(), fontsize=6, color="0.35", va="center")
+
+
+def _match_y(*axes) -> None:
+    """The same y-range on panels that are read side by side."""
+    low = min(ax.get_ylim()[0] for ax in axes)
+    high = max(ax.get_ylim()[1] for ax in axes)
+    for ax in axes:
+        ax.set_ylim(low, high)
 
 
 def _legend(rows: list[dict]):
     from matplotlib.lines import Line2D
 
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    systems = list(dict.fromkeys(r["numbers"] for r in rows))
-    handles = [Line2D([], [], color=output.METHOD_COLORS[m], marker="o", ls="") for m in methods]
-    handles += [Line2D([], [], color="0.3", marker=MARKERS.get(s, "o"), ls="") for s in systems]
+    systems = sorted({r["numbers"]: r["u"] for r in rows}.items(), key=lambda item: -item[1])
+    handles = [Line2D([], [], color="0.3", marker=MARKERS.get(s, "o"), ls="")
+               for s, _ in systems]
     handles.append(Line2D([], [], color="0.6", ls="--", lw=0.6))
-    return handles, methods + systems + ["unit roundoff u of each system"]
+    labels = [f"{s} (u = {output.fmt(u, 2)})" for s, u in systems]
+    return handles, labels + ["its unit roundoff u"]
 
 
 def _reading(rows: list[dict]) -> str:
     def pick(problem_name, numbers, method):
         return next((r for r in rows if (r["problem"], r["numbers"], r["method"])
-                     == (problem_name, numbers, method) and _finite(r["error"])), None)
+                     == (problem_name, numbers, method) and finite(r["error"])), None)
     sentences = []
     for spec in ("float64", "mpf:30"):
         parts = []
@@ -237,6 +281,3 @@ def _reading(rows: list[dict]) -> str:
         "and the check is only as good as its reference, so a higher-order method or a "
         "wider number system pays for itself when a tolerance must be tight.")
 
-
-def _finite(value) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)

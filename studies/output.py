@@ -6,6 +6,7 @@ backend (no display needed) and are saved twice, PNG for reading and SVG for pri
 
 from __future__ import annotations
 
+import base64
 import csv
 import html
 import json
@@ -21,6 +22,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+from markdown_it import MarkdownIt
 
 import studies
 
@@ -118,7 +120,10 @@ def write_study(module: ModuleType | None, result, folder: Path) -> None:
     run = _run_record(result)
     (folder / "run.json").write_text(json.dumps(run, indent=2, sort_keys=True) + "\n")
     parts = [f"# {result.title}", body.strip(), _failures_md(result.failures), _run_md(run)]
-    (folder / "summary.md").write_text("\n\n".join(p for p in parts if p) + "\n")
+    text = "\n\n".join(p for p in parts if p) + "\n"
+    (folder / "summary.md").write_text(text)
+    (folder / "summary.html").write_text(markdown_to_html(text, title=result.title,
+                                                          base=folder))
 
 
 def _run_record(result) -> dict:
@@ -148,14 +153,14 @@ def _run_md(run: dict) -> str:
     return "\n".join([
         "## Run",
         "",
-        f"- command: `{run.get('command', '')}`; quick: {config.get('quick')}, "
-        f"jobs: {config.get('jobs')}, dask: {config.get('dask')}, "
-        f"resume: {config.get('resume')}",
+        (f"- command: `{run.get('command', '')}`; quick: {config.get('quick')}, "
+         f"jobs: {config.get('jobs')}, dask: {config.get('dask')}, "
+         f"resume: {config.get('resume')}"),
         f"- seed: {run.get('seed')}; git: `{run.get('git')}`; started {run.get('started_utc')}",
-        f"- cells: {run['cells']} ({run['computed']} computed, {run['reused']} reused, "
-        f"{run['failed']} failed); wall time {run['wall_seconds']:.1f} s",
-        f"- Python {run.get('python')} on {run.get('platform')} ({run.get('cpus')} CPUs); "
-        f"{packages}",
+        (f"- cells: {run['cells']} ({run['computed']} computed, {run['reused']} reused, "
+         f"{run['failed']} failed); wall time {run['wall_seconds']:.1f} s"),
+        (f"- Python {run.get('python')} on {run.get('platform')} ({run.get('cpus')} CPUs); "
+         f"{packages}"),
     ])
 
 
@@ -177,7 +182,8 @@ def write_index(out: Path) -> None:
     parts.append(_provenance_md(present, runs))
     text = "\n\n".join(parts) + "\n"
     (out / "index.md").write_text(text)
-    (out / "index.html").write_text(markdown_to_html(text, title="precision_nn studies"))
+    (out / "index.html").write_text(markdown_to_html(text, title="precision_nn studies",
+                                                     base=out))
 
 
 def _read_json(path: Path) -> dict:
@@ -232,89 +238,43 @@ def _provenance_md(present: list[str], runs: dict[str, dict]) -> str:
     config = json.dumps(latest.get("config", {}), sort_keys=True)
     return "\n\n".join([
         "## Provenance", table,
-        f"Latest run: `{latest.get('command', '')}` with configuration `{config}`, "
-        f"Python {latest.get('python')} on {latest.get('platform')} "
-        f"({latest.get('cpus')} CPUs). Package versions:", packages])
+        (f"Latest run: `{latest.get('command', '')}` with configuration `{config}`, "
+         f"Python {latest.get('python')} on {latest.get('platform')} "
+         f"({latest.get('cpus')} CPUs). Package versions:"), packages])
 
 
 def _anchor(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
 
 
-# -- a small markdown to HTML converter (headings, tables, lists, figures, code) ----------
-def markdown_to_html(text: str, *, title: str) -> str:
-    """HTML for the markdown subset the studies write (no third-party dependency)."""
-    blocks, lines, i = [], text.splitlines(), 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif line.startswith("```"):
-            end = next((j for j in range(i + 1, len(lines)) if lines[j].startswith("```")),
-                       len(lines))
-            blocks.append("<pre>" + html.escape("\n".join(lines[i + 1:end])) + "</pre>")
-            i = end + 1
-        elif m := re.match(r"^(#{1,6}) (.*)$", line):
-            level, content = len(m.group(1)), m.group(2)
-            blocks.append(f'<h{level} id="{_anchor(content)}">{_inline(content)}</h{level}>')
-            i += 1
-        else:
-            kind = _block_kind(line)
-            end = i
-            while end < len(lines) and lines[end].strip() and _block_kind(lines[end]) == kind \
-                    and not lines[end].startswith(("#", "```")):
-                end += 1
-            blocks.append(_BLOCKS[kind](lines[i:end]))
-            i = end
-    body = "\n".join(blocks)
+# -- HTML pages (markdown-it-py, CommonMark with tables) ------------------------------------
+def markdown_to_html(text: str, *, title: str, base: Path | None = None) -> str:
+    """A standalone HTML page of the markdown `text` (CommonMark with pipe tables).
+
+    Headings get ``id`` anchors (`_anchor`, the ones the index links to). With `base`, each
+    image whose file exists under `base` is embedded as a ``data:`` URI, so the page shows
+    its figures on its own (mailed, or opened from an archive); other images stay links.
+    """
+    parser = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = parser.parse(text)
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open" and i + 1 < len(tokens):
+            token.attrSet("id", _anchor(tokens[i + 1].content))
+        for child in token.children or ():
+            if child.type == "image" and base is not None:
+                child.attrSet("src", _data_uri(Path(base), str(child.attrGet("src"))))
+    body = parser.renderer.render(tokens, parser.options, {})
     return (f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{html.escape(title)}"
-            f"</title><style>{_CSS}</style></head><body>\n{body}\n</body></html>\n")
+            f"</title><style>{_CSS}</style></head><body>\n{body}</body></html>\n")
 
 
-def _block_kind(line: str) -> str:
-    if line.startswith("|"):
-        return "table"
-    if line.startswith("- "):
-        return "list"
-    if re.fullmatch(r"!\[[^\]]*\]\([^)]+\)", line.strip()):
-        return "figure"
-    return "paragraph"
-
-
-def _table_html(lines: list[str]) -> str:
-    def cells(line: str) -> list[str]:
-        return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
-    head, rows = cells(lines[0]), [cells(line) for line in lines[2:]]
-    th = "".join(f"<th>{_inline(c)}</th>" for c in head)
-    trs = "".join("<tr>" + "".join(f"<td>{_inline(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
-
-def _figure_html(lines: list[str]) -> str:
-    out = []
-    for line in lines:
-        m = re.fullmatch(r"!\[([^\]]*)\]\(([^)]+)\)", line.strip())
-        alt, src = html.escape(m.group(1)), html.escape(m.group(2))
-        out.append(f'<figure><img src="{src}" alt="{alt}"><figcaption>{alt}</figcaption>'
-                   "</figure>")
-    return "\n".join(out)
-
-
-_BLOCKS = {
-    "table": _table_html,
-    "list": lambda lines: "<ul>" + "".join(f"<li>{_inline(x[2:])}</li>" for x in lines)
-                          + "</ul>",
-    "figure": _figure_html,
-    "paragraph": lambda lines: "<p>" + _inline(" ".join(lines)) + "</p>",
-}
-
-
-def _inline(text: str) -> str:
-    text = html.escape(text, quote=False).replace("\\|", "|")
-    text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
-    text = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", text)
-    text = re.sub(r"!\[([^\]]*)\]\(([^)\s]+)\)", r'<img src="\2" alt="\1">', text)
-    return re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', text)
+def _data_uri(base: Path, src: str) -> str:
+    """`src` as a ``data:`` URI when it names a PNG or SVG file under `base`, else `src`."""
+    kinds = {".png": "image/png", ".svg": "image/svg+xml"}
+    path = base / src
+    if re.match(r"^[a-z]+:", src) or path.suffix not in kinds or not path.is_file():
+        return src
+    return f"data:{kinds[path.suffix]};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 _CSS = ("body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;padding:0 1rem;"

@@ -43,11 +43,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from matplotlib.ticker import FixedLocator, NullLocator
 
 from precision_nn.numbers import number_system
 from studies import output
 from studies.laws import METHODS, law, minimum
 from studies.problems import estimate, exact, problem, problem_derivatives, relative_error
+from studies.rows import has_complex
 
 NAME = "precision_sweep"
 TITLE = "Precision sweep: minimum reachable error and optimal step against digits"
@@ -58,21 +60,41 @@ DECIMAL_DIGITS = (10, 15, 20, 30, 40, 60, 80, 100)
 LABELS = ("forward", "central2", "central4", "richardson", "complex_step")
 PER_DECADE = 5
 BAND = 2  # decades each side of the model's h*
-QUICK = {"problems": ("exp",), "mpf": (10, 20, 40, 80), "decimal": (10, 20, 40, 80),
+DIGITS = {"mpf": MPF_DIGITS, "decimal": DECIMAL_DIGITS}
+QUICK = {"problems": ("exp",), "digits": {"mpf": (10, 20, 40, 80), "decimal": (10, 20, 40, 80)},
          "labels": ("forward", "central2", "central4", "complex_step"), "per_decade": 4}
 THEORY = {"forward": 1 / 2, "central2": 2 / 3, "central4": 4 / 5, "complex_step": 1.0}
 
 
-def grid(quick: bool) -> list[dict]:
-    """One cell per problem, number system and method."""
-    config = QUICK if quick else {"problems": PROBLEMS, "mpf": MPF_DIGITS,
-                                  "decimal": DECIMAL_DIGITS, "labels": LABELS,
+def grid(quick: bool, *, digits: dict[str, tuple[int, ...]] | None = None) -> list[dict]:
+    """One cell per problem, number system and method.
+
+    Parameters
+    ----------
+    quick : bool
+        The small grid of `QUICK`.
+    digits : dict of str to tuple of int, optional
+        Number-system family (a `number_system` spec prefix: ``"mpf"``, ``"decimal"``, and
+        any family the registry knows, e.g. ``"mpfr"`` or ``"arb"``) to the digit counts
+        to sweep; default `DIGITS` (or `QUICK`'s). This is where the sweep is extended,
+        e.g. ``{**DIGITS, "mpf": (*MPF_DIGITS, 300, 500, 1000)}``; beyond about 250 digits
+        the 260-digit references of `studies.problems` (``REFERENCE_DPS``) must be raised
+        first, and the library's derivatives must give finite error bars there.
+    """
+    config = QUICK if quick else {"problems": PROBLEMS, "digits": DIGITS, "labels": LABELS,
                                   "per_decade": PER_DECADE}
-    systems = [f"mpf:{d}" for d in config["mpf"]] + [f"decimal:{d}" for d in config["decimal"]]
-    return [{"key": f"{name}/{numbers}/{label}", "problem": name, "numbers": numbers,
+    digits = config["digits"] if digits is None else digits
+    for family, counts in digits.items():
+        if not isinstance(family, str) or not all(isinstance(d, int) and d > 0
+                                                  for d in counts):
+            raise ValueError(f"`digits` maps a family name to positive digit counts, e.g. "
+                             f"{{'mpf': (10, 20)}}; got {family!r}: {counts!r}.")
+    systems = [number_system(f"{family}:{d}") for family, counts in digits.items()
+               for d in counts]
+    return [{"key": f"{name}/{ns.name}/{label}", "problem": name, "numbers": ns.name,
              "method": label, "per_decade": config["per_decade"]}
-            for name in config["problems"] for numbers in systems for label in config["labels"]
-            if not (label == "complex_step" and numbers.startswith("decimal"))]
+            for name in config["problems"] for ns in systems for label in config["labels"]
+            if not (label == "complex_step" and not has_complex(ns.name))]
 
 
 def band(label: str, derivatives: list[float], u: float, per_decade: int) -> list[float]:
@@ -191,7 +213,7 @@ def render(rows: list[dict], out: Path) -> str:
 
 
 def _plot(name: str, minima: list[dict], out: Path) -> str:
-    fig, (ax_e, ax_h) = output.figure(2, width=6.2, height=4.6)
+    fig, (ax_e, ax_r, ax_h) = output.figure(3, width=5.4, height=4.6)
     derivatives = problem_derivatives(problem(name))
     digits_grid = np.linspace(min(m["digits"] for m in minima),
                               max(m["digits"] for m in minima), 100)
@@ -205,22 +227,51 @@ def _plot(name: str, minima: list[dict], out: Path) -> str:
             d = [m["digits"] for m in mine]
             ax_e.semilogy(d, [m["e_min"] for m in mine], marker, color=color, mfc=fill,
                           label=f"{label} ({family})")
+            ratio = [(m["digits"], m["e_min"] / m["e_min_model"]) for m in mine
+                     if m["e_min"] > 0 and m["e_min_model"] > 0
+                     and math.isfinite(m["e_min"] / m["e_min_model"])]
+            if ratio:
+                ax_r.semilogy(*zip(*ratio), marker + "-", color=color, mfc=fill, lw=0.8)
             if METHODS[label].weight_sum and METHODS[label].p:
                 ax_h.semilogy(d, [m["h_opt"] for m in mine], marker, color=color, mfc=fill)
         _model_lines(ax_e, ax_h, label, derivatives, digits_grid, color)
     ax_e.set(xlabel="significant decimal digits of the number system",
              ylabel="minimum relative error over h (dimensionless)",
              title="Minimum reachable error")
+    ax_r.axhline(1.0, color="k", lw=0.8, ls="--")
+    ax_r.set(xlabel="significant decimal digits of the number system",
+             ylabel="E_min / E_model (measured over theory)",
+             title="Minimum error over the model's E*")
+    ax_r.set_ylim(*_ratio_limits(ax_r))
     ax_h.set(xlabel="significant decimal digits of the number system",
              ylabel="step h* of the minimum (units of x)", title="Optimal step")
     ax_e.legend(fontsize=7, ncol=2)
     ax_h.plot([], [], "k--", lw=0.8, label="model E* ∝ u^(p/(p+1)), h* ∝ u^(1/(p+1))")
     ax_h.legend(fontsize=8)
-    for ax in (ax_e, ax_h):
+    for ax in (ax_e, ax_r, ax_h):
         ax.grid(True, alpha=0.3)
+    for ax in (ax_e, ax_h):
+        _round_decade_ticks(ax)
     fig.suptitle(f"{problem(name).formula}: filled mpf, open decimal, dashed the model",
                  fontsize=11)
     return output.save_figure(fig, out, f"min_error_vs_digits_{name}")
+
+
+def _round_decade_ticks(ax, most: int = 8) -> None:
+    """Ticks at 10^k for k a multiple of a round stride (1, 2, 5, 10, 20, 25, 50, 100), so
+    that a 200-decade axis reads 10⁻²⁰⁰, 10⁻¹⁷⁵, … rather than every 27th decade."""
+    low, high = (math.log10(v) for v in ax.get_ylim())
+    stride = next((s for s in (1, 2, 5, 10, 20, 25, 50, 100) if (high - low) / s <= most), 200)
+    ks = range(math.ceil(low / stride) * stride, math.floor(high) + 1, stride)
+    ax.yaxis.set_major_locator(FixedLocator([10.0 ** k for k in ks]))
+    ax.yaxis.set_minor_locator(NullLocator())
+
+
+def _ratio_limits(ax) -> tuple[float, float]:
+    """A y-range for E_min/E_model symmetric about 1 in decades, at least 10⁻¹ … 10¹."""
+    low, high = ax.get_ylim()
+    span = max(1.0, abs(math.log10(low)), abs(math.log10(high)))
+    return 10.0 ** -span, 10.0 ** span
 
 
 def _model_lines(ax_e, ax_h, label, derivatives, digits_grid, color) -> None:

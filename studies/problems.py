@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import decimal
 import functools
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -171,7 +172,7 @@ def network_problem(layer_sizes: tuple[int, ...] = (3, 4, 2), *, examples: int =
     """
     rng = np.random.default_rng(seed)
     sizes = list(layer_sizes)
-    shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in zip(sizes[:-1], sizes[1:])]
+    shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in itertools.pairwise(sizes)]
     weights = np.concatenate([rng.standard_normal(s).ravel() / np.sqrt(s[1]) for s in shapes])
     params = np.round(weights * 64) / 64
     X = np.round(rng.uniform(-1, 1, size=(examples, sizes[0])) * 16) / 16

@@ -42,8 +42,12 @@ For each study, `run_study` takes ``grid(quick)``, skips the cells already finis
 the current one; failed cells are retried), submits the others to a
 `concurrent.futures.Executor` (a local process pool, an in-process serial executor for
 ``jobs=1``, or a ``dask.distributed`` cluster's executor) and appends each record to the
-log the moment its cell finishes, so an interruption loses nothing finished. A progress
-line on stderr shows cells done, elapsed time and an estimate of the time left. The
+log the moment its cell finishes, so an interruption loses nothing finished (the log's
+rules against torn lines and foreign lines are in `studies.cell_log`). A tqdm progress line
+on stderr (`studies.progress`) shows cells done, elapsed time and a cost-weighted estimate
+of the time left. A whole run holds the advisory lock of ``<out>`` (a second run into the
+same folder stops at once), and Ctrl-C stops the workers and raises `Interrupted`, which
+counts the cells saved. The
 runner then writes ``results.csv`` (rows of all successful cells in grid order, columns in
 first-seen order), ``summary.md`` (title, the study's body, any failed cells with their
 errors, the run's provenance) and ``run.json`` (provenance and counts), and finally
@@ -63,6 +67,7 @@ import json
 import logging
 import os
 import platform
+import signal
 import subprocess
 import sys
 import time
@@ -74,9 +79,14 @@ from types import ModuleType
 from typing import IO, Any
 
 import studies
+from studies.cell_log import CellLog, OutLocked, OutUnusable, lock_out, prepare_out
+from studies.progress import Progress
 
 __all__ = [
     "CellLog",
+    "Interrupted",
+    "OutLocked",
+    "OutUnusable",
     "Progress",
     "SerialExecutor",
     "StudyResult",
@@ -119,7 +129,8 @@ def _cell_keys(cells: list[dict], name: str) -> list[str]:
     for cell in cells:
         key = cell.get("key") if isinstance(cell, dict) else None
         if not isinstance(key, str):
-            raise ValueError(f"every cell of study {name!r} must be a dict with a str 'key'; "
+            raise ValueError(  # noqa: TRY004 - a bad grid value, whatever its type
+                f"every cell of study {name!r} must be a dict with a str 'key'; "
                              f"got {cell!r}.")
         keys.append(key)
     if len(set(keys)) != len(keys):
@@ -178,8 +189,35 @@ def make_executor(*, jobs: int | None = None, dask: str | None = None) -> Iterat
     elif jobs == 1:
         yield SerialExecutor()
     else:
-        with cf.ProcessPoolExecutor(max_workers=jobs) as pool:
+        pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
+        try:
             yield pool
+        except BaseException:
+            _stop(pool)
+            raise
+        pool.shutdown()
+
+
+def _ignore_sigint() -> None:
+    """Worker initializer: Ctrl-C reaches the whole process group, and only the parent
+    acts on it (it stops the workers itself), so no worker prints a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: cf.ProcessPoolExecutor) -> None:
+    """Stop `pool` now: cancel what has not started and terminate the running workers.
+
+    `ProcessPoolExecutor.shutdown` can only wait for running calls, which for a long cell
+    means a Ctrl-C that does nothing for minutes; the worker processes are reached through
+    the pool's ``_processes`` mapping (private, present since Python 3.2), and nothing they
+    were computing is lost that was not already lost: a cell is logged only when it ends.
+    """
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
+    for process in workers:
+        process.join(timeout=5)
 
 
 def execute_cell(module_name: str, cell: dict) -> dict:
@@ -198,106 +236,10 @@ def execute_cell(module_name: str, cell: dict) -> dict:
             "seconds": time.perf_counter() - start}
 
 
-# -- the cell log -------------------------------------------------------------------------
-class CellLog:
-    """Append-only JSON-lines log of finished cells, ``<out>/<study>/cells.jsonl``.
-
-    Each line is one record of `execute_cell`, written and flushed to disk as soon as the
-    cell finishes; a later record of the same key supersedes an earlier one.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path)
-
-    def read(self) -> dict[str, dict]:
-        """The last record of every key (a torn last line of a killed run is ignored)."""
-        records: dict[str, dict] = {}
-        if not self.path.exists():
-            return records
-        for line in self.path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            records[record["key"]] = record
-        return records
-
-    def reset(self) -> None:
-        """Start an empty log (a run without ``--resume``)."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("")
-
-    def append(self, record: dict) -> dict:
-        """Write `record` as one line, flushed and synced; return it as read back."""
-        line = json.dumps(record)  # key order kept: it is the column order of results.csv
-        with self.path.open("a") as stream:
-            stream.write(line + "\n")
-            stream.flush()
-            os.fsync(stream.fileno())
-        return json.loads(line)
-
-
 def _finished(record: dict | None, cell: dict) -> bool:
     """Whether `record` is a successful run of exactly this cell."""
     same_cell = record is not None and record["cell"] == json.loads(json.dumps(cell))
     return same_cell and record["error"] is None
-
-
-# -- progress -----------------------------------------------------------------------------
-class Progress:
-    """A one-line progress report on stderr: cells done, elapsed time, time left.
-
-    On a terminal the line is redrawn in place; otherwise a line is printed at most every
-    `every` seconds and at the end. The time left is the elapsed time per unit of cost
-    finished so far times the cost still to run, where each cell's cost is its optional
-    ``"cost"`` entry (1 when absent): with costs the estimate holds from the first cells on
-    even when cells differ a hundredfold; without, it is the mean time per cell.
-    """
-
-    def __init__(self, label: str, costs: list[float], *, done: int = 0,
-                 stream: IO[str] | None = None, every: float = 5.0) -> None:
-        self.label, self.total, self.skipped, self.done = label, len(costs), done, done
-        self.cost_left, self.cost_done = float(sum(costs)), 0.0
-        self.stream = sys.stderr if stream is None else stream
-        self.every, self.start, self.last = every, time.monotonic(), -float("inf")
-        self.printed = ""
-        self.failed = 0
-
-    def update(self, *, failed: bool = False, cost: float = 1.0) -> None:
-        """Count one more finished cell (of estimated `cost`) and redraw."""
-        self.done += 1
-        self.failed += int(failed)
-        self.cost_done += cost
-        self.cost_left = max(self.cost_left - cost, 0.0)
-        self.draw()
-
-    def line(self) -> str:
-        """The current progress line."""
-        elapsed = time.monotonic() - self.start
-        eta = _clock(elapsed / self.cost_done * self.cost_left) if self.cost_done else "?"
-        width = 24
-        filled = int(width * self.done / self.total) if self.total else width
-        bar = "#" * filled + "." * (width - filled)
-        failed = f", {self.failed} failed" if self.failed else ""
-        return (f"[{self.label}] |{bar}| {self.done}/{self.total} cells{failed}, "
-                f"elapsed {_clock(elapsed)}, left ~{eta}")
-
-    def draw(self, *, final: bool = False) -> None:
-        """Write the line (in place on a terminal, throttled otherwise)."""
-        now = time.monotonic()
-        tty = getattr(self.stream, "isatty", lambda: False)()
-        if tty:
-            self.stream.write("\r" + self.line() + ("\n" if final else ""))
-        elif (final and self.printed != self.line()) or now - self.last >= self.every:
-            self.printed = self.line()
-            self.stream.write(self.printed + "\n")
-            self.last = now
-        self.stream.flush()
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}:{secs:02d}"
 
 
 # -- running ------------------------------------------------------------------------------
@@ -327,8 +269,12 @@ class StudyResult:
 
 
 def run_cells(module: ModuleType, cells: list[dict], *, executor: cf.Executor, log: CellLog,
-              resume: bool = False, progress: Progress | None = None) -> tuple[dict, int]:
+              resume: bool = False, previous: dict[str, dict] | None = None,
+              progress: Progress | None = None) -> tuple[dict, int]:
     """Run the unfinished `cells` of `module` on `executor`, logging each as it finishes.
+
+    With `resume`, the records of `previous` (the log as already read by the caller; read
+    here when None) whose cell is identical are reused; without, the log starts empty.
 
     Returns
     -------
@@ -338,9 +284,11 @@ def run_cells(module: ModuleType, cells: list[dict], *, executor: cf.Executor, l
         Number of cells computed in this call.
     """
     keys = _cell_keys(cells, module.NAME)
-    previous = log.read() if resume else {}
     if not resume:
+        previous = {}
         log.reset()
+    elif previous is None:
+        previous = log.read()
     records = {key: previous[key] for key, cell in zip(keys, cells)
                if _finished(previous.get(key), cell)}
     # the costliest first: with few workers, the longest cells then do not end the run
@@ -401,18 +349,31 @@ def run_study(study: str | ModuleType, *, out: Path, quick: bool = False,
     start = time.monotonic()
     cells = module.grid(quick)
     log = CellLog(Path(out) / module.NAME / "cells.jsonl")
-    reusable = log.read() if resume else {}
-    finished = [_finished(reusable.get(cell.get("key")), cell) for cell in cells]
+    previous = log.read() if resume else {}  # the only read of the log
+    finished = [_finished(previous.get(cell.get("key")), cell) for cell in cells]
     progress = Progress(module.NAME, [0.0 if f else cell_cost(c) for f, c in
                                       zip(finished, cells)], done=sum(finished), stream=stream)
-    progress.draw()
-    records, computed = run_cells(module, cells, executor=executor, log=log, resume=resume,
-                                  progress=progress)
-    progress.draw(final=True)
+    try:
+        records, computed = run_cells(module, cells, executor=executor, log=log,
+                                      resume=resume, previous=previous, progress=progress)
+    finally:
+        progress.close()
     ordered = [records[cell["key"]] for cell in cells]
     return StudyResult(name=module.NAME, title=module.TITLE, records=ordered,
                        computed=computed, reused=len(cells) - computed,
                        seconds=time.monotonic() - start, seed=getattr(module, "SEED", None))
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (or SIGTERM) after saving `saved` finished cells."""
+
+    def __init__(self, saved: int) -> None:
+        super().__init__(saved)
+        self.saved = saved
+
+    def __str__(self) -> str:
+        return (f"interrupted: {self.saved} cell{'' if self.saved == 1 else 's'} saved; "
+                "rerun with --resume")
 
 
 def run(names: list[str] | tuple[str, ...] = (), *, out: Path | str = "reports",
@@ -421,26 +382,49 @@ def run(names: list[str] | tuple[str, ...] = (), *, out: Path | str = "reports",
     """Run the named studies (all when empty), write their reports and the index.
 
     This is what ``python -m studies`` calls; see the module docstring for the outputs.
+    The whole run holds the advisory lock of `out` (`studies.cell_log.lock_out`).
+
+    Raises
+    ------
+    OutUnusable
+        When `out` cannot hold a report.
+    OutLocked
+        When another run holds the lock of `out`.
+    Interrupted
+        On Ctrl-C: the workers are stopped, and the exception counts the finished cells
+        saved in the logs of the studies of this run (what ``--resume`` reuses).
     """
+    names = studies.validate_names(list(names)) if names else available()
+    out = prepare_out(Path(out))
+    with lock_out(out):
+        try:
+            return _run_locked(names, out=out, quick=quick, jobs=jobs, dask=dask,
+                               resume=resume, stream=stream)
+        except KeyboardInterrupt:
+            saved = sum(CellLog(out / name / "cells.jsonl").finished() for name in names)
+            raise Interrupted(saved) from None
+
+
+def _run_locked(names: list[str], *, out: Path, quick: bool, jobs: int | None,
+                dask: str | None, resume: bool, stream: IO[str] | None) -> list[StudyResult]:
     from studies import output
 
-    names = studies.validate_names(list(names)) if names else available()
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     config = {"studies": names, "quick": quick, "out": str(out), "jobs": jobs,
               "dask": dask, "resume": resume}
     results = []
     with make_executor(jobs=jobs, dask=dask) as executor:
         for name in names:
-            info = provenance(config=config)  # taken before the run: its start, its commit
             try:
                 module = load_module(name)
             except Exception:  # noqa: BLE001 - reported in its summary; other studies go on
                 module, result = None, _import_failure(name)
+                result.info = provenance(config=config)
             else:
+                # taken before the run: its start, its commit, the study's base seed
+                started = provenance(config=config, seed=getattr(module, "SEED", None))
                 result = run_study(module, out=out, quick=quick, executor=executor,
                                    resume=resume, stream=stream)
-            result.info = {**info, "seed": result.seed}
+                result.info = started
             output.write_study(module, result, out / name)
             results.append(result)
             LOG.info("%s: %d cells computed, %d reused, %d failed, %.1f s", name,

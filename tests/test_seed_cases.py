@@ -1,41 +1,48 @@
 """The seed cases replayed (issue item 6): what the user saw, what the check finds, the fix.
 
-Each replay is a plain function of `studies.seed_cases`; these tests pin down the user's
+Each replay is the plain function ``replay()`` of its module in `studies.seeds`; these tests pin down the user's
 symptom, the findings of `check_gradient`, and that the fix passes. Each runs in seconds.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from studies import seed_cases
+import studies
+from studies import seeds as seed_cases
+from studies.seeds import seed000 as case000
+from studies.seeds import seed002 as case002
+from studies.seeds import seed003 as case003
+from studies.seeds import seed004 as case004
 
 
 @pytest.fixture(scope="module")
 def seed000():
-    return seed_cases.seed000()
+    return case000.replay()
 
 
 @pytest.fixture(scope="module")
 def seed002():
-    return seed_cases.seed002()
+    return case002.replay()
 
 
 @pytest.fixture(scope="module")
 def seed003():
-    return seed_cases.seed003()
+    return case003.replay()
 
 
 @pytest.fixture(scope="module")
 def seed004():
-    return seed_cases.seed004()
+    return case004.replay()
 
 
 # -- seed 000 -----------------------------------------------------------------------------------
 def test_seed000_user_sees_failures(seed000):
     assert seed000.facts["failing_weights"] >= 20  # most hidden weights fail the 0.1 mark
-    assert seed000.user_metrics["user"] > seed_cases.S0_DISTANCE
+    assert seed000.user_metrics["user"] > case000.DISTANCE
 
 
 def test_seed000_check_finds_shared_weights_step_and_float(seed000):
@@ -73,7 +80,7 @@ def test_seed002_check_finds_the_bias_regulariser(seed002):
     report = seed002.reports["user"]
     assert report.kinds == ("regularization",)
     finding = report.findings[0]
-    lam, m = seed_cases.S2_LAMBDA, seed_cases.S2_M
+    lam, m = case002.LAMBDA, case002.M
     assert finding.evidence["factor"] == pytest.approx(-2 * lam / m)
     assert finding.evidence["block"] == 1 and "column 0" in finding.message
 
@@ -121,7 +128,7 @@ def test_seed004_check_separates_the_two_bugs(seed004):
     assert seed004.reports["mean_only"].kinds == ("mismatch",)
     at_a = seed004.reports["at_a_only"]
     assert at_a.kinds == ("scale",)
-    assert at_a.findings[0].evidence["factor"] == pytest.approx(seed_cases.S4_M)
+    assert at_a.findings[0].evidence["factor"] == pytest.approx(case004.M)
     assert "m (= 8, the batch size)" in at_a.findings[0].message
     assert seed004.reports["fixed"].kinds == ("match",)
 
@@ -140,3 +147,18 @@ def test_study_interface(tmp_path):
     assert all(set(r) == set(rows[0]) for r in rows)
     text = seed_cases.render(rows, tmp_path)
     assert "## seed004" in text and "did not finish" in text
+
+
+def test_one_module_per_walkthrough_and_seed001_is_seed000():
+    docs = Path(__file__).resolve().parent.parent / "docs" / "seeds"
+    assert sorted(seed_cases.CASES) == sorted(p.stem for p in docs.glob("seed*.md"))
+    assert seed_cases.ALIASES == {"seed001": "seed000"}
+    assert studies.load("seed_cases") is seed_cases  # `python -m studies seed_cases`
+
+
+def test_summary_has_a_reading_per_case_and_names_seed001(tmp_path):
+    rows = seed_cases.run_cell({"key": "seed000"})
+    text = seed_cases.render(rows, tmp_path)
+    assert "**Reading.** Three faults stack up." in text
+    assert "Of 5 scenarios, 2 pass." in text  # counted from the rows, not written in
+    assert "seed001 asks the same question" in text

@@ -8,6 +8,7 @@ step flat at a few u, and minimum reachable error ∝ u^(p/(p+1)) (complex step 
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import math
@@ -72,9 +73,11 @@ def test_every_figure_is_written_twice_and_shown_in_the_index(report, module):
     assert pngs and all(png.with_suffix(".svg").exists() for png in pngs)
     index = (report / "index.md").read_text()
     html = (report / "index.html").read_text()
+    page = (folder / "summary.html").read_text()
     for png in pngs:
         assert f"]({module.NAME}/{png.name})" in index
-        assert f'src="{module.NAME}/{png.name}"' in html
+        embedded = 'src="data:image/png;base64,' + base64.b64encode(png.read_bytes()).decode()
+        assert embedded in html and embedded in page  # the pages show it on their own
     assert f"## {module.TITLE}" in index and "**Reading.**" in index
 
 

@@ -1,0 +1,41 @@
+"""Helpers shared by the studies: tests on row values (as they come from the cell log), and
+what a number system supports, asked of the system itself."""
+
+from __future__ import annotations
+
+import math
+
+from precision_nn.numbers import number_system
+
+__all__ = ["finite", "has_complex", "rows_u"]
+
+
+def finite(value: object) -> bool:
+    """Whether `value` is a finite number (not None, NaN, ±inf, a string or a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) \
+        and math.isfinite(value)
+
+
+def rows_u(rows: list[dict], numbers: str) -> float:
+    """The unit roundoff ``u`` recorded in the rows of number system `numbers`.
+
+    Raises
+    ------
+    KeyError
+        When no row has ``numbers == numbers`` (the message names the systems present).
+    """
+    for row in rows:
+        if row["numbers"] == numbers:
+            return row["u"]
+    present = sorted({row["numbers"] for row in rows})
+    raise KeyError(f"no row of number system {numbers!r}; the rows hold {present}.")
+
+
+def has_complex(numbers: str) -> bool:
+    """Whether number system `numbers` has a complex counterpart (the complex step needs
+    one; float16 and Decimal have none), as the system itself says."""
+    try:
+        number_system(numbers).complex()
+    except (TypeError, ValueError, NotImplementedError):
+        return False
+    return True
