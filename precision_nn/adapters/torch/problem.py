@@ -1,0 +1,304 @@
+"""What a torch check differentiates, and how the user's backward is run.
+
+A `Target` maps the checked tensors to the outputs of the user's code in any dtype:
+`FunctionTarget` substitutes them for the inputs of a callable, `ModuleTarget` for the
+parameters of a module (through `torch.func.functional_call` on a deep copy, so the
+user's module is never touched). The objective is ``loss(outputs)`` or ``⟨v, outputs⟩``
+with seeded random cotangents ``v``.
+
+`backward_pass` runs the user's code once in the check's dtype and its backward four
+times on that graph (vector-Jacobian products for ``v``, again for ``v``, and for an
+independent ``v'``; with a loss, its gradient twice and the products for ``v`` and ``v'``):
+the gradient under test, the repeat that shows nondeterminism, and the pair that shows a
+backward ignoring ``grad_output``. `Objective` evaluates the scalar at a flat point in
+float64 or complex128, the dtype of the point (on converted deep copies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import functional_call
+
+from precision_nn.adapters.torch.tensors import REFERENCE_DTYPES, TensorBlocks
+
+__all__ = ["BackwardPass", "FunctionTarget", "ModuleTarget", "Objective", "backward_pass",
+           "cotangents", "seeded"]
+
+
+@contextlib.contextmanager
+def seeded(seed: int, device: torch.device) -> Iterator[None]:
+    """Torch's RNG started from `seed` inside, restored afterwards (CPU and `device`)."""
+    devices = []
+    if device.type == "cuda":
+        devices = [device.index if device.index is not None else torch.cuda.current_device()]
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
+
+
+def _floating(outputs: Any) -> list[torch.Tensor]:
+    """The floating (or complex) tensors among the outputs, in order."""
+    items = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
+    return [o for o in items if isinstance(o, torch.Tensor) and
+            (o.is_floating_point() or o.is_complex())]
+
+
+def cotangents(outputs: Sequence[torch.Tensor], seed: int, salt: int) -> list[torch.Tensor]:
+    """Seeded standard-normal cotangents, one per output, in its dtype and on its device."""
+    rng = np.random.default_rng([seed, salt])
+    return [torch.from_numpy(rng.standard_normal(tuple(o.shape))).to(o.dtype).to(o.device)
+            for o in outputs]
+
+
+def _convert(value: Any, dtype: torch.dtype) -> Any:
+    """A fresh copy of a floating tensor in `dtype`; other values as they are."""
+    if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
+        return value.detach().to(dtype=dtype, copy=True)
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    return value
+
+
+@dataclass
+class FunctionTarget:
+    """``fn(*inputs)`` with the inputs at positions `checked` replaced."""
+
+    fn: Callable[..., Any]
+    inputs: tuple[Any, ...]
+    checked: tuple[int, ...]
+    _copies: dict = field(default_factory=dict)
+
+    def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
+             convert_others: bool) -> tuple[Any, list[Any]]:
+        """The outputs, and the arguments the call received (to see in-place changes)."""
+        args = [_convert(a, dtype) if convert_others else _fresh(a) for a in self.inputs]
+        for pos, t in zip(self.checked, tensors):
+            args[pos] = t
+        return self._fn(dtype)(*args), args
+
+    def _fn(self, dtype: torch.dtype) -> Callable[..., Any]:
+        if not isinstance(self.fn, torch.nn.Module) or dtype == _module_dtype(self.fn):
+            return self.fn
+        if dtype not in self._copies:
+            self._copies[dtype] = _converted(self.fn, dtype)
+        return self._copies[dtype]
+
+
+@dataclass
+class ModuleTarget:
+    """``module(*inputs)`` with the named parameters and checked inputs replaced."""
+
+    module: torch.nn.Module
+    inputs: tuple[Any, ...]
+    params: tuple[str, ...]
+    checked: tuple[int, ...]
+    _copies: dict = field(default_factory=dict)
+
+    def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
+             convert_others: bool) -> tuple[Any, list[Any]]:
+        k = len(self.params)
+        args = [_convert(a, dtype) if convert_others else _fresh(a) for a in self.inputs]
+        for pos, t in zip(self.checked, tensors[k:]):
+            args[pos] = t
+        module = self._copy(dtype if convert_others else None)
+        return functional_call(module, dict(zip(self.params, tensors[:k])), tuple(args)), args
+
+    def _copy(self, dtype: torch.dtype | None) -> torch.nn.Module:
+        if dtype not in self._copies:
+            self._copies[dtype] = _converted(self.module, dtype)
+        return self._copies[dtype]
+
+
+def _converted(module: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
+    """A deep copy of `module` (in `dtype`, if given); the original is never touched."""
+    work = copy.deepcopy(module)
+    if dtype is None:
+        return work
+    with warnings.catch_warnings():  # "complex modules are a new feature": we only evaluate
+        warnings.simplefilter("ignore", UserWarning)
+        return work.to(dtype)
+
+
+def _fresh(value: Any) -> Any:
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
+
+def _module_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    p = next(iter(module.parameters()), None)
+    return None if p is None else p.dtype
+
+
+def objective_value(outputs: Any, loss: Callable[[Any], Any] | None,
+                    v: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``loss(outputs)``, or ``Σ_k ⟨v_k, output_k⟩`` (no conjugate: complex-step safe)."""
+    if loss is not None:
+        value = loss(outputs)
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ValueError(f"`loss` must return a scalar tensor; got {_describe(value)}. "
+                             "Reduce it, e.g. loss=lambda out: out.pow(2).mean().")
+        return value.reshape(())
+    outs = _floating(outputs)
+    return sum((vk.to(o.dtype) * o).sum() for vk, o in zip(v, outs))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    return type(value).__name__
+
+
+@dataclass(frozen=True)
+class BackwardPass:
+    """The user's gradients in the check dtype (flat numpy float64, exact), and what
+    the forward did."""
+
+    gradient: np.ndarray
+    repeat: np.ndarray
+    other: np.ndarray | None  # for the independent cotangent (None: outputs not differentiable)
+    first: np.ndarray | None  # the VJP for v when the gradient is a loss's (else = gradient)
+    missing: tuple[int, ...]  # blocks that received None
+    modified: tuple[int, ...]  # positions of inputs the forward modified in place
+    raw: list[Any]  # what a custom Function's backward returned, before torch cast it
+    v: list[torch.Tensor]  # the cotangents of the outputs (the objective's, without a loss)
+
+
+def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBlocks, *,
+                  loss: Callable[[Any], Any] | None, seed: int,
+                  device: torch.device) -> BackwardPass:
+    """One forward in the check dtype, then the user's backward on that graph."""
+    tensors = [p.detach().clone().requires_grad_(True) for p in point]
+    with seeded(seed, device):
+        before = [_fresh(a) for a in target.inputs]
+        outputs, args = target.call(tensors, point[0].dtype, convert_others=False)
+        outs = _floating(outputs)
+        v1, v2 = cotangents(outs, seed, 1), cotangents(outs, seed, 2)
+        raw = _raw_backward(target, outs, v1)
+        vjp = _vjp(tensors, outs)
+        if loss is None:
+            grads = [vjp(v1), vjp(v1)]
+            first = None
+        else:
+            value = objective_value(outputs, loss, v1)
+            grads = [_grad(value, tensors, None), _grad(value, tensors, None)]
+            first = vjp(v1)
+        other = vjp(v2)
+    missing = tuple(i for i, g in enumerate(grads[0]) if g is None)
+    return BackwardPass(_flat(grads[0], point), _flat(grads[1], point),
+                        None if other is None else _flat(other, point),
+                        None if first is None else _flat(first, point), missing,
+                        _modified(before, args, target), raw, v1)
+
+
+def _vjp(tensors: list[torch.Tensor], outs: list[torch.Tensor]):
+    diff = [(o, k) for k, o in enumerate(outs) if o.requires_grad]
+
+    def vjp(v: list[torch.Tensor]) -> list[torch.Tensor | None] | None:
+        if not diff:
+            return None
+        return _grad([o for o, _ in diff], tensors, [v[k] for _, k in diff])
+
+    return vjp
+
+
+def _grad(outputs: Any, inputs: list[torch.Tensor], grad_outputs: Any) -> list[Any]:
+    try:
+        return list(torch.autograd.grad(outputs, inputs, grad_outputs=grad_outputs,
+                                        retain_graph=True, allow_unused=True))
+    except RuntimeError as exc:
+        if "invalid gradient" in str(exc):
+            raise ValueError(f"the backward returned a gradient of the wrong shape: {exc}. "
+                             "Each gradient must have the shape of the tensor it belongs "
+                             "to (a transposed weight gradient is the usual slip).") from exc
+        raise
+
+
+def _flat(grads: Sequence[torch.Tensor | None], point: Sequence[torch.Tensor]) -> np.ndarray:
+    parts = []
+    for g, p in zip(grads, point):
+        g = torch.zeros_like(p) if g is None else g
+        parts.append(_as_float64(g).ravel())
+    return np.concatenate(parts)
+
+
+def _as_float64(t: torch.Tensor) -> np.ndarray:
+    t = t.detach().cpu()
+    return (t.real if t.is_complex() else t).to(torch.float64).numpy()
+
+
+def _modified(before: list[Any], after: list[Any], target: Any) -> tuple[int, ...]:
+    """Positions of tensor inputs whose values the forward changed (NaN equals NaN)."""
+    checked = set(getattr(target, "checked", ()))
+    out = []
+    for pos, (b, a) in enumerate(zip(before, after)):
+        if not isinstance(b, torch.Tensor) or pos in checked and not isinstance(a, torch.Tensor):
+            continue
+        if not torch.equal(torch.nan_to_num(b.detach()), torch.nan_to_num(a.detach())):
+            out.append(pos)
+    return tuple(out)
+
+
+def _raw_backward(target: Any, outs: list[torch.Tensor], v: list[torch.Tensor]) -> list[Any]:
+    """What a custom `Function`'s backward returns before torch validates and casts it,
+    when `fn` is ``SomeFunction.apply`` with one output (else an empty list)."""
+    owner = getattr(getattr(target, "fn", None), "__self__", None)
+    if not (isinstance(owner, type) and issubclass(owner, torch.autograd.Function)):
+        return []
+    if len(outs) != 1 or not hasattr(outs[0].grad_fn, "_forward_cls"):
+        return []
+    with torch.no_grad():
+        raw = outs[0].grad_fn.apply(v[0])
+    return list(raw) if isinstance(raw, (tuple, list)) else [raw]
+
+
+class Objective:
+    """The scalar objective of a flat point, evaluated in float64 or complex128.
+
+    The point's dtype decides: complex points (the complex step) run in complex128, real
+    ones in float64 — exact for the check's dtype and every wider one it may ask for.
+    If the user's code cannot run in the reference dtype (it mixes in tensors of its own
+    dtype), it runs in the check's dtype instead and the check's own error model applies.
+    """
+
+    def __init__(self, target: Any, blocks: TensorBlocks, *, loss: Any, seed: int,
+                 device: torch.device, dtype: torch.dtype, v: list[torch.Tensor]):
+        self.target, self.blocks, self.loss, self.seed = target, blocks, loss, seed
+        self.device, self.dtype, self.v = device, dtype, v
+        self.fallback: str | None = None
+
+    def __call__(self, x: Any) -> Any:
+        arr = np.asarray(x)
+        if arr.ndim != 1:
+            raise TypeError("one point at a time")  # the evaluator then calls point by point
+        kind = "complex" if arr.dtype.kind == "c" else "real"
+        if self.fallback is None:
+            try:
+                return self._value(arr, REFERENCE_DTYPES[kind])
+            except RuntimeError as exc:
+                if "dtype" not in str(exc).lower() and "type" not in str(exc).lower():
+                    raise
+                self.fallback = str(exc)
+        own = self.dtype if kind == "real" else _complex_of(self.dtype)
+        return self._value(arr, own)
+
+    def _value(self, arr: np.ndarray, dtype: torch.dtype) -> Any:
+        wide = np.complex128 if dtype.is_complex else np.float64
+        flat = torch.from_numpy(np.ascontiguousarray(arr.astype(wide))).to(self.device)
+        tensors = [t.to(dtype) for t in self.blocks.split(flat)]
+        with torch.no_grad(), seeded(self.seed, self.device):
+            outputs, _ = self.target.call(tensors, dtype, convert_others=True)
+            value = objective_value(outputs, self.loss, self.v)
+        value = value.detach().cpu()
+        result = complex(value) if value.is_complex() else float(value)
+        return np.complex128(result) if value.is_complex() else np.float64(result)
+
+
+def _complex_of(dtype: torch.dtype) -> torch.dtype:
+    return torch.complex128 if dtype == torch.float64 else torch.complex64
