@@ -253,7 +253,7 @@ def test_regularization_lambda_without_one_over_m():
     assert report.kinds == ("regularization",)
     finding = report.findings[0]
     assert finding.evidence["factor"] == pytest.approx(LAM - LAM / M)
-    assert "every weight except the bias column 0" in finding.message
+    assert "every entry except column 0" in finding.message
 
 
 def test_regularization_bias_regularised_in_the_mlp_gradient():

@@ -53,7 +53,9 @@ def kinds(data: CheckData) -> tuple[str, ...]:
 
 # -- detectors on synthetic arrays -----------------------------------------------------------
 def test_every_kind_has_a_detector():
-    assert set(KINDS) == set(DETECTORS) and len(KINDS) == 12
+    assert set(DETECTORS) <= set(KINDS) and len(DETECTORS) == 12
+    # the PyTorch adapter's kinds are valid kinds without a generic detector
+    assert set(KINDS) - set(DETECTORS) == {"ignores_grad_output", "nondeterministic"}
 
 
 def test_match_within_tolerance():

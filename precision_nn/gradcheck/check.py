@@ -37,12 +37,13 @@ the most significant digits among the elements of `x`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from precision_nn.derivatives import derivative, gradient
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.evidence import CheckData, Probes, StepProbe
@@ -82,6 +83,8 @@ class _Setup:
     blocks: Blocks
     order: str
     batch_size: int | None
+    # optional: provider(method, ns, h) -> Estimate of the gradient at x (flat in `order`)
+    provider: Callable[[str, NumberSystem, Any], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ class _Compared:
 def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
                    method: str = "auto", h: Any = None,
                    numbers: str | NumberSystem | None = None,
-                   shapes: Sequence[Sequence[int]] | None = None, order: str = "C",
-                   directions: int | None = None,
+                   shapes: Sequence[Sequence[int]] | Mapping[str, Sequence[int]] | None = None,
+                   order: str = "C", directions: int | None = None,
                    batch_size: int | None = None) -> GradientReport:
     """Compare ``grad(x)`` with a numerical reference and say why they disagree.
 
@@ -128,10 +131,13 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
         to tell a wrong gradient from a wrong step.
     numbers : str or NumberSystem, optional
         The number system (default: that of `x`).
-    shapes : sequence of shapes, optional
+    shapes : sequence of shapes, or mapping of name to shape, optional
         The blocks (e.g. layer matrices) the flat `x` is made of; enables findings
-        that name block, row and column, and the layout (C vs F) test. A matrix `x`
-        without `shapes` is one block of its own shape.
+        that name block, row and column, and the layout (C vs F) test. A mapping
+        ``{"fc1.weight": (4, 3), "fc1.bias": (4,)}`` names the blocks (concatenated in
+        its insertion order) and findings use those names; a sequence calls them
+        ``block 0``, ``block 1``, ... A matrix `x` without `shapes` is one block of its
+        own shape.
     order : {"C", "F"}
         How each block is flattened in `x`.
     directions : int, optional
@@ -155,8 +161,22 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
     >>> report.kinds, round(report.findings[0].evidence["factor"], 6)
     (('scale',), 0.333333)
     """
+    return run_check(f, grad, x, method=method, h=h, numbers=numbers, shapes=shapes,
+                     order=order, directions=directions, batch_size=batch_size)
+
+
+def run_check(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *, method: str,
+              h: Any, numbers: Any, shapes: Any, order: str, directions: int | None,
+              batch_size: int | None, provider: Any = None,
+              column_names: Mapping[int, str] | None = None) -> GradientReport:
+    """`check_gradient` with the adapter hooks: `provider(method, ns, h) -> Estimate`
+    computes the reference gradient at x (flat in `order`) faster than the generic
+    path (a network's structure-aware differences), and `column_names` names single
+    columns of every 2-D block (the MLP's ``{0: "bias"}``)."""
     setup = _validate(f, grad, x, method=method, h=h, numbers=numbers, shapes=shapes,
-                      order=order, directions=directions, batch_size=batch_size)
+                      order=order, directions=directions, batch_size=batch_size,
+                      column_names=column_names)
+    setup = replace(setup, provider=provider)
     if directions is not None:
         from precision_nn.gradcheck.directional import check_directions
 
@@ -174,7 +194,8 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
 
 # -- validation -------------------------------------------------------------------------
 def _validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, shapes: Any,
-              order: Any, directions: Any, batch_size: Any) -> _Setup:
+              order: Any, directions: Any, batch_size: Any,
+              column_names: Mapping[int, str] | None = None) -> _Setup:
     for name, fn in (("f", f), ("grad", grad)):
         if not callable(fn):
             raise TypeError(f"`{name}` must be callable; got {type(fn).__name__}.")
@@ -202,7 +223,7 @@ def _validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, s
                          "numbers= with its real counterpart.")
     if shapes is None and arr.ndim >= 2:
         shapes = [arr.shape]  # a matrix x is one block: findings name its rows and columns
-    return _Setup(f, arr, ns, _blocks(shapes, order, arr.size), order,
+    return _Setup(f, arr, ns, _blocks(shapes, order, arr.size, column_names), order,
                   None if batch_size is None else int(batch_size))
 
 
@@ -216,19 +237,23 @@ def _numbers(x: Any, numbers: Any) -> NumberSystem:
                         "(e.g. numbers='decimal:30').") from exc
 
 
-def _blocks(shapes: Any, order: str, size: int) -> Blocks:
+def _blocks(shapes: Any, order: str, size: int, column_names: Any = None) -> Blocks:
     if shapes is None:
         return Blocks.from_shapes(None, order=order, size=size)
+    listed = list(shapes.values()) if isinstance(shapes, Mapping) else shapes
     try:
-        dims = [tuple(int(d) for d in s) for s in shapes]
+        dims = [tuple(int(d) for d in s) for s in listed]
     except TypeError as exc:
-        raise ValueError(f"`shapes` must be a sequence of shapes like [(5, 4), (3, 6)]; "
-                         f"got {shapes!r}.") from exc
+        raise ValueError(f"`shapes` must be a sequence of shapes like [(5, 4), (3, 6)] or a "
+                         f"mapping like {{'fc1.weight': (5, 4)}}; got {shapes!r}.") from exc
     total = sum(int(np.prod(s, dtype=np.int64)) for s in dims)
     if total != size or any(d < 1 for s in dims for d in s):
         raise ValueError(f"`shapes` {dims} must have positive sizes adding up to x.size = "
                          f"{size}; they add up to {total}.")
-    return Blocks.from_shapes(dims, order=order, size=size)
+    if isinstance(shapes, Mapping):
+        return Blocks.from_shapes(dict(zip(shapes, dims)), order=order, size=size,
+                                  column_names=column_names)
+    return Blocks.from_shapes(dims, order=order, size=size, column_names=column_names)
 
 
 def _analytic(grad: Callable[[Any], Any], setup: _Setup) -> np.ndarray:
@@ -253,10 +278,9 @@ def _reference_method(method: str, probe: Any) -> str:
 
 def reference(setup: _Setup, method: str, h: Any, ns: NumberSystem) -> _Reference:
     """The numerical gradient of ``setup.f`` at ``setup.x`` in `ns` by `method`."""
-    from precision_nn.derivatives import gradient
-
-    x = ns.asarray(setup.x)
-    est = gradient(setup.f, x, method=method, h=h, numbers=ns)
+    est = _provided(setup, method, h, ns)
+    if est is None:
+        est = gradient(setup.f, ns.asarray(setup.x), method=method, h=h, numbers=ns)
     value = np.ravel(np.asarray(est.value), order=setup.order)
     if ns.is_complex or value.dtype.kind == "c":
         value = ns.real().asarray(np.real(value) if value.dtype != object else
@@ -268,6 +292,17 @@ def reference(setup: _Setup, method: str, h: Any, ns: NumberSystem) -> _Referenc
     step = "" if used is None else f" at h = {used:.6g}"
     return _Reference(value, error, ns.real(), f"{_NAMES[method]}{step} in {ns.real().name}",
                       method, int(est.evaluations), used, steps)
+
+
+def _provided(setup: _Setup, method: str, h: Any, ns: NumberSystem) -> Any:
+    """The adapter's reference for `method` in `ns` (None: use the generic path, also
+    when the provider cannot do this method)."""
+    if setup.provider is None:
+        return None
+    try:
+        return setup.provider(method, ns, h)
+    except NotImplementedError:
+        return None
 
 
 def _compare(setup: _Setup, analytic: np.ndarray, ref: _Reference) -> _Compared:
@@ -386,8 +421,6 @@ def _restart_below_kinks(setup: _Setup, analytic: np.ndarray, compared: _Compare
     x; its tableau then extrapolates a mixture of slopes and its error estimate can miss
     it. Below the nearest kink f is smooth again and the extrapolation is sound.
     """
-    from precision_nn.derivatives import derivative
-
     ref = compared.reference
     below = smooth_below(kink, kink_threshold(compared.data, kink.indices))
     todo = np.isfinite(below)

@@ -38,6 +38,7 @@ from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
 
 __all__ = [
+    "ADAPTER_KINDS",
     "DETECTORS",
     "KINDS",
     "NOTICES",
@@ -156,12 +157,13 @@ def _narrow(data: CheckData, b: int, idx: np.ndarray, fail: np.ndarray) -> list[
 def _block_label(data: CheckData, b: int) -> str:
     if not data.blocks.given:
         return "the whole gradient"
-    return f"block {b} (shape {data.blocks.shapes[b]})"
+    return f"{data.blocks.name(b)} (shape {data.blocks.shapes[b]})"
 
 
 def _line_label(data: CheckData, b: int, axis: str, k: int) -> str:
-    bias = " (the bias column in precision_nn's layout)" if axis == "column" and k == 0 else ""
-    return f"block {b}, {axis} {k}{bias}"
+    name = data.blocks.column_name(b, k) if axis == "column" else None
+    note = f" ({name})" if name else ""
+    return f"{data.blocks.name(b)}, {axis} {k}{note}"
 
 
 def _explained(data: CheckData, earlier: Sequence[Finding]) -> np.ndarray:
@@ -289,8 +291,12 @@ def _support_text(data: CheckData, region: Region, support: np.ndarray) -> str:
     cols = data.blocks.columns(region.block)[region.indices - span.start]
     if support.all():
         return "all its coordinates"
+    named = data.blocks.column_names[region.block] if data.blocks.column_names else ()
+    for k, name in named:
+        if np.array_equal(support, cols != k):
+            return f"every entry except column {k} ({name})"
     if np.array_equal(support, cols != 0):
-        return "every weight except the bias column 0"
+        return "every entry except column 0"
     return f"{int(support.sum())} of its {support.size} coordinates"
 
 
@@ -714,7 +720,10 @@ DETECTORS: dict[str, Detector] = {
     "mismatch": detect_mismatch,
     "match": detect_match,
 }
-KINDS = tuple(DETECTORS)
+# kinds that adapters produce (the PyTorch checks: a backward that ignores its incoming
+# gradient, a backward that differs between two runs); no generic detector makes them
+ADAPTER_KINDS = ("ignores_grad_output", "nondeterministic")
+KINDS = (*DETECTORS, *ADAPTER_KINDS)
 
 
 def diagnose(data: CheckData) -> tuple[Finding, ...]:

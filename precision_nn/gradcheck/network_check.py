@@ -3,21 +3,29 @@
 The loss handed to the check follows the number system of the point it is called with:
 a complex point runs the network converted to the complex counterpart (complex step), a
 wider point the network converted to the wider system (re-evaluation when the reference
-is too noisy). The blocks are the layer matrices, so findings name layer, row and column
-(column 0 is the bias), and ``m = X.shape[0]`` lets the check name a factor ``1/m``.
+is too noisy). The blocks are the layer matrices, named ``layer 1``, ``layer 2``, ...
+with column 0 named ``bias``, so findings name layer, row and column; ``m = X.shape[0]``
+lets the check name a factor ``1/m``. The reference gradient comes from the network's
+own structure-aware `MLP.numerical_gradient` (a provider for the check's reference
+stage), mapped to the F layout when ``order="F"``.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from precision_nn.gradcheck.check import check_gradient
+from precision_nn import layout
+from precision_nn.gradcheck.check import run_check
 from precision_nn.gradcheck.report import GradientReport
 from precision_nn.numbers import NumberSystem, infer_number_system
 
 __all__ = ["check_network_gradient"]
+
+# the methods `MLP.numerical_gradient` computes for the check's reference stage
+_PROVIDED = ("complex_step", "richardson", "central")
 
 
 def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h: Any = None,
@@ -41,35 +49,45 @@ def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h:
         net = net.to(numbers)
     if order not in ("C", "F"):
         raise ValueError(f"`order` must be 'C' or 'F'; got {order!r}.")
-    X_arr = np.asarray(X, dtype=object if net.numbers.name.startswith(("decimal", "mp"))
-                       else None)
+    X_arr = np.asarray(X, dtype=object if net.numbers.object_elements else None)
     if X_arr.ndim != 2:
         raise ValueError(f"`X` must have shape (m, n_in) with one example per row; "
                          f"got shape {X_arr.shape}.")
     nets: dict[str, Any] = {net.numbers.name: net}
 
-    def network_for(p: Any) -> Any:
-        system = infer_number_system(p)
+    def network_for(system: NumberSystem) -> Any:
         if system.name not in nets:
             nets[system.name] = net.to(system)
         return nets[system.name]
 
-    def as_c(target: Any, p: np.ndarray) -> np.ndarray:
+    def as_c(p: np.ndarray) -> np.ndarray:
         if order == "C":
             return p
-        if p.ndim == 2:
-            return np.stack([as_c(target, row) for row in p])
-        return target.flatten(target.unflatten(p, order="F"), order="C")
+        return layout.flatten(layout.unflatten(p, net.shapes, order="F"), order="C")
+
+    def as_order(p: Any) -> Any:
+        if order == "C" or np.ndim(p) == 0:
+            return p
+        return layout.flatten(layout.unflatten(np.asarray(p), net.shapes, order="C"),
+                              order="F")
 
     def f(p: Any) -> Any:
-        target = network_for(p)
-        return target.loss(X, Y, params=as_c(target, np.asarray(p)))
+        target = network_for(infer_number_system(p))
+        return target.loss(X, Y, params=as_c(np.asarray(p)))
 
     def grad(p: Any) -> Any:
-        g = net.gradient(X, Y, params=as_c(net, np.asarray(p)))
-        return g if order == "C" else net.flatten(net.unflatten(g), order="F")
+        return as_order(net.gradient(X, Y, params=as_c(np.asarray(p))))
 
-    x = net.params if order == "C" else net.flatten(net.unflatten(net.params), order="F")
-    return check_gradient(f, grad, x, method=method, h=h, numbers=net.numbers,
-                          shapes=net.shapes, order=order, directions=directions,
-                          batch_size=X_arr.shape[0])
+    def provider(method: str, system: NumberSystem, step: Any) -> Any:
+        if method not in _PROVIDED:
+            raise NotImplementedError(method)
+        step = step if step is None or np.ndim(step) == 0 else as_c(np.asarray(step))
+        est = network_for(system).numerical_gradient(X, Y, method=method, h=step)
+        return replace(est, value=as_order(est.value), error=as_order(est.error),
+                       h=as_order(est.h))
+
+    x = as_order(net.params)
+    names = {f"layer {k + 1}": shape for k, shape in enumerate(net.shapes)}
+    return run_check(f, grad, x, method=method, h=h, numbers=net.numbers, shapes=names,
+                     order=order, directions=directions, batch_size=X_arr.shape[0],
+                     provider=provider, column_names={0: "bias"})

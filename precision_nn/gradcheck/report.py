@@ -139,20 +139,33 @@ class GradientReport:
                 f"‖a-n‖/‖a+n‖ = {self.relative_difference:.3g}"),
                 f"tolerance: {self.tolerance_source}"]
 
+    def _matrix_table(self) -> bool:
+        """Whether every block is a matrix (the table then has row and column columns)."""
+        return all(len(s) == 2 for s in self.blocks.shapes)
+
     def _headers(self) -> list[str]:
         if self.directional:
             first = ["direction"]
         elif self.blocks.given:
-            first = ["block", "row", "column"] if all(len(s) == 2 for s in self.blocks.shapes) \
-                else ["block", "index"]
+            first = ["block", "row", "column"] if self._matrix_table() else ["block", "entry"]
         else:
             first = ["index"]
         return [*first, "analytic", "reference", "|a-n|", "tolerance", "rel. error"]
 
+    def _position(self, c: Coordinate) -> list[str]:
+        """The position cells of one row: one cell per header before the numbers, so
+        blocks of mixed rank keep the table aligned."""
+        if self.directional or not self.blocks.given:
+            return [str(c.index)]
+        block, *coords = c.where
+        if self._matrix_table():
+            return [self.blocks.name(block), *(str(w) for w in coords)]
+        return [self.blocks.name(block), self.blocks.entry(c.index)]
+
     def _rows(self, k: int) -> list[list[str]]:
         rows = []
         for c in self.worst(k):
-            rows.append([*(str(w) for w in c.where), f"{c.analytic:.6g}", f"{c.reference:.6g}",
+            rows.append([*self._position(c), f"{c.analytic:.6g}", f"{c.reference:.6g}",
                          f"{abs(c.difference):.2e}", f"{c.tolerance:.2e}",
                          f"{c.relative_error:.2e}"])
         return rows
