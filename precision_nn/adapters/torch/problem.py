@@ -16,10 +16,9 @@ float64 or complex128, the dtype of the point (on converted deep copies).
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,19 +28,57 @@ from torch.func import functional_call
 
 from precision_nn.adapters.torch.tensors import REFERENCE_DTYPES, TensorBlocks
 
-__all__ = ["BackwardPass", "FunctionTarget", "ModuleTarget", "Objective", "backward_pass",
-           "cotangents", "seeded"]
+__all__ = [
+    "BackwardPass",
+    "FunctionTarget",
+    "ModuleTarget",
+    "Objective",
+    "Rng",
+    "backward_pass",
+    "cotangents",
+]
 
 
-@contextlib.contextmanager
-def seeded(seed: int, device: torch.device) -> Iterator[None]:
-    """Torch's RNG started from `seed` inside, restored afterwards (CPU and `device`)."""
-    devices = []
-    if device.type == "cuda":
-        devices = [device.index if device.index is not None else torch.cuda.current_device()]
-    with torch.random.fork_rng(devices=devices):
+class Rng:
+    """Torch's RNG for one check: every evaluation starts from the state `seed` gives, and
+    the caller's state (CPU and the CUDA device) is put back by `restore`.
+
+    (Resetting a saved state is far cheaper than `torch.manual_seed`, which also seeds
+    every accelerator backend.)
+    """
+
+    def __init__(self, seed: int, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.index = (device.index if device.index is not None else
+                      torch.cuda.current_device()) if self.cuda else None
+        self.saved = self._get()
         torch.manual_seed(seed)
-        yield
+        self.seeded = self._get()
+        self.used = True
+
+    def _get(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cuda = torch.cuda.get_rng_state(self.index) if self.cuda else None
+        return torch.get_rng_state(), cuda
+
+    def _set(self, state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
+        torch.set_rng_state(state[0])
+        if self.cuda:
+            torch.cuda.set_rng_state(state[1], self.index)
+
+    def reset(self) -> None:
+        """Back to the seeded state (before each evaluation, if the code draws numbers)."""
+        if self.used:
+            self._set(self.seeded)
+
+    def note_use(self) -> None:
+        """Record whether the code drew random numbers since the last `reset`."""
+        now = self._get()
+        self.used = not torch.equal(now[0], self.seeded[0]) or (
+            self.cuda and not torch.equal(now[1], self.seeded[1]))
+
+    def restore(self) -> None:
+        """The caller's state, as before the check."""
+        self._set(self.saved)
 
 
 def _floating(outputs: Any) -> list[torch.Tensor]:
@@ -67,6 +104,27 @@ def _convert(value: Any, dtype: torch.dtype) -> Any:
     return value
 
 
+class _Arguments:
+    """The arguments of the user's call, copied (converted to a dtype) once per dtype; a
+    forward that writes into its inputs gets fresh copies at every call (`fresh`)."""
+
+    def __init__(self, inputs: tuple[Any, ...], checked: tuple[int, ...]):
+        self.inputs, self.checked = inputs, set(checked)
+        self.fresh = False
+        self._cache: dict = {}
+
+    def get(self, dtype: torch.dtype | None) -> list[Any]:
+        """A list of arguments (checked positions still to be filled in); None: as given."""
+        if self.fresh or dtype is None or dtype not in self._cache:
+            args = [None if i in self.checked else
+                    (_fresh(a) if dtype is None else _convert(a, dtype))
+                    for i, a in enumerate(self.inputs)]
+            if self.fresh or dtype is None:
+                return args
+            self._cache[dtype] = args
+        return list(self._cache[dtype])
+
+
 @dataclass
 class FunctionTarget:
     """``fn(*inputs)`` with the inputs at positions `checked` replaced."""
@@ -75,11 +133,15 @@ class FunctionTarget:
     inputs: tuple[Any, ...]
     checked: tuple[int, ...]
     _copies: dict = field(default_factory=dict)
+    args: _Arguments = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.args = _Arguments(self.inputs, self.checked)
 
     def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
              convert_others: bool) -> tuple[Any, list[Any]]:
         """The outputs, and the arguments the call received (to see in-place changes)."""
-        args = [_convert(a, dtype) if convert_others else _fresh(a) for a in self.inputs]
+        args = self.args.get(dtype if convert_others else None)
         for pos, t in zip(self.checked, tensors):
             args[pos] = t
         return self._fn(dtype)(*args), args
@@ -101,11 +163,15 @@ class ModuleTarget:
     params: tuple[str, ...]
     checked: tuple[int, ...]
     _copies: dict = field(default_factory=dict)
+    args: _Arguments = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.args = _Arguments(self.inputs, self.checked)
 
     def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
              convert_others: bool) -> tuple[Any, list[Any]]:
         k = len(self.params)
-        args = [_convert(a, dtype) if convert_others else _fresh(a) for a in self.inputs]
+        args = self.args.get(dtype if convert_others else None)
         for pos, t in zip(self.checked, tensors[k:]):
             args[pos] = t
         module = self._copy(dtype if convert_others else None)
@@ -146,7 +212,10 @@ def objective_value(outputs: Any, loss: Callable[[Any], Any] | None,
                              "Reduce it, e.g. loss=lambda out: out.pow(2).mean().")
         return value.reshape(())
     outs = _floating(outputs)
-    return sum((vk.to(o.dtype) * o).sum() for vk, o in zip(v, outs))
+    total = (v[0] * outs[0]).sum()
+    for vk, o in zip(v[1:], outs[1:]):
+        total = total + (vk * o).sum()
+    return total
 
 
 def _describe(value: Any) -> str:
@@ -171,30 +240,37 @@ class BackwardPass:
 
 
 def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBlocks, *,
-                  loss: Callable[[Any], Any] | None, seed: int,
-                  device: torch.device) -> BackwardPass:
-    """One forward in the check dtype, then the user's backward on that graph."""
+                  loss: Callable[[Any], Any] | None, seed: int, rng: Rng,
+                  convert: bool = False) -> BackwardPass:
+    """One forward in the check dtype, then the user's backward on that graph (`convert`:
+    the other inputs and the module converted to that dtype, when it is not theirs)."""
     tensors = [p.detach().clone().requires_grad_(True) for p in point]
-    with seeded(seed, device):
-        before = [_fresh(a) for a in target.inputs]
-        outputs, args = target.call(tensors, point[0].dtype, convert_others=False)
-        outs = _floating(outputs)
-        v1, v2 = cotangents(outs, seed, 1), cotangents(outs, seed, 2)
-        raw = _raw_backward(target, outs, v1)
-        vjp = _vjp(tensors, outs)
-        if loss is None:
-            grads = [vjp(v1), vjp(v1)]
-            first = None
-        else:
-            value = objective_value(outputs, loss, v1)
-            grads = [_grad(value, tensors, None), _grad(value, tensors, None)]
-            first = vjp(v1)
-        other = vjp(v2)
+    rng.reset()
+    before = [_fresh(a) for a in target.inputs]
+    outputs, args = target.call(tensors, point[0].dtype, convert_others=convert)
+    rng.note_use()
+    outs = _floating(outputs)
+    if not outs:
+        raise ValueError("the call returns no floating-point tensor, so there is no gradient "
+                         "to check; return the tensor(s) the backward differentiates.")
+    v1, v2 = cotangents(outs, seed, 1), cotangents(outs, seed, 2)
+    raw = _raw_backward(target, outs, v1)
+    vjp = _vjp(tensors, outs)
+    if loss is None:
+        grads = [vjp(v1), vjp(v1)]
+        first = None
+    else:
+        value = objective_value(outputs, loss, v1)
+        grads = [_grad(value, tensors, None), _grad(value, tensors, None)]
+        first = vjp(v1)
+    other = vjp(v2)
     missing = tuple(i for i, g in enumerate(grads[0]) if g is None)
+    modified = _modified(before, args, target)
+    target.args.fresh = bool(modified)
     return BackwardPass(_flat(grads[0], point), _flat(grads[1], point),
                         None if other is None else _flat(other, point),
                         None if first is None else _flat(first, point), missing,
-                        _modified(before, args, target), raw, v1)
+                        modified, raw, v1)
 
 
 def _vjp(tensors: list[torch.Tensor], outs: list[torch.Tensor]):
@@ -261,17 +337,19 @@ def _raw_backward(target: Any, outs: list[torch.Tensor], v: list[torch.Tensor]) 
 class Objective:
     """The scalar objective of a flat point, evaluated in float64 or complex128.
 
-    The point's dtype decides: complex points (the complex step) run in complex128, real
-    ones in float64 — exact for the check's dtype and every wider one it may ask for.
+    Complex points (the complex step) run in complex128, real ones in float64 — exact for
+    the check's dtype and every wider one it may ask for; the value is returned rounded
+    to the point's dtype.
     If the user's code cannot run in the reference dtype (it mixes in tensors of its own
     dtype), it runs in the check's dtype instead and the check's own error model applies.
     """
 
-    def __init__(self, target: Any, blocks: TensorBlocks, *, loss: Any, seed: int,
+    def __init__(self, target: Any, blocks: TensorBlocks, *, loss: Any, rng: Rng,
                  device: torch.device, dtype: torch.dtype, v: list[torch.Tensor]):
-        self.target, self.blocks, self.loss, self.seed = target, blocks, loss, seed
+        self.target, self.blocks, self.loss, self.rng = target, blocks, loss, rng
         self.device, self.dtype, self.v = device, dtype, v
         self.fallback: str | None = None
+        self._v: dict = {}
 
     def __call__(self, x: Any) -> Any:
         arr = np.asarray(x)
@@ -290,14 +368,17 @@ class Objective:
 
     def _value(self, arr: np.ndarray, dtype: torch.dtype) -> Any:
         wide = np.complex128 if dtype.is_complex else np.float64
-        flat = torch.from_numpy(np.ascontiguousarray(arr.astype(wide))).to(self.device)
-        tensors = [t.to(dtype) for t in self.blocks.split(flat)]
-        with torch.no_grad(), seeded(self.seed, self.device):
+        flat = torch.from_numpy(arr.astype(wide)).to(device=self.device, dtype=dtype)
+        tensors = self.blocks.split(flat)
+        if dtype not in self._v:
+            self._v[dtype] = [v.to(dtype) for v in self.v]
+        self.rng.reset()
+        with torch.no_grad():
             outputs, _ = self.target.call(tensors, dtype, convert_others=True)
-            value = objective_value(outputs, self.loss, self.v)
-        value = value.detach().cpu()
-        result = complex(value) if value.is_complex() else float(value)
-        return np.complex128(result) if value.is_complex() else np.float64(result)
+            value = objective_value(outputs, self.loss, self._v[dtype]).cpu()
+        # returned in the point's own dtype (rounded once from the wide value), so that the
+        # check sees a function of that system when it widens the reference
+        return np.asarray(value.item(), dtype=arr.dtype)[()]
 
 
 def _complex_of(dtype: torch.dtype) -> torch.dtype:

@@ -8,6 +8,7 @@ finding says "`fc1.weight`" instead of "block 0".
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,9 +54,14 @@ class TensorBlocks:
     names: tuple[str, ...]
     shapes: tuple[tuple[int, ...], ...]
 
-    @property
+    @functools.cached_property
     def sizes(self) -> list[int]:
         return [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
+
+    @functools.cached_property
+    def _pieces(self) -> list[tuple[int, int, tuple[int, ...]]]:
+        return [(sl.start, sl.stop, shape) for sl, shape in zip(self.block_slices(),
+                                                                 self.shapes)]
 
     def shapes_mapping(self) -> dict[str, tuple[int, ...]]:
         """``{name: shape}`` for `check_gradient` (a 0-d tensor is one entry, shape (1,))."""
@@ -68,8 +74,7 @@ class TensorBlocks:
 
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """The flat tensor cut back into tensors of the blocks' shapes."""
-        pieces = torch.split(flat, self.sizes)
-        return [p.reshape(s) for p, s in zip(pieces, self.shapes)]
+        return [flat[a:b].view(shape) for a, b, shape in self._pieces]
 
     def block_slices(self) -> list[slice]:
         offsets = np.cumsum([0, *self.sizes]).tolist()
