@@ -322,6 +322,23 @@ def half_gradient(bad: bool, dtype: torch.dtype = torch.float32) -> Problem:
     return Problem(_cube(bad).apply, (_randn(6, dtype=dtype, seed=22),))
 
 
+def _exp_bf16(bad: bool) -> type:
+    def forward(ctx, x):
+        y = torch.exp(x)
+        ctx.save_for_backward(y)
+        return y
+
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return (g * y).bfloat16() if bad else g * y
+
+    return _function("Exp", forward, backward)
+
+
+def bfloat16_gradient(bad: bool, dtype: torch.dtype = torch.float32) -> Problem:
+    return Problem(_exp_bf16(bad).apply, (_randn(2, 3, dtype=dtype, seed=39),))
+
+
 # -- modules: 12. None gradient, 13. weight decay in backward only, 17. seed 003 as a net ------
 class FnLinear(nn.Module):
     """A linear layer whose forward and backward are a custom Function."""
@@ -487,6 +504,8 @@ CASES = (
          squared_error_half),
     Case("half_gradient", "backward returns a float16 gradient", "precision_loss",
          half_gradient),
+    Case("bfloat16_gradient", "backward returns a bfloat16 gradient", "precision_loss",
+         bfloat16_gradient),
     Case("module_none_gradient", "module: weight gradient returned as None", "mismatch",
          module_none_gradient),
     Case("module_weight_decay", "module: weight decay in backward, not in the loss",

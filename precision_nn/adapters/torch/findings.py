@@ -135,20 +135,14 @@ def missing_gradients(bp: BackwardPass, blocks: TensorBlocks, reference: np.ndar
 
 def check_raw_gradients(raw: Sequence[Any], inputs: Sequence[Any],
                         checked: Sequence[int]) -> list[Finding]:
-    """What a custom Function's backward returned, against its inputs: a wrong shape is an
-    error (no comparison is possible), a narrower dtype a finding (torch casts silently)."""
+    """What a custom Function's backward returned, against its inputs: a gradient of a
+    narrower dtype is a finding (torch casts it back silently; shapes were checked when
+    the backward ran)."""
     found = []
     for pos in checked:
         g = raw[pos] if pos < len(raw) else None
         t = inputs[pos]
-        if not isinstance(g, torch.Tensor):
-            continue
-        if tuple(g.shape) != tuple(t.shape):
-            hint = " (transposed?)" if tuple(g.shape) == tuple(t.shape)[::-1] else ""
-            raise ValueError(f"The backward returns a gradient of shape {tuple(g.shape)} for "
-                             f"`input {pos}` of shape {tuple(t.shape)}{hint}; it must return "
-                             "one gradient of the input's shape per input.")
-        if g.dtype != t.dtype and _narrower(g.dtype, t.dtype):
+        if isinstance(g, torch.Tensor) and g.dtype != t.dtype and _narrower(g.dtype, t.dtype):
             found.append(Finding("precision_loss", f"The backward returns a {g.dtype} "
                                  f"gradient for `input {pos}`, which is {t.dtype}: torch casts "
                                  "it back silently, keeping only the digits of the narrower "

@@ -332,7 +332,21 @@ def _raw_backward(target: Any, outs: list[torch.Tensor], v: list[torch.Tensor]) 
         return []
     with torch.no_grad():
         raw = outs[0].grad_fn.apply(v[0])
-    return list(raw) if isinstance(raw, (tuple, list)) else [raw]
+    raw = list(raw) if isinstance(raw, (tuple, list)) else [raw]
+    _check_shapes(raw, target.inputs, target.checked)
+    return raw
+
+
+def _check_shapes(raw: list[Any], inputs: Sequence[Any], checked: Sequence[int]) -> None:
+    """A gradient of another shape than its input leaves nothing to compare: refuse it."""
+    for pos in checked:
+        g = raw[pos] if pos < len(raw) else None
+        shape = tuple(inputs[pos].shape)
+        if isinstance(g, torch.Tensor) and tuple(g.shape) != shape:
+            hint = " (transposed?)" if tuple(g.shape) == shape[::-1] else ""
+            raise ValueError(f"The backward returns a gradient of shape {tuple(g.shape)} for "
+                             f"`input {pos}` of shape {shape}{hint}; it must return one "
+                             "gradient of the input's shape per input.")
 
 
 class Objective:
