@@ -60,6 +60,10 @@ def _names(blocks: TensorBlocks, hits: Sequence[tuple[int, float, float]]) -> st
     return ", ".join(f"`{blocks.names[k]}`" for k, _, _ in hits)
 
 
+_UPSTREAM = (" A backward that drops grad_output also cuts every tensor before it off from "
+             "the cotangent, so look first at the one nearest the output.")
+
+
 def ignores_grad_output(bp: BackwardPass, blocks: TensorBlocks, u: float) -> list[Finding]:
     """Blocks whose gradient does not double when the cotangent does."""
     if bp.other is None:
@@ -77,7 +81,8 @@ def ignores_grad_output(bp: BackwardPass, blocks: TensorBlocks, u: float) -> lis
                     "gradient when grad_output is doubled: the backward returns the "
                     "derivative of the outputs without multiplying it by grad_output (right "
                     "only when grad_output is all ones, e.g. for a loss that is a plain sum). "
-                    "Return Jᵀ·grad_output: multiply by the incoming gradient.",
+                    "Return Jᵀ·grad_output: multiply by the incoming gradient."
+                    + (_UPSTREAM if len(hits) > 1 else ""),
                     {"blocks": [blocks.names[k] for k, _, _ in hits],
                      "coordinates": _coordinates(blocks, hits)})]
 
