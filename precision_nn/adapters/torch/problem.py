@@ -266,7 +266,7 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
         first = vjp(v1)
     other = vjp(v2)
     missing = tuple(i for i, g in enumerate(grads[0]) if g is None)
-    modified = _modified(before, args, target)
+    modified = _modified(before, args)
     target.args.fresh = bool(modified)
     return BackwardPass(_flat(grads[0], point), _flat(grads[1], point),
                         None if other is None else _flat(other, point),
@@ -310,16 +310,11 @@ def _as_float64(t: torch.Tensor) -> np.ndarray:
     return (t.real if t.is_complex() else t).to(torch.float64).numpy()
 
 
-def _modified(before: list[Any], after: list[Any], target: Any) -> tuple[int, ...]:
+def _modified(before: list[Any], after: list[Any]) -> tuple[int, ...]:
     """Positions of tensor inputs whose values the forward changed (NaN equals NaN)."""
-    checked = set(getattr(target, "checked", ()))
-    out = []
-    for pos, (b, a) in enumerate(zip(before, after)):
-        if not isinstance(b, torch.Tensor) or pos in checked and not isinstance(a, torch.Tensor):
-            continue
-        if not torch.equal(torch.nan_to_num(b.detach()), torch.nan_to_num(a.detach())):
-            out.append(pos)
-    return tuple(out)
+    return tuple(pos for pos, (b, a) in enumerate(zip(before, after))
+                 if isinstance(b, torch.Tensor) and isinstance(a, torch.Tensor)
+                 and not torch.equal(torch.nan_to_num(b.detach()), torch.nan_to_num(a.detach())))
 
 
 def _raw_backward(target: Any, outs: list[torch.Tensor], v: list[torch.Tensor]) -> list[Any]:
@@ -368,18 +363,18 @@ class Objective:
 
     def __call__(self, x: Any) -> Any:
         arr = np.asarray(x)
-        if arr.ndim != 1:
-            raise TypeError("one point at a time")  # the evaluator then calls point by point
-        kind = "complex" if arr.dtype.kind == "c" else "real"
+        if arr.ndim == 2:  # a stack of points (the evaluator's batches): one value each
+            return np.array([self(row) for row in arr], dtype=arr.dtype)
+        if arr.dtype.kind == "c":  # the complex step: complex128 or nothing
+            return self._value(arr, REFERENCE_DTYPES["complex"])
         if self.fallback is None:
             try:
-                return self._value(arr, REFERENCE_DTYPES[kind])
-            except RuntimeError as exc:
-                if "dtype" not in str(exc).lower() and "type" not in str(exc).lower():
+                return self._value(arr, REFERENCE_DTYPES["real"])
+            except RuntimeError as exc:  # e.g. "expected scalar type Float but found Double"
+                if "type" not in str(exc).lower():
                     raise
                 self.fallback = str(exc)
-        own = self.dtype if kind == "real" else _complex_of(self.dtype)
-        return self._value(arr, own)
+        return self._value(arr, self.dtype)
 
     def _value(self, arr: np.ndarray, dtype: torch.dtype) -> Any:
         wide = np.complex128 if dtype.is_complex else np.float64
@@ -396,5 +391,3 @@ class Objective:
         return np.asarray(value.item(), dtype=arr.dtype)[()]
 
 
-def _complex_of(dtype: torch.dtype) -> torch.dtype:
-    return torch.complex128 if dtype == torch.float64 else torch.complex64
