@@ -37,13 +37,9 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
                       "several GB), or pip install 'precision_nn[torch]'.") from exc
 
 from precision_nn.adapters.torch import findings as tf
-from precision_nn.adapters.torch.problem import (
-    FunctionTarget,
-    ModuleTarget,
-    Objective,
-    Rng,
-    backward_pass,
-)
+from precision_nn.adapters.torch.problem import Objective, backward_pass
+from precision_nn.adapters.torch.rng import Rng
+from precision_nn.adapters.torch.targets import FunctionTarget, ModuleTarget
 from precision_nn.adapters.torch.tensors import NUMBERS, TensorBlocks, numbers_of
 from precision_nn.gradcheck import METHODS, GradientReport, check_gradient
 

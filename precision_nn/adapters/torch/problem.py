@@ -1,10 +1,8 @@
 """What a torch check differentiates, and how the user's backward is run.
 
-A `Target` maps the checked tensors to the outputs of the user's code in any dtype:
-`FunctionTarget` substitutes them for the inputs of a callable, `ModuleTarget` for the
-parameters of a module (through `torch.func.functional_call` on a deep copy, so the
-user's module is never touched). The objective is ``loss(outputs)`` or ``⟨v, outputs⟩``
-with seeded random cotangents ``v``.
+A target (`targets`) maps the checked tensors to the outputs of the user's code in any
+dtype. The objective is ``loss(outputs)`` or ``⟨v, outputs⟩`` with seeded random
+cotangents ``v``.
 
 `backward_pass` runs the user's code once in the check's dtype and its backward four
 times on that graph (vector-Jacobian products for ``v``, again for ``v``, and for ``2v``;
@@ -16,69 +14,18 @@ float64 or complex128, the dtype of the point (on converted deep copies).
 
 from __future__ import annotations
 
-import copy
-import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from torch.func import functional_call
 
+from precision_nn.adapters.torch.rng import Rng
+from precision_nn.adapters.torch.targets import fresh
 from precision_nn.adapters.torch.tensors import REFERENCE_DTYPES, TensorBlocks
 
-__all__ = [
-    "BackwardPass",
-    "FunctionTarget",
-    "ModuleTarget",
-    "Objective",
-    "Rng",
-    "backward_pass",
-    "cotangents",
-]
-
-
-class Rng:
-    """Torch's RNG for one check: every evaluation starts from the state `seed` gives, and
-    the caller's state (CPU and the CUDA device) is put back by `restore`.
-
-    (Resetting a saved state is far cheaper than `torch.manual_seed`, which also seeds
-    every accelerator backend.)
-    """
-
-    def __init__(self, seed: int, device: torch.device):
-        self.cuda = device.type == "cuda"
-        self.index = (device.index if device.index is not None else
-                      torch.cuda.current_device()) if self.cuda else None
-        self.saved = self._get()
-        torch.manual_seed(seed)
-        self.seeded = self._get()
-        self.used = True
-
-    def _get(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        cuda = torch.cuda.get_rng_state(self.index) if self.cuda else None
-        return torch.get_rng_state(), cuda
-
-    def _set(self, state: tuple[torch.Tensor, torch.Tensor | None]) -> None:
-        torch.set_rng_state(state[0])
-        if self.cuda:
-            torch.cuda.set_rng_state(state[1], self.index)
-
-    def reset(self) -> None:
-        """Back to the seeded state (before each evaluation, if the code draws numbers)."""
-        if self.used:
-            self._set(self.seeded)
-
-    def note_use(self) -> None:
-        """Record whether the code drew random numbers since the last `reset`."""
-        now = self._get()
-        self.used = not torch.equal(now[0], self.seeded[0]) or (
-            self.cuda and not torch.equal(now[1], self.seeded[1]))
-
-    def restore(self) -> None:
-        """The caller's state, as before the check."""
-        self._set(self.saved)
+__all__ = ["BackwardPass", "Objective", "backward_pass", "cotangents", "objective_value"]
 
 
 def _floating(outputs: Any) -> list[torch.Tensor]:
@@ -93,113 +40,6 @@ def cotangents(outputs: Sequence[torch.Tensor], seed: int, salt: int) -> list[to
     rng = np.random.default_rng([seed, salt])
     return [torch.from_numpy(rng.standard_normal(tuple(o.shape))).to(o.dtype).to(o.device)
             for o in outputs]
-
-
-def _convert(value: Any, dtype: torch.dtype) -> Any:
-    """A fresh copy of a floating tensor in `dtype`; other values as they are."""
-    if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
-        return value.detach().to(dtype=dtype, copy=True)
-    if isinstance(value, torch.Tensor):
-        return value.detach().clone()
-    return value
-
-
-class _Arguments:
-    """The arguments of the user's call, copied (converted to a dtype) once per dtype; a
-    forward that writes into its inputs gets fresh copies at every call (`fresh`)."""
-
-    def __init__(self, inputs: tuple[Any, ...], checked: tuple[int, ...]):
-        self.inputs, self.checked = inputs, set(checked)
-        self.fresh = False
-        self._cache: dict = {}
-
-    def get(self, dtype: torch.dtype | None) -> list[Any]:
-        """A list of arguments (checked positions still to be filled in); None: as given."""
-        if self.fresh or dtype is None or dtype not in self._cache:
-            args = [None if i in self.checked else
-                    (_fresh(a) if dtype is None else _convert(a, dtype))
-                    for i, a in enumerate(self.inputs)]
-            if self.fresh or dtype is None:
-                return args
-            self._cache[dtype] = args
-        return list(self._cache[dtype])
-
-
-@dataclass
-class FunctionTarget:
-    """``fn(*inputs)`` with the inputs at positions `checked` replaced."""
-
-    fn: Callable[..., Any]
-    inputs: tuple[Any, ...]
-    checked: tuple[int, ...]
-    _copies: dict = field(default_factory=dict)
-    args: _Arguments = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.args = _Arguments(self.inputs, self.checked)
-
-    def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
-             convert_others: bool) -> tuple[Any, list[Any]]:
-        """The outputs, and the arguments the call received (to see in-place changes)."""
-        args = self.args.get(dtype if convert_others else None)
-        for pos, t in zip(self.checked, tensors):
-            args[pos] = t
-        return self._fn(dtype)(*args), args
-
-    def _fn(self, dtype: torch.dtype) -> Callable[..., Any]:
-        if not isinstance(self.fn, torch.nn.Module) or dtype == _module_dtype(self.fn):
-            return self.fn
-        if dtype not in self._copies:
-            self._copies[dtype] = _converted(self.fn, dtype)
-        return self._copies[dtype]
-
-
-@dataclass
-class ModuleTarget:
-    """``module(*inputs)`` with the named parameters and checked inputs replaced."""
-
-    module: torch.nn.Module
-    inputs: tuple[Any, ...]
-    params: tuple[str, ...]
-    checked: tuple[int, ...]
-    _copies: dict = field(default_factory=dict)
-    args: _Arguments = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.args = _Arguments(self.inputs, self.checked)
-
-    def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
-             convert_others: bool) -> tuple[Any, list[Any]]:
-        k = len(self.params)
-        args = self.args.get(dtype if convert_others else None)
-        for pos, t in zip(self.checked, tensors[k:]):
-            args[pos] = t
-        module = self._copy(dtype if convert_others else None)
-        return functional_call(module, dict(zip(self.params, tensors[:k])), tuple(args)), args
-
-    def _copy(self, dtype: torch.dtype | None) -> torch.nn.Module:
-        if dtype not in self._copies:
-            self._copies[dtype] = _converted(self.module, dtype)
-        return self._copies[dtype]
-
-
-def _converted(module: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
-    """A deep copy of `module` (in `dtype`, if given); the original is never touched."""
-    work = copy.deepcopy(module)
-    if dtype is None:
-        return work
-    with warnings.catch_warnings():  # "complex modules are a new feature": we only evaluate
-        warnings.simplefilter("ignore", UserWarning)
-        return work.to(dtype)
-
-
-def _fresh(value: Any) -> Any:
-    return value.detach().clone() if isinstance(value, torch.Tensor) else value
-
-
-def _module_dtype(module: torch.nn.Module) -> torch.dtype | None:
-    p = next(iter(module.parameters()), None)
-    return None if p is None else p.dtype
 
 
 def objective_value(outputs: Any, loss: Callable[[Any], Any] | None,
@@ -246,7 +86,7 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
     the other inputs and the module converted to that dtype, when it is not theirs)."""
     tensors = [p.detach().clone().requires_grad_(True) for p in point]
     rng.reset()
-    before = [_fresh(a) for a in target.inputs]
+    before = [fresh(a) for a in target.inputs]
     outputs, args = target.call(tensors, point[0].dtype, convert_others=convert)
     rng.note_use()
     outs = _floating(outputs)
