@@ -41,7 +41,7 @@ def synthetic(analytic, reference=REFERENCE, *, shapes=SHAPES, x=THETA, error=1e
     analytic, reference = np.asarray(analytic, float), np.asarray(reference, float)
     err = np.full(analytic.shape, error)
     tol = tolerance(analytic, reference, err, unit_roundoff=U64, numbers="float64",
-                    reference_name="synthetic").values
+                    reference_name="synthetic")
     blocks = Blocks.from_shapes(shapes, order=order, size=analytic.size)
     return CheckData(analytic, reference, analytic - reference, err, tol, np.asarray(x, float),
                      blocks, batch_size, U64, "synthetic", probes or Probes())
@@ -75,8 +75,11 @@ def test_scale_of_one_block_only():
     assert [f.kind for f in found] == ["scale"] and found[0].evidence["block"] == 1
 
 
-def test_scale_close_to_one_is_no_pattern():
-    assert kinds(synthetic(REFERENCE * 1.001)) == ("mismatch",)
+def test_scale_close_to_one_is_named_with_its_uncertainty():
+    found = diagnose(synthetic(REFERENCE * 1.001))
+    assert [f.kind for f in found] == ["scale"]
+    assert found[0].evidence["factor"] == pytest.approx(1.001, rel=1e-12)
+    assert "1.001" in found[0].message and "±" in found[0].message
 
 
 def test_sign_whole_gradient():
@@ -104,7 +107,9 @@ def test_regularization_on_the_bias_column():
     found = diagnose(synthetic(a, batch_size=5))
     assert [f.kind for f in found] == ["regularization"]
     assert found[0].evidence["factor"] == pytest.approx(0.6)
-    assert "column 0" in found[0].message and "3/m" in found[0].message
+    # the measured λ, not rewritten as a multiple of 1/m
+    assert "column 0" in found[0].message and "λ = 0.6" in found[0].message
+    assert "/m" not in found[0].message
 
 
 def test_localized_unexplained_column():

@@ -15,11 +15,14 @@ from typing import Any
 
 import numpy as np
 
+from precision_nn.derivatives import derivative
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.evidence import CheckData, Probes
 from precision_nn.gradcheck.findings import NOTICES, diagnose
+from precision_nn.gradcheck.reference import reference_method
 from precision_nn.gradcheck.report import GradientReport, relative_errors
+from precision_nn.gradcheck.setup import analytic_gradient
 from precision_nn.gradcheck.tolerance import tolerance
 
 __all__ = ["DIRECTION_SEED", "check_directions"]
@@ -35,18 +38,15 @@ def directions_matrix(k: int, n: int) -> np.ndarray:
 
 def check_directions(setup: Any, grad: Any, *, method: str, h: Any, k: int) -> GradientReport:
     """The directional check (called by `check_gradient` with ``directions=k``)."""
-    from precision_nn.derivatives import derivative
-    from precision_nn.gradcheck.check import _analytic, _reference_method
-
     ns, x = setup.ns, setup.x
     flat = np.ravel(x, order=setup.order)
-    a = _analytic(grad, setup)
+    a = analytic_gradient(grad, setup)
     V = directions_matrix(k, flat.size)
     probe = None
     if method in ("auto", "complex_step"):
         probe = probes.complex_probe(setup.f, x, ns, requested=method == "complex_step")
-    ref_method = _reference_method(method, probe)
-    values, errors, diffs, evaluations = [], [], [], 0
+    ref_method = reference_method(method, probe)
+    values, errors, diffs = [], [], []
     for v in V:
         vns = ns.asarray(v)
 
@@ -59,9 +59,8 @@ def check_directions(setup: Any, grad: Any, *, method: str, h: Any, k: int) -> G
             diffs.append(va - est.value)
         values.append((va, est.value))
         errors.append(float(est.error))
-        evaluations += int(est.evaluations)
     return _report(setup, a, V, values, np.array(errors), diffs, ref_method, probe,
-                   evaluations)
+                   setup.f.evaluations)
 
 
 def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.ndarray,
@@ -78,9 +77,9 @@ def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.n
     tol = tolerance(an, ref, errors, unit_roundoff=ns.unit_roundoff, numbers=ns.name,
                     reference_name=name, rounding_scale=scale)
     x_dir = V @ np.ravel(np.real(ns.to_float(setup.x)), order=setup.order)
-    data = CheckData(an, ref, d, errors, tol.values, x_dir,
+    data = CheckData(an, ref, d, errors, tol, x_dir,
                      Blocks.from_shapes(None, order="C", size=len(V)), setup.batch_size,
-                     ns.unit_roundoff, name, Probes(complex=probe))
+                     ns.unit_roundoff, name, Probes(complex=probe), unit="direction")
     findings = diagnose(data)
     passed = not data.failing.any() and all(f.kind in ("match", *NOTICES) for f in findings)
     rel = relative_errors(d, an, ref)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.gradcheck.tolerance import Tolerance
 
 __all__ = [
     "EXPLAIN_RTOL",
@@ -120,6 +121,8 @@ class Probes:
     noise: NoiseProbe | None = None
     kink: KinkProbe | None = None
     complex: ComplexProbe | None = None
+    # the noise of the analytic gradient per coordinate (when measured)
+    gradient_noise: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,11 @@ class CheckData:
 
     Attributes
     ----------
-    analytic, reference, difference, reference_error, tolerance : ndarray
-        ``a``, ``n``, ``a - n`` (formed accurately), ``n``'s error estimate, ``tol``.
+    analytic, reference, difference, reference_error : ndarray
+        ``a``, ``n``, ``a - n`` (formed accurately), ``n``'s error estimate.
+    tol : Tolerance
+        The whole tolerance: per-coordinate values, its two parts and its source
+        (``tolerance`` is its values).
     x : ndarray
         The point, flattened like the gradient.
     blocks : Blocks
@@ -142,19 +148,27 @@ class CheckData:
         How the reference was computed.
     probes : Probes
         Extra measurements.
+    unit : str
+        What one index is, for the sentences: ``"coordinate"`` or ``"direction"``.
     """
 
     analytic: np.ndarray
     reference: np.ndarray
     difference: np.ndarray
     reference_error: np.ndarray
-    tolerance: np.ndarray
+    tol: Tolerance
     x: np.ndarray
     blocks: Blocks
     batch_size: int | None = None
     unit_roundoff: float = 2.0 ** -53
     reference_name: str = "reference"
     probes: Probes = field(default_factory=Probes)
+    unit: str = "coordinate"  # what an index is: "coordinate", or "direction"
+
+    @property
+    def tolerance(self) -> np.ndarray:
+        """``tol_i`` per coordinate."""
+        return self.tol.values
 
     @property
     def failing(self) -> np.ndarray:
@@ -164,5 +178,6 @@ class CheckData:
     @property
     def explain_tolerance(self) -> np.ndarray:
         """How closely a bug pattern must reproduce the reference to explain it."""
-        scale = np.abs(self.analytic) + np.abs(self.reference)
-        return np.maximum(self.tolerance, EXPLAIN_RTOL * scale)
+        # each term scaled before the sum (|a| + |n| overflows near the float maximum)
+        rel = EXPLAIN_RTOL * np.abs(self.analytic) + EXPLAIN_RTOL * np.abs(self.reference)
+        return np.maximum(self.tolerance, rel)

@@ -13,23 +13,26 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck.evidence import ComplexProbe, KinkProbe, NoiseProbe
-from precision_nn.numbers import NumberSystem, number_system
+from precision_nn.numbers import NumberSystem
 
 __all__ = [
     "PROBE_SEED",
     "as_float",
     "call",
     "complex_probe",
+    "gradient_noise",
     "kink_probe",
     "noise_probe",
     "random_direction",
     "runs_in",
-    "wider_system",
 ]
 
 PROBE_SEED = 20240601  # every random direction of the probes comes from this seed
-# complex step at t and t/16 with t = √u·s: truncation t²|f'''|/6 ~ u·|f|/s, so the two
-# agree to rounding; central differences at u^(1/3)·s are good to ~u^(2/3) relative
+# complex step at t and t/16 with t = u·s: nothing cancels in Im f(x + i·t·v)/t, so a tiny
+# t costs no digits, and its truncation t²|f'''|/6 is below rounding for any curvature
+# scale down to √u·s (t = √u·s would read the truncation of exp(x) at x = 700, t²/6 relative,
+# as a change between the two steps); central differences at u^(1/3)·s are good to
+# ~u^(2/3) relative
 COMPLEX_AGREE = 1e3
 CENTRAL_AGREE = 1e3
 FLOAT_EPS = float(np.finfo(np.float64).eps)
@@ -50,8 +53,6 @@ FOURTH_DIFFERENCE_VARIANCE = 70.0
 KINK_FIRST = 0.125
 KINK_SMALLEST = 8.0
 KINK_PROBES = 8
-# the next wider system of each family (None: no wider one that a numpy f can run in)
-_WIDER = {"float16": "float32", "bfloat16": "float32", "float32": "float64"}
 
 
 def call(f: Callable[[Any], Any], point: np.ndarray, ns: NumberSystem, *,
@@ -112,7 +113,7 @@ def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
     v = random_direction(flat.size, salt=1)
     s = 1.0 + float(np.max(np.abs(ns.to_float(flat))))
     u = ns.unit_roundoff
-    t = float(np.sqrt(u)) * s
+    t = u * s
     try:
         xc = nc.asarray(flat)
         imag = [_imag_quotient(f, nc, xc, v, tk, shape) for tk in (t, t / 16)]
@@ -206,6 +207,35 @@ def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarra
     return sigma, float(np.max(np.abs(np.real(ns.to_float(arr)))))
 
 
+# the analytic gradient's noise: grad at x + k·w, k = -3..3, with w a few ulps of x in
+# random signs; its smooth change over 6 ulps is far below its rounding, so its fourth
+# differences are rounding noise (variance 70·σ²)
+GRADIENT_NOISE_POINTS = 7
+GRADIENT_NOISE_ULPS = 4.0
+
+
+def gradient_noise(grad: Callable[[Any], Any], flat: np.ndarray, shape: tuple[int, ...],
+                   order: str, ns: NumberSystem) -> np.ndarray:
+    """The noise σ of each entry of ``grad`` near x (flat in `order`, float64)."""
+    signs = np.sign(np.random.default_rng(PROBE_SEED + 4).standard_normal(flat.size))
+    xf = np.abs(np.real(ns.to_float(flat))).astype(float)
+    half = GRADIENT_NOISE_POINTS // 2
+    values = []
+    with ns.context():
+        w = ns.asarray(GRADIENT_NOISE_ULPS * ns.unit_roundoff * (1 + xf) * signs)
+        for k in range(-half, half + 1):
+            point = np.reshape(flat + ns.scalar(k) * w, shape, order=order)
+            g = np.ravel(np.asarray(grad(point)).reshape(shape), order=order)
+            values.append(ns.asarray(np.real(g) if g.dtype.kind == "c" else g))
+        # the differences are formed in the system: 30-digit values that agree to 28
+        # digits would otherwise differ by float64's rounding of each
+        v = values
+        fourth = [v[k] - 4 * v[k + 1] + 6 * v[k + 2] - 4 * v[k + 3] + v[k + 4]
+                  for k in range(len(v) - 4)]
+    fourth = np.array([np.real(ns.to_float(d)).astype(float) for d in fourth])
+    return np.sqrt(np.mean(fourth ** 2, axis=0) / FOURTH_DIFFERENCE_VARIANCE)
+
+
 def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
                indices: np.ndarray, h: float | None, *, sigma: float = 0.0) -> KinkProbe:
     """Scan one-sided differences at `indices` from step `h` (default: Richardson's
@@ -223,7 +253,8 @@ def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
         scale = 1 + abs(float(xf[i]))
         first = h if h is not None else KINK_FIRST * scale
         smallest = min(first / 16, KINK_SMALLEST * ns.unit_roundoff ** (1 / 3) * scale)
-        count = max(3, int(np.floor(np.log(first / smallest) / np.log(4))) + 1)
+        # down to `smallest` or just below it (a kink between the last two steps is seen)
+        count = max(3, int(np.ceil(np.log(first / smallest) / np.log(4))) + 1)
         steps = first * 0.25 ** np.arange(count)
         rows.append((steps, [_one_sided_gap(f, ns, flat, int(i), hk, f0, x.shape)
                              for hk in steps]))
@@ -246,15 +277,6 @@ def _one_sided_gap(f, ns: NumberSystem, flat: np.ndarray, i: int, h: float, f0: 
     with ns.context():
         second = plus - 2 * f0 + minus
     return as_float(ns, second) / h
-
-
-def wider_system(ns: NumberSystem) -> NumberSystem | None:
-    """The next wider system of the same family (``decimal:N`` → ``decimal:2N``)."""
-    family = ns.name.split(":")[0]
-    if family in ("decimal", "mpf", "mpc"):
-        return number_system(f"{family}:{2 * ns.digits}")
-    wider = _WIDER.get(ns.name)
-    return number_system(wider) if wider else None
 
 
 def runs_in(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem) -> np.ndarray | None:

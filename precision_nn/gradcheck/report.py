@@ -94,6 +94,18 @@ class GradientReport:
     directional: bool = False
 
     @property
+    def undecided(self) -> bool:
+        """Whether the check failed only because the reference could not decide (every
+        finding an undecidable ``precision_loss``): no bug found, none ruled out."""
+        return bool(self.findings) and not self.passed and all(
+            f.kind == "precision_loss" and f.evidence.get("undecidable")
+            for f in self.findings)
+
+    def _undecided_count(self) -> int:
+        coords = {c for f in self.findings for c in f.evidence.get("coordinates", [])}
+        return len(coords)
+
+    @property
     def kinds(self) -> tuple[str, ...]:
         """The kinds of the findings, in order."""
         return tuple(f.kind for f in self.findings)
@@ -126,6 +138,10 @@ class GradientReport:
         what = "directions" if self.directional else "coordinates"
         if self.passed:
             return f"PASSED: all {self.difference.size} {what} within tolerance"
+        if self.undecided:
+            return (f"UNDECIDED: the numerical reference cannot decide "
+                    f"{self._undecided_count()} of {self.difference.size} {what}; no bug "
+                    "was found, and none could be ruled out there")
         if failing == 0:
             return (f"FAILED: all {self.difference.size} {what} within tolerance, but "
                     f"{len(self.findings)} finding(s) say the comparison cannot be trusted")
@@ -177,7 +193,7 @@ class GradientReport:
         lines += [f"  - {f}" for f in self.findings]
         headers, rows = self._headers(), self._rows(WORST_ROWS)
         widths = [max(len(h), *(len(r[j]) for r in rows)) for j, h in enumerate(headers)]
-        lines.append("worst coordinates:")
+        lines.append("worst directions:" if self.directional else "worst coordinates:")
         lines.append("  " + "  ".join(h.rjust(w) for h, w in zip(headers, widths)))
         lines += ["  " + "  ".join(v.rjust(w) for v, w in zip(r, widths)) for r in rows]
         return "\n".join(lines)

@@ -175,6 +175,7 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
     ns = infer_number_system(x)
     xs = ns.asarray(x)
     flat = xs.reshape(-1)
+    _require_finite("x", ns, flat, "Pass a point where f is defined.")
     v = _direction(direction, flat.size)
     scale = 1 + float(np.max(np.abs(ns.to_float(flat))))
     hs = _steps(steps) if steps is not None else _default_steps(scale, ns.unit_roundoff)
@@ -182,7 +183,11 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
         g = ns.asarray(np.asarray(grad(xs)).reshape(-1))
         v_ns = ns.asarray(v)
         vg = np.sum(v_ns * g)
+    _require_finite("grad(x)", ns, g, "The analytic gradient overflows or divides by "
+                    "zero at x: fix it before testing its order.")
     f0 = call(f, xs, ns)
+    _require_finite("f(x)", ns, np.array([f0], dtype=object), "f is not finite at x: "
+                    "move x into the domain of f.")
     rem, zeroth, floor, signed = [], [], [], []
     for k, h in enumerate(hs):
         with ns.context():
@@ -198,6 +203,16 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
             break
     return _assemble(hs, np.array(signed), np.array(zeroth), np.array(floor),
                      as_float(ns, vg), ns.name)
+
+
+def _require_finite(what: str, ns: Any, values: np.ndarray, fix: str) -> None:
+    """A Taylor test needs finite x, f(x) and grad(x): with NaN every remainder is NaN,
+    and NaN never compares below a threshold, so the test would have no evidence at all."""
+    bad = ~np.isfinite(np.real(ns.to_float(values)).astype(float))
+    if bad.any():
+        raise ValueError(f"`{what}` must be finite for a Taylor test; it is not at "
+                         f"{int(bad.sum())} of {bad.size} entries (first at flat index "
+                         f"{int(np.flatnonzero(bad)[0])}). {fix}")
 
 
 def _default_steps(scale: float, u: float) -> np.ndarray:
@@ -246,6 +261,10 @@ def _orders(hs: np.ndarray, values: np.ndarray, usable: np.ndarray
 def _assemble(hs: np.ndarray, signed: np.ndarray, zeroth: np.ndarray, floor: np.ndarray,
               vg: float, numbers: str) -> TaylorReport:
     rem = np.abs(signed)
+    if not np.isfinite(rem).any():
+        raise ValueError("f is not finite at any step x + h·v of the Taylor test (it "
+                         f"overflows or leaves its domain for h from {hs[0]:.3g} down to "
+                         f"{hs[-1]:.3g}); pass smaller `steps`.")
     usable = rem > FLOOR_FACTOR * floor
     orders, observed, count = _orders(hs, rem, usable)
     # fewer than MIN_ORDERS orders above the floor (but some remainders there): no verdict

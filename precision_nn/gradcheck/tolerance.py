@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["REFERENCE_SAFETY", "ROUNDING_FACTOR", "Tolerance", "tolerance"]
+__all__ = ["ANALYTIC_NOISE_SAFETY", "REFERENCE_SAFETY", "ROUNDING_FACTOR", "Tolerance", "tolerance"]
 
 # An error *estimate* (Richardson's difference of successive extrapolants, the spread of
 # a complex step at two steps) is not a bound; a factor 4 covers the usual
@@ -33,6 +33,10 @@ __all__ = ["REFERENCE_SAFETY", "ROUNDING_FACTOR", "Tolerance", "tolerance"]
 REFERENCE_SAFETY = 4.0
 # γ_k with k ≲ 50 for small networks, times a margin of ~2.5 (see the module docstring).
 ROUNDING_FACTOR = 128.0
+# The measured noise of the analytic gradient (a standard deviation from few samples,
+# which scatter by about a factor 2) is allowed this many times over: a gap within it
+# is indistinguishable from the gradient's own rounding.
+ANALYTIC_NOISE_SAFETY = 8.0
 # Without any error estimate the reference is trusted only to half its digits.
 NO_ESTIMATE_EXPONENT = 0.5
 
@@ -59,7 +63,9 @@ class Tolerance:
 
 def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.ndarray, *,
               unit_roundoff: float, numbers: str, reference_name: str,
-              rounding_scale: np.ndarray | None = None) -> Tolerance:
+              rounding_scale: np.ndarray | None = None,
+              analytic_noise: np.ndarray | None = None,
+              underflow: float = 0.0) -> Tolerance:
     """Tolerances from the reference's error estimate and the analytic rounding model.
 
     Parameters
@@ -72,6 +78,14 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     rounding_scale : ndarray of float, optional
         The scale of the analytic gradient's terms per coordinate (default
         ``|a_i| + max|a|``; directional checks pass ``Σ_i |v_i|·(|a_i| + max|a|)``).
+    analytic_noise : ndarray of float, optional
+        The measured noise of the analytic gradient per coordinate (its spread when x
+        moves by a few ulps); where ``ANALYTIC_NOISE_SAFETY`` times it exceeds the
+        rounding model, it replaces it (a gradient that cancels digits, e.g.
+        ``sigmoid(z) - y`` at a saturated output, is not wrong for that).
+    underflow : float
+        The smallest subnormal of the system (0 for systems without a small exponent
+        limit): the absolute rounding of entries in the subnormal range.
     numbers, reference_name : str
         For the sentence: the system's name and how the reference was computed.
 
@@ -85,15 +99,28 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     a = np.abs(np.asarray(analytic, dtype=float))
     n = np.abs(np.asarray(reference, dtype=float))
     err = np.asarray(reference_error, dtype=float)
-    scale = a + (float(np.max(a)) if a.size else 0.0) if rounding_scale is None \
-        else np.asarray(rounding_scale, dtype=float)
-    rounding = ROUNDING_FACTOR * unit_roundoff * scale
+    # the scale |a_i| + max|a|, each term scaled by u before it is added (the sum itself
+    # overflows near the float maximum); below the normal range the spacing stops
+    # shrinking: an entry near the smallest subnormal `underflow` errs by about that
+    base = a if rounding_scale is None else np.asarray(rounding_scale, dtype=float)
+    top = float(np.max(a)) if a.size and rounding_scale is None else 0.0
+    rounding = ROUNDING_FACTOR * (unit_roundoff * base + unit_roundoff * top + underflow)
+    widened = 0
+    if analytic_noise is not None:
+        noisy = ANALYTIC_NOISE_SAFETY * np.nan_to_num(analytic_noise, nan=0.0)
+        widened = int(np.sum(noisy > rounding))
+        rounding = np.maximum(rounding, noisy)
     missing = ~np.isfinite(err)
-    fallback = unit_roundoff ** NO_ESTIMATE_EXPONENT * (n + (float(np.max(n)) if n.size else 0))
+    trust = unit_roundoff ** NO_ESTIMATE_EXPONENT
+    fallback = trust * n + trust * (float(np.max(n)) if n.size else 0.0)
     ref_part = REFERENCE_SAFETY * np.where(missing, fallback, err)
-    return Tolerance(ref_part + rounding, ref_part, rounding,
-                     _sentence(ref_part, rounding, missing, unit_roundoff, numbers,
-                               reference_name))
+    sentence = _sentence(ref_part, rounding, missing, unit_roundoff, numbers,
+                         reference_name)
+    if widened:
+        sentence += (f" At {widened} coordinate(s) the rounding part is "
+                     f"{ANALYTIC_NOISE_SAFETY:g} × the measured noise of the analytic "
+                     "gradient instead (it is noisier than that model).")
+    return Tolerance(ref_part + rounding, ref_part, rounding, sentence)
 
 
 def _sentence(ref_part: np.ndarray, rounding: np.ndarray, missing: np.ndarray, u: float,

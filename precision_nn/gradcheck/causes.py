@@ -1,0 +1,249 @@
+"""Numerical causes of a disagreement, from the probes `check_gradient` measured:
+``kink``, ``step_too_large``, ``step_too_small``, ``precision_loss`` (f noisier than
+its system; else an analytic gradient that carries a binary float's rounding; else a
+reference whose error bar is too wide to decide, beyond ``u^(1/4)`` of the gradient's
+scale), ``not_complex_safe``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck.decisions import (
+    DECIDABLE_EXPONENT,
+    is_lossy,
+    kink_hits,
+    kink_threshold,
+    suspects,
+    undecidable,
+)
+from precision_nn.gradcheck.diagnosis import Finding, explained, fails, numerical
+from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
+
+__all__ = ["detect_kink", "detect_not_complex_safe", "detect_precision_loss",
+           "detect_step_too_large", "detect_step_too_small"]
+
+# the user's step is rounding-dominated when its modelled rounding is this share of its error
+ROUNDING_SHARE = 0.1
+
+
+# a gradient computed through binary floats (a float() in backprop of a Decimal network)
+# errs by some tens of ulps of that float at most, relative to the gradient's scale, at
+# most of its coordinates (a wrong term hits a few); rounding several entries leaves at
+# least one gap above 1/16 ulp (the largest of k uniform rounding errors in ±½ ulp
+# exceeds 1/16 ulp with probability 1 - (1/8)^k)
+BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+
+
+BINARY_ULPS = 100.0
+
+
+BINARY_LEAST = 1 / 16
+
+
+BINARY_SHARE = 0.5
+# random signs can be told from a systematic offset only on a few gaps
+BINARY_MIN_GAPS = 4
+
+
+def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """Failing coordinates whose one-sided differences jump by a slope that does not
+    shrink with the step."""
+    probe = data.probes.kink
+    if probe is None or probe.indices.size == 0:
+        return []
+    hit, at, below = kink_hits(probe, kink_threshold(data, probe.indices))
+    # a kink matters where the check fails, or where the user's own step straddles it;
+    # a nearby kink that the automatic reference stepped around is no finding
+    relevant = fails(data) if data.probes.step is None else suspects(data)
+    hit &= (relevant & ~explained(data, earlier))[probe.indices]
+    if not hit.any():
+        return []
+    idx = probe.indices[hit]
+    rows = np.flatnonzero(hit)
+    jump = float(np.max([np.nanmax(np.abs(probe.jumps[r])) for r in rows]))
+    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
+    h = float(np.max(at[hit]))
+    return [Finding("kink", f"At {labels} the forward and backward differences differ by "
+                    f"up to {jump:.3g}, and the gap stays put while the step shrinks 16-fold "
+                    f"from {h:.3g}: f has a kink (a ReLU-like pre-activation within the step "
+                    "of 0), where a two-sided difference averages two slopes; the analytic "
+                    f"gradient is a one-sided slope there. {_kink_advice(data, probe, hit, below)}",
+                    {"coordinates": idx.tolist(), "h": h, "jump": jump,
+                     "at_kink": bool(np.all(np.isnan(below[hit])))})]
+
+
+def _kink_advice(data: CheckData, probe: Any, hit: np.ndarray, below: np.ndarray) -> str:
+    """What the user can do: at a kink the scan never got below, no derivative exists
+    at x (to the check's resolution); else a step below the measured distance works."""
+    smallest = float(np.nanmin(probe.steps[hit]))
+    if np.all(np.isnan(below[hit])):
+        return (f"The jump persists down to the smallest step tried ({smallest:.2g}): x "
+                "sits on the kink, where f has no derivative and any gradient is one of "
+                "the one-sided slopes. Check the gradient at a nearby point instead "
+                "(e.g. another random initialisation).")
+    step = float(np.nanmin(below[hit]))
+    complex_ok = data.probes.complex is not None and data.probes.complex.safe
+    other = " or method='complex_step', which never crosses it" if complex_ok else ""
+    return (f"Below a step of about {step:.2g} f is smooth again: use a step smaller than "
+            f"that (h={step / 4:.2g} with method='central'){other}.")
+
+
+def _step_verdict(data: CheckData, earlier: Sequence[Finding]
+                  ) -> tuple[str, np.ndarray] | None:
+    """``("step_too_large" | "step_too_small", coordinates)`` for the coordinates where the
+    h → 0 limit agrees with the analytic gradient but the user's step errs beyond it.
+
+    Coordinates an earlier finding explains (a kink, a bug pattern) are left out: across
+    a kink the step's error does not shrink with h, so it is not a matter of its size.
+    """
+    probe = data.probes.step
+    if probe is None:
+        return None
+    agrees = np.abs(probe.limit_difference) <= probe.limit_tolerance
+    off = probe.step_error > np.maximum(probe.limit_tolerance, probe.relevant)
+    coords = agrees & off & ~explained(data, earlier)
+    if not coords.any():
+        return None
+    share = np.median(probe.rounding[coords] / np.maximum(probe.step_error[coords], 1e-300))
+    return ("step_too_small" if share >= ROUNDING_SHARE else "step_too_large"), coords
+
+
+def detect_step_too_large(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """The user's step carries a truncation error that explains the gap."""
+    verdict = _step_verdict(data, earlier)
+    if verdict is None or verdict[0] != "step_too_large":
+        return []
+    probe, failing = data.probes.step, verdict[1]
+    err = float(np.max(probe.step_error[failing]))
+    agree = float(np.max(np.abs(probe.limit_difference[failing])))
+    return [Finding("step_too_large", f"The step h = {probe.h:.6g} is too large: the "
+                    f"{probe.method} difference at that step is off by up to {err:.3g} "
+                    f"(truncation error, it shrinks with h) at {int(failing.sum())} {data.unit}(s), "
+                    f"where the h → 0 limit ({probe.limit_name}) agrees with the analytic "
+                    f"gradient to {agree:.2g}. Use method='auto' or a step near the optimum.",
+                    {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
+                     "step_error": err, "limit_agreement": agree})]
+
+
+def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """The user's step is so small that rounding in f(x ± h) dominates the difference."""
+    verdict = _step_verdict(data, earlier)
+    if verdict is None or verdict[0] != "step_too_small":
+        return []
+    probe, failing = data.probes.step, verdict[1]
+    err = float(np.max(probe.step_error[failing]))
+    rnd = float(np.max(probe.rounding[failing]))
+    return [Finding("step_too_small", f"The step h = {probe.h:.3g} is too small: rounding "
+                    f"in f(x ± h) is amplified by 1/h to about {rnd:.3g} (u·|f|/h), and the "
+                    f"{probe.method} difference is off by up to {err:.3g}; the h → 0 limit "
+                    f"({probe.limit_name}) agrees with the analytic gradient. Use "
+                    "method='auto' or a step near the optimum (≈ u^(1/3) for central).",
+                    {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
+                     "step_error": err, "rounding": rnd})]
+
+
+def _binary_rounding(data: CheckData) -> str | None:
+    """The binary float whose rounding explains every failing gap, if any (and the
+    system is far more precise than it).
+
+    The hypothesis "the gradient went through that float" is tested before it is named:
+    rounding errors have random signs (both signs among the relative gaps ``d_i/n_i``, at
+    least ``BINARY_MIN_GAPS`` failing gaps to tell), every block carries them (a block
+    that matches exactly did not go through the float), and their size is a few ulps of
+    that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps), never
+    thousands. A constant relative offset was already named by ``scale``.
+    """
+    failing = data.failing
+    if failing.mean() < BINARY_SHARE or failing.sum() < BINARY_MIN_GAPS:
+        return None
+    signs = np.sign(data.difference[failing] * data.reference[failing])
+    if not (np.any(signs > 0) and np.any(signs < 0)):
+        return None
+    blocks = data.blocks
+    if any(not failing[blocks.index(b)].any() for b in range(len(blocks.shapes))):
+        return None
+    n = np.abs(data.reference)
+    scale = (n + float(np.max(n)))[failing]
+    gap = np.abs(data.difference[failing])
+    ulps = gap / scale
+    for name, u_bin in BINARY_ROUNDING.items():
+        if data.unit_roundoff * BINARY_ULPS < u_bin and \
+                BINARY_LEAST * u_bin <= np.max(ulps) <= BINARY_ULPS * u_bin:
+            return name
+    return None
+
+
+def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    if data.probes.step is not None or numerical(earlier):
+        return []
+    coords = undecidable(data) & ~explained(data, earlier)
+    if not coords.any():
+        return []
+    n = np.abs(data.reference)
+    share = float(np.max((REFERENCE_SAFETY * data.reference_error
+                          / (n + float(np.max(n))))[coords]))
+    limit = data.unit_roundoff ** DECIDABLE_EXPONENT
+    return [Finding("precision_loss", f"The numerical reference cannot decide "
+                    f"{int(coords.sum())} {data.unit}(s): its error bar there is up to "
+                    f"{share:.2g} of the gradient's scale, more than u^(1/4) = {limit:.2g}, "
+                    "so a gradient off by that much would pass. f cannot be differentiated "
+                    "numerically to that accuracy at this point (noise, cancellation or a "
+                    f"kink within the steps; reference: {data.reference_name}). Check with "
+                    "more digits (numbers=) or at another point.",
+                    {"coordinates": np.flatnonzero(coords).tolist(), "undecidable": True,
+                     "share": share})]
+
+
+def _binary_gradient_finding(data: CheckData) -> list[Finding]:
+    kind = _binary_rounding(data)
+    if kind is None:
+        return []
+    n = np.abs(data.reference)
+    ulps = float(np.max(np.abs(data.difference) / (n + float(np.max(n))))) / \
+        BINARY_ROUNDING[kind]
+    return [Finding("precision_loss", f"The analytic gradient agrees with the reference "
+                    f"only to the precision of {kind}: every gap is within {ulps:.3g} "
+                    f"ulps of {kind} of the gradient's scale, far beyond the rounding of "
+                    f"this system (u = {data.unit_roundoff:.2g}). The gradient code computes "
+                    f"in {kind} somewhere (e.g. a float() or a NumPy float inside backprop).",
+                    {"coordinates": np.flatnonzero(data.failing).tolist(), "float": kind,
+                     "ulps": ulps})]
+
+
+def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """f is noisier than the unit roundoff of its number system allows; or the analytic
+    gradient carries the rounding of a binary float; or the reference is too noisy to
+    decide some coordinates."""
+    probe = data.probes.noise
+    if not is_lossy(probe):
+        if numerical(earlier) or explained(data, earlier)[data.failing].any():
+            return _undecidable_finding(data, earlier)
+        return _binary_gradient_finding(data) or _undecidable_finding(data, earlier)
+    ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
+    higher = ""
+    if probe.higher is not None and probe.higher_ratio is not None:
+        higher = (f" Evaluated in {probe.higher} it is still {probe.higher_ratio:.2g} times "
+                  "noisier than that system allows, so the noise does not come from the "
+                  "working precision.")
+    return [Finding("precision_loss", f"f is noisier than {probe.numbers} allows: offsets of "
+                    f"{probe.delta:.2g} show noise of {probe.sigma:.3g}, {ratio:.2g} times "
+                    f"u·|f| = {probe.expected:.3g}. Something inside f computes at a lower "
+                    "precision (e.g. a float activation inside a Decimal network), which makes "
+                    "every finite difference at small steps unreliable." + higher,
+                    {"coordinates": np.flatnonzero(data.failing).tolist(),
+                     "sigma": probe.sigma, "expected": probe.expected, "ratio": ratio})]
+
+
+def detect_not_complex_safe(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """f runs on complex input but its imaginary part is not a derivative (or cannot run)."""
+    probe = data.probes.complex
+    if probe is None or probe.safe or not (probe.ran or probe.requested):
+        return []
+    return [Finding("not_complex_safe", f"f is not complex-step safe: {probe.reason} The "
+                    f"reference used instead: {data.reference_name}.",
+                    {"ran": probe.ran, "requested": probe.requested})]

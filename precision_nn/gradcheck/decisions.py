@@ -1,0 +1,161 @@
+"""The decision rules that steer the follow-up probes: when a reference is too uncertain
+to decide, which coordinates deserve a kink scan, whether f is noisier than its system.
+
+`check_gradient`'s refinement loop (`refine`) asks these questions of a `CheckData`;
+the detectors (`causes`) read the same answers, so the two never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
+
+__all__ = ["CLOSE_CALL", "DECIDABLE_EXPONENT", "KINK_KEEP", "NOISE_FACTOR", "NOISE_PERSIST",
+           "WIDE_EXPONENT", "is_lossy", "kink_hits", "kink_threshold", "smooth_below",
+           "suspects", "undecidable", "undecided"]
+
+# across a kink the one-sided differences keep at least this share of their gap over a
+# 16-fold shrinking of the step (h, h/4, h/16); a smooth f would keep 1/16 of it
+KINK_KEEP = 0.5
+
+
+# f is "noisier than its number system allows" beyond this many times u·|f|: sums of
+# positive terms stay within a few u·|f|, so 10⁴ leaves room for cancelling sums while
+# a float inside a 28-digit Decimal function shows ~10¹¹ and float32 inside float64 ~10⁸
+NOISE_FACTOR = 1e4
+
+
+# rounding noise keeps at least this share of its size at 16-fold finer offsets (estimates
+# from five fourth differences scatter by a factor ~2); a kink's share falls to 1/16
+NOISE_PERSIST = 1 / 6
+
+
+# the reference's error bar is "too wide to decide" above this power of u, relative
+WIDE_EXPONENT = 0.5
+
+
+# a failing coordinate within this many error bars of its tolerance is too close to call
+CLOSE_CALL = 10.0
+
+
+# a reference decides only while its error bar (× REFERENCE_SAFETY) stays below u^(1/4) of
+# the gradient's scale |n_i| + max|n|: beyond it the tolerance would accept gradients off
+# by that share. Correct networks stay below 1/10 of it (Richardson in float32: 1e-3 rel.)
+DECIDABLE_EXPONENT = 0.25
+
+
+def undecided(data: CheckData) -> np.ndarray:
+    """Coordinates whose verdict hinges on a reference error bar that is too wide.
+
+    Wide: the reference's error estimate exceeds √u relative (``WIDE_EXPONENT``), and the
+    gap would fail without it. Close: a failing gap within ``CLOSE_CALL`` error bars.
+    """
+    d = np.abs(data.difference)
+    n = np.abs(data.reference)
+    reference_part = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=np.inf)
+    rounding_part = np.maximum(data.tolerance - reference_part, 0.0)
+    wide = data.reference_error > data.unit_roundoff ** WIDE_EXPONENT * (n + float(np.max(n)))
+    close = data.failing & (d <= CLOSE_CALL * reference_part) & (reference_part > rounding_part)
+    return (wide & (d > rounding_part)) | close
+
+
+def suspects(data: CheckData) -> np.ndarray:
+    """Coordinates worth a kink scan: failing, undecided, or where the user's step is off."""
+    found = data.failing | undecided(data)
+    step = data.probes.step
+    if step is not None:
+        found |= step.step_error > np.maximum(step.limit_tolerance, step.relevant)
+    return found
+
+
+def kink_threshold(data: CheckData, indices: np.ndarray) -> np.ndarray:
+    """The smallest jump of slope that counts: √u relative to the gradient's size (the
+    reference's error bar is no yardstick here, since a kink is what widens it)."""
+    a = np.abs(data.analytic)
+    return np.sqrt(data.unit_roundoff) * (a[indices] + float(np.max(a)))
+
+
+def smooth_below(probe: Any, threshold: np.ndarray) -> np.ndarray:
+    """Per probed coordinate: the largest scan step below which f looks smooth.
+
+    Smooth means every jump at that step and below stays within ``2·c·h`` plus twice the
+    noise or `threshold`, with ``c = |J|/h`` read at the smallest step (``J ≈ h·f''``).
+    NaN where every step looks smooth (nothing to step around) or none does.
+    """
+    out = np.full(probe.indices.size, np.nan)
+    for r in range(probe.indices.size):
+        valid = np.isfinite(probe.jumps[r])
+        J, h = np.abs(probe.jumps[r][valid]), probe.steps[r][valid]
+        if J.size < 2:  # f not finite at the scan's points: nothing to read
+            continue
+        allowance = 2 * np.maximum(probe.noise[r][valid], threshold[r])
+        smooth = J <= 2 * (J[-1] / h[-1]) * h + allowance
+        rough = np.flatnonzero(~smooth)
+        if rough.size and rough[-1] + 1 < J.size:
+            out[r] = h[rough[-1] + 1]
+    return out
+
+
+def kink_hits(probe: Any, tolerance: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per probed coordinate: (kink seen, step where seen, a step below every kink seen).
+
+    Smooth ``f`` gives jumps ``J(h) ≈ c·h`` with ``c = |f''|`` read off the smallest scan
+    steps. A kink is seen where two consecutive steps (h, h/4) show significant jumps
+    within a factor ``1/KINK_KEEP`` of each other that exceed ``2·c·h`` — or, for a kink
+    closer than the smallest steps, where three consecutive steps do so regardless of
+    ``c``. The step below the kink is the first after which every jump has fallen under
+    ``KINK_KEEP`` times the kink's (NaN when the scan never got below it).
+    """
+    k = probe.indices.size
+    hit, at, below = np.zeros(k, bool), np.full(k, np.nan), np.full(k, np.nan)
+    for r in range(k):
+        J, h = np.abs(probe.jumps[r]), probe.steps[r]
+        valid = np.isfinite(J)
+        J, h = J[valid], h[valid]
+        if J.size < 2:
+            continue
+        sig = J > np.maximum(tolerance[r], probe.noise[r][valid])
+        curvature = float(np.median(J[-2:] / h[-2:]))
+        for s in range(J.size - 1):
+            width = 3 if s + 2 < J.size and sig[s:s + 3].all() and \
+                J[s:s + 3].min() >= KINK_KEEP * J[s:s + 3].max() else 2
+            window = J[s:s + width]
+            excess = width == 3 or np.all(window > 2 * curvature * h[s:s + width])
+            if sig[s:s + width].all() and window.min() >= KINK_KEEP * window.max() and excess:
+                hit[r], at[r] = True, h[s]
+                quiet = J < KINK_KEEP * window.min()
+                after = [t for t in range(s + width, J.size) if quiet[t:].all()]
+                if after:
+                    below[r] = h[after[0]]
+                break
+    return hit, at, below
+
+
+def is_lossy(probe: Any) -> bool:
+    """Whether the noise probe shows f noisier than its system allows, at both spacings.
+
+    Rounding noise has the same size at offsets δ and δ/16; a kink between the offsets
+    makes fourth differences proportional to the spacing, so its fine measurement falls
+    16-fold (below ``NOISE_PERSIST`` of the coarse one) and is not taken for noise.
+    """
+    if probe is None:
+        return False
+    floor = NOISE_FACTOR * probe.expected
+    return bool(probe.sigma > floor and probe.sigma_fine > floor
+                and probe.sigma_fine >= NOISE_PERSIST * probe.sigma)
+
+
+def undecidable(data: CheckData) -> np.ndarray:
+    """Coordinates whose reference error bar exceeds ``u^DECIDABLE_EXPONENT`` of the
+    gradient's scale ``|n_i| + max|n|`` (missing estimates count as decidable: the
+    tolerance then trusts the reference to √u)."""
+    n = np.abs(data.reference)
+    err = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=0.0)
+    limit = data.unit_roundoff ** DECIDABLE_EXPONENT
+    # the scale summed after scaling: |n_i| + max|n| overflows near the float64 maximum
+    # (and an infinite error bar decides nothing whatever the scale)
+    return np.isinf(err) | (err > limit * n + limit * float(np.max(n)))

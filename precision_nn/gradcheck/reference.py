@@ -1,0 +1,300 @@
+"""The numerical reference: computing it (generic path or an adapter's provider),
+comparing it with the analytic gradient, and merging a better one into it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from precision_nn.derivatives import gradient
+from precision_nn.gradcheck import probes
+from precision_nn.gradcheck.decisions import undecidable, undecided
+from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.setup import Setup
+from precision_nn.gradcheck.tolerance import Tolerance, tolerance
+from precision_nn.numbers import NumberSystem
+
+__all__ = [
+    "METHOD_NAMES",
+    "Compared",
+    "NoReference",
+    "Reference",
+    "compare",
+    "hinges",
+    "limit_reference",
+    "no_reference",
+    "noisy_reference",
+    "prefer",
+    "reference",
+    "reference_method",
+    "robust_reference",
+    "undefined_at_x",
+    "with_noise",
+]
+
+METHOD_NAMES = {"complex_step": "complex step", "richardson": "Richardson extrapolation",
+          "central": "central differences", "forward": "forward differences",
+          "backward": "backward differences"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    value: np.ndarray  # flat, in `ns`
+    error: np.ndarray  # flat float
+    ns: NumberSystem
+    name: str
+    method: str
+    evaluations: int
+    h: float | None = None
+    steps: np.ndarray | None = None  # flat float: the step used per coordinate
+
+
+@dataclass(frozen=True)
+class Compared:
+    data: CheckData
+    tol: Tolerance
+    reference: Reference
+
+
+def reference_method(method: str, probe: Any) -> str:
+    if method in ("auto", "complex_step"):
+        return "complex_step" if probe is not None and probe.safe else "richardson"
+    return method
+
+
+def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
+    """The numerical gradient of ``setup.f`` at ``setup.x`` in `ns` by `method`."""
+    est = _provided(setup, method, h, ns)
+    if est is None:
+        est = gradient(setup.f, ns.asarray(setup.x), method=method, h=h, numbers=ns)
+    value = np.ravel(np.asarray(est.value), order=setup.order)
+    if ns.is_complex or value.dtype.kind == "c":
+        value = ns.real().asarray(np.real(value) if value.dtype != object else
+                                  ns.real_part(value))
+    error = np.ravel(np.asarray(est.error, dtype=float), order=setup.order)
+    steps = np.ravel(np.broadcast_to(np.asarray(est.h, dtype=float), np.shape(est.error)),
+                     order=setup.order)
+    used = None if h is None else float(np.max(steps))
+    step = "" if used is None else f" at h = {used:.6g}"
+    return Reference(value, error, ns.real(), f"{METHOD_NAMES[method]}{step} in {ns.real().name}",
+                      method, int(est.evaluations), used, steps)
+
+
+# where a method cannot give a finite gradient (overflow, e.g. exp of inputs near 700 in
+# float64, or an error raised inside f at complex arguments), the next one is tried
+FALLBACKS = {"complex_step": ("richardson", "central"), "richardson": ("central",),
+             "central": ("richardson",), "forward": ("central",), "backward": ("central",)}
+# what a method may raise when f overflows or cannot run on its points
+_NUMERICAL_FAILURES = (ArithmeticError, ValueError, TypeError)
+
+
+def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
+    """`reference`, falling back along `FALLBACKS` (automatic steps only) at coordinates
+    where `method` gives no finite value or error bar, or for all when it raises; the
+    reference's name says which method was replaced, where and why. Coordinates where
+    no method gives a finite value keep a NaN value (the findings say f is not finite)."""
+    try:
+        ref, why = reference(setup, method, h, ns), ""
+    except _NUMERICAL_FAILURES as exc:
+        ref, why = None, f"{METHOD_NAMES[method]} failed: {type(exc).__name__}: {exc}"
+    original, used = ref, []
+    for alt in FALLBACKS[method] if h is None else ():
+        bad = None if ref is None else ~_finite(ref)
+        if bad is not None and not bad.any():
+            break
+        if bad is not None and not why:
+            why = (f"{METHOD_NAMES[method]} gave no finite value at {int(bad.sum())} "
+                   "coordinate(s)")
+        try:
+            other = reference(setup, alt, None, ns)
+        except _NUMERICAL_FAILURES:
+            continue
+        if not _finite(other).any():
+            continue
+        ref = other if ref is None else _patch(ref, other, bad)
+        used.append(METHOD_NAMES[alt])
+    if ref is None:
+        raise NoReference(f"no numerical reference could be computed at x ({why})")
+    if used:
+        base = original.name if original is not None else METHOD_NAMES[method]
+        ref = replace(ref, name=f"{base} ({why}; {' then '.join(used)} instead there)")
+    return ref
+
+
+class NoReference(ValueError):
+    """No method gave a reference at x (the check reports every coordinate undecidable)."""
+
+
+def _finite(ref: Reference) -> np.ndarray:
+    value = np.real(ref.ns.to_float(ref.value))
+    return np.isfinite(value) & ~np.isinf(ref.error)
+
+
+def _patch(ref: Reference, other: Reference, bad: np.ndarray) -> Reference:
+    """`ref` with `other`'s values and error bars at `bad`."""
+    if bad.all():
+        return replace(other, error=np.where(np.isnan(other.error), np.inf, other.error))
+    value = ref.value.copy()
+    value[bad] = other.ns.asarray(other.value)[bad]
+    # a fallback without an error estimate there decides nothing (its value may be far
+    # off at the edge of the range where the first method failed)
+    error = np.where(bad, np.where(np.isnan(other.error), np.inf, other.error), ref.error)
+    steps = None if ref.steps is None or other.steps is None else \
+        np.where(bad, other.steps, ref.steps)
+    return replace(ref, value=value, error=error, steps=steps)
+
+
+def _provided(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Any:
+    """The adapter's reference for `method` in `ns` (None: use the generic path, also
+    when the provider cannot do this method)."""
+    if setup.provider is None:
+        return None
+    try:
+        est = setup.provider(method, ns, h)
+    except NotImplementedError:
+        return None
+    setup.f.provided += int(est.evaluations)  # the provider's own loss evaluations
+    return est
+
+
+def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
+    """The comparison of `analytic` with `ref`, differences formed in the wider system."""
+    wide = ref.ns if ref.ns.unit_roundoff <= setup.ns.unit_roundoff else setup.ns
+    with wide.context():
+        diff = wide.asarray(analytic) - wide.asarray(ref.value)
+    a = np.real(setup.ns.to_float(analytic))
+    n = np.real(ref.ns.to_float(ref.value))
+    d = np.real(wide.to_float(diff))
+    # non-finite entries get no say in the tolerance of the others (an inf in `a` would
+    # make every tolerance infinite); they fail by themselves, since inf or NaN <= tol is
+    # False for their gaps
+    tol = tolerance(np.where(np.isfinite(a), a, 0.0), np.where(np.isfinite(n), n, 0.0),
+                    ref.error, unit_roundoff=setup.ns.unit_roundoff,
+                    numbers=setup.ns.name, reference_name=ref.name,
+                    analytic_noise=setup.analytic_noise, underflow=setup.underflow)
+    x = setup.x_float
+    data = CheckData(a, n, d, ref.error, tol, x, setup.blocks, setup.batch_size,
+                     setup.ns.unit_roundoff, ref.name)
+    return Compared(data, tol, ref)
+
+
+def undefined_at_x(setup: Setup, analytic: np.ndarray) -> Compared | None:
+    """The comparison when ``f(x)`` itself is inf or NaN (None when it is finite): every
+    reference value is NaN, so every coordinate is undecidable, never a bug. Costs the
+    one evaluation of f at x that every method needs anyway."""
+    value = probes.as_float(setup.ns, probes.call(setup.f, setup.x, setup.ns))
+    if np.isfinite(value):
+        return None
+    return no_reference(setup, analytic, f"none: f(x) = {value} in {setup.ns.name}")
+
+
+def no_reference(setup: Setup, analytic: np.ndarray, name: str) -> Compared:
+    """A comparison without any reference value (all NaN): undecidable everywhere."""
+    n = setup.flat.size
+    a = np.real(setup.ns.to_float(analytic)).astype(float)
+    nan = np.full(n, np.nan)
+    tol = tolerance(np.where(np.isfinite(a), a, 0.0), np.zeros(n), nan,
+                    unit_roundoff=setup.ns.unit_roundoff, numbers=setup.ns.name,
+                    reference_name=name)
+    ref = Reference(setup.flat, nan, setup.ns, name, "none", 0)
+    data = CheckData(a, nan, nan, nan, tol, setup.x_float, setup.blocks, setup.batch_size,
+                     setup.ns.unit_roundoff, name)
+    return Compared(data, tol, ref)
+
+
+def hinges(compared: Compared, u: float) -> bool:
+    """Whether the verdict hinges on a reference error bar that is too wide, or the error
+    bar is too wide for any verdict (beyond ``u^(1/4)`` of the gradient's scale)."""
+    return bool(np.any(undecided(compared.data)) or np.any(undecidable(compared.data)))
+
+
+def noisy_reference(setup: Setup, noise: Any) -> Reference:
+    """Central differences at steps fitted to the measured noise σ of `f`.
+
+    With noise σ and a third derivative of the size ``|f|/s³`` the central difference
+    errs by ``h²·|f|/(6s³) + σ/h``, smallest near ``h = (3σ/|f|)^(1/3)·s``; the error
+    estimate is the method's own (truncation from h and 2h) plus ``σ/h`` for the noise,
+    which the number system's unit roundoff does not account for.
+    """
+    ns = setup.ns
+    x = np.abs(np.real(ns.to_float(setup.x)))
+    f_scale = max(noise.expected / ns.unit_roundoff, 1e-300)
+    steps = (3 * noise.sigma / f_scale) ** (1 / 3) * (1 + x)
+    ref = reference(setup, "central", steps, ns)
+    noise_error = noise.sigma / np.ravel(steps, order=setup.order)
+    return replace(ref, error=ref.error + noise_error, h=None,
+                   name=f"central differences at steps fitted to the measured noise of f "
+                   f"(σ = {noise.sigma:.2g}, h ≈ {float(np.median(steps)):.2g}) in {ns.name}")
+
+
+def limit_reference(setup: Setup, complex_probe: Any) -> Reference:
+    """The h → 0 limit: the auto reference (complex step if safe, else Richardson)."""
+    if complex_probe is None:
+        complex_probe = probes.complex_probe(setup.f, setup.x, setup.ns, requested=False)
+    return robust_reference(setup, reference_method("auto", complex_probe), None, setup.ns)
+
+
+# how much a finite-difference method amplifies noise σ of f, in units of σ/h (h its
+# smallest step): a central difference (f₊ - f₋)/2h carries √2·σ/2h ≈ 0.7·σ/h; Richardson's
+# tableau over steps h·2^k weights its smallest-step difference by Π 4^j/(4^j - 1) ≈ 1.45
+# and the others less, in all below 2·σ/h (ratio 2, Ridders' tableau)
+NOISE_GAIN = {"central": 1.0, "forward": 1.5, "backward": 1.5, "richardson": 2.0}
+
+
+# rounding alone leaves f noisier than u·|f| by a small factor (a sum of a few terms
+# rounds each one); beyond this many times u·|f| the noise is f's own
+ROUNDING_NOISE = 8.0
+
+
+def with_noise(ref: Reference, noise: Any) -> Reference:
+    """`ref` (a finite-difference reference) with ``gain·σ/h`` added to its error bars, σ
+    the measured noise of f in the reference's system (nothing when it was not measured
+    or is no larger than rounding, which the method's own estimate already holds)."""
+    sigma = _sigma_in(noise, ref.ns.name)
+    if sigma > 0 and ref.method == "complex_step" and noise.expected > 0:
+        # noise proportional to f (a summation order that changes per call) multiplies
+        # Im f(x + i·t·v) too: the derivative carries the same relative noise σ/|f|
+        n = np.abs(np.real(ref.ns.to_float(ref.value))).astype(float)
+        relative = sigma * ref.ns.unit_roundoff / noise.expected
+        return replace(ref, error=ref.error + relative * (n + float(np.nanmax(n))))
+    gain = NOISE_GAIN.get(ref.method)
+    if sigma == 0 or ref.steps is None or gain is None:
+        return ref
+    return replace(ref, error=ref.error + gain * sigma / np.maximum(ref.steps, 1e-300))
+
+
+def _sigma_in(noise: Any, name: str) -> float:
+    """The measured noise of f in system `name` where it exceeds that system's rounding
+    u·|f| (the methods' own error estimates hold rounding already), else 0."""
+    if noise is None:
+        return 0.0
+    if noise.numbers == name:
+        return float(noise.sigma) if noise.sigma > ROUNDING_NOISE * noise.expected else 0.0
+    if noise.higher == name and noise.higher_sigma is not None:
+        return float(noise.higher_sigma) if (noise.higher_ratio or 0) > ROUNDING_NOISE \
+            else 0.0
+    return 0.0
+
+
+def prefer(original: Reference, candidate: Reference) -> Reference | None:
+    """`candidate` wherever its error bar is not wider than `original`'s (None: nowhere).
+
+    A re-evaluation must not replace a reference that knew its value better, nor widen
+    the tolerance with its own uncertainty. The values are merged in the candidate's
+    system (a wider one holds the narrower one's numbers exactly).
+    """
+    old = np.where(np.isfinite(original.error), original.error, np.inf)
+    take = np.isfinite(candidate.error) & (candidate.error <= old)
+    if not take.any():
+        return None
+    if take.all():
+        return candidate
+    ns = candidate.ns
+    value = np.where(take, candidate.value, ns.asarray(original.value))
+    error = np.where(take, candidate.error, original.error)
+    name = (f"{candidate.name} at {int(take.sum())} of {take.size} coordinates, "
+            f"{original.name} at the others (whose error bars were narrower)")
+    return replace(candidate, value=ns.asarray(value), error=error, name=name)

@@ -1,0 +1,166 @@
+"""The entry of a check: validation in one place, and the point built once.
+
+`validate` checks every option (messages name the parameter, the rule, the value and
+the fix), infers the number system, converts `x` once and builds the one flat view
+of it (in `order`) that every later stage uses, and wraps `f` once so that
+`evaluations` counts the points at which `f` really ran.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.numbers import NumberSystem, infer_number_system, number_system
+
+__all__ = ["METHODS", "ORDERS", "STEP_METHODS", "Setup", "analytic_gradient", "validate"]
+
+STEP_METHODS = ("central", "forward", "backward")
+METHODS = ("auto", "complex_step", "richardson", *STEP_METHODS)
+ORDERS = ("C", "F")
+
+
+class Counted:
+    """`f` wrapped once: counts the points it is evaluated at (a stack of k points along a
+    new leading axis counts k), so a report's `evaluations` is what really ran.
+
+    Examples
+    --------
+    >>> f = Counted(lambda p: p.sum(axis=-1), ndim=1)
+    >>> _ = f(np.ones(3)), f(np.ones((4, 3)))
+    >>> f.points
+    5
+    """
+
+    def __init__(self, f: Callable[[Any], Any], *, ndim: int):
+        self.f, self.ndim, self.points, self.provided = f, ndim, 0, 0
+
+    def __call__(self, point: Any) -> Any:
+        shape = np.shape(point)
+        self.points += int(shape[0]) if len(shape) == self.ndim + 1 else 1
+        return self.f(point)
+
+    @property
+    def evaluations(self) -> int:
+        """Points `f` ran at, plus the evaluations an adapter's provider reported."""
+        return self.points + self.provided
+
+
+@dataclass(frozen=True)
+class Setup:
+    """Everything the later stages share, built once at the entry."""
+
+    f: Counted
+    x: np.ndarray  # in ns, the caller's shape
+    ns: NumberSystem
+    blocks: Blocks
+    order: str
+    batch_size: int | None
+    flat: np.ndarray  # x in ns, flattened in `order` (what the indices refer to)
+    x_float: np.ndarray  # `flat` as float64
+    # optional: provider(method, ns, h) -> Estimate of the gradient at x (flat in `order`)
+    provider: Callable[[str, NumberSystem, Any], Any] | None = None
+    grad: Callable[[Any], Any] | None = None
+    # the measured noise of grad per coordinate (flat, float), once measured
+    analytic_noise: np.ndarray | None = None
+    underflow: float = 0.0  # the system's smallest subnormal (0: no small-exponent limit)
+
+    def at(self, flat: Any) -> Any:
+        """``f`` at a flat point (in `order`), reshaped like x."""
+        return self.f(np.reshape(flat, self.x.shape, order=self.order))
+
+
+def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, shapes: Any,
+             order: Any, directions: Any, batch_size: Any,
+             column_names: Mapping[int, str] | None = None) -> Setup:
+    """Every option checked, x converted once, f wrapped once (see the module docstring)."""
+    for name, fn in (("f", f), ("grad", grad)):
+        if not callable(fn):
+            raise TypeError(f"`{name}` must be callable; got {type(fn).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {list(METHODS)}; got {method!r}.")
+    if order not in ORDERS:
+        raise ValueError(f"`order` must be 'C' (row-major) or 'F' (column-major, MATLAB); "
+                         f"got {order!r}.")
+    if h is not None and method not in STEP_METHODS:
+        raise ValueError(f"`h` is only used by methods {list(STEP_METHODS)}; got h={h!r} "
+                         f"with method={method!r}. Drop `h` or pick one of those methods.")
+    for name, value in (("directions", directions), ("batch_size", batch_size)):
+        if value is not None and (isinstance(value, bool) or not isinstance(
+                value, (int, np.integer)) or value < 1):
+            raise ValueError(f"`{name}` must be a positive integer or None; got {value!r}.")
+    ns = _numbers(x, numbers)
+    try:
+        arr = ns.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
+    if arr.size == 0:
+        raise ValueError("`x` must have at least one entry; got an empty array.")
+    if ns.is_complex:
+        raise ValueError(f"`x` must be real; got the complex system {ns.name!r}. Pass "
+                         "numbers= with its real counterpart.")
+    if shapes is None and arr.ndim >= 2:
+        shapes = [arr.shape]  # a matrix x is one block: findings name its rows and columns
+    flat = np.ravel(arr, order=order)
+    return Setup(Counted(f, ndim=arr.ndim), arr, ns,
+                 _blocks(shapes, order, arr.size, column_names), order,
+                 None if batch_size is None else int(batch_size), flat,
+                 np.real(ns.to_float(flat)).astype(float), grad=grad,
+                 underflow=_underflow(ns))
+
+
+def _underflow(ns: NumberSystem) -> float:
+    """The smallest subnormal of a fixed-width system (0.0 for object systems, whose
+    exponent range is practically unbounded)."""
+    if ns.object_elements:
+        return 0.0
+    try:
+        return float(np.finfo(ns.dtype).smallest_subnormal)
+    except (AttributeError, TypeError, ValueError):
+        return 0.0
+
+
+def _numbers(x: Any, numbers: Any) -> NumberSystem:
+    if numbers is not None:
+        return number_system(numbers)
+    try:
+        return infer_number_system(x)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"cannot tell the number system of `x`: {exc} Pass `numbers=` "
+                        "(e.g. numbers='decimal:30').") from exc
+
+
+def _blocks(shapes: Any, order: str, size: int, column_names: Any = None) -> Blocks:
+    if shapes is None:
+        return Blocks.from_shapes(None, order=order, size=size)
+    listed = list(shapes.values()) if isinstance(shapes, Mapping) else shapes
+    try:
+        dims = [tuple(int(d) for d in s) for s in listed]
+    except TypeError as exc:
+        raise ValueError(f"`shapes` must be a sequence of shapes like [(5, 4), (3, 6)] or a "
+                         f"mapping like {{'fc1.weight': (5, 4)}}; got {shapes!r}.") from exc
+    total = sum(int(np.prod(s, dtype=np.int64)) for s in dims)
+    if total != size or any(d < 1 for s in dims for d in s):
+        raise ValueError(f"`shapes` {dims} must have positive sizes adding up to x.size = "
+                         f"{size}; they add up to {total}.")
+    if isinstance(shapes, Mapping):
+        return Blocks.from_shapes(dict(zip(shapes, dims)), order=order, size=size,
+                                  column_names=column_names)
+    return Blocks.from_shapes(dims, order=order, size=size, column_names=column_names)
+
+
+def analytic_gradient(grad: Callable[[Any], Any], setup: Setup) -> np.ndarray:
+    """``grad(x)`` flattened in `order`, converted exactly into the system."""
+    with setup.ns.context():
+        g = grad(setup.x)
+    g = np.asarray(g)
+    if g.size != setup.x.size:
+        raise ValueError(f"`grad(x)` must have one entry per entry of x ({setup.x.size}); "
+                         f"got shape {g.shape}.")
+    g = g.reshape(setup.x.shape) if g.shape != setup.x.shape else g
+    flat = np.ravel(g, order=setup.order)
+    return setup.ns.asarray(np.real(flat) if flat.dtype.kind == "c" else flat)
