@@ -37,6 +37,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
                       "several GB), or pip install 'precision_nn[torch]'.") from exc
 
 from precision_nn.adapters.torch import findings as tf
+from precision_nn.adapters.torch.kinks import KINK_MAX, KINK_STEPS, kink_finding
 from precision_nn.adapters.torch.problem import Objective, backward_pass
 from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import FunctionTarget, ModuleTarget
@@ -244,9 +245,33 @@ def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
         report = check_gradient(objective, lambda _x: gradient, x, method=method, h=h,
                                 numbers=ns, shapes=blocks.shapes_mapping(),
                                 directions=directions, batch_size=batch_size)
+        report = _with_kinks(report, objective, x)
     finally:
         rng.restore()
     return _with_torch_findings(report, bp, blocks, ns.unit_roundoff, early, device, dtype)
+
+
+def _with_kinks(report: GradientReport, objective: Any, x: Any) -> GradientReport:
+    """The report with `kink` where coordinates failed or stayed undecidable because the
+    objective is not differentiable there (scanned in float64 on the copy)."""
+    if report.directional or "kink" in report.kinds:
+        return report
+    suspect = ~(np.abs(report.difference) <= report.tolerance)
+    for finding in report.findings:
+        if finding.evidence.get("undecidable"):
+            suspect[np.asarray(finding.evidence.get("coordinates", []), dtype=int)] = True
+    if not suspect.any():
+        return report
+    order = np.argsort(-np.where(suspect, np.abs(report.difference), -1.0), kind="stable")
+    indices = order[: int(suspect.sum())]
+    labels = {int(i): report.blocks.label(int(i)) for i in indices[:KINK_MAX]}
+    scale = float(np.max(np.abs(report.reference), initial=0.0))
+    found = kink_finding(objective, np.asarray(x, dtype=np.float64), indices, labels, scale)
+    if not found:
+        return report
+    spent = 1 + 2 * KINK_STEPS * min(len(indices), KINK_MAX)
+    return replace(report, passed=False, findings=(*found, *report.findings),
+                   evaluations=report.evaluations + spent)
 
 
 # a dtype whose rounding lets the tolerance accept this share of a coordinate's scale

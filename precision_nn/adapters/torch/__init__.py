@@ -5,6 +5,8 @@
 * `rng` — torch's RNG seeded for every evaluation and restored afterwards;
 * `problem` — the user's backward (vector-Jacobian products in the user's dtype) and the
   objective that the numerical reference differentiates (on a float64/complex128 copy);
+* `kinks` — a one-sided-difference scan that names kinks the generic check leaves
+  undecidable;
 * `findings` — what only torch code can get wrong: a backward that ignores its
   ``grad_output``, a nondeterministic backward, an input modified in place by forward, a
   gradient that is ``None``, a returned gradient of the wrong dtype, TF32 matmuls.
