@@ -1,0 +1,128 @@
+"""The user's code as a function of the checked tensors, in any dtype.
+
+`FunctionTarget` substitutes them for the inputs of a callable, `ModuleTarget` for the
+parameters (and checked inputs) of a module, through `torch.func.functional_call` on a
+deep copy, so the user's module is never touched. Other arguments are copied (converted
+to the dtype of the evaluation) once per dtype, or at every call when the forward writes
+into its inputs.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.func import functional_call
+
+__all__ = ["FunctionTarget", "ModuleTarget", "fresh"]
+
+
+def _convert(value: Any, dtype: torch.dtype) -> Any:
+    """A fresh copy of a floating tensor in `dtype`; other values as they are."""
+    if isinstance(value, torch.Tensor) and (value.is_floating_point() or value.is_complex()):
+        return value.detach().to(dtype=dtype, copy=True)
+    if isinstance(value, torch.Tensor):
+        return value.detach().clone()
+    return value
+
+
+class _Arguments:
+    """The arguments of the user's call, copied (converted to a dtype) once per dtype; a
+    forward that writes into its inputs gets fresh copies at every call (`fresh`)."""
+
+    def __init__(self, inputs: tuple[Any, ...], checked: tuple[int, ...]):
+        self.inputs, self.checked = inputs, set(checked)
+        self.fresh = False
+        self._cache: dict = {}
+
+    def get(self, dtype: torch.dtype | None) -> list[Any]:
+        """A list of arguments (checked positions still to be filled in); None: as given."""
+        if self.fresh or dtype is None or dtype not in self._cache:
+            args = [None if i in self.checked else
+                    (fresh(a) if dtype is None else _convert(a, dtype))
+                    for i, a in enumerate(self.inputs)]
+            if self.fresh or dtype is None:
+                return args
+            self._cache[dtype] = args
+        return list(self._cache[dtype])
+
+
+@dataclass
+class FunctionTarget:
+    """``fn(*inputs)`` with the inputs at positions `checked` replaced."""
+
+    fn: Callable[..., Any]
+    inputs: tuple[Any, ...]
+    checked: tuple[int, ...]
+    _copies: dict = field(default_factory=dict)
+    args: _Arguments = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.args = _Arguments(self.inputs, self.checked)
+
+    def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
+             convert_others: bool) -> tuple[Any, list[Any]]:
+        """The outputs, and the arguments the call received (to see in-place changes)."""
+        args = self.args.get(dtype if convert_others else None)
+        for pos, t in zip(self.checked, tensors):
+            args[pos] = t
+        return self._fn(dtype)(*args), args
+
+    def _fn(self, dtype: torch.dtype) -> Callable[..., Any]:
+        if not isinstance(self.fn, torch.nn.Module) or dtype == _module_dtype(self.fn):
+            return self.fn
+        if dtype not in self._copies:
+            self._copies[dtype] = _converted(self.fn, dtype)
+        return self._copies[dtype]
+
+
+@dataclass
+class ModuleTarget:
+    """``module(*inputs)`` with the named parameters and checked inputs replaced."""
+
+    module: torch.nn.Module
+    inputs: tuple[Any, ...]
+    params: tuple[str, ...]
+    checked: tuple[int, ...]
+    _copies: dict = field(default_factory=dict)
+    args: _Arguments = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.args = _Arguments(self.inputs, self.checked)
+
+    def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
+             convert_others: bool) -> tuple[Any, list[Any]]:
+        k = len(self.params)
+        args = self.args.get(dtype if convert_others else None)
+        for pos, t in zip(self.checked, tensors[k:]):
+            args[pos] = t
+        module = self._copy(dtype if convert_others else None)
+        return functional_call(module, dict(zip(self.params, tensors[:k])), tuple(args)), args
+
+    def _copy(self, dtype: torch.dtype | None) -> torch.nn.Module:
+        if dtype not in self._copies:
+            self._copies[dtype] = _converted(self.module, dtype)
+        return self._copies[dtype]
+
+
+def _converted(module: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:
+    """A deep copy of `module` (in `dtype`, if given); the original is never touched."""
+    work = copy.deepcopy(module)
+    if dtype is None:
+        return work
+    with warnings.catch_warnings():  # "complex modules are a new feature": we only evaluate
+        warnings.simplefilter("ignore", UserWarning)
+        return work.to(dtype)
+
+
+def fresh(value: Any) -> Any:
+    return value.detach().clone() if isinstance(value, torch.Tensor) else value
+
+
+def _module_dtype(module: torch.nn.Module) -> torch.dtype | None:
+    p = next(iter(module.parameters()), None)
+    return None if p is None else p.dtype

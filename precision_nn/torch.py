@@ -1,0 +1,328 @@
+"""Check PyTorch backward passes: `check_function` and `check_module` (extra ``torch``).
+
+Both return the `GradientReport` of `precision_nn.gradcheck.check_gradient`, run on the
+flat vector of the tensors that require grad, each a block named as torch names it
+(``fc1.weight``; ``input 0`` for the inputs). The check runs in the dtype the user trains
+in: the gradient under test is the user's own backward in that dtype, and the tolerance
+follows from that dtype's unit roundoff. The numerical reference differentiates the
+objective on a deep copy converted to float64, or complex128 for the complex step (which
+``method="auto"`` takes where every op of the forward supports complex numbers; else
+Richardson extrapolation). The caller's module and tensors are never modified: no dtype
+change, no ``.grad`` left behind, ``requires_grad`` as it was, torch's RNG state restored
+(it is reseeded with `seed` before every evaluation, so dropout draws the same mask
+each time).
+
+Besides the generic findings, the adapter reports ``ignores_grad_output`` (a backward
+that does not multiply by its upstream gradient), ``nondeterministic`` (two backward
+calls that differ beyond rounding), inputs modified in place by forward, gradients that
+are ``None``, a custom Function's gradient of a narrower dtype, and TF32 on CUDA.
+
+Install with ``pip install torch==2.13.0`` (the pinned CPU build; a plain ``torch`` may
+pull a CUDA build of several GB).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError("precision_nn.torch needs PyTorch: pip install torch==2.13.0 (the CPU "
+                      "build; an unpinned `pip install torch` may pull a CUDA build of "
+                      "several GB), or pip install 'precision_nn[torch]'.") from exc
+
+from precision_nn.adapters.torch import findings as tf
+from precision_nn.adapters.torch.kinks import KINK_MAX, KINK_STEPS, kink_finding
+from precision_nn.adapters.torch.problem import Objective, backward_pass
+from precision_nn.adapters.torch.rng import Rng
+from precision_nn.adapters.torch.targets import FunctionTarget, ModuleTarget
+from precision_nn.adapters.torch.tensors import NUMBERS, TensorBlocks, numbers_of
+from precision_nn.gradcheck import METHODS, GradientReport, check_gradient
+
+__all__ = ["check_function", "check_module"]
+
+
+def check_function(fn: Callable[..., Any], *inputs: Any, method: str = "auto",
+                   directions: int | None = None, numbers: str | None = None,
+                   h: float | None = None, batch_size: int | None = None,
+                   seed: int = 0) -> GradientReport:
+    """Check the backward pass of `fn` with respect to its inputs that require grad.
+
+    Parameters
+    ----------
+    fn : callable
+        Any differentiable callable on tensors: ``MyFunction.apply``, a functional op,
+        a module. A non-scalar output (or several) is reduced to ``Σ⟨v, output⟩`` with
+        seeded standard-normal cotangents ``v``; the backward is then ``Jᵀv``.
+    *inputs : tensors and other arguments
+        Passed to `fn` as given; the floating tensors with ``requires_grad=True`` are
+        checked (blocks named ``input 0``, ``input 1``, … by position).
+    method : {"auto", "complex_step", "richardson", "central", "forward", "backward"}
+        The numerical reference, as in `check_gradient`.
+    directions : int, optional
+        Compare ``vᵀg`` along this many random directions instead of every coordinate.
+    numbers : {"float16", "bfloat16", "float32", "float64"}, optional
+        The dtype to check in (default: that of the checked tensors, which must agree);
+        another dtype checks the backward on converted copies.
+    h : float, optional
+        An explicit step for the finite-difference methods.
+    batch_size : int, optional
+        The batch size ``m``, to name a factor ``1/m`` (default: the leading dimension of
+        the first tensor input with two or more dimensions).
+    seed : int
+        Seeds the cotangents and torch's RNG during every evaluation.
+
+    Returns
+    -------
+    GradientReport
+
+    Examples
+    --------
+    >>> import torch
+    >>> x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    >>> check_function(torch.tanh, x).kinds
+    ('match',)
+    """
+    _check_options(fn, method=method, directions=directions, numbers=numbers, seed=seed)
+    checked = _checked_inputs(inputs, required=True)
+    names = tuple(f"input {i}" for i in checked)
+    target = FunctionTarget(fn, inputs, checked)
+    point = [inputs[i] for i in checked]
+    return _run(target, point, names, inputs, loss=None, method=method,
+                directions=directions, numbers=numbers, h=h,
+                batch_size=_batch_size(batch_size, inputs), seed=seed)
+
+
+def check_module(module: torch.nn.Module, *inputs: Any,
+                 loss: Callable[[Any], Any] | None = None, method: str = "auto",
+                 directions: int | None = None, numbers: str | None = None,
+                 h: float | None = None, batch_size: int | None = None,
+                 seed: int = 0) -> GradientReport:
+    """Check the gradients of `module`'s parameters (and of inputs that require grad).
+
+    The objective is ``loss(module(*inputs))``, or ``Σ⟨v, output⟩`` with seeded random
+    cotangents ``v`` when `loss` is None. Blocks are the parameters that require grad,
+    named as ``module.named_parameters()`` names them, then ``input i`` for inputs that
+    require grad. The module is evaluated on deep copies (``torch.func.functional_call``),
+    so its parameters, buffers, ``.grad`` and mode stay exactly as they were.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+    *inputs : tensors and other arguments
+        Passed to the module.
+    loss : callable, optional
+        ``loss(output) -> scalar tensor``; with a loss the cotangent of the output is the
+        loss's gradient, and ``ignores_grad_output`` is still tested with random ones.
+    method, directions, numbers, h, batch_size, seed
+        As in `check_function`.
+
+    Returns
+    -------
+    GradientReport
+
+    Examples
+    --------
+    >>> import torch
+    >>> _ = torch.manual_seed(0)
+    >>> net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Tanh())
+    >>> report = check_module(net, torch.randn(4, 3))
+    >>> report.passed, report.kinds
+    (True, ('match',))
+    """
+    _check_options(module, method=method, directions=directions, numbers=numbers, seed=seed)
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"`module` must be a torch.nn.Module; got {type(module).__name__}. "
+                        "Use check_function for other callables.")
+    if loss is not None and not callable(loss):
+        raise TypeError(f"`loss` must be callable (output -> scalar tensor) or None; got "
+                        f"{type(loss).__name__}.")
+    params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+    checked = _checked_inputs(inputs, required=not params)
+    names = (*(n for n, _ in params), *(f"input {i}" for i in checked))
+    target = ModuleTarget(module, inputs, tuple(n for n, _ in params), checked)
+    point = [p for _, p in params] + [inputs[i] for i in checked]
+    return _run(target, point, names, inputs, loss=loss, method=method,
+                directions=directions, numbers=numbers, h=h,
+                batch_size=_batch_size(batch_size, inputs), seed=seed)
+
+
+# -- validation ---------------------------------------------------------------------------
+def _check_options(fn: Any, *, method: Any, directions: Any, numbers: Any, seed: Any) -> None:
+    if not callable(fn):
+        raise TypeError(f"`fn` must be callable; got {type(fn).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {list(METHODS)}; got {method!r}.")
+    if numbers is not None and numbers not in NUMBERS.values():
+        raise ValueError(f"`numbers` must be None (the tensors' dtype) or one of "
+                         f"{sorted(NUMBERS.values())}; got {numbers!r}.")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
+    if directions is not None and (isinstance(directions, bool) or
+                                   not isinstance(directions, int) or directions < 1):
+        raise ValueError(f"`directions` must be a positive integer or None; got "
+                         f"{directions!r}.")
+
+
+def _checked_inputs(inputs: tuple[Any, ...], *, required: bool) -> tuple[int, ...]:
+    checked = tuple(i for i, t in enumerate(inputs)
+                    if isinstance(t, torch.Tensor) and t.requires_grad)
+    for i in checked:
+        if inputs[i].dtype not in NUMBERS:
+            raise ValueError(f"`input {i}` requires grad but has dtype {inputs[i].dtype}; "
+                             f"the check supports {sorted(str(d) for d in NUMBERS)}.")
+    if required and not checked:
+        raise ValueError("no input requires grad, so there is nothing to check; call "
+                         "x.requires_grad_() on the tensors whose gradient you want checked.")
+    return checked
+
+
+def _dtype(point: list[torch.Tensor], names: tuple[str, ...], numbers: str | None):
+    if numbers is not None:
+        return {v: k for k, v in NUMBERS.items()}[numbers]
+    dtypes = {p.dtype for p in point}
+    if len(dtypes) > 1:
+        found = ", ".join(f"`{n}` {p.dtype}" for n, p in zip(names, point))
+        raise ValueError(f"the checked tensors must share one dtype, the one the check runs "
+                         f"in; got {found}. Pass numbers='float32' (or another) to check "
+                         "all of them in one dtype.")
+    if point[0].dtype not in NUMBERS:
+        raise ValueError(f"the checked tensors have dtype {point[0].dtype}; the check "
+                         f"supports {sorted(str(d) for d in NUMBERS)}.")
+    return point[0].dtype
+
+
+def _batch_size(batch_size: Any, inputs: tuple[Any, ...]) -> int | None:
+    if batch_size is not None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive integer or None; got "
+                             f"{batch_size!r}.")
+        return batch_size
+    for t in inputs:
+        if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] >= 2:
+            return int(t.shape[0])
+    return None
+
+
+# -- the check ----------------------------------------------------------------------------
+def _run(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
+         inputs: tuple[Any, ...], *, loss: Any, method: str, directions: int | None,
+         numbers: str | None, h: Any, batch_size: int | None, seed: int) -> GradientReport:
+    dtype = _dtype(point, names, numbers)
+    options = {"loss": loss, "method": method, "directions": directions, "h": h,
+               "batch_size": batch_size, "seed": seed}
+    report = _check_in(target, point, names, dtype, **options)
+    if dtype in CONFIRM_IN and _too_wide(report):
+        wider = _check_in(target, point, names, CONFIRM_IN[dtype], **options)
+        return _confirmed(report, wider, dtype)
+    return report
+
+
+def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
+              dtype: torch.dtype, *, loss: Any, method: str, directions: int | None,
+              h: Any, batch_size: int | None, seed: int) -> GradientReport:
+    """The check in `dtype` (the user's backward run in it on converted copies if the
+    tensors have another dtype)."""
+    device = point[0].device
+    convert = any(p.dtype != dtype for p in point)
+    point = [p.detach().to(dtype=dtype, copy=True) for p in point]
+    blocks = TensorBlocks(names, tuple(tuple(p.shape) for p in point))
+    ns = numbers_of(dtype)
+    rng = Rng(seed, device)
+    try:
+        bp = backward_pass(target, point, blocks, loss=loss, seed=seed, rng=rng,
+                           convert=convert)
+        early = tf.check_raw_gradients(bp.raw, target.inputs, getattr(target, "checked", ()))
+        objective = Objective(target, blocks, loss=loss, rng=rng, device=device, dtype=dtype,
+                              v=bp.v)
+        x = blocks.flatten(point, ns)
+        gradient = ns.asarray(bp.gradient.astype(_numpy_dtype(ns)))
+        report = check_gradient(objective, lambda _x: gradient, x, method=method, h=h,
+                                numbers=ns, shapes=blocks.shapes_mapping(),
+                                directions=directions, batch_size=batch_size)
+        report = _with_kinks(report, objective, x)
+    finally:
+        rng.restore()
+    return _with_torch_findings(report, bp, blocks, ns.unit_roundoff, early, device, dtype)
+
+
+def _with_kinks(report: GradientReport, objective: Any, x: Any) -> GradientReport:
+    """The report with `kink` where coordinates failed or stayed undecidable because the
+    objective is not differentiable there (scanned in float64 on the copy)."""
+    if report.directional or "kink" in report.kinds:
+        return report
+    suspect = ~(np.abs(report.difference) <= report.tolerance)
+    for finding in report.findings:
+        if finding.evidence.get("undecidable"):
+            suspect[np.asarray(finding.evidence.get("coordinates", []), dtype=int)] = True
+    if not suspect.any():
+        return report
+    order = np.argsort(-np.where(suspect, np.abs(report.difference), -1.0), kind="stable")
+    indices = order[: int(suspect.sum())]
+    labels = {int(i): report.blocks.label(int(i)) for i in indices[:KINK_MAX]}
+    scale = float(np.max(np.abs(report.reference), initial=0.0))
+    found = kink_finding(objective, np.asarray(x, dtype=np.float64), indices, labels, scale)
+    if not found:
+        return report
+    spent = 1 + 2 * KINK_STEPS * min(len(indices), KINK_MAX)
+    return replace(report, passed=False, findings=(*found, *report.findings),
+                   evaluations=report.evaluations + spent)
+
+
+# a dtype whose rounding lets the tolerance accept this share of a coordinate's scale
+# (bfloat16: 128·2^-8 = 1/2) cannot tell a factor 2 from rounding, nor fit a pattern to
+# name a bug: the same code is also checked in the wider dtype (float32 holds its numbers
+# exactly), whose failure decides and names the bug; a failure only in the narrow dtype
+# stays that dtype's own (overflow, lost digits)
+WIDE_TOLERANCE = 0.1
+CONFIRM_IN = {torch.bfloat16: torch.float32, torch.float16: torch.float32}
+
+
+def _too_wide(report: GradientReport) -> bool:
+    """Whether the tolerance admits more than `WIDE_TOLERANCE` of the gradient's scale."""
+    a, n = np.abs(report.analytic), np.abs(report.reference)
+    scale = np.maximum(a, n) + float(np.max(np.maximum(a, n), initial=0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(scale > 0, report.tolerance / scale, 0.0)
+    return bool(np.max(share, initial=0.0) > WIDE_TOLERANCE)
+
+
+def _confirmed(narrow: GradientReport, wider: GradientReport, dtype: torch.dtype
+               ) -> GradientReport:
+    """The narrow dtype's check, decided by the wider dtype's when that one fails."""
+    a, n = np.abs(narrow.analytic), np.abs(narrow.reference)
+    share = float(np.max(narrow.tolerance / (np.maximum(a, n) + max(float(np.max(a)),
+                                                                   float(np.max(n)), 1e-300))))
+    why = (f"{narrow.numbers}'s rounding lets the tolerance accept up to {share:.2g} of the "
+           f"gradient's scale, too wide to tell a bug from rounding, so the same backward "
+           f"was also checked in {wider.numbers} on converted copies")
+    if wider.passed:
+        verdict = "it passes there" + (" too" if narrow.passed else ", so the failure "
+                                       f"comes from {narrow.numbers} itself")
+        return replace(narrow, tolerance_source=f"{narrow.tolerance_source} ({why}: "
+                       f"{verdict}.)")
+    return replace(wider, tolerance_source=f"{why}; this is that check, which fails. "
+                   f"{wider.tolerance_source}")
+
+
+def _numpy_dtype(ns: Any) -> Any:
+    return ns.asarray([0]).dtype
+
+
+def _with_torch_findings(report: GradientReport, bp: Any, blocks: TensorBlocks, u: float,
+                         early: list, device: torch.device, dtype: torch.dtype
+                         ) -> GradientReport:
+    found = [*tf.torch_findings(bp, blocks, u), *early]
+    if not report.directional:
+        found += tf.missing_gradients(bp, blocks, report.reference, report.tolerance)
+    found += tf.tf32_finding(device_type=device.type, dtype=dtype, tf32=tf.tf32_enabled(),
+                             failed=not report.passed or bool(found))
+    if not found:
+        return report
+    rest = tuple(f for f in report.findings if f.kind != "match")
+    return replace(report, passed=False, findings=(*found, *rest))
