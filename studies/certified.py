@@ -35,7 +35,8 @@ from precision_nn.gradcheck import check_gradient
 from precision_nn.numbers import number_system
 from precision_nn.numbers.arb_system import flint_precision, radius_ball
 from precision_nn.numbers.base import exact_parts
-from studies import output, seed_cases
+from studies import output
+from studies.seeds import seed002, seed004
 from studies.problems import FUNCTIONS, network_problem
 
 NAME = "certified"
@@ -152,12 +153,11 @@ def _seed_problem(name: str) -> tuple:
     seed, case = name.split("_")
     fixed = case == "fixed"
     if seed == "seed002":
-        params, _, _ = seed_cases.seed002_data()
-        return (lambda p: seed_cases.seed002_cost(p, buggy=not fixed),
-                seed_cases.seed002_gradient, params)
-    W3 = seed_cases.seed004_data()[0]["W3"]
-    return (seed_cases.seed004_cost, lambda w: seed_cases.seed004_gradient(
-        w, at="a" if fixed else "z", mean=fixed), W3)
+        params, _, _ = seed002.problem_data()
+        return (lambda p: seed002.cost(p, buggy=not fixed), seed002.gradient, params)
+    W3 = seed004.problem_data()[0]["W3"]
+    return (seed004.cost, lambda w: seed004.gradient(w, at="a" if fixed else "z", mean=fixed),
+            W3)
 
 
 def _fd_rows(method: str) -> list[dict]:
