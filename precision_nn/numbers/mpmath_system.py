@@ -17,7 +17,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath
+from precision_nn.numbers.base import NumberSystem, exact_mpmath, wide_power_of_two
 
 __all__ = ["MPMathSystem"]
 
@@ -50,6 +50,26 @@ def _unpickle_mpc(digits: int, value: tuple) -> Any:
     return _shared_context(digits).make_mpc(value)
 
 
+# significand bits kept when an mpf is widened to a long double (its 64-bit significand)
+_WIDE_BITS = 64
+
+
+def _wide_mpf(mpf_tuple: tuple) -> np.longdouble:
+    """|value| of an mpf tuple as a long double (truncated to 64 significand bits)."""
+    _, man, exp, bc = mpf_tuple
+    if not man:  # zero, or inf/nan (a zero mantissa with a nonzero exponent code)
+        return np.longdouble(0) if not exp else np.abs(np.longdouble(float(mpmath.mpf(mpf_tuple))))
+    shift = max(int(bc) - _WIDE_BITS, 0)
+    return np.ldexp(np.longdouble(int(man) >> shift), int(exp) + shift)
+
+
+def _wide_abs(v: Any) -> np.longdouble:
+    """|v| of an mpf or mpc as a long double."""
+    if hasattr(v, "_mpc_"):
+        return np.hypot(_wide_mpf(v._mpc_[0]), _wide_mpf(v._mpc_[1]))
+    return _wide_mpf(v._mpf_)
+
+
 class MPMathSystem(NumberSystem):
     """mpmath numbers (real ``mpf`` or complex ``mpc``) with `digits` decimal digits."""
 
@@ -59,7 +79,7 @@ class MPMathSystem(NumberSystem):
         self.name = f"{'mpc' if is_complex else 'mpf'}:{digits}"
         self.ctx = _shared_context(digits)
         # mpmath rounds to nearest at ctx.prec bits: |rel. error| <= 2**-prec
-        self.unit_roundoff = float(2.0 ** -self.ctx.prec)
+        self.unit_roundoff = wide_power_of_two(-self.ctx.prec)
         self._element = self.ctx.mpc if is_complex else self.ctx.mpf
         self._unary: dict[str, Any] = {}
         self._local = threading.local()
@@ -90,6 +110,15 @@ class MPMathSystem(NumberSystem):
         out = np.empty(exponents.shape, dtype=object)
         for idx, e in np.ndenumerate(exponents):
             out[idx] = self.scalar(self.ctx.ldexp(self.ctx.one, int(e)))
+        return out
+
+    def magnitude(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return np.abs(self.to_float(x))
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=self.error_dtype)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = _wide_abs(v)
         return out
 
     # -- conversion -------------------------------------------------------------------
