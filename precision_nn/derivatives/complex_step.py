@@ -89,8 +89,8 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     xc = ev.x_flat
     n = len(xc)
     if h is None:
-        x_float = np.abs(cs.to_float(xc))
-        h = radix_steps(scales(x_float) * 2.0 ** log2_unit_roundoff(ns), ns)
+        x_float = cs.magnitude(xc)
+        h = radix_steps(scales(x_float) * np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns))), ns)
     with cs.context():
         step = cs.scalar(1j) * cs.asarray(h)
         points = np.concatenate([xc + step, xc + step * cs.scalar(2)])
@@ -98,15 +98,15 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     with ns.context():
         first = ns.asarray(cs.imag(values[:n])) / h
         second = ns.asarray(cs.imag(values[n:])) / (h * ns.scalar(2))
-        difference = np.abs(ns.to_float(second - first))
+        difference = ns.magnitude(second - first)
     rounding = COMPLEX_STEP_ROUNDINGS * ns.unit_roundoff * \
-        _sum_scales(np.abs(ns.to_float(first)))
-    steps = np.abs(ns.to_float(h))
+        _sum_scales(ns.magnitude(first))
+    steps = ns.magnitude(h)
     with np.errstate(divide="ignore", invalid="ignore"):  # h² underflows for h < 1e-162
         coefficient = difference / (3 * steps**2)
     return FDResult(value=first, error=difference / 3 + rounding, h=steps,
-                    coefficient=coefficient, magnitude=np.full(n, np.nan), noise=rounding,
-                    resolution=np.full(n, np.nan))
+                    coefficient=coefficient, magnitude=np.full(n, np.nan, dtype=ns.error_dtype), noise=rounding,
+                    resolution=np.full(n, np.nan, dtype=ns.error_dtype))
 
 
 def _sum_scales(magnitudes: np.ndarray) -> np.ndarray:

@@ -231,12 +231,17 @@ _NOTES = {
 def _estimate(problem: _Problem, method: str) -> Estimate:
     result, evaluations = METHODS[method](problem)
     if problem.shape == ():
-        value, error, h = result.value[0], float(result.error[0]), float(result.h[0])
+        value, error, h = result.value[0], _error_scalar(result.error), _error_scalar(result.h)
     else:
         value = result.value.reshape(problem.shape)
         error, h = result.error.reshape(problem.shape), result.h.reshape(problem.shape)
     return Estimate(value=value, error=error, h=h, evaluations=evaluations, method=method,
                     note=_NOTES[method], numbers=problem.ns)
+
+
+def _error_scalar(values: np.ndarray) -> float | np.longdouble:
+    """The one entry of `values`: a Python float, or a long double beyond float range."""
+    return float(values[0]) if values.dtype == np.float64 else values[0]
 
 
 # -- validation at the entry ----------------------------------------------------------
@@ -294,8 +299,8 @@ def _convert_h(ns: NumberSystem, h: Any, shape: tuple[int, ...]) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"`h` must be a positive real number of {real.name!r}; "
                          f"got {h!r} ({exc}).") from exc
-    as_float = np.asarray(real.to_float(steps), dtype=np.float64)
-    if not np.all(np.isfinite(as_float) & (as_float > 0)):
+    sizes = real.magnitude(steps)
+    if not np.all(np.isfinite(sizes) & (sizes > 0) & (np.real(real.to_float(steps)) >= 0)):
         raise ValueError(f"`h` must be positive and finite; got {h!r}. Pass a step > 0, "
                          "or h=None to choose it from the error model.")
     try:

@@ -90,7 +90,7 @@ def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``(x + h) − x`` in `ns`: the step the arithmetic really takes."""
     with ns.context():
         h_r = (x + h) - x
-    if not np.all(np.abs(ns.to_float(h_r)) > 0):
+    if not np.all(ns.magnitude(h_r) > 0):
         raise ValueError(
             "`h` is below the spacing of the floating-point numbers at `x`, so x + h == x "
             f"in {ns.name!r}; use a larger `h` (or h=None to choose it)."
@@ -148,8 +148,8 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
         with ns.context():
             value[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(nodes, real)) / unit
         weights[:, i] = [float(abs(w)) for w in real]
-    magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in nodes])
-    step = np.abs(ns.to_float(h)) * m
+    magnitudes = np.array([ns.magnitude(values[k]) for k in nodes])
+    step = ns.magnitude(h) * m
     # the rounding term uses the weights really applied: on irregular offsets they can
     # exceed the rule's
     noise = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0) / step
@@ -210,12 +210,12 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
     level = _level(ns, rule, 1, h, values, offsets, exact)
     p = rule.order
     difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
-    steps = np.abs(ns.to_float(h))
+    steps = ns.magnitude(h)
     constant = float(abs(rule.truncation_constant))
     # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1)
-    coefficient = constant * np.abs(ns.to_float(difference)) / steps ** (p + 1)
+    coefficient = constant * ns.magnitude(difference) / steps ** (p + 1)
     # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|weight_j||f_j|
-    magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in witness])
+    magnitudes = np.array([ns.magnitude(values[k]) for k in witness])
     floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
     return FDResult(
         value=level.value,
@@ -257,7 +257,7 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     favour rounds whose estimate came out too small.)
     """
     ns = ev.ns
-    x_float = np.abs(ns.to_float(ev.x_flat))
+    x_float = ns.magnitude(ev.x_flat)
     reach = max(abs(s) for s in witness_offsets(rule))  # the farthest point, in steps
     limit = scales(x_float) * MAX_RELATIVE_REACH / reach
     h_float = np.minimum(initial_steps(x_float, ns, rule.order), limit)
@@ -291,9 +291,9 @@ _FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise", "resoluti
 def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],
                     h_star: np.ndarray) -> FDResult:
     n = len(h_star)
-    chosen = {name: np.full(n, np.nan) for name in _FIELDS[1:]}
+    chosen = {name: np.full(n, np.nan, dtype=ns.error_dtype) for name in _FIELDS[1:]}
     chosen["value"] = ns.zeros(n)
-    distance = np.full(n, np.inf)
+    distance = np.full(n, np.inf, dtype=ns.error_dtype)
     for where, result in rounds:
         closer = np.abs(np.log(result.h / h_star[where])) <= distance[where]
         distance[where[closer]] = np.abs(np.log(result.h / h_star[where]))[closer]

@@ -60,11 +60,11 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     whose measured third derivative gives the length scale of `f`.
     """
     ns = ev.ns
-    x_float = np.abs(ns.to_float(ev.x_flat))
+    x_float = ns.magnitude(ev.x_flat)
     first = radix_steps(_first_steps(ev, x_float), ns) if h is None else h
-    first_float = np.abs(ns.to_float(first))
+    first_float = ns.magnitude(first)
     # rounding ~ u/h overtakes before h reaches the central optimum u^(1/3): stop there
-    smallest = scales(x_float) * 2.0 ** (log2_unit_roundoff(ns) / 3)
+    smallest = scales(x_float) * np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns) / 3))
     levels = int(np.clip(np.max(np.ceil(np.log2(first_float / smallest))) + 2, 3, MAX_LEVELS))
     return _tableau(ev, first, levels)
 
@@ -74,7 +74,7 @@ def _first_steps(ev: Evaluator, x_float: np.ndarray) -> np.ndarray:
     f'''/6`` is measured by a pilot central difference: over that length the h² term of
     the central difference is as large as ``f'`` (or ``f``) itself."""
     pilot = finite_difference(ev, method="central", order=2, h=None)
-    slope = np.abs(ev.ns.to_float(pilot.value))
+    slope = ev.ns.magnitude(pilot.value)
     with np.errstate(divide="ignore", invalid="ignore"):  # c = 0: no length limit
         length = np.fmax(np.sqrt(slope / pilot.coefficient),
                          np.cbrt(pilot.magnitude / pilot.coefficient))
@@ -85,7 +85,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     ns = ev.ns
     n = len(ev.x_flat)
     rule = stencil("central", 2)
-    best, error = ns.zeros(n), np.full(n, np.inf)
+    best, error = ns.zeros(n), np.full(n, np.inf, dtype=ns.error_dtype)
     last_h = np.zeros(n)
     active, previous = np.arange(n), []
     worsened = np.zeros(n, dtype=bool)  # the previous diagonal was already worse
@@ -93,12 +93,12 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     for k in range(levels):
         h_k = realize(ns, ev.x_flat[active], h[active])
         (level,) = stencil_levels(ev, active, h_k, rule, (1,))
-        last_h[active] = np.abs(ns.to_float(h_k))
+        last_h[active] = ns.magnitude(h_k)
         row = _extend_row(ns, level, previous, best, error, active)
         stop = np.zeros(len(active), dtype=bool)
         if k > 0:
             with ns.context():
-                jump = np.abs(ns.to_float(row[k] - previous[k - 1]))
+                jump = ns.magnitude(row[k] - previous[k - 1])
             worse = jump >= SAFE * error[active]
             stop = worse & worsened[active]
             worsened[active] = worse
@@ -110,10 +110,10 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
             h = h / ns.scalar(2)
         if len(active) == 0:
             break
-    rounding = VALUE_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(best))
+    rounding = VALUE_ROUNDINGS * ns.unit_roundoff * ns.magnitude(best)
     return FDResult(value=best, error=error + rounding, h=last_h,
-                    coefficient=np.full(n, np.nan), magnitude=np.full(n, np.nan),
-                    noise=rounding, resolution=np.full(n, np.nan))
+                    coefficient=np.full(n, np.nan, dtype=ns.error_dtype), magnitude=np.full(n, np.nan, dtype=ns.error_dtype),
+                    noise=rounding, resolution=np.full(n, np.nan, dtype=ns.error_dtype))
 
 
 def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
@@ -131,8 +131,8 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
         amplification *= (factor + 1) / (factor - 1)
         with ns.context():
             entry = (ns.scalar(factor) * row[j - 1] - previous[j - 1]) / ns.scalar(factor - 1)
-            distance = np.maximum(np.abs(ns.to_float(entry - row[j - 1])),
-                                  np.abs(ns.to_float(entry - previous[j - 1])))
+            distance = np.maximum(ns.magnitude(entry - row[j - 1]),
+                                  ns.magnitude(entry - previous[j - 1]))
         estimate = distance + amplification * level.noise
         better = estimate <= error[active]
         best[active[better]] = entry[better]

@@ -57,9 +57,7 @@ GROWTH_WITHOUT_TRUNCATION = 16.0
 
 def log2_unit_roundoff(ns: NumberSystem) -> float:
     """``log2(u)``, also for precisions whose ``u`` underflows a Python float."""
-    if ns.unit_roundoff > 0:
-        return math.log2(ns.unit_roundoff)
-    return -ns.digits * math.log2(10)
+    return ns.log2_unit_roundoff
 
 
 def radix(ns: NumberSystem) -> int:
@@ -80,7 +78,7 @@ def scales(x_float: np.ndarray) -> np.ndarray:
 
 def initial_steps(x_float: np.ndarray, ns: NumberSystem, order: int) -> np.ndarray:
     """``u^(1/(p+1)) · max(|x|, 1)``: the optimal step when ``|f| ≈ |f^(p+1)|``."""
-    return scales(x_float) * 2.0 ** (log2_unit_roundoff(ns) / (order + 1))
+    return scales(x_float) * np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns) / (order + 1)))
 
 
 def optimal_steps(h: np.ndarray, coefficient: np.ndarray, noise: np.ndarray,
@@ -118,7 +116,7 @@ def optimal_steps(h: np.ndarray, coefficient: np.ndarray, noise: np.ndarray,
 def radix_steps(h: np.ndarray, ns: NumberSystem) -> np.ndarray:
     """Each float step rounded (in log scale) to a power of the radix, as an array of `ns`."""
     base = radix(ns)
-    exponents = np.rint(np.log(np.asarray(h, dtype=np.float64)) / math.log(base)).astype(int)
+    exponents = np.rint(np.log(np.asarray(h, dtype=ns.error_dtype)) / math.log(base)).astype(int)
     return _POWERS[_family(ns)](ns, exponents)
 
 
