@@ -83,6 +83,11 @@ class NumberSystem(ABC):
         """``|x|`` elementwise as an array of `error_dtype` (no underflow to 0)."""
         return np.abs(self.to_float(x))
 
+    def to_error_float(self, x: Any) -> np.ndarray:
+        """Real parts of `x`, signed, as an array of `error_dtype` (``to_float`` where
+        float64 suffices): for remainders and differences far below the float range."""
+        return np.real(self.to_float(x))
+
     # -- identity -------------------------------------------------------------------
     def __repr__(self) -> str:
         return f"number_system({self.name!r})"

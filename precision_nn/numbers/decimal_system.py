@@ -78,6 +78,15 @@ class DecimalSystem(NumberSystem):
             out[idx] = abs(np.longdouble(str(v)))  # numpy parses decimal text to 64 bits
         return out
 
+    def to_error_float(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return self.to_float(x)
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=self.error_dtype)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = np.longdouble(str(v))
+        return out
+
     def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
         exponents = np.asarray(exponents, dtype=np.int64)
         return self.asarray([f"1E{int(e)}" for e in exponents.ravel()]).reshape(exponents.shape)

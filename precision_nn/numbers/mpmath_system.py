@@ -63,6 +63,12 @@ def _wide_mpf(mpf_tuple: tuple) -> np.longdouble:
     return np.ldexp(np.longdouble(int(man) >> shift), int(exp) + shift)
 
 
+def _wide_real(v: Any) -> np.longdouble:
+    """The real part of an mpf or mpc as a long double, signed."""
+    part = v._mpc_[0] if hasattr(v, "_mpc_") else v._mpf_
+    return -_wide_mpf(part) if part[0] else _wide_mpf(part)
+
+
 def _wide_abs(v: Any) -> np.longdouble:
     """|v| of an mpf or mpc as a long double."""
     if hasattr(v, "_mpc_"):
@@ -119,6 +125,15 @@ class MPMathSystem(NumberSystem):
         out = np.empty(arr.shape, dtype=self.error_dtype)
         for idx, v in np.ndenumerate(arr):
             out[idx] = _wide_abs(v)
+        return out
+
+    def to_error_float(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return np.real(self.to_float(x))
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=self.error_dtype)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = _wide_real(v)
         return out
 
     # -- conversion -------------------------------------------------------------------
