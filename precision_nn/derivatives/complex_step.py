@@ -109,14 +109,14 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     cs = ev.ns
     xc = ev.x_flat
     n = len(xc)
-    x_float = np.abs(np.asarray(cs.to_float(xc))).astype(float)
+    x_float = cs.magnitude(xc)
     if h is None:
-        h = radix_steps(scales(x_float) * 2.0 ** log2_unit_roundoff(ns), ns)
-    steps = np.abs(ns.to_float(h))
+        h = radix_steps(scales(x_float) * np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns))), ns)
+    steps = ns.magnitude(h)
     witness = witness_steps(x_float, ns)
     with ns.context():
         far = np.where(2 * steps >= witness, h * ns.scalar(2), radix_steps(witness, ns))
-    ratio = np.abs(ns.to_float(far)) / steps
+    ratio = ns.magnitude(far) / steps
     with cs.context():
         points = np.concatenate([xc + cs.scalar(1j) * cs.asarray(h),
                                  xc + cs.scalar(1j) * cs.asarray(far)])
@@ -124,9 +124,9 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     with ns.context():
         first = ns.asarray(cs.imag(values[:n])) / h
         second = ns.asarray(cs.imag(values[n:])) / far
-        difference = np.abs(ns.to_float(second - first))
+        difference = ns.magnitude(second - first)
     rounding = COMPLEX_STEP_ROUNDINGS * ns.unit_roundoff * \
-        _sum_scales(np.abs(ns.to_float(first)))
+        _sum_scales(ns.magnitude(first))
     # steps decades apart: their whole difference, twice, is the bar (rounding that
     # differs between them shows in full, and either step may carry it); steps a factor 2
     # apart: the h² term at h is 1/3 of it
@@ -137,16 +137,17 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     # far more than rounding and the ~u·|f⁽³⁾| of the h² term: f's complex arithmetic is
     # off (module notes); `derivative` then falls back
     failed = apart & (difference > DISAGREEMENT * rounding)
+    unmeasured = np.full(n, np.nan, dtype=ns.error_dtype)
     return FDResult(value=first, error=truncation + rounding, h=steps,
-                    coefficient=coefficient, magnitude=np.full(n, np.nan), noise=rounding,
-                    resolution=np.full(n, np.nan), failed=failed)
+                    coefficient=coefficient, magnitude=unmeasured, noise=rounding,
+                    resolution=unmeasured.copy(), failed=failed)
 
 
 def witness_steps(x_float: np.ndarray, ns: NumberSystem) -> np.ndarray:
     """``√u · max(|x|, 1)``: the second step, decades above the first (~u), where the h²
     term is still ~u relative but every real part differs from the first step's, so the
     two carry different rounding errors (module notes)."""
-    return scales(x_float) * 2.0 ** (log2_unit_roundoff(ns) / 2)
+    return scales(x_float) * np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns) / 2))
 
 
 def cross_check(real: Evaluator, result: FDResult) -> str | None:
@@ -154,7 +155,7 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     coordinate (`resolution.probe_resolution`): a note saying why they disagree, or None
     when they agree (or f cannot be evaluated at real points)."""
     ns = real.ns
-    x_float = np.abs(np.asarray(ns.to_float(real.x_flat), dtype=float))
+    x_float = ns.magnitude(real.x_flat)
     reach = 4 * witness_steps(x_float, ns)  # the probe's step stays a quarter of this
     try:
         found = probe_resolution(real, result, "central", reach=reach)

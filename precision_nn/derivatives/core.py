@@ -328,13 +328,18 @@ def _estimate(problem: _Problem, method: str) -> Estimate:
             "float error estimates overflow or underflow. Pass a smaller `h` (or h=None), "
             "or rescale `x`.")
     if problem.shape == ():
-        value, error, h = result.value[0], float(result.error[0]), float(result.h[0])
+        value, error, h = result.value[0], _error_scalar(result.error), _error_scalar(result.h)
     else:
         value = result.value.reshape(problem.shape)
         error, h = result.error.reshape(problem.shape), result.h.reshape(problem.shape)
     note = "; ".join((_NOTES[outcome.method], *outcome.notes))
     return Estimate(value=value, error=error, h=h, evaluations=outcome.evaluations,
                     method=outcome.method, note=note, numbers=problem.ns)
+
+
+def _error_scalar(values: np.ndarray) -> float | np.longdouble:
+    """The one entry of `values`: a Python float, or a long double beyond float range."""
+    return float(values[0]) if values.dtype == np.float64 else values[0]
 
 
 # -- validation at the entry ----------------------------------------------------------
@@ -392,8 +397,8 @@ def _convert_h(ns: NumberSystem, h: Any, shape: tuple[int, ...]) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"`h` must be a positive real number of {real.name!r}; "
                          f"got {h!r} ({exc}).") from exc
-    as_float = np.asarray(real.to_float(steps), dtype=np.float64)
-    if not np.all(np.isfinite(as_float) & (as_float > 0)):
+    sizes = real.magnitude(steps)
+    if not np.all(np.isfinite(sizes) & (sizes > 0) & (np.real(real.to_float(steps)) >= 0)):
         raise ValueError(f"`h` must be positive and finite; got {h!r}. Pass a step > 0, "
                          "or h=None to choose it from the error model.")
     try:

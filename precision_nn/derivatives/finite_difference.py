@@ -118,7 +118,7 @@ def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
     """``(x + h) − x`` in `ns`: the step the arithmetic really takes."""
     with ns.context():
         h_r = (x + h) - x
-    if not np.all(np.abs(ns.to_float(h_r)) > 0):
+    if not np.all(ns.magnitude(h_r) > 0):
         raise ValueError(
             "`h` is below the spacing of the floating-point numbers at `x`, so x + h == x "
             f"in {ns.name!r}; use a larger `h` (or h=None to choose it)."
@@ -184,8 +184,8 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
         with ns.context():
             value[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(nodes, real)) / unit
         weights[:, i] = [float(abs(w)) for w in real]
-    magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in nodes])
-    step = np.abs(ns.to_float(h)) * m
+    magnitudes = np.array([ns.magnitude(values[k]) for k in nodes])
+    step = ns.magnitude(h) * m
     # the rounding term uses the weights really applied: on irregular offsets they can
     # exceed the rule's
     noise = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0) / step
@@ -246,13 +246,13 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
     level = _level(ns, rule, 1, h, values, offsets, exact)
     p = rule.order
     difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
-    steps = np.abs(ns.to_float(h))
+    steps = ns.magnitude(h)
     constant = float(abs(rule.truncation_constant))
     # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1), i.e. C·|Δ^(p+1)f|/h:
     # formed so, it neither overflows for large h nor underflows for tiny ones
-    witnessed = constant * np.abs(ns.to_float(difference))
+    witnessed = constant * ns.magnitude(difference)
     # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|weight_j||f_j|
-    magnitudes = np.array([np.abs(ns.to_float(values[k])) for k in witness])
+    magnitudes = np.array([ns.magnitude(values[k]) for k in witness])
     floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
     with np.errstate(over="ignore", under="ignore"):
         coefficient = _per_power(witnessed, steps, p + 1)
@@ -280,17 +280,17 @@ def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
     k = next(j for j in range(len(witness) - 2) if witness[j] <= 0 <= witness[j + 2])
     a, b, c = (values[witness[k + j]] for j in range(3))
     with ns.context():  # in the system: in floats the difference would be all rounding
-        difference = np.abs(np.asarray(ns.to_float(a - ns.scalar(2) * b + c), dtype=float))
+        difference = ns.magnitude(a - ns.scalar(2) * b + c)
     with np.errstate(over="ignore", invalid="ignore"):
         second = difference / steps / steps
-    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
+    x_float = ns.magnitude(x)
     return np.nan_to_num(NOISE_ROUNDINGS * ns.unit_roundoff * x_float * second, nan=0.0)
 
 
 def _per_power(a: np.ndarray, h: np.ndarray, power: int) -> np.ndarray:
     """``a / h^power`` without forming ``h^power`` (which overflows for h beyond ~1e77
     at power 4)."""
-    out = np.asarray(a, dtype=float)
+    out = np.asarray(a, dtype=np.result_type(a, h, np.float64))
     for _ in range(power):
         out = out / h
     return out
@@ -325,7 +325,7 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     favour rounds whose estimate came out too small.)
     """
     ns = ev.ns
-    x_float = np.abs(ns.to_float(ev.x_flat))
+    x_float = ns.magnitude(ev.x_flat)
     reach = max(abs(s) for s in witness_offsets(rule))  # the farthest point, in steps
     limit = scales(x_float) * MAX_RELATIVE_REACH / reach
     h_float = np.minimum(initial_steps(x_float, ns, rule.order), limit)
@@ -374,9 +374,9 @@ _FIELDS = ("value", "error", "h", "coefficient", "magnitude", "noise", "resoluti
 def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],
                     h_star: np.ndarray) -> FDResult:
     n = len(h_star)
-    chosen = {name: np.full(n, np.nan) for name in _FIELDS[1:]}
+    chosen = {name: np.full(n, np.nan, dtype=ns.error_dtype) for name in _FIELDS[1:]}
     chosen["value"] = ns.zeros(n)
-    distance = np.full(n, np.inf)
+    distance = np.full(n, np.inf, dtype=ns.error_dtype)
     for where, result in rounds:
         closer = np.abs(np.log(result.h / h_star[where])) <= distance[where]
         distance[where[closer]] = np.abs(np.log(result.h / h_star[where]))[closer]

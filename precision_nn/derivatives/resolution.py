@@ -97,10 +97,11 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
     no probe step fits between the spacing of x and `reach` (default: the method's steps;
     the complex step passes a longer one, since its own step is ~u)."""
     ns = ev.ns
-    value = np.abs(np.asarray(ns.to_float(result.value), dtype=float))
+    wide = ns.error_dtype.type  # scalars as wide as the system's error bars
+    value = ns.magnitude(result.value)
     i = int(np.argmax(value))
-    x_i = float(np.abs(ns.to_float(ev.x_flat[i : i + 1]))[0])
-    limit = float((result.h if reach is None else reach)[i])
+    x_i = wide(ns.magnitude(ev.x_flat[i : i + 1])[0])
+    limit = wide((result.h if reach is None else reach)[i])
     start = _probe_step(ns, x_i, limit)
     if start is None:
         return None
@@ -130,9 +131,10 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
 
 
 def _probe_step(ns: NumberSystem, x_i: float, h_i: float) -> float | None:
-    target = min(scales(np.array([x_i]))[0] * 2.0 ** (2 * ns.log2_unit_roundoff / 3),
+    wide = ns.error_dtype.type  # scalars as wide as the system's error bars
+    target = min(scales(np.array([x_i]))[0] * np.exp2(wide(2 * ns.log2_unit_roundoff / 3)),
                  PROBE_FRACTION * h_i)
-    step = float(np.abs(ns.to_float(radix_steps(np.array([target]), ns)))[0])
+    step = wide(ns.magnitude(radix_steps(np.array([target]), ns))[0])
     if step > PROBE_FRACTION * h_i:
         step /= ns.radix
     if not step > MIN_SPACINGS * ns.unit_roundoff * x_i:  # the method's steps are tiny:
@@ -147,26 +149,27 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
     """For each probe step ``m·δ``: ``|D_probe − D_i| − error_i − truncation``, the
     probe's rounding bound, max |f| it saw, and the step (one batched call of f)."""
     ns = ev.ns
+    wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     h = realize(ns, ev.x_flat[i : i + 1], radix_steps(np.array([step]), ns))
     levels = stencil_levels(ev, np.array([i]), h, rule, multipliers)
-    coefficient = TRUNCATION_SAFETY * float(np.nan_to_num(result.coefficient[i]))
+    coefficient = TRUNCATION_SAFETY * wide(np.nan_to_num(result.coefficient[i]))
     out = []
     for m, level in zip(multipliers, levels):
         with ns.context():
-            gap = float(np.abs(ns.to_float(level.value - result.value[i : i + 1]))[0])
+            gap = wide(ns.magnitude(level.value - result.value[i : i + 1])[0])
         # the probe's own truncation c·δ^p, c measured by the method (counted twice, as
         # the methods count theirs); NaN (not measured) counts as 0
-        delta = float(np.abs(ns.to_float(h))[0]) * m
+        delta = wide(ns.magnitude(h)[0]) * m
         truncation = coefficient
         with np.errstate(over="ignore"):
             for _ in range(rule.order):  # c·δ^p: 0 stays 0 where δ^p alone would overflow
-                truncation = float(np.float64(truncation) * delta)
+                truncation = wide(truncation) * delta
         # level.noise is κu·Σ|w||f|/δ
         # the method's bar is an estimate, not a bound: only a gap beyond twice it counts
-        out.append((max(gap - BAR_SAFETY * float(result.error[i]) - truncation, 0.0),
-                    float(level.noise[0]), float(level.magnitude[0]), delta,
-                    _consistent(gap, float(result.error[i]),
-                                BAR_SAFETY * (float(level.noise[0]) + truncation))))
+        out.append((max(gap - BAR_SAFETY * wide(result.error[i]) - truncation, 0.0),
+                    wide(level.noise[0]), wide(level.magnitude[0]), delta,
+                    _consistent(gap, wide(result.error[i]),
+                                BAR_SAFETY * (wide(level.noise[0]) + truncation))))
     return out
 
 

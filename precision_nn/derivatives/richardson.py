@@ -91,23 +91,23 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     whose measured third derivative gives the length scale of `f`.
     """
     ns = ev.ns
-    x_float = np.abs(ns.to_float(ev.x_flat))
+    x_float = ns.magnitude(ev.x_flat)
     bias = np.zeros(len(x_float))
     if h is None:
         pilot = finite_difference(ev, method="central", order=2, h=None)
         bias = pilot.bias
         # at a multiple zero the pilot sees no length scale (f, f' ≈ 0): start far enough
         # above the spacing at x to leave room for the tableau
-        first = radix_steps(np.maximum(_first_steps(pilot, x_float),
+        first = radix_steps(np.maximum(_first_steps(ns, pilot, x_float),
                                        2.0**MIN_FIRST_LEVELS * MIN_SPACINGS * ns.unit_roundoff
                                        * x_float), ns)
     else:
         first = h
-    first_float = np.abs(ns.to_float(first))
+    first_float = ns.magnitude(first)
     # rounding ~ u/h overtakes before h reaches the central optimum u^(1/3): stop there
     # (for a first step well below max(|x|, 1), e.g. near a pole, count from the first
     # step: the optimum is about u^(1/3) times the length the first step is a quarter of)
-    cube_root_u = 2.0 ** (log2_unit_roundoff(ns) / 3)
+    cube_root_u = np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns) / 3))
     smallest = np.minimum(scales(x_float), first_float / FIRST_STEP_FRACTION) * cube_root_u
     levels = int(np.clip(np.max(np.ceil(np.log2(first_float / smallest))) + 2, 3, MAX_LEVELS))
     result = _tableau(ev, first, levels)
@@ -116,12 +116,11 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     return replace(result, error=result.error + bias, noise=result.noise + bias)
 
 
-def _first_steps(pilot: FDResult, x_float: np.ndarray) -> np.ndarray:
+def _first_steps(ns: NumberSystem, pilot: FDResult, x_float: np.ndarray) -> np.ndarray:
     """A quarter of the length scale ``max(sqrt(|f'/c|), (|f|/|c|)^(1/3))``, where ``c ≈
     f'''/6`` is measured by a pilot central difference: over that length the h² term of
     the central difference is as large as ``f'`` (or ``f``) itself."""
-    slope = np.abs(np.asarray(pilot.value, dtype=float)) if pilot.value.dtype != object \
-        else np.array([abs(float(v)) for v in pilot.value])
+    slope = ns.magnitude(pilot.value)
     with np.errstate(divide="ignore", invalid="ignore"):  # c = 0: no length limit
         length = np.fmax(np.sqrt(slope / pilot.coefficient),
                          np.cbrt(pilot.magnitude / pilot.coefficient))
@@ -134,12 +133,13 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     ns = ev.ns
     n = len(ev.x_flat)
     rule = stencil("central", 2)
-    best, error = ns.zeros(n), np.full(n, np.inf)
-    last_h, kept_noise = np.zeros(n), np.zeros(n)
-    state = _Column(n)
+    best, error = ns.zeros(n), np.full(n, np.inf, dtype=ns.error_dtype)
+    last_h = np.zeros(n, dtype=ns.error_dtype)
+    kept_noise = np.zeros(n, dtype=ns.error_dtype)
+    state = _Column(n, ns.error_dtype)
     active, previous = np.arange(n), []
     worsened = np.zeros(n, dtype=bool)  # the previous diagonal was already worse
-    x_float = np.abs(np.asarray(ns.to_float(ev.x_flat), dtype=float))
+    x_float = ns.magnitude(ev.x_flat)
     h = first
     for k in range(MAX_LEVELS):
         h_k = realize(ns, ev.x_flat[active], h[active])
@@ -148,7 +148,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         except NonFiniteValueError:
             # a point left the domain of f (sqrt, log near 0): restart every active
             # coordinate from the next, halved step (which of them failed is not known)
-            if np.any(np.abs(ns.to_float(h_k)) / 2 < MIN_SPACINGS * ns.unit_roundoff *
+            if np.any(ns.magnitude(h_k) / 2 < MIN_SPACINGS * ns.unit_roundoff *
                       x_float[active]):
                 raise
             state.restart(active)
@@ -156,7 +156,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
             with ns.context():
                 h = h / ns.scalar(2)
             continue
-        last_h[active] = np.abs(ns.to_float(h_k))
+        last_h[active] = ns.magnitude(h_k)
         broken, checked = state.follow(ns, active, level)
         if np.any(broken):  # restart those coordinates from this level: drop their rows
             error[active[broken]] = np.inf
@@ -175,7 +175,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         # spent, when rounding has taken every digit of D(h) after an accepted entry, or
         # before the next step comes within a few spacings of the numbers at x
         spent = (depth >= levels - 1) & np.isfinite(error[active])
-        no_digits = (level.noise >= np.abs(ns.to_float(level.value))) & \
+        no_digits = (level.noise >= ns.magnitude(level.value)) & \
             np.isfinite(error[active])
         floor = last_h[active] / 2 < MIN_SPACINGS * ns.unit_roundoff * x_float[active]
         # no later entry can beat the best: each estimate is at least its level's noise
@@ -188,8 +188,8 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         # A column that broke repeatedly before (noise, not one kink) counts as well.
         collapsed = state.collapsed(active) & (np.isfinite(error[active]) |
                                                (state.restarts[active] >= NOISY_RESTARTS))
-        stop |= spent | no_digits | floor | drowned | collapsed | \
-            (depth >= MAX_LEVELS_SINCE_RESTART)
+        unsettled = (depth >= MAX_LEVELS_SINCE_RESTART) & ~np.isfinite(error[active])
+        stop |= spent | no_digits | floor | drowned | collapsed | unsettled
         previous = [entry[~stop] for entry in row]
         active = active[~stop]
         with ns.context():
@@ -197,21 +197,21 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         if len(active) == 0:
             break
     failed = ~np.isfinite(error)
-    rounding = VALUE_ROUNDINGS * ns.unit_roundoff * np.abs(ns.to_float(best))
+    rounding = VALUE_ROUNDINGS * ns.unit_roundoff * ns.magnitude(best)
+    unmeasured = np.full(n, np.nan, dtype=ns.error_dtype)
     return FDResult(value=best, error=error + rounding, h=last_h,
-                    coefficient=state.coefficient(last_h), magnitude=np.full(n, np.nan),
-                    noise=rounding + kept_noise, resolution=np.full(n, np.nan),
-                    failed=failed)
+                    coefficient=state.coefficient(last_h), magnitude=unmeasured,
+                    noise=rounding + kept_noise, resolution=unmeasured.copy(), failed=failed)
 
 
 def _diagonal_jump(ns: NumberSystem, row: list[np.ndarray], previous: list[np.ndarray],
                    depth: np.ndarray) -> np.ndarray:
     """``|T[k][d] − T[k−1][d−1]|`` for each coordinate's own depth d (inf where d = 0)."""
-    jump = np.full(len(depth), np.inf)
+    jump = np.full(len(depth), np.inf, dtype=ns.error_dtype)
     for d in np.unique(depth[depth > 0]):
         at = depth == d
         with ns.context():
-            jump[at] = np.abs(ns.to_float(row[d][at] - previous[d - 1][at]))
+            jump[at] = ns.magnitude(row[d][at] - previous[d - 1][at])
     return jump
 
 
@@ -219,11 +219,11 @@ class _Column:
     """The first column's successive differences ``d_k = D(h_k) − D(h_{k−1})`` of each
     coordinate, and the level it (re)started at."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, dtype: np.dtype):
         self.start = np.zeros(n, dtype=int)
         self.value: np.ndarray | None = None  # D(h_{k−1}) of every coordinate
-        self.noise = np.full(n, np.nan)
-        self.difference = np.full(n, np.nan)  # d_{k−1} (NaN: none since the restart)
+        self.noise = np.full(n, np.nan, dtype=dtype)
+        self.difference = np.full(n, np.nan, dtype=dtype)  # d_{k−1} (NaN: none yet)
         self.level = 0
         self.stale = np.zeros(n, dtype=bool)
         self.restarts = np.zeros(n, dtype=int)
@@ -258,7 +258,7 @@ class _Column:
         broken, checked = np.zeros(count, dtype=bool), np.zeros(count, dtype=bool)
         if k > 0:
             with ns.context():
-                d = np.asarray(ns.to_float(level.value - self.value[active]), dtype=float)
+                d = ns.to_error_float(level.value - self.value[active])
             d = np.where(self.stale[active], np.nan, d)
             resolved = np.abs(d) > NOISE_MARGIN * (level.noise + self.noise[active])
             previous = self.difference[active]
@@ -297,8 +297,8 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
         amplification *= (factor + 1) / (factor - 1)
         with ns.context():
             entry = (ns.scalar(factor) * row[j - 1] - previous[j - 1]) / ns.scalar(factor - 1)
-            distance = np.maximum(np.abs(ns.to_float(entry - row[j - 1])),
-                                  np.abs(ns.to_float(entry - previous[j - 1])))
+            distance = np.maximum(ns.magnitude(entry - row[j - 1]),
+                                  ns.magnitude(entry - previous[j - 1]))
         estimate = distance + amplification * level.noise
         better = (estimate <= error[active]) & (j <= depth) & accept
         best[active[better]] = entry[better]

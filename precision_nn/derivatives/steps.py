@@ -82,7 +82,7 @@ def scales(x_float: np.ndarray) -> np.ndarray:
 
 def initial_steps(x_float: np.ndarray, ns: NumberSystem, order: int) -> np.ndarray:
     """``u^(1/(p+1)) · max(|x|, 1)``: the optimal step when ``|f| ≈ |f^(p+1)|``."""
-    return scales(x_float) * 2.0 ** (log2_unit_roundoff(ns) / (order + 1))
+    return scales(x_float) * np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns) / (order + 1)))
 
 
 def optimal_steps(h: np.ndarray, coefficient: np.ndarray, noise: np.ndarray,
@@ -120,15 +120,15 @@ def optimal_steps(h: np.ndarray, coefficient: np.ndarray, noise: np.ndarray,
 def radix_steps(h: np.ndarray, ns: NumberSystem) -> np.ndarray:
     """Each float step rounded (in log scale) to a power of the radix, as an array of `ns`."""
     base = radix(ns)
-    exponents = np.rint(np.log(np.asarray(h, dtype=np.float64)) / math.log(base)).astype(int)
+    exponents = np.rint(np.log(np.asarray(h, dtype=ns.error_dtype)) / math.log(base)).astype(int)
     return np.asarray(ns.radix_powers(exponents))
 
 
 def check_steps(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> None:
     """Refuse a user's step that no difference quotient can use: longer than the length
     scale ``max(|x|, 1)`` times `MAX_STEP_RATIO`, or one whose points leave the range."""
-    x_float = np.abs(np.asarray(ns.to_float(x), dtype=float))
-    h_float = np.abs(np.asarray(ns.real().to_float(h), dtype=float))
+    x_float = ns.magnitude(x)
+    h_float = ns.real().magnitude(h)
     limit = MAX_STEP_RATIO * scales(x_float)
     with np.errstate(over="ignore", invalid="ignore"):
         far = x_float + MAX_REACH * h_float

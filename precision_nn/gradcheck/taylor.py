@@ -62,7 +62,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck.probes import as_float, call, random_direction
-from precision_nn.numbers import infer_number_system
+from precision_nn.numbers import NumberSystem, infer_number_system
 
 __all__ = ["TaylorReport", "taylor_test"]
 
@@ -178,7 +178,7 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
     _require_finite("x", ns, flat, "Pass a point where f is defined.")
     v = _direction(direction, flat.size)
     scale = 1 + float(np.max(np.abs(ns.to_float(flat))))
-    hs = _steps(steps) if steps is not None else _default_steps(scale, ns.unit_roundoff)
+    hs = _steps(steps) if steps is not None else _default_steps(scale, ns)
     with ns.context():
         g = ns.asarray(np.asarray(grad(xs)).reshape(-1))
         v_ns = ns.asarray(v)
@@ -194,10 +194,10 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
             # h·v formed in the system: h·v rounded in float64 would move x by 2^-53·h
             # off the line, an O(h) error the h²-free remainder would read as e·h
             fh = call(f, (flat + ns.scalar(h) * v_ns).reshape(xs.shape), ns)
-            signed.append(as_float(ns, fh - f0 - ns.scalar(h) * vg))
+            signed.append(ns.to_error_float(fh - f0 - ns.scalar(h) * vg)[()])
             rem.append(abs(signed[-1]))
-            zeroth.append(abs(as_float(ns, fh - f0)))
-        floor.append(ns.unit_roundoff * (abs(as_float(ns, f0)) + abs(as_float(ns, fh))))
+            zeroth.append(ns.magnitude(fh - f0)[()])
+        floor.append(ns.unit_roundoff * (ns.magnitude(f0) + ns.magnitude(fh))[()])
         if steps is None and k + 1 >= STEP_COUNT and _at_floor(rem, floor):
             hs = hs[:k + 1]
             break
@@ -215,10 +215,12 @@ def _require_finite(what: str, ns: Any, values: np.ndarray, fix: str) -> None:
                          f"{int(np.flatnonzero(bad)[0])}). {fix}")
 
 
-def _default_steps(scale: float, u: float) -> np.ndarray:
-    """``FIRST_STEP·scale`` halved down to ``u·scale`` (the loop stops at the floor)."""
-    count = STEP_COUNT + max(0, int(np.ceil(np.log2(FIRST_STEP / u))))
-    return FIRST_STEP * scale * 0.5 ** np.arange(count)
+def _default_steps(scale: float, ns: NumberSystem) -> np.ndarray:
+    """``FIRST_STEP·scale`` halved down to ``u·scale`` (the loop stops at the floor), in
+    the system's error_dtype so that steps below the float range stay nonzero."""
+    count = STEP_COUNT + max(0, int(np.ceil(np.log2(FIRST_STEP) - ns.log2_unit_roundoff)))
+    wide = ns.error_dtype.type
+    return wide(FIRST_STEP) * wide(scale) * np.exp2(-np.arange(count, dtype=ns.error_dtype))
 
 
 def _at_floor(rem: list[float], floor: list[float]) -> bool:

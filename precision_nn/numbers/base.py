@@ -20,7 +20,8 @@ import mpmath
 import numpy as np
 from mpmath.libmp import from_float, from_rational
 
-__all__ = ["NumberSystem", "exact_mpmath", "exact_parts"]
+__all__ = ["NumberSystem", "error_dtype_for", "exact_mpmath", "exact_parts",
+           "wide_power_of_two"]
 
 
 class NumberSystem(ABC):
@@ -33,9 +34,10 @@ class NumberSystem(ABC):
         gives back an equal system.
     digits : int
         Significant decimal digits (for binary formats: ``floor(p·log10 2)``).
-    unit_roundoff : float
+    unit_roundoff : float or numpy.longdouble
         Half the distance from 1 to the next larger number: 2**-24 for float32,
-        2**-53 for float64, 0.5·10**(1-N) for ``decimal:N``.
+        2**-53 for float64, 0.5·10**(1-N) for ``decimal:N``. A Python float where error
+        bars fit float64 (see `error_dtype`), a ``numpy.longdouble`` beyond.
     is_complex : bool
         Whether elements are complex.
     radix : int
@@ -63,6 +65,28 @@ class NumberSystem(ABC):
     def log2_unit_roundoff(self) -> float:
         """``log2(u)``; overridden by systems whose ``u`` underflows a float."""
         return float(np.log2(self.unit_roundoff))
+
+    @functools.cached_property
+    def error_dtype(self) -> np.dtype:
+        """The float type of this system's error bars, steps and tolerances.
+
+        ``float64`` while ``u**3`` is a normal float64 (``u >= 2**-340``, about 100
+        digits): error models multiply up to three powers of ``u`` (a complex step's
+        truncation term is ``h**2`` times a third derivative, with ``h`` proportional to
+        ``u``). Beyond, ``numpy.longdouble`` where its exponent reaches ``u**3``
+        (x86-64: 15 exponent bits, systems to about 1,600 digits); elsewhere a
+        `ValueError` says so rather than letting error bars underflow to 0.
+        """
+        return error_dtype_for(self.log2_unit_roundoff, self.name)
+
+    def magnitude(self, x: Any) -> np.ndarray:
+        """``|x|`` elementwise as an array of `error_dtype` (no underflow to 0)."""
+        return np.abs(self.to_float(x))
+
+    def to_error_float(self, x: Any) -> np.ndarray:
+        """Real parts of `x`, signed, as an array of `error_dtype` (``to_float`` where
+        float64 suffices): for remainders and differences far below the float range."""
+        return np.real(self.to_float(x))
 
     # -- identity -------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -197,6 +221,31 @@ class NumberSystem(ABC):
     def context(self) -> contextlib.AbstractContextManager:
         """Activate this system's precision for code that needs it; restored on exit."""
         return _null_context()
+
+
+# error models use up to u**3 (see NumberSystem.error_dtype)
+ERROR_POWERS = 3
+
+
+def error_dtype_for(log2_u: float, name: str) -> np.dtype:
+    """float64 when ``u**ERROR_POWERS`` is a normal float64, else a wide enough longdouble."""
+    needed = ERROR_POWERS * log2_u
+    if needed > np.finfo(np.float64).minexp:
+        return np.dtype(np.float64)
+    if needed > np.finfo(np.longdouble).minexp:
+        return np.dtype(np.longdouble)
+    raise ValueError(
+        f"{name!r} is too precise for this platform's error bars: they need powers of its "
+        f"unit roundoff down to 2**{needed:.0f}, below the smallest long double "
+        f"(2**{np.finfo(np.longdouble).minexp}); use fewer digits."
+    )
+
+
+def wide_power_of_two(log2_value: float) -> float | np.longdouble:
+    """``2**log2_value`` as a Python float when it is a normal float, else a longdouble."""
+    if log2_value > np.finfo(np.float64).minexp:
+        return float(2.0 ** log2_value)
+    return np.exp2(np.longdouble(log2_value))
 
 
 # A part of a number held exactly: a Fraction when finite, a float inf/nan otherwise.

@@ -44,6 +44,13 @@ def recognise(array: np.ndarray) -> str | None:
     return f"decimal:{max(decimal.getcontext().prec, digits)}"
 
 
+def _half_ulp(digits: int) -> float | np.longdouble:
+    """0.5·10**(1-N): a float while it is a normal float, a long double beyond."""
+    if digits < 300:
+        return 0.5 * 10.0 ** (1 - digits)
+    return np.longdouble(5) * np.longdouble(10) ** np.longdouble(-digits)
+
+
 class DecimalSystem(NumberSystem):
     """Decimal floating point with `digits` significant digits."""
 
@@ -54,7 +61,7 @@ class DecimalSystem(NumberSystem):
         self.digits = digits
         self.name = f"decimal:{digits}"
         # round-half-even to N digits: |rel. error| <= 0.5 * 10**(1-N) (Higham 2002, §2.1)
-        self.unit_roundoff = 0.5 * 10.0 ** (1 - digits)
+        self.unit_roundoff = _half_ulp(digits)
         self._ctx = decimal.Context(
             prec=digits, rounding=decimal.ROUND_HALF_EVEN,
             traps=[decimal.InvalidOperation, decimal.DivisionByZero, decimal.Overflow],
@@ -80,6 +87,24 @@ class DecimalSystem(NumberSystem):
     @property
     def log2_unit_roundoff(self) -> float:
         return math.log2(0.5) + (1 - self.digits) * math.log2(10)
+
+    def magnitude(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return np.abs(self.to_float(x))
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=self.error_dtype)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = abs(np.longdouble(str(v)))  # numpy parses decimal text to 64 bits
+        return out
+
+    def to_error_float(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return self.to_float(x)
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=self.error_dtype)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = np.longdouble(str(v))
+        return out
 
     def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
         exponents = np.asarray(exponents, dtype=np.int64)

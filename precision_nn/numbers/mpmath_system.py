@@ -17,7 +17,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath
+from precision_nn.numbers.base import NumberSystem, exact_mpmath, wide_power_of_two
 
 __all__ = ["MPMathSystem", "recognise"]
 
@@ -64,6 +64,42 @@ def recognise(array: np.ndarray, *, is_complex: bool) -> str | None:
     return None
 
 
+# significand bits kept when an mpf is widened to a long double (its 64-bit significand)
+_WIDE_BITS = 64
+# exponents of 2**e·man (man < 2**64) that ldexp can take without leaving the long double
+# range on the way (np.ldexp takes a C int)
+_WIDE_EXPONENTS = (np.finfo(np.longdouble).minexp - 2 * _WIDE_BITS,
+                   np.finfo(np.longdouble).maxexp)
+
+
+def _wide_mpf(mpf_tuple: tuple) -> np.longdouble:
+    """|value| of an mpf tuple as a long double (truncated to 64 significand bits)."""
+    _, man, exp, bc = mpf_tuple
+    if not man:  # zero, or inf/nan (a zero mantissa with a nonzero exponent code)
+        return np.longdouble(0) if not exp else \
+            np.abs(np.longdouble(float(mpmath.mpf(mpf_tuple))))
+    shift = max(int(bc) - _WIDE_BITS, 0)
+    exponent = int(exp) + shift
+    if exponent < _WIDE_EXPONENTS[0]:  # below the smallest long double: 0
+        return np.longdouble(0)
+    if exponent > _WIDE_EXPONENTS[1]:
+        return np.longdouble(np.inf)
+    return np.ldexp(np.longdouble(int(man) >> shift), exponent)
+
+
+def _wide_real(v: Any) -> np.longdouble:
+    """The real part of an mpf or mpc as a long double, signed."""
+    part = v._mpc_[0] if hasattr(v, "_mpc_") else v._mpf_
+    return -_wide_mpf(part) if part[0] else _wide_mpf(part)
+
+
+def _wide_abs(v: Any) -> np.longdouble:
+    """|v| of an mpf or mpc as a long double."""
+    if hasattr(v, "_mpc_"):
+        return np.hypot(_wide_mpf(v._mpc_[0]), _wide_mpf(v._mpc_[1]))
+    return _wide_mpf(v._mpf_)
+
+
 class MPMathSystem(NumberSystem):
     """mpmath numbers (real ``mpf`` or complex ``mpc``) with `digits` decimal digits."""
 
@@ -73,7 +109,7 @@ class MPMathSystem(NumberSystem):
         self.name = f"{'mpc' if is_complex else 'mpf'}:{digits}"
         self.ctx = _shared_context(digits)
         # mpmath rounds to nearest at ctx.prec bits: |rel. error| <= 2**-prec
-        self.unit_roundoff = float(2.0 ** -self.ctx.prec)
+        self.unit_roundoff = wide_power_of_two(-self.ctx.prec)
         self._element = self.ctx.mpc if is_complex else self.ctx.mpf
         self._unary: dict[str, Any] = {}
         self._local = threading.local()
@@ -104,6 +140,24 @@ class MPMathSystem(NumberSystem):
         out = np.empty(exponents.shape, dtype=object)
         for idx, e in np.ndenumerate(exponents):
             out[idx] = self.scalar(self.ctx.ldexp(self.ctx.one, int(e)))
+        return out
+
+    def magnitude(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return np.abs(self.to_float(x))
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=self.error_dtype)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = _wide_abs(v)
+        return out
+
+    def to_error_float(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return np.real(self.to_float(x))
+        arr = np.asarray(x, dtype=object)
+        out = np.empty(arr.shape, dtype=self.error_dtype)
+        for idx, v in np.ndenumerate(arr):
+            out[idx] = _wide_real(v)
         return out
 
     # -- conversion -------------------------------------------------------------------
