@@ -16,7 +16,8 @@ import numpy as np
 
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["ACTIVATIONS", "Activation", "get_activation", "real_positive", "signed_exp"]
+__all__ = ["ACTIVATIONS", "Activation", "branch_positive", "get_activation", "real_positive",
+           "signed_exp"]
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,24 @@ def real_positive(ns: NumberSystem, z: Any) -> np.ndarray:
     return np.asarray(ns.real_part(z) > 0, dtype=bool)
 
 
+def branch_positive(ns: NumberSystem, z: Any) -> np.ndarray:
+    """Re z > 0 for choosing between two forms of ONE function (both valid everywhere, each
+    the better-conditioned on its side), so a tie may go either way: in ball arithmetic an
+    entry whose ball straddles 0 cannot be ordered, and takes the ``Re z <= 0`` form,
+    which still gives a rigorous enclosure. (ReLU's kink is a real branch: `real_positive`
+    keeps its error there.)"""
+    try:
+        return real_positive(ns, z)
+    except ValueError:
+        out = np.zeros(np.shape(z), dtype=bool)
+        for idx, v in np.ndenumerate(np.asarray(ns.real_part(z), dtype=object)):
+            try:
+                out[idx] = bool(v > 0)
+            except ValueError:  # undecidable: either form is right
+                out[idx] = False
+        return out
+
+
 def signed_exp(ns: NumberSystem, z: Any) -> tuple[np.ndarray, Any]:
     """``(Re z > 0, exp(-s·z))`` with ``s = +1`` where Re z > 0 and ``-1`` elsewhere: the
     exponential of minus "|z|", at most 1 in modulus, so it never overflows.
@@ -42,7 +61,7 @@ def signed_exp(ns: NumberSystem, z: Any) -> tuple[np.ndarray, Any]:
     formula built on it is one holomorphic function on each side of Re z = 0 and the two
     sides agree there, so the complex step through it stays exact.
     """
-    positive = real_positive(ns, z)
+    positive = branch_positive(ns, z)
     return positive, ns.exp(np.where(positive, -z, z))
 
 

@@ -115,9 +115,14 @@ def _top(ns: NumberSystem, z: Any) -> tuple[np.ndarray, Any, Any, Any]:
     sum S = Σ_{j≠t} e^{z_j − z_t} (each term <= 1 in modulus).
 
     The shift is the complex z_t itself, not its real part, so e^{z_t − z_t} = 1 exactly
-    and the top term can be taken out of the sum into log1p's 1 also for complex z.
+    and the top term can be taken out of the sum into log1p's 1 also for complex z. Any t
+    gives the same function (only the conditioning is best at the top), so balls that
+    cannot be ordered take t = 0.
     """
-    top = np.argmax(ns.real_part(z), axis=-1)[..., None]
+    try:
+        top = np.argmax(ns.real_part(z), axis=-1)[..., None]
+    except ValueError:  # balls that cannot be ordered: any t gives the same function
+        top = np.zeros((*np.shape(z)[:-1], 1), dtype=np.intp)
     gap = np.take_along_axis(z, top, axis=-1) - z
     e = ns.exp(-gap)
     np.put_along_axis(e, top, ns.zero, axis=-1)

@@ -97,7 +97,10 @@ REFERENCES = {"cross_entropy": _sigmoid_ce_reference,
 
 
 def _errors(ns: NumberSystem, name: str, z_text: list, y_text: list) -> tuple[float, float]:
-    """Worst ulps of the stable loss and of its ∂J/∂z against the reference."""
+    """Worst errors of the stable loss and of its ∂J/∂z against the reference, in ulps
+    divided by β/2 (1 for binary systems, 5 for decimal): a relative error k·u is at most
+    k·β/2 ulps, since an ulp of a value just above a power of β is β times smaller
+    relative to it than just below the next (Decimal's wobbling precision, Higham §2.1)."""
     loss = LOSSES[name]
     z, y = ns.asarray(z_text), ns.asarray(y_text)
     with ns.context():
@@ -112,7 +115,8 @@ def _errors(ns: NumberSystem, name: str, z_text: list, y_text: list) -> tuple[fl
                         float(abs(exact(ref, d) - d_ref) / (2 * u * s)) if s else math.inf)
                     for drow, rrow, srow in zip(delta, delta_ref, scale)
                     for d, d_ref, s in zip(drow, rrow, srow))
-    return loss_err, delta_err
+    wobble = ns.radix / 2
+    return loss_err / wobble, delta_err / wobble
 
 
 # Saturated cases: (loss, logits per example, targets). Softmax rows put the target on the

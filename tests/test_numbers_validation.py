@@ -118,7 +118,9 @@ def test_spec_that_is_not_a_string(spec: object) -> None:
 
 def test_bfloat16_without_ml_dtypes_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # makes `import ml_dtypes` fail
-    uncached = numbers._cached.__wrapped__  # bypass a bfloat16 cached while it was importable
+    # bypass a bfloat16 cached while it was importable
+    monkeypatch.setattr(numbers, "_system", numbers._system.__wrapped__)
+    uncached = numbers._cached.__wrapped__
     with pytest.raises(ValueError, match=r"'bfloat16' needs the optional package ml_dtypes; "
                        r"install it with `pip install ml_dtypes`"):
         uncached("bfloat16")
