@@ -20,6 +20,8 @@ GOALS = [
     ("mpf:1000", "richardson", "1e-900"),
     ("mpf:1000", "complex_step", "1e-990"),
     ("decimal:1000", "central", "1e-660"),
+    ("mpfr:1000", "central", "1e-660"),
+    ("mpfr:1000", "complex_step", "1e-990"),
     ("decimal:1000", "richardson", "1e-900"),
 ]
 
@@ -49,7 +51,7 @@ def test_derivative_of_exp_at_1000_digits_is_bounded_and_meets_the_goal(spec, me
         assert true_error <= mpmath.mpf(goal)
 
 
-@pytest.mark.parametrize("spec", ["mpf:1000", "decimal:1000", "mpc:400"])
+@pytest.mark.parametrize("spec", ["mpf:1000", "decimal:1000", "mpc:400", "mpfr:1000", "mpfrc:400"])
 def test_unit_roundoff_beyond_the_float_range_is_representable(spec):
     ns = pnn.number_system(spec)
     assert ns.unit_roundoff > 0

@@ -21,7 +21,7 @@ import numpy as np
 from mpmath.libmp import from_float, from_rational
 
 __all__ = ["NumberSystem", "error_dtype_for", "exact_mpmath", "exact_parts",
-           "wide_power_of_two"]
+           "wide_from_parts", "wide_power_of_two"]
 
 
 class NumberSystem(ABC):
@@ -246,6 +246,27 @@ def wide_power_of_two(log2_value: float) -> float | np.longdouble:
     if log2_value > np.finfo(np.float64).minexp:
         return float(2.0 ** log2_value)
     return np.exp2(np.longdouble(log2_value))
+
+
+# significand bits kept when a number is widened to a long double (its 64-bit significand),
+# and the exponents of 2**e·man (man < 2**64) that ldexp can take inside its range
+_WIDE_BITS = 64
+_WIDE_EXPONENTS = (np.finfo(np.longdouble).minexp - 2 * _WIDE_BITS,
+                   np.finfo(np.longdouble).maxexp)
+
+
+def wide_from_parts(man: int, exp: int) -> np.longdouble:
+    """``man·2**exp`` (a signed integer significand) as a long double, truncated to 64
+    significand bits; 0 below the long double range and ±inf above it."""
+    sign = -1 if man < 0 else 1
+    man = abs(int(man))
+    shift = max(man.bit_length() - _WIDE_BITS, 0)
+    exponent = int(exp) + shift
+    if exponent < _WIDE_EXPONENTS[0] or not man:
+        return np.longdouble(0)
+    if exponent > _WIDE_EXPONENTS[1]:
+        return np.longdouble(sign * np.inf)
+    return np.longdouble(sign) * np.ldexp(np.longdouble(man >> shift), exponent)
 
 
 # A part of a number held exactly: a Fraction when finite, a float inf/nan otherwise.

@@ -34,7 +34,7 @@ import mpmath
 import numpy as np
 from mpmath.libmp import dps_to_prec, from_man_exp, prec_to_dps
 
-from precision_nn.numbers.base import NumberSystem, exact_parts
+from precision_nn.numbers.base import NumberSystem, exact_parts, wide_from_parts, wide_power_of_two
 from precision_nn.numbers.mpmath_system import _componentwise
 
 __all__ = ["MPFRSystem", "recognise"]
@@ -58,6 +58,14 @@ def recognise(array: np.ndarray) -> str | None:
     return f"{family}:{digits}" if dps_to_prec(digits) == bits else None
 
 
+def _wide_part(v: Any) -> np.longdouble:
+    """A real mpfr as a long double (64 significand bits; beyond the float range too)."""
+    if not gmpy2.is_finite(v):
+        return np.longdouble(float(v))
+    man, exp = v.as_mantissa_exp()
+    return wide_from_parts(int(man), int(exp))
+
+
 class MPFRSystem(NumberSystem):
     """gmpy2 ``mpfr`` (or ``mpc`` when `is_complex`) numbers with `digits` decimal digits."""
 
@@ -67,7 +75,7 @@ class MPFRSystem(NumberSystem):
         self.name = f"{'mpfrc' if is_complex else 'mpfr'}:{digits}"
         self.bits = dps_to_prec(digits)
         # correct rounding to nearest at p bits: |relative error| <= 2**-p
-        self.unit_roundoff = float(2.0 ** -self.bits)
+        self.unit_roundoff = wide_power_of_two(-self.bits)
         self._element = _COMPLEX if is_complex else _REAL
         self._precision = (self.bits, self.bits) if is_complex else self.bits
         self._unary: dict[str, Any] = {}
@@ -130,6 +138,23 @@ class MPFRSystem(NumberSystem):
         kind = complex if self.is_complex else float
         out = np.frompyfunc(kind, 1, 1)(np.asarray(array, dtype=object))
         return np.asarray(out).astype(np.complex128 if self.is_complex else np.float64)
+
+    def magnitude(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return np.abs(self.to_float(x))
+        arr = np.asarray(x, dtype=object)
+        if not self.is_complex:
+            return np.abs(np.asarray(np.frompyfunc(_wide_part, 1, 1)(arr), dtype=np.longdouble))
+        re, im = (np.asarray(np.frompyfunc(lambda v, k=k: _wide_part(getattr(v, k)), 1, 1)(arr),
+                             dtype=np.longdouble) for k in ("real", "imag"))
+        return np.hypot(re, im)
+
+    def to_error_float(self, x: Any) -> np.ndarray:
+        if self.error_dtype == np.float64:
+            return np.real(self.to_float(x))
+        real = (lambda v: _wide_part(v.real)) if self.is_complex else _wide_part
+        return np.asarray(np.frompyfunc(real, 1, 1)(np.asarray(x, dtype=object)),
+                          dtype=np.longdouble)
 
     def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
         out = np.empty(shape, dtype=object)

@@ -17,7 +17,12 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath, wide_power_of_two
+from precision_nn.numbers.base import (
+    NumberSystem,
+    exact_mpmath,
+    wide_from_parts,
+    wide_power_of_two,
+)
 
 __all__ = ["MPMathSystem", "recognise"]
 
@@ -64,27 +69,13 @@ def recognise(array: np.ndarray, *, is_complex: bool) -> str | None:
     return None
 
 
-# significand bits kept when an mpf is widened to a long double (its 64-bit significand)
-_WIDE_BITS = 64
-# exponents of 2**e·man (man < 2**64) that ldexp can take without leaving the long double
-# range on the way (np.ldexp takes a C int)
-_WIDE_EXPONENTS = (np.finfo(np.longdouble).minexp - 2 * _WIDE_BITS,
-                   np.finfo(np.longdouble).maxexp)
-
-
 def _wide_mpf(mpf_tuple: tuple) -> np.longdouble:
     """|value| of an mpf tuple as a long double (truncated to 64 significand bits)."""
-    _, man, exp, bc = mpf_tuple
+    _, man, exp, _ = mpf_tuple
     if not man:  # zero, or inf/nan (a zero mantissa with a nonzero exponent code)
         return np.longdouble(0) if not exp else \
             np.abs(np.longdouble(float(mpmath.mpf(mpf_tuple))))
-    shift = max(int(bc) - _WIDE_BITS, 0)
-    exponent = int(exp) + shift
-    if exponent < _WIDE_EXPONENTS[0]:  # below the smallest long double: 0
-        return np.longdouble(0)
-    if exponent > _WIDE_EXPONENTS[1]:
-        return np.longdouble(np.inf)
-    return np.ldexp(np.longdouble(int(man) >> shift), exponent)
+    return wide_from_parts(int(man), int(exp))
 
 
 def _wide_real(v: Any) -> np.longdouble:
