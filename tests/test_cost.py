@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from precision_nn.derivatives import gradient
+from precision_nn.gradcheck import check_gradient
 from precision_nn.gradcheck.cost import (
     DEFAULT_DIRECTIONS,
     FULL_CHECK_COORDINATES,
@@ -122,3 +123,37 @@ def test_bad_directions_in_plan_are_named():
     cost = estimate_cost(10, seconds_per_evaluation=1e-3, method="central")
     with pytest.raises(ValueError, match="`directions` must be None"):
         plan_check(cost, directions="some")
+
+
+# -- check_gradient plans its own size ----------------------------------------------------
+def _large_problem(n):
+    w = np.random.default_rng(1).normal(size=n)
+    return (lambda x: np.sum(np.exp(np.sin(x)) * w, axis=-1),
+            lambda x: np.exp(np.sin(x)) * np.cos(x) * w)
+
+
+def test_a_large_default_check_runs_directions_and_says_why():
+    n = FULL_CHECK_COORDINATES + 1
+    f, g = _large_problem(n)
+    x = np.linspace(-1, 1, n)
+    report = check_gradient(f, g, x)
+    assert report.passed and report.directional
+    assert f"A full check of {n:,} coordinates" in str(report)
+    assert 'Pass directions="all"' in str(report)
+    wrong = check_gradient(f, lambda p: 1.001 * g(p), x)
+    assert not wrong.passed and wrong.directional
+
+
+def test_directions_all_asks_for_the_full_check_and_small_checks_stay_full():
+    f, g = _large_problem(12)
+    x = np.linspace(-1, 1, 12)
+    for directions in (None, "all"):
+        report = check_gradient(f, g, x, directions=directions)
+        assert report.passed and not report.directional and report.plan == ""
+
+
+def test_directions_must_be_a_positive_integer_or_all():
+    f, g = _large_problem(3)
+    with pytest.raises(ValueError, match=r'`directions` must be a positive integer, "all" '
+                                         r"or None; got 'some'"):
+        check_gradient(f, g, np.ones(3), directions="some")

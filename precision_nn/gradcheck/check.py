@@ -45,6 +45,14 @@ import numpy as np
 
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.certified import check_certified
+from precision_nn.gradcheck.cost import (
+    ALL,
+    EVALUATIONS_PER_COORDINATE,
+    CheckPlan,
+    EvaluationClock,
+    estimate_cost,
+    plan_check,
+)
 from precision_nn.gradcheck.directional import check_directions
 from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.findings import NOTICES, diagnose
@@ -140,7 +148,12 @@ def run_check(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *, me
                       order=order, directions=directions, batch_size=batch_size,
                       column_names=column_names)
     setup = replace(setup, provider=provider)
-    if directions is not None:
+    if directions is None and provider is None and setup.x.size > PLANNED_ABOVE:
+        plan = _plan(setup, method)  # (an adapter's reference is cheap already)
+        if plan.directions is not None:
+            report = check_directions(setup, grad, method=method, h=h, k=plan.directions)
+            return replace(report, plan=plan.sentence)
+    if directions is not None and directions != ALL:
         return check_directions(setup, grad, method=method, h=h, k=directions)
     analytic = analytic_gradient(grad, setup)
     undefined = undefined_at_x(setup, analytic)
@@ -158,6 +171,23 @@ def run_check(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *, me
         return _report(none.data, none.tol, none.reference, setup)
     extra = follow_up(setup, analytic, compared, method, h, complex_probe)
     return _report(extra.data, extra.tol, extra.reference, setup)
+
+
+# the cost of a full check is planned (one timed evaluation of f, counted) only above this
+# many coordinates: below it even Richardson's ~24 evaluations per coordinate of an f of a
+# millisecond stay under a minute, and small checks keep their exact evaluation counts
+PLANNED_ABOVE = 2_000
+
+
+def _plan(setup: Setup, method: str) -> CheckPlan:
+    """Full or directional by the measured cost of one evaluation of f (gradcheck/cost):
+    "auto" is costed as the complex step, the cheapest reference it may choose."""
+    clock = EvaluationClock(setup.f, ndim=setup.x.ndim)
+    clock(setup.x)
+    costed = method if method in EVALUATIONS_PER_COORDINATE else "complex_step"
+    cost = estimate_cost(setup.x.size, seconds_per_evaluation=clock.seconds_per_evaluation,
+                         method=costed)
+    return plan_check(cost, directions=None)
 
 
 def _report(data: CheckData, tol: Tolerance, ref: Reference, setup: Setup) -> GradientReport:

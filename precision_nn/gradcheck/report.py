@@ -93,6 +93,7 @@ class GradientReport:
     evaluations: int
     blocks: Blocks
     directional: bool = False
+    plan: str = ""  # why a check of this size ran directions instead of every coordinate
 
     @property
     def undecided(self) -> bool:
@@ -154,7 +155,8 @@ class GradientReport:
                 f"{self.numbers})"),
                 (f"max relative error {self.max_relative_error:.3g}; relative difference "
                 f"‖a-n‖/‖a+n‖ = {self.relative_difference:.3g}"),
-                f"tolerance: {self.tolerance_source}"]
+                f"tolerance: {self.tolerance_source}",
+                *([f"size: {self.plan}"] if self.plan else [])]
 
     def _matrix_table(self) -> bool:
         """Whether every block is a matrix (the table then has row and column columns)."""

@@ -90,9 +90,13 @@ def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, sh
         raise ValueError(f"`h` is only used by methods {list(STEP_METHODS)}; got h={h!r} "
                          f"with method={method!r}. Drop `h` or pick one of those methods.")
     for name, value in (("directions", directions), ("batch_size", batch_size)):
+        if name == "directions" and value == "all":  # the full check, whatever its size
+            continue
         if value is not None and (isinstance(value, bool) or not isinstance(
                 value, (int, np.integer)) or value < 1):
-            raise ValueError(f"`{name}` must be a positive integer or None; got {value!r}.")
+            extra = ', "all"' if name == "directions" else ""
+            raise ValueError(f"`{name}` must be a positive integer{extra} or None; got "
+                             f"{value!r}.")
     ns = _numbers(x, numbers)
     try:
         arr = ns.asarray(x)
