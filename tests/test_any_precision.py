@@ -22,6 +22,8 @@ GOALS = [
     ("decimal:1000", "central", "1e-660"),
     ("mpfr:1000", "central", "1e-660"),
     ("mpfr:1000", "complex_step", "1e-990"),
+    ("arb:1000", "central", "1e-660"),
+    ("arb:1000", "richardson", "1e-900"),
     ("decimal:1000", "richardson", "1e-900"),
 ]
 
@@ -32,9 +34,13 @@ def _exact_exp_half(digits: int) -> mpmath.mpf:
 
 
 def _as_mpf(value) -> mpmath.mpf:
-    """An mpf with every digit of `value` (str() of an mpf would round it to dps digits)."""
+    """An mpf with every digit of `value` (str() of an mpf would round it to dps digits;
+    an Arb ball is taken at its midpoint)."""
     if hasattr(value, "_mpc_"):
         value = value.real
+    if hasattr(value, "mid") and hasattr(value, "man_exp"):
+        man, exp = value.mid().man_exp()
+        return mpmath.ldexp(mpmath.mpf(int(man)), int(exp))
     return mpmath.mpf(value) if hasattr(value, "_mpf_") else mpmath.mpf(str(value))
 
 
@@ -51,7 +57,7 @@ def test_derivative_of_exp_at_1000_digits_is_bounded_and_meets_the_goal(spec, me
         assert true_error <= mpmath.mpf(goal)
 
 
-@pytest.mark.parametrize("spec", ["mpf:1000", "decimal:1000", "mpc:400", "mpfr:1000", "mpfrc:400"])
+@pytest.mark.parametrize("spec", ["mpf:1000", "decimal:1000", "mpc:400", "mpfr:1000", "mpfrc:400", "arb:1000"])
 def test_unit_roundoff_beyond_the_float_range_is_representable(spec):
     ns = pnn.number_system(spec)
     assert ns.unit_roundoff > 0

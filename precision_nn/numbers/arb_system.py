@@ -38,7 +38,12 @@ from precision_nn.numbers.arb_complex_step import complex_step_guard, near_real_
 from precision_nn.numbers.arb_context import flint_module, flint_precision
 from precision_nn.numbers.arb_series import BallSeries
 from precision_nn.numbers.ball_order import OrderedBalls
-from precision_nn.numbers.base import NumberSystem, exact_parts
+from precision_nn.numbers.base import (
+    NumberSystem,
+    exact_parts,
+    wide_from_parts,
+    wide_power_of_two,
+)
 
 __all__ = ["ArbSystem", "OrderedBalls", "flint_module", "flint_precision", "radius",
            "radius_ball", "recognise"]
@@ -61,7 +66,7 @@ class ArbSystem(NumberSystem):
         self.prec = int(dps_to_prec(digits))  # as mpf:N, so arb:N and mpf:N compare
         # midpoints are rounded to prec bits; the radius absorbs the error, which is at
         # most 2**-prec relative (a float only while it does not underflow)
-        self.unit_roundoff = float(2.0 ** -self.prec)
+        self.unit_roundoff = wide_power_of_two(-self.prec)
         self._element = self.flint.acb if is_complex else self.flint.arb
         self._mapped: dict[str, Any] = {}
 
@@ -131,6 +136,20 @@ class ArbSystem(NumberSystem):
             return self.flint.arb(part)
         # fmpq is exact; arb(fmpq) rounds once at flint.ctx.prec (set by the caller)
         return self.flint.arb(self.flint.fmpq(part.numerator, part.denominator))
+
+    def _wide_real(self, v: Any) -> np.longdouble:
+        """The midpoint of the real part as a long double (error bars beyond float64)."""
+        part = self.flint.acb(v).real if self.is_complex else self.flint.arb(v)
+        if not part.is_finite():
+            return np.longdouble(np.nan)
+        man, exp = part.mid().man_exp()
+        return wide_from_parts(int(man), int(exp))
+
+    def _wide_abs(self, v: Any) -> np.longdouble:
+        if not self.is_complex:
+            return abs(self._wide_real(v))
+        z = self.flint.acb(v)
+        return np.hypot(self._wide_real(z.real), self._wide_real(z.imag))
 
     def to_float(self, array: Any) -> np.ndarray:
         """The midpoints, rounded to float64 (complex128 for ``acb``)."""

@@ -81,12 +81,24 @@ class NumberSystem(ABC):
 
     def magnitude(self, x: Any) -> np.ndarray:
         """``|x|`` elementwise as an array of `error_dtype` (no underflow to 0)."""
-        return np.abs(self.to_float(x))
+        if self.error_dtype == np.float64:
+            return np.abs(self.to_float(x))
+        return _widened(x, self._wide_abs)
 
     def to_error_float(self, x: Any) -> np.ndarray:
         """Real parts of `x`, signed, as an array of `error_dtype` (``to_float`` where
         float64 suffices): for remainders and differences far below the float range."""
-        return np.real(self.to_float(x))
+        if self.error_dtype == np.float64:
+            return np.real(self.to_float(x))
+        return _widened(x, self._wide_real)
+
+    def _wide_real(self, v: Any) -> np.longdouble:
+        """One element's real part as a long double (systems wider than float64 say how)."""
+        raise NotImplementedError(f"{self.name!r} gives no error bars beyond float64")
+
+    def _wide_abs(self, v: Any) -> np.longdouble:
+        """One element's modulus as a long double (real systems: |real part|)."""
+        return abs(self._wide_real(v))
 
     # -- identity -------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -253,6 +265,12 @@ def wide_power_of_two(log2_value: float) -> float | np.longdouble:
 _WIDE_BITS = 64
 _WIDE_EXPONENTS = (np.finfo(np.longdouble).minexp - 2 * _WIDE_BITS,
                    np.finfo(np.longdouble).maxexp)
+
+
+def _widened(x: Any, element: Any) -> np.ndarray:
+    """`element` (one number -> long double) over an object array, as a long double array."""
+    arr = np.asarray(x, dtype=object)
+    return np.asarray(np.frompyfunc(element, 1, 1)(arr), dtype=np.longdouble).reshape(arr.shape)
 
 
 def wide_from_parts(man: int, exp: int) -> np.longdouble:

@@ -88,23 +88,8 @@ class DecimalSystem(NumberSystem):
     def log2_unit_roundoff(self) -> float:
         return math.log2(0.5) + (1 - self.digits) * math.log2(10)
 
-    def magnitude(self, x: Any) -> np.ndarray:
-        if self.error_dtype == np.float64:
-            return np.abs(self.to_float(x))
-        arr = np.asarray(x, dtype=object)
-        out = np.empty(arr.shape, dtype=self.error_dtype)
-        for idx, v in np.ndenumerate(arr):
-            out[idx] = abs(np.longdouble(str(v)))  # numpy parses decimal text to 64 bits
-        return out
-
-    def to_error_float(self, x: Any) -> np.ndarray:
-        if self.error_dtype == np.float64:
-            return self.to_float(x)
-        arr = np.asarray(x, dtype=object)
-        out = np.empty(arr.shape, dtype=self.error_dtype)
-        for idx, v in np.ndenumerate(arr):
-            out[idx] = np.longdouble(str(v))
-        return out
+    def _wide_real(self, v: Any) -> np.longdouble:
+        return np.longdouble(str(v))  # numpy parses decimal text to 64 bits
 
     def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
         exponents = np.asarray(exponents, dtype=np.int64)

@@ -139,22 +139,13 @@ class MPFRSystem(NumberSystem):
         out = np.frompyfunc(kind, 1, 1)(np.asarray(array, dtype=object))
         return np.asarray(out).astype(np.complex128 if self.is_complex else np.float64)
 
-    def magnitude(self, x: Any) -> np.ndarray:
-        if self.error_dtype == np.float64:
-            return np.abs(self.to_float(x))
-        arr = np.asarray(x, dtype=object)
-        if not self.is_complex:
-            return np.abs(np.asarray(np.frompyfunc(_wide_part, 1, 1)(arr), dtype=np.longdouble))
-        re, im = (np.asarray(np.frompyfunc(lambda v, k=k: _wide_part(getattr(v, k)), 1, 1)(arr),
-                             dtype=np.longdouble) for k in ("real", "imag"))
-        return np.hypot(re, im)
+    def _wide_real(self, v: Any) -> np.longdouble:
+        return _wide_part(v.real if self.is_complex else v)
 
-    def to_error_float(self, x: Any) -> np.ndarray:
-        if self.error_dtype == np.float64:
-            return np.real(self.to_float(x))
-        real = (lambda v: _wide_part(v.real)) if self.is_complex else _wide_part
-        return np.asarray(np.frompyfunc(real, 1, 1)(np.asarray(x, dtype=object)),
-                          dtype=np.longdouble)
+    def _wide_abs(self, v: Any) -> np.longdouble:
+        if not self.is_complex:
+            return abs(_wide_part(v))
+        return np.hypot(_wide_part(v.real), _wide_part(v.imag))
 
     def zeros(self, shape: int | tuple[int, ...]) -> np.ndarray:
         out = np.empty(shape, dtype=object)

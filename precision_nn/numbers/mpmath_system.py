@@ -126,6 +126,12 @@ class MPMathSystem(NumberSystem):
     def log2_unit_roundoff(self) -> float:
         return float(-self.ctx.prec)
 
+    def _wide_real(self, v: Any) -> np.longdouble:
+        return _wide_real(v)
+
+    def _wide_abs(self, v: Any) -> np.longdouble:
+        return _wide_abs(v)
+
     def radix_powers(self, exponents: np.ndarray) -> np.ndarray:
         exponents = np.asarray(exponents, dtype=np.int64)
         out = np.empty(exponents.shape, dtype=object)
@@ -133,25 +139,6 @@ class MPMathSystem(NumberSystem):
             out[idx] = self.scalar(self.ctx.ldexp(self.ctx.one, int(e)))
         return out
 
-    def magnitude(self, x: Any) -> np.ndarray:
-        if self.error_dtype == np.float64:
-            return np.abs(self.to_float(x))
-        arr = np.asarray(x, dtype=object)
-        out = np.empty(arr.shape, dtype=self.error_dtype)
-        for idx, v in np.ndenumerate(arr):
-            out[idx] = _wide_abs(v)
-        return out
-
-    def to_error_float(self, x: Any) -> np.ndarray:
-        if self.error_dtype == np.float64:
-            return np.real(self.to_float(x))
-        arr = np.asarray(x, dtype=object)
-        out = np.empty(arr.shape, dtype=self.error_dtype)
-        for idx, v in np.ndenumerate(arr):
-            out[idx] = _wide_real(v)
-        return out
-
-    # -- conversion -------------------------------------------------------------------
     def asarray(self, values: Any) -> np.ndarray:
         arr = values if isinstance(values, np.ndarray) else np.asarray(values, dtype=object)
         out = np.empty(arr.shape, dtype=object)
