@@ -11,9 +11,17 @@ from __future__ import annotations
 
 import decimal
 import importlib.util
+import os
 
 import mpmath
 import pytest
+from hypothesis import settings
+
+# Property tests draw the same examples on every run, so a CI verdict can be reproduced
+# (HYPOTHESIS_PROFILE=explore draws fresh ones, to hunt for new counterexamples locally)
+settings.register_profile("ci", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 # gmpy2 is optional: without it no mpfr system can change its context
 gmpy2 = importlib.import_module("gmpy2") if importlib.util.find_spec("gmpy2") else None

@@ -48,10 +48,12 @@ SOFTMAX = LOSSES["softmax_cross_entropy"]
 
 
 def _reference(ns: NumberSystem, z: np.ndarray) -> Any:
-    """An mpmath context at 2N + 20 digits plus the digits that the largest |z| cancels."""
+    """An mpmath context at 2N + 20 digits plus the digits that the widest gap between
+    logits cancels (log(1 + e^-gap) of the definition loses gap·log10(e) digits; the gap
+    between z and -z is 2|z|)."""
     ref = mpmath.MPContext()
     largest = max(abs(float(np.real(ns.to_float(v)))) for v in np.ravel(z))
-    ref.dps = 2 * ns.digits + 20 + math.ceil(largest * math.log10(math.e))
+    ref.dps = 2 * ns.digits + 20 + math.ceil(2 * largest * math.log10(math.e))
     return ref
 
 
