@@ -8,6 +8,8 @@ import math
 import mpmath
 import pytest
 
+from precision_nn.gradcheck import check_gradient
+from precision_nn.numbers import number_system
 from studies import certified
 
 pytest.importorskip("flint")
@@ -31,8 +33,20 @@ def test_quick_grid_encloses_and_brackets(tmp_path):
     assert seeds["seed002_fixed"]["status"] == "consistent"
     assert seeds["seed004_user"]["status"] == "proven_wrong"
     assert seeds["seed004_fixed"]["status"] == "consistent"
+    # seed 000's fixed Decimal network: proven correct to what 28 digits allow
+    assert seeds["seed000_fixed"]["status"] == "consistent"
     summary = certified.render(rows, tmp_path)
     assert "contain the reference" in summary and (tmp_path / "radius_vs_digits.png").exists()
+
+
+def test_seed000_fixed_gradient_off_beyond_its_28_digit_rounding_is_proven_wrong():
+    f, grad, x = certified._seed_problem("seed000_fixed")
+    ns = number_system("decimal:28")
+    off = ns.scalar("1e-20")  # far beyond the assumed 128·u of decimal:28 (≈ 6e-26)
+    with ns.context():
+        report = check_gradient(f, lambda p: grad(p) * (ns.one + off), x,
+                                method="certified", numbers="arb:30")
+    assert report.status == "proven_wrong"
 
 
 def test_render_survives_a_partial_grid(tmp_path):

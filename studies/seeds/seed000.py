@@ -44,15 +44,14 @@ SHARED_SHAPES = [(1, INPUTS), (1, HIDDEN)]
 SHAPES = [(HIDDEN, INPUTS), (1, HIDDEN)]
 
 
-def _sigmoid_float(z: np.ndarray) -> np.ndarray:
+def _sigmoid_float(z: np.ndarray, ns: Any = NUMBERS) -> np.ndarray:
     """The bug: the sigmoid computed in binary float and converted back to Decimal."""
-    ns = NUMBERS
     return np.frompyfunc(lambda v: ns.scalar(1.0 / (1.0 + math.exp(-float(v)))), 1, 1)(z)
 
 
-def _sigmoid_decimal(z: np.ndarray) -> np.ndarray:
-    """The fix: the sigmoid in Decimal arithmetic (exp correctly rounded to 28 digits)."""
-    ns = NUMBERS
+def _sigmoid_decimal(z: np.ndarray, ns: Any = NUMBERS) -> np.ndarray:
+    """The fix: the sigmoid in the network's own arithmetic (Decimal: exp correctly
+    rounded to 28 digits; any other system, e.g. arb balls for a proof, works alike)."""
     return ns.one / (ns.one + ns.exp(-z))
 
 
@@ -67,19 +66,21 @@ def _matrices(params: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return params[:-HIDDEN].reshape(HIDDEN, INPUTS), w2
 
 
-def _forward(params: np.ndarray, sigmoid: str) -> tuple[np.ndarray, np.ndarray]:
-    ns, act = NUMBERS, SIGMOIDS[sigmoid]
+def _forward(params: np.ndarray, sigmoid: str, ns: Any = NUMBERS
+             ) -> tuple[np.ndarray, np.ndarray]:
+    act = SIGMOIDS[sigmoid]
     W1, W2 = _matrices(params)
     x = ns.asarray([INPUT] * INPUTS)
     with ns.context():
-        hidden = act(W1 @ x)
-        return hidden, act(W2 @ hidden)
+        hidden = act(W1 @ x, ns)
+        return hidden, act(W2 @ hidden, ns)
 
 
-def loss(params: np.ndarray, *, sigmoid: str = "float") -> Any:
-    """½(1 - o)² of the regression-1 network (no biases), shared or own hidden weights."""
-    ns = NUMBERS
-    _, out = _forward(params, sigmoid)
+def loss(params: np.ndarray, *, sigmoid: str = "float", numbers: Any = NUMBERS) -> Any:
+    """½(1 - o)² of the regression-1 network (no biases), shared or own hidden weights,
+    computed in `numbers` (the user's decimal:28 by default)."""
+    ns = numbers
+    _, out = _forward(params, sigmoid, ns)
     with ns.context():
         return (ns.scalar(TARGET) - out[0]) ** 2 / 2
 
