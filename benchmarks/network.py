@@ -9,6 +9,7 @@ Run: ``python benchmarks/network.py`` (prints a markdown table).
 
 from __future__ import annotations
 
+import itertools
 import timeit
 
 import numpy as np
@@ -37,7 +38,7 @@ def numpy_backprop(mats, X, Y):
 
 def multiply_adds(sizes, m):
     """MACs of one forward+backward: forward m·Σ n_in·n_out, backward twice that."""
-    forward = m * sum(i * o for i, o in zip(sizes[:-1], sizes[1:]))
+    forward = m * sum(i * o for i, o in itertools.pairwise(sizes))
     return 3 * forward
 
 
