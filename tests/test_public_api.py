@@ -3,8 +3,8 @@
 ``import precision_nn`` must give every public name and load nothing optional or heavy
 that precision_nn itself does not need: no plotting (matplotlib), no cluster (dask,
 distributed), no adapters' back ends (torch, flint for arb:N, ml_dtypes for bfloat16), no
-study tooling (tqdm, markdown_it). numpy, scipy and mpmath are core dependencies and may
-load.
+study tooling (markdown_it). numpy, scipy, mpmath and tqdm (the progress bar of long
+gradient checks, gradcheck/cost.py) are core dependencies of the library and may load.
 
 gmpy2 is the one subtle case: mpmath itself imports gmpy2 when it is installed (its
 optional fast back end), so its presence after ``import precision_nn`` says nothing about
@@ -31,7 +31,7 @@ PUBLIC = {"MLP": network.MLP, "derivative": derivatives.derivative,
           "GradientReport": gradcheck.GradientReport, "Finding": gradcheck.Finding,
           "number_system": numbers.number_system, "NumberSystem": numbers.NumberSystem}
 NOT_AT_IMPORT = ("matplotlib", "dask", "distributed", "torch", "flint", "gmpy2", "ml_dtypes",
-                 "tqdm", "markdown_it", "studies")
+                 "markdown_it", "studies")
 
 
 def test_public_names_are_the_library_objects():
