@@ -18,7 +18,7 @@ complex network is complex-step safe.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -26,12 +26,10 @@ from precision_nn import layout
 from precision_nn.activations import Activation, get_activation
 from precision_nn.derivatives import Estimate
 from precision_nn.derivatives.core import estimate_from
+from precision_nn.gradcheck import GradientReport, check_network_gradient
 from precision_nn.losses import get_loss
 from precision_nn.numbers import NumberSystem, number_system
 from precision_nn.perturbation import NetworkEvaluator
-
-if TYPE_CHECKING:
-    from precision_nn.gradcheck import GradientReport
 
 __all__ = ["MLP"]
 
@@ -255,8 +253,6 @@ class MLP:
                        directions: int | None = None) -> GradientReport:
         """`check_gradient` of this network's backprop against its loss; see
         `precision_nn.gradcheck.check_network_gradient` for the options."""
-        from precision_nn.gradcheck import check_network_gradient
-
         self._check_data(X, Y)  # the data's errors (empty, shapes, range) come first
         return check_network_gradient(self, X, Y, method=method, h=h, numbers=numbers,
                                       order=order, directions=directions)
