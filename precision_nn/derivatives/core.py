@@ -41,6 +41,7 @@ from precision_nn.derivatives.complex_step import complex_counterpart, complex_s
 from precision_nn.derivatives.estimate import Estimate
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.finite_difference import FDResult, finite_difference
+from precision_nn.derivatives.point import convert_point
 from precision_nn.derivatives.resolution import probe_resolution, reconciled, widened
 from precision_nn.derivatives.richardson import richardson
 from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
@@ -186,7 +187,7 @@ def _differentiate(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: 
         raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
     _check_order(method, order)
     ns = _resolve_numbers(x, numbers)
-    x_arr = _convert_x(ns, x, scalar)
+    x_arr = convert_point(ns, x, scalar)
     x_flat, shape = x_arr.reshape(-1), x_arr.shape
 
     def evaluator_for(system: NumberSystem) -> Evaluator:
@@ -372,22 +373,6 @@ def _resolve_numbers(x: Any, numbers: Any) -> NumberSystem:
             f"cannot tell the number system of `x` ({type(x).__name__}): {exc} Pass "
             "`numbers=` (e.g. numbers='mpf:50' with x='0.1')."
         ) from exc
-
-
-def _convert_x(ns: NumberSystem, x: Any, scalar: bool) -> np.ndarray:
-    try:
-        arr = ns.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
-    if scalar and arr.ndim != 0:
-        raise ValueError(f"`x` must be a scalar for `derivative`; got shape {arr.shape}. "
-                         "Use `gradient` for arrays.")
-    if not scalar and (arr.ndim == 0 or arr.size == 0):
-        raise ValueError(f"`x` must be a non-empty array for `gradient`; got shape "
-                         f"{arr.shape}. Use `derivative` for a scalar.")
-    if not np.all(ns.isfinite(arr)):
-        raise ValueError(f"`x` must be finite; got {x!r}.")
-    return arr
 
 
 def _convert_h(ns: NumberSystem, h: Any, shape: tuple[int, ...]) -> np.ndarray:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.derivatives.estimate import Estimate
+from precision_nn.derivatives.point import convert_point
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 from precision_nn.numbers.arb_series import BallSeries
 
@@ -84,7 +85,7 @@ def taylor(f: Callable[[Any], Any], x: Any, *, numbers: Any, scalar: bool, h: An
     if h is not None:
         raise ValueError(f"`h` is not used by method='taylor' (it takes no step); got "
                          f"h={h!r}. Drop `h`.")
-    x_arr = _point(ns, x, scalar)
+    x_arr = convert_point(ns, x, scalar)
     flat = x_arr.reshape(-1)
     with ns.context():
         slopes, evaluations = _slopes(f, ns, flat, x_arr.shape)
@@ -113,22 +114,6 @@ def _ball_system(x: Any, numbers: Any) -> NumberSystem:
             f"{found}. Pass numbers='arb:N' (complex f: 'acb:N'; needs python-flint)."
         )
     return ns
-
-
-def _point(ns: NumberSystem, x: Any, scalar: bool) -> np.ndarray:
-    try:
-        arr = ns.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
-    if scalar and arr.ndim != 0:
-        raise ValueError(f"`x` must be a scalar for `derivative`; got shape {arr.shape}. "
-                         "Use `gradient` for arrays.")
-    if not scalar and (arr.ndim == 0 or arr.size == 0):
-        raise ValueError(f"`x` must be a non-empty array for `gradient`; got shape "
-                         f"{arr.shape}. Use `derivative` for a scalar.")
-    if not np.all(ns.isfinite(arr)):
-        raise ValueError(f"`x` must be finite; got {x!r}.")
-    return arr
 
 
 # -- the passes ----------------------------------------------------------------------------

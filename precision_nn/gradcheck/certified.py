@@ -34,6 +34,7 @@ from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.findings import Finding, diagnose
 from precision_nn.gradcheck.report import GradientReport, relative_errors
+from precision_nn.gradcheck.setup import point_in
 from precision_nn.gradcheck.tolerance import ROUNDING_FACTOR, tolerance
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
@@ -190,12 +191,7 @@ def _validate(x: Any, *, numbers: Any, shapes: Any, order: Any, h: Any,
             f"method='certified' needs a real ball system to prove anything; got "
             f"{ns.name!r}. Pass numbers='arb:N' (e.g. 'arb:30'; needs python-flint)."
         )
-    try:
-        arr = ns.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
-    if arr.size == 0:
-        raise ValueError("`x` must have at least one entry; got an empty array.")
+    arr = point_in(ns, x)
     if shapes is None:
         blocks = Blocks.from_shapes([arr.shape] if arr.ndim >= 2 else None, order=order,
                                     size=arr.size)

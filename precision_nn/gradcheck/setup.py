@@ -17,7 +17,8 @@ import numpy as np
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["METHODS", "ORDERS", "STEP_METHODS", "Setup", "analytic_gradient", "validate"]
+__all__ = ["METHODS", "ORDERS", "STEP_METHODS", "Setup", "analytic_gradient", "point_in",
+           "validate"]
 
 STEP_METHODS = ("central", "forward", "backward")
 METHODS = ("auto", "complex_step", "richardson", *STEP_METHODS)
@@ -74,6 +75,17 @@ class Setup:
         return self.f(np.reshape(flat, self.x.shape, order=self.order))
 
 
+def point_in(ns: NumberSystem, x: Any) -> np.ndarray:
+    """`x` converted to `ns`, with at least one entry (a `ValueError` says what is wrong)."""
+    try:
+        arr = ns.asarray(x)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
+    if arr.size == 0:
+        raise ValueError("`x` must have at least one entry; got an empty array.")
+    return arr
+
+
 def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, shapes: Any,
              order: Any, directions: Any, batch_size: Any,
              column_names: Mapping[int, str] | None = None) -> Setup:
@@ -98,12 +110,7 @@ def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, sh
             raise ValueError(f"`{name}` must be a positive integer{extra} or None; got "
                              f"{value!r}.")
     ns = _numbers(x, numbers)
-    try:
-        arr = ns.asarray(x)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
-    if arr.size == 0:
-        raise ValueError("`x` must have at least one entry; got an empty array.")
+    arr = point_in(ns, x)
     if ns.is_complex:
         raise ValueError(f"`x` must be real; got the complex system {ns.name!r}. Pass "
                          "numbers= with its real counterpart.")

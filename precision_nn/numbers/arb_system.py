@@ -39,6 +39,7 @@ from precision_nn.numbers.arb_context import flint_module, flint_precision
 from precision_nn.numbers.arb_series import BallSeries
 from precision_nn.numbers.ball_order import OrderedBalls
 from precision_nn.numbers.base import (
+    FunctionsByName,
     NumberSystem,
     exact_parts,
     wide_from_parts,
@@ -51,7 +52,7 @@ __all__ = ["ArbSystem", "OrderedBalls", "flint_module", "flint_precision", "radi
 _FUNCTIONS = ("exp", "log", "log1p", "sqrt", "tanh", "erf", "sin", "cos")
 
 
-class ArbSystem(NumberSystem):
+class ArbSystem(FunctionsByName, NumberSystem):
     """Arb balls (real ``arb`` or complex ``acb``) with `digits` decimal digits."""
 
     is_ball = True
@@ -235,30 +236,6 @@ class ArbSystem(NumberSystem):
             return near_real_axis(name, v, prec, guard)
 
         return apply
-
-    def exp(self, x: Any) -> Any:
-        return self._apply("exp", x)
-
-    def log(self, x: Any) -> Any:
-        return self._apply("log", x)
-
-    def log1p(self, x: Any) -> Any:
-        return self._apply("log1p", x)
-
-    def sqrt(self, x: Any) -> Any:
-        return self._apply("sqrt", x)
-
-    def tanh(self, x: Any) -> Any:
-        return self._apply("tanh", x)
-
-    def erf(self, x: Any) -> Any:
-        return self._apply("erf", x)
-
-    def sin(self, x: Any) -> Any:
-        return self._apply("sin", x)
-
-    def cos(self, x: Any) -> Any:
-        return self._apply("cos", x)
 
     def sigmoid(self, x: Any) -> Any:
         """``1/(1 + e^{-x})``; no overflow in Arb (its exponents are unbounded)."""

@@ -34,7 +34,13 @@ import mpmath
 import numpy as np
 from mpmath.libmp import dps_to_prec, from_man_exp, prec_to_dps
 
-from precision_nn.numbers.base import NumberSystem, exact_parts, wide_from_parts, wide_power_of_two
+from precision_nn.numbers.base import (
+    FunctionsByName,
+    NumberSystem,
+    exact_parts,
+    wide_from_parts,
+    wide_power_of_two,
+)
 from precision_nn.numbers.mpmath_system import _componentwise
 
 __all__ = ["MPFRSystem", "recognise"]
@@ -66,7 +72,7 @@ def _wide_part(v: Any) -> np.longdouble:
     return wide_from_parts(int(man), int(exp))
 
 
-class MPFRSystem(NumberSystem):
+class MPFRSystem(FunctionsByName, NumberSystem):
     """gmpy2 ``mpfr`` (or ``mpc`` when `is_complex`) numbers with `digits` decimal digits."""
 
     def __init__(self, digits: int, is_complex: bool):
@@ -200,30 +206,6 @@ class MPFRSystem(NumberSystem):
         z = worker.mpc(_to_mpmath(worker, v.real), _to_mpmath(worker, v.imag))
         result = _componentwise(worker, name, z, self.bits)
         return gmpy2.mpc(_from_mpmath(result.real), _from_mpmath(result.imag))
-
-    def exp(self, x: Any) -> Any:
-        return self._apply("exp", x)
-
-    def log(self, x: Any) -> Any:
-        return self._apply("log", x)
-
-    def log1p(self, x: Any) -> Any:
-        return self._apply("log1p", x)
-
-    def sqrt(self, x: Any) -> Any:
-        return self._apply("sqrt", x)
-
-    def tanh(self, x: Any) -> Any:
-        return self._apply("tanh", x)
-
-    def erf(self, x: Any) -> Any:
-        return self._apply("erf", x)
-
-    def sin(self, x: Any) -> Any:
-        return self._apply("sin", x)
-
-    def cos(self, x: Any) -> Any:
-        return self._apply("cos", x)
 
     @property
     def pi(self) -> Any:
