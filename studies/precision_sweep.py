@@ -292,8 +292,8 @@ def render(rows: list[dict], out: Path) -> str:
                  "\n\n" + output.markdown_table(shown, columns))
     widest = _widest(minima)
     if widest:
-        parts.append("The minima of the most precise system of each kind (values, not "
-                     "logs; E* and h* are the model's):\n\n" + output.markdown_table(
+        parts.append("For exp(x) at x = 1, the minima of the most precise system of each "
+                     "kind of arithmetic (values, not logs; E* and h* are the model's):\n\n" + output.markdown_table(
                          widest, [("problem", "problem"), ("numbers", "system"),
                                   ("method", "method"), ("u", "u"), ("e_min", "E_min"),
                                   ("e_model", "model E*"), ("h_opt", "measured h*"),
@@ -304,7 +304,7 @@ def render(rows: list[dict], out: Path) -> str:
 def _pm(value: float, stderr: float) -> str:
     if not math.isfinite(value):
         return "–"
-    return f"{value:.3f} ± {stderr:.3f}" if math.isfinite(stderr) else f"{value:.3f}"
+    return f"{value:.3f} ± {stderr:.1g}" if math.isfinite(stderr) else f"{value:.3f}"
 
 
 def _widest(minima: list[dict]) -> list[dict]:

@@ -12,6 +12,7 @@ import csv
 import io
 import logging
 import math
+import re
 
 import mpmath
 import numpy as np
@@ -20,6 +21,7 @@ from scipy import stats
 
 from studies import decades, output, precision_sweep, problems, runner
 from studies.laws import law, optimum_log10
+from studies.precision_reading import reading
 from studies.problems import problem, problem_derivatives
 from studies.rows import arithmetic
 
@@ -73,7 +75,8 @@ def test_a_sweep_to_1000_digits_fits_two_thirds_for_central_differences():
     cells = [c for c in precision_sweep.grid(True, digits=digits)
              if c["method"] in ("forward", "central2")]
     rows = [row for c in cells for row in precision_sweep.run_cell(c)]
-    exponents = precision_sweep.exponents_table(precision_sweep.minimum_table(rows))
+    minima = precision_sweep.minimum_table(rows)
+    exponents = precision_sweep.exponents_table(minima)
     for method, theory in (("forward", 1 / 2), ("central2", 2 / 3)):
         fit = next(e for e in exponents if e["method"] == method)
         assert (fit["arithmetic"], fit["families"], fit["digits"], fit["systems"]) == \
@@ -83,6 +86,17 @@ def test_a_sweep_to_1000_digits_fits_two_thirds_for_central_differences():
         assert abs(fit["error_exponent"] - theory) <= 0.01
         assert fit["error_exponent_se"] <= 0.01
         assert abs(fit["error_exponent"] - theory) <= 5 * fit["error_exponent_se"] + 0.002
+    # the reading quotes these fits and judges the ratio to the model on both sides of 200
+    text = reading(exponents, minima, precision_sweep.THEORY)
+    central = next(e for e in exponents if e["method"] == "central2")["error_exponent"]
+    assert "From 10 to 1000 digits" in text and f"central2 {central:.3f} (1 fit" in text
+    assert "with no drift: the model holds at 1000 digits" in text
+    # a model whose constants failed beyond 200 digits would show, and be said
+    shifted = [{**m, "log10_e_min": m["log10_e_min"] + (1.0 if m["digits"] > 200 else 0)}
+               for m in minima]
+    said = re.search(r"a drift of \+(\d\.\d) decades in the median",
+                     reading(exponents, shifted, precision_sweep.THEORY))
+    assert said and 0.5 < float(said.group(1)) <= 1.5  # 1 decade, on a baseline within ±0.5
 
 
 def test_mpf_and_mpfr_of_the_same_digits_give_the_same_rows():
