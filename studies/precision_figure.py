@@ -84,7 +84,12 @@ def _dress(ax_e, ax_r, ax_h, minima: list[dict], kinds: list[str]) -> None:
     ax_r.set_ylim(*ratio_limits(ax_r.get_ylim()))
     ax_h.set(xlabel=xlabel, ylabel="step h* of the minimum (units of x)",
              title="Optimal step h*")
-    methods = list(dict.fromkeys(m["method"] for m in minima))
+    order = list(output.METHOD_COLORS)  # forward, …, central4, …, richardson, complex_step
+    methods = sorted(dict.fromkeys(m["method"] for m in minima), key=order.index)
+    unmodelled = [m for m in methods if METHODS[m].p == 0]
+    if unmodelled:  # Richardson: its order adapts, so it has no E* to divide by
+        ax_r.text(0.98, 0.02, f"no {', '.join(unmodelled)}: its order adapts (no model)",
+                  transform=ax_r.transAxes, ha="right", va="bottom", fontsize=7)
     ax_e.legend(handles=[Line2D([], [], color=output.METHOD_COLORS[m], marker="o", ls="none",
                                 label=m) for m in methods], fontsize=7, title="method",
                 title_fontsize=7, loc="lower left")
