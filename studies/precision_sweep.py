@@ -15,8 +15,10 @@ The systems (`DIGITS`) span 10 to 1000 digits, 990 decades of u:
 * binary: ``mpf:N`` (mpmath) to 200 digits and ``mpfr:N`` (gmpy2's MPFR) from 300. Both
   round to the same 2^-p correctly, so they give the same numbers (tested), and one
   exponent is fitted through both (`studies.rows.arithmetic` asks each system its radix
-  and whether it is a ball system). MPFR is the faster one there: a 1000-digit
-  Richardson cell of 22 steps took 10 s against mpmath's 20 s (arb: 7 s);
+  and whether it is a ball system). MPFR is the faster one there where it matters:
+  measured once (sigmoid at 1000 digits, 22 steps, a loaded 2-core machine), a
+  Richardson cell took 10 s in mpfr against 20 s in mpf (7 s in arb), while the
+  difference-quotient cells cost about 0.2 s in each;
 * binary balls: ``arb:N`` (python-flint), whose values are the balls' midpoints;
 * decimal: ``decimal:N`` (Python's Decimal), to 1000 digits.
 
