@@ -57,6 +57,7 @@ automatic step's error), ``min_error_vs_digits_<problem>.png/.svg``.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 from collections import defaultdict
@@ -64,7 +65,7 @@ from pathlib import Path
 
 import mpmath
 
-from precision_nn.numbers import number_system
+from precision_nn.numbers import FAMILIES, number_system
 from studies import output
 from studies.decades import fmt_log10, line_fit, log10_of
 from studies.laws import METHODS, optimum_log10
@@ -137,13 +138,15 @@ def grid(quick: bool, *, digits: dict[str, tuple[int, ...]] | None = None) -> li
 
 
 def _systems(family: str, counts: tuple[int, ...]) -> list:
-    try:
-        return [number_system(f"{family}:{d}") for d in counts]
-    except ValueError as exc:
-        if "optional package" not in str(exc):
-            raise
-        LOG.warning("precision_sweep leaves out %s: %s", family, exc)
+    """The systems of one family; none, with a warning, when the registry says the
+    family's optional package is not installed (an unknown family still raises)."""
+    extra = FAMILIES[family].extra if family in FAMILIES else None
+    if extra is not None and importlib.util.find_spec(extra.module) is None:
+        LOG.warning("precision_sweep leaves out %s: it needs the optional package %s "
+                    "(pip install %s, or the precision_nn extra %s)", family, extra.package,
+                    extra.package, extra.extra)
         return []
+    return [number_system(f"{family}:{d}") for d in counts]
 
 
 def _cell(name: str, ns, label: str, per_decade: int) -> dict:
