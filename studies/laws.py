@@ -50,6 +50,7 @@ __all__ = [
     "fit_slope",
     "law",
     "minimum",
+    "optimum_log10",
     "regime_masks",
 ]
 
@@ -129,6 +130,33 @@ def law(label: str, derivatives: Sequence[float], u: float) -> Law | None:
     C = float(spec.taylor) * derivatives[spec.p + 1] / df
     R = float(spec.weight_sum) * u * f / df
     return Law(p=spec.p, C=C, R=R, floor=u if spec.weight_sum == 0 else 0.0)
+
+
+def optimum_log10(label: str, derivatives: Sequence[float],
+                  log10_u: float) -> tuple[float, float] | None:
+    """(log10 h*, log10 E*) of `law`'s optimum, from log10 u: the same model, for unit
+    roundoffs far below the float range (u = 10^-1000 is 0 as a float, its log10 is not).
+
+    With ``C`` and ``R = S·u·|f|/|f'|`` as in `Law`: ``log10 h* = (log10 R − log10(p·C))
+    / (p+1)`` and ``log10 E* = log10((p+1)·C) + p·log10 h*``; the complex step (S = 0) has
+    no optimal step (NaN) and E* = u. None for Richardson, as for `law`.
+
+    Examples
+    --------
+    >>> h, e = optimum_log10("central2", [1.0, 1.0, 1.0, 1.0], -1000.0)
+    >>> round(h, 3), round(e, 3)  # h* = (3u)^(1/3), E* = 3·(1/6)·h*²
+    (-333.174, -666.649)
+    """
+    spec = METHODS[label]
+    if spec.p == 0:
+        return None
+    f, df = derivatives[0], derivatives[1]
+    log_c = math.log10(float(spec.taylor) * derivatives[spec.p + 1] / df)
+    if spec.weight_sum == 0:
+        return math.nan, log10_u
+    log_r = math.log10(float(spec.weight_sum) * f / df) + log10_u
+    log_h = (log_r - math.log10(spec.p) - log_c) / (spec.p + 1)
+    return log_h, math.log10(spec.p + 1) + log_c + spec.p * log_h
 
 
 @dataclass(frozen=True)

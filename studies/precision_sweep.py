@@ -1,69 +1,110 @@
-"""Precision sweep: the best reachable error of each method, and its step, against digits.
+"""Precision sweep: the best reachable error of each method, and its step, from 10 to 1000 digits.
 
-For mpf:10 … mpf:200 and decimal:10 … decimal:100 and each method, the step runs over a
-geometric band of four decades centred on the model's optimum h* (see `studies.laws`;
-for Richardson, initial steps 1 … 10⁻⁴; for the complex step, from √u down four decades,
-where its truncation is below u). The minimum of the measured error over the band is the
-*minimum reachable error*; its step the *measured h**. `exponents_table` fits
-log10 E_min = a·log10 u + b per method and family; theory (the model's E* ∝ u^(p/(p+1))):
-a = 1/2 for forward, 2/3 for central-2, 4/5 for central-4, 1 for the complex step; and
-h* ∝ u^(1/(p+1)). The library's automatic step (``h=None``) is measured once per cell
-beside the sweep.
+For each number system and method, the step runs over a geometric band of four decades
+centred on the model's optimum h* (see `studies.laws`; for Richardson, initial steps 1 …
+10⁻⁴; for the complex step, from √(u/C) down four decades, where its truncation is below
+u). The minimum of the measured error over the band is the *minimum reachable error*
+E_min; its step the *measured h**. `exponents_table` fits log10 E_min = a·log10 u + b per
+method and kind of arithmetic, with the slope's standard error; theory (the model's
+E* ∝ u^(p/(p+1))): a = 1/2 for forward, 2/3 for central-2, 4/5 for central-4, 1 for the
+complex step; and h* ∝ u^(1/(p+1)). The library's automatic step (``h=None``) is measured
+once per cell beside the sweep.
+
+The systems (`DIGITS`) span 10 to 1000 digits, 990 decades of u:
+
+* binary: ``mpf:N`` (mpmath) to 200 digits and ``mpfr:N`` (gmpy2's MPFR) from 300. Both
+  round to the same 2^-p correctly, so they give the same numbers (tested), and one
+  exponent is fitted through both (`studies.rows.arithmetic` asks each system its radix
+  and whether it is a ball system). MPFR is the faster one there where it matters:
+  measured once (sigmoid at 1000 digits, 22 steps, a loaded 2-core machine), a
+  Richardson cell took 10 s in mpfr against 20 s in mpf (7 s in arb), while the
+  difference-quotient cells cost about 0.2 s in each;
+* binary balls: ``arb:N`` (python-flint), whose values are the balls' midpoints;
+* decimal: ``decimal:N`` (Python's Decimal), to 1000 digits.
+
+Every quantity that can leave the float range is recorded as its log10 (`studies.decades`):
+at 1000 digits u ≈ 10⁻¹⁰⁰⁰ and E_min ≈ 10⁻⁶⁶⁷ are 0 as floats, −1000.0 and −666.7 as
+log10. The reference is mpmath at `studies.problems.REFERENCE_DPS` = 2·1000 + 20 digits
+(the rule of `studies.problems.reference_dps`), so reference error never shows.
 
 Columns of ``results.csv`` (one row per problem, system, method and step):
 
 ``problem``
     ``exp`` (at x = 1), ``sin`` (at x = 0.75) or ``sigmoid`` (at x = 0.5).
-``numbers``, ``family``, ``digits``, ``u``
-    The number system, its family (``mpf`` or ``decimal``), significant digits and unit
-    roundoff.
+``numbers``, ``family``, ``arithmetic``, ``digits``, ``log10_u``
+    The number system, its family (the spec's prefix), its kind of arithmetic
+    (``binary``, ``binary balls``, ``decimal``), significant digits and log10 of its
+    unit roundoff.
 ``method``
     ``forward`` (order 1), ``central2``, ``central4``, ``richardson``, ``complex_step``
-    (mpf only: Decimal has no complex counterpart).
+    (not for Decimal, which has no complex counterpart).
 ``choice``
     ``sweep`` (explicit step `h`) or ``auto`` (``h=None``: the library chose).
-``h``, ``h_used``
-    Requested step (NaN for ``auto``) and the step the library reports.
-``error``, ``estimated_error``
-    Measured relative error against the 260-digit reference, and the library's estimate.
+``log10_h``, ``log10_h_used``
+    log10 of the requested step (NaN for ``auto``) and of the step the library reports.
+``log10_error``, ``log10_estimated_error``
+    log10 of the measured relative error against the reference (−inf: exact), and of the
+    library's estimate of it.
 ``evaluations``
     Function evaluations of the call.
 ``note``
     The error message when the call raised.
 
-Files: ``exponents.csv`` (fitted exponents beside theory), ``minimum.csv`` (per system and
-method: E_min, measured h*, model E* and h*, the automatic step's error),
-``min_error_vs_digits.png/.svg``.
+Files: ``exponents.csv`` (fitted exponents ± standard error beside theory),
+``minimum.csv`` (per system and method, as log10: E_min, measured h*, model E* and h*, the
+automatic step's error), ``min_error_vs_digits_<problem>.png/.svg``.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-from matplotlib.ticker import FixedLocator, NullLocator
+import mpmath
 
-from precision_nn.numbers import number_system
+from precision_nn.numbers import FAMILIES, number_system
 from studies import output
-from studies.laws import METHODS, law, minimum
-from studies.problems import estimate, exact, problem, problem_derivatives, relative_error
-from studies.rows import has_complex
+from studies.decades import fmt_log10, line_fit, log10_of
+from studies.laws import METHODS, optimum_log10
+from studies.precision_figure import plot_minima
+from studies.precision_reading import reading
+from studies.problems import (
+    MAX_DIGITS,
+    REFERENCE_DPS,
+    estimate,
+    exact,
+    log10_relative_error,
+    problem,
+    problem_derivatives,
+)
+from studies.rows import arithmetic, has_complex
 
 NAME = "precision_sweep"
-TITLE = "Precision sweep: minimum reachable error and optimal step against digits"
+TITLE = "Precision sweep: minimum reachable error and optimal step from 10 to 1000 digits"
+LOG = logging.getLogger(__name__)
 
 PROBLEMS = ("exp", "sin", "sigmoid")
 MPF_DIGITS = (10, 15, 20, 30, 40, 60, 80, 100, 150, 200)
-DECIMAL_DIGITS = (10, 15, 20, 30, 40, 60, 80, 100)
+MPFR_DIGITS = (300, 400, 500, 700, 1000)
+ARB_DIGITS = (20, 50, 100, 300, 1000)
+DECIMAL_DIGITS = (10, 15, 20, 30, 40, 60, 80, 100, 200, 300, 500, 1000)
 LABELS = ("forward", "central2", "central4", "richardson", "complex_step")
 PER_DECADE = 5
+# Richardson's minimum is not fitted, and one call at 1000 digits costs ~1 s (it
+# extrapolates through ~100 evaluations): 2 initial steps per decade suffice to show it
+RICHARDSON_PER_DECADE = 2
 BAND = 2  # decades each side of the model's h*
-DIGITS = {"mpf": MPF_DIGITS, "decimal": DECIMAL_DIGITS}
-QUICK = {"problems": ("exp",), "digits": {"mpf": (10, 20, 40, 80), "decimal": (10, 20, 40, 80)},
+DIGITS = {"mpf": MPF_DIGITS, "mpfr": MPFR_DIGITS, "arb": ARB_DIGITS,
+          "decimal": DECIMAL_DIGITS}
+QUICK = {"problems": ("exp",),
+         "digits": {"mpf": (10, 20, 40, 80), "mpfr": (300, 1000),
+                    "decimal": (10, 20, 40, 80)},
          "labels": ("forward", "central2", "central4", "complex_step"), "per_decade": 4}
 THEORY = {"forward": 1 / 2, "central2": 2 / 3, "central4": 4 / 5, "complex_step": 1.0}
+LOG10_2 = math.log10(2)
 
 
 def grid(quick: bool, *, digits: dict[str, tuple[int, ...]] | None = None) -> list[dict]:
@@ -74,40 +115,66 @@ def grid(quick: bool, *, digits: dict[str, tuple[int, ...]] | None = None) -> li
     quick : bool
         The small grid of `QUICK`.
     digits : dict of str to tuple of int, optional
-        Number-system family (a `number_system` spec prefix: ``"mpf"``, ``"decimal"``, and
-        any family the registry knows, e.g. ``"mpfr"`` or ``"arb"``) to the digit counts
-        to sweep; default `DIGITS` (or `QUICK`'s). This is where the sweep is extended,
-        e.g. ``{**DIGITS, "mpf": (*MPF_DIGITS, 300, 500, 1000)}``; beyond about 250 digits
-        the 260-digit references of `studies.problems` (``REFERENCE_DPS``) must be raised
-        first, and the library's derivatives must give finite error bars there.
+        Number-system family (a `number_system` spec prefix: ``"mpf"``, ``"mpfr"``,
+        ``"arb"``, ``"decimal"``, any family the registry knows) to the digit counts to
+        sweep, each at most `studies.problems.MAX_DIGITS` (the references carry
+        `studies.problems.reference_dps` of it); default `DIGITS` (or `QUICK`'s). A family
+        whose optional package is missing is left out with a warning naming the package.
     """
     config = QUICK if quick else {"problems": PROBLEMS, "digits": DIGITS, "labels": LABELS,
                                   "per_decade": PER_DECADE}
     digits = config["digits"] if digits is None else digits
     for family, counts in digits.items():
-        if not isinstance(family, str) or not all(isinstance(d, int) and d > 0
-                                                  for d in counts):
-            raise ValueError(f"`digits` maps a family name to positive digit counts, e.g. "
-                             f"{{'mpf': (10, 20)}}; got {family!r}: {counts!r}.")
-    systems = [number_system(f"{family}:{d}") for family, counts in digits.items()
-               for d in counts]
-    return [{"key": f"{name}/{ns.name}/{label}", "problem": name, "numbers": ns.name,
-             "method": label, "per_decade": config["per_decade"]}
+        if not isinstance(family, str) or not all(
+                isinstance(d, int) and 0 < d <= MAX_DIGITS for d in counts):
+            raise ValueError(
+                f"`digits` maps a family name to digit counts from 1 to {MAX_DIGITS} (the "
+                f"references carry {REFERENCE_DPS} digits; raise studies.problems.MAX_DIGITS"
+                f" for more), e.g. {{'mpf': (10, 20)}}; got {family!r}: {counts!r}.")
+    systems = [ns for family, counts in digits.items() for ns in _systems(family, counts)]
+    return [_cell(name, ns, label, config["per_decade"])
             for name in config["problems"] for ns in systems for label in config["labels"]
             if not (label == "complex_step" and not has_complex(ns.name))]
 
 
-def band(label: str, derivatives: list[float], u: float, per_decade: int) -> list[float]:
-    """The steps swept for one method and unit roundoff (see the module notes)."""
-    model = law(label, derivatives, u)
-    if model is None:  # Richardson: initial steps from 1 down four decades
-        top = 1.0
-    elif not model.R:  # complex step: where C·h² < u, i.e. below √(u/C)
-        top = math.sqrt(u / model.C)
+def _systems(family: str, counts: tuple[int, ...]) -> list:
+    """The systems of one family; none, with a warning, when the registry says the
+    family's optional package is not installed (an unknown family still raises)."""
+    extra = FAMILIES[family].extra if family in FAMILIES else None
+    if extra is not None and importlib.util.find_spec(extra.module) is None:
+        LOG.warning("precision_sweep leaves out %s: it needs the optional package %s "
+                    "(pip install %s, or the precision_nn extra %s)", family, extra.package,
+                    extra.package, extra.extra)
+        return []
+    return [number_system(f"{family}:{d}") for d in counts]
+
+
+def _cell(name: str, ns, label: str, per_decade: int) -> dict:
+    if label == "richardson":
+        per_decade = min(per_decade, RICHARDSON_PER_DECADE)
+    steps = 2 * BAND * per_decade + 2
+    # relative run time, for the progress estimate and the order of submission: calls
+    # grow slowly with digits, Richardson's (~100 evaluations at 1000 digits) fast
+    weight = 1 + ns.digits / 300
+    if label == "richardson":
+        weight *= 10 * (1 + ns.digits / 150)
+    return {"key": f"{name}/{ns.name}/{label}", "problem": name, "numbers": ns.name,
+            "method": label, "per_decade": per_decade, "cost": round(steps * weight, 1)}
+
+
+def band_log10(label: str, derivatives: list[float], log10_u: float,
+               per_decade: int) -> list[float]:
+    """log10 of the steps swept for one method and unit roundoff (see the module notes)."""
+    if METHODS[label].p == 0:  # Richardson: initial steps from 1 down four decades
+        top = 0.0
+    elif METHODS[label].weight_sum == 0:  # complex step: where C·h² < u, i.e. below √(u/C)
+        spec = METHODS[label]
+        log_c = math.log10(float(spec.taylor) * derivatives[spec.p + 1] / derivatives[1])
+        top = (log10_u - log_c) / 2
     else:
-        top = model.h_opt * 10**BAND
-    top = min(top, 1.0)
-    return [top * 10.0 ** (-k / per_decade) for k in range(2 * BAND * per_decade + 1)]
+        top = optimum_log10(label, derivatives, log10_u)[0] + BAND
+    top = min(top, 0.0)
+    return [top - k / per_decade for k in range(2 * BAND * per_decade + 1)]
 
 
 def run_cell(cell: dict) -> list[dict]:
@@ -115,199 +182,142 @@ def run_cell(cell: dict) -> list[dict]:
     p = problem(cell["problem"])
     reference = exact(p)
     ns = number_system(cell["numbers"])
+    log10_u = ns.log2_unit_roundoff * LOG10_2
     common = {"problem": cell["problem"], "numbers": ns.name,
-              "family": ns.name.split(":")[0], "digits": ns.digits, "u": ns.unit_roundoff,
-              "method": cell["method"]}
-    steps = band(cell["method"], problem_derivatives(p), ns.unit_roundoff, cell["per_decade"])
-    rows = [_call(p, reference, common, "sweep", h) for h in steps]
-    rows.append(_call(p, reference, common, "auto", None))
+              "family": ns.name.split(":")[0], "arithmetic": arithmetic(ns.name),
+              "digits": ns.digits, "log10_u": log10_u, "method": cell["method"]}
+    steps = band_log10(cell["method"], problem_derivatives(p), log10_u, cell["per_decade"])
+    rows = [_call(p, reference, common, ns, log10_h) for log10_h in steps]
+    rows.append(_call(p, reference, common, ns, None))
     return rows
 
 
-def _call(p, reference, common: dict, choice: str, h: float | None) -> dict:
-    row = {**common, "choice": choice, "h": math.nan if h is None else h, "h_used": math.nan,
-           "error": math.nan, "estimated_error": math.nan, "evaluations": 0, "note": ""}
+def _call(p, reference, common: dict, ns, log10_h: float | None) -> dict:
+    row = {**common, "choice": "auto" if log10_h is None else "sweep",
+           "log10_h": math.nan if log10_h is None else log10_h, "log10_h_used": math.nan,
+           "log10_error": math.nan, "log10_estimated_error": math.nan, "evaluations": 0,
+           "note": ""}
+    # the step in the system's error type (a long double beyond ~100 digits), where
+    # 10^-500 is representable; the library realises it as (x + h) − x
+    h = None if log10_h is None else ns.error_dtype.type(10) ** ns.error_dtype.type(log10_h)
     try:
         est = estimate(p, common["numbers"], common["method"], h=h)
     except (ValueError, ArithmeticError) as exc:
         row["note"] = str(exc).splitlines()[0][:200]
         return row
-    scale = float(abs(reference))
-    row.update(h_used=float(abs(complex(est.h))), error=relative_error(est.value, reference),
-               estimated_error=float(est.error) / scale, evaluations=int(est.evaluations))
+    with mpmath.workdps(REFERENCE_DPS):
+        log10_scale = float(mpmath.log10(abs(reference)))
+    row.update(log10_h_used=log10_of(est.h),
+               log10_error=log10_relative_error(est.value, reference),
+               log10_estimated_error=log10_of(est.error) - log10_scale,
+               evaluations=int(est.evaluations))
     return row
 
 
 # -- analysis -------------------------------------------------------------------------------
 def minimum_table(rows: list[dict]) -> list[dict]:
-    """Per problem, system and method: measured E_min and h*, the model's, the auto step's."""
+    """Per problem, system and method: measured E_min and h*, the model's, the auto step's
+    (all as log10)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in rows:
         groups[(row["problem"], row["numbers"], row["method"])].append(row)
     table = []
     for (name, numbers, label), group in groups.items():
-        sweep = [r for r in group if r["choice"] == "sweep"]
+        sweep = [r for r in group if r["choice"] == "sweep"
+                 and math.isfinite(r["log10_error"])]
+        best = min(sweep, key=lambda r: r["log10_error"], default={})
         auto = next((r for r in group if r["choice"] == "auto"), {})
-        h_opt, e_min = minimum([r["h_used"] for r in sweep], [r["error"] for r in sweep])
         first = group[0]
-        model = law(label, problem_derivatives(problem(name)), first["u"])
+        model = optimum_log10(label, problem_derivatives(problem(name)), first["log10_u"])
         table.append({
             "problem": name, "numbers": numbers, "family": first["family"],
-            "digits": first["digits"], "u": first["u"], "method": label,
-            "e_min": e_min, "h_opt": h_opt,
-            "e_min_model": model.e_opt if model else math.nan,
-            "h_opt_model": model.h_opt if model else math.nan,
-            "auto_error": auto.get("error", math.nan), "auto_h": auto.get("h_used", math.nan),
+            "arithmetic": first["arithmetic"], "digits": first["digits"],
+            "log10_u": first["log10_u"], "method": label,
+            "log10_e_min": best.get("log10_error", math.nan),
+            "log10_h_opt": best.get("log10_h_used", math.nan),
+            "log10_e_model": model[1] if model else math.nan,
+            "log10_h_model": model[0] if model else math.nan,
+            "log10_auto_error": auto.get("log10_error", math.nan),
+            "log10_auto_h": auto.get("log10_h_used", math.nan),
             "auto_evaluations": auto.get("evaluations", 0)})
     return table
 
 
 def exponents_table(minima: list[dict]) -> list[dict]:
-    """Least-squares exponents a in E_min ∝ u^a and b in h* ∝ u^b, beside theory."""
+    """Least-squares exponents a in E_min ∝ u^a and b in h* ∝ u^b, with their standard
+    errors, per problem, kind of arithmetic and method, beside theory."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for row in minima:
-        groups[(row["problem"], row["family"], row["method"])].append(row)
+        groups[(row["problem"], row["arithmetic"], row["method"])].append(row)
     table = []
-    for (name, family, label), group in groups.items():
+    for (name, kind, label), group in groups.items():
         p = METHODS[label].p
-        error_fit = _loglog_fit([r["u"] for r in group], [r["e_min"] for r in group])
+        log_u = [r["log10_u"] for r in group]
+        error_fit = line_fit(log_u, [r["log10_e_min"] for r in group])
         has_h = METHODS[label].weight_sum > 0 and p > 0
-        h_fit = _loglog_fit([r["u"] for r in group], [r["h_opt"] for r in group]) \
-            if has_h else math.nan
+        h_fit = line_fit(log_u, [r["log10_h_opt"] for r in group]) if has_h else None
         theory = THEORY.get(label, math.nan)
+        digits = sorted(r["digits"] for r in group)
         table.append({
-            "problem": name, "family": family, "method": label, "systems": len(group),
-            "error_exponent": error_fit, "error_theory": theory,
-            "error_ratio": error_fit / theory if math.isfinite(theory) else math.nan,
-            "h_exponent": h_fit, "h_theory": 1 / (p + 1) if has_h else math.nan})
+            "problem": name, "arithmetic": kind,
+            "families": "+".join(dict.fromkeys(r["family"] for r in sorted(
+                group, key=lambda r: r["digits"]))),
+            "digits": f"{digits[0]}–{digits[-1]}", "method": label,
+            "systems": error_fit.points,
+            "error_exponent": error_fit.slope, "error_exponent_se": error_fit.stderr,
+            "error_theory": theory, "error_ratio": error_fit.slope / theory,
+            "h_exponent": h_fit.slope if h_fit else math.nan,
+            "h_exponent_se": h_fit.stderr if h_fit else math.nan,
+            "h_theory": 1 / (p + 1) if has_h else math.nan})
     return table
-
-
-def _loglog_fit(u: list[float], y: list[float]) -> float:
-    u, y = np.asarray(u, float), np.asarray(y, float)
-    keep = np.isfinite(y) & (y > 0)
-    if keep.sum() < 3:
-        return math.nan
-    return float(np.polyfit(np.log10(u[keep]), np.log10(y[keep]), 1)[0])
 
 
 # -- drawing --------------------------------------------------------------------------------
 def render(rows: list[dict], out: Path) -> str:
-    """The minimum-error figure, the exponent table and its reading."""
+    """The minimum-error figures, the exponent table, the largest systems' minima and
+    their reading."""
     minima = minimum_table(rows)
     exponents = exponents_table(minima)
     output.write_csv(minima, Path(out) / "minimum.csv")
     output.write_csv(exponents, Path(out) / "exponents.csv")
-    parts = [_reading(exponents, minima)]
+    parts = [reading(exponents, minima, THEORY)]
     for name in dict.fromkeys(r["problem"] for r in minima):
-        png = _plot(name, [m for m in minima if m["problem"] == name], out)
-        parts.append(f"![Minimum reachable error and its step against digits, "
-                     f"{problem(name).formula}]({png})")
-    columns = [("problem", "problem"), ("family", "family"), ("method", "method"),
-               ("systems", "systems"), ("error_exponent", "E_min ∝ u^a: a fitted"),
-               ("error_theory", "a theory"), ("error_ratio", "fitted/theory"),
-               ("h_exponent", "h* ∝ u^b: b fitted"), ("h_theory", "b theory")]
-    parts.append("Fitted exponents (least squares on log10 of the minima against log10 u):"
-                 "\n\n" + output.markdown_table(exponents, columns))
+        png = plot_minima(name, [m for m in minima if m["problem"] == name], out)
+        parts.append(f"![Minimum reachable error, its ratio to the model and its step "
+                     f"against digits, {problem(name).formula}]({png})")
+    shown = [{**e, "a": _pm(e["error_exponent"], e["error_exponent_se"]),
+              "b": _pm(e["h_exponent"], e["h_exponent_se"])} for e in exponents]
+    columns = [("problem", "problem"), ("arithmetic", "arithmetic"),
+               ("families", "systems"), ("digits", "digits"), ("method", "method"),
+               ("a", "E_min ∝ u^a: a ± s.e."), ("error_theory", "a theory"),
+               ("error_ratio", "fitted/theory"), ("b", "h* ∝ u^b: b ± s.e."),
+               ("h_theory", "b theory")]
+    parts.append("Fitted exponents (least squares on log10 of the minima against log10 u; "
+                 "± one standard error of the slope, from the scatter about the line):"
+                 "\n\n" + output.markdown_table(shown, columns))
+    widest = _widest(minima)
+    if widest:
+        parts.append("For exp(x) at x = 1, the minima of the most precise system of each "
+                     "kind of arithmetic (values, not logs; E* and h* are the model's):\n\n" + output.markdown_table(
+                         widest, [("problem", "problem"), ("numbers", "system"),
+                                  ("method", "method"), ("u", "u"), ("e_min", "E_min"),
+                                  ("e_model", "model E*"), ("h_opt", "measured h*"),
+                                  ("h_model", "model h*")]))
     return "\n\n".join(parts)
 
 
-def _plot(name: str, minima: list[dict], out: Path) -> str:
-    fig, (ax_e, ax_r, ax_h) = output.figure(3, width=5.4, height=4.6)
-    derivatives = problem_derivatives(problem(name))
-    digits_grid = np.linspace(min(m["digits"] for m in minima),
-                              max(m["digits"] for m in minima), 100)
-    for label in dict.fromkeys(m["method"] for m in minima):
-        color = output.METHOD_COLORS[label]
-        for family, marker, fill in (("mpf", "o", color), ("decimal", "s", "none")):
-            mine = sorted((m for m in minima if m["method"] == label and m["family"] == family),
-                          key=lambda m: m["digits"])
-            if not mine:
-                continue
-            d = [m["digits"] for m in mine]
-            ax_e.semilogy(d, [m["e_min"] for m in mine], marker, color=color, mfc=fill,
-                          label=f"{label} ({family})")
-            ratio = [(m["digits"], m["e_min"] / m["e_min_model"]) for m in mine
-                     if m["e_min"] > 0 and m["e_min_model"] > 0
-                     and math.isfinite(m["e_min"] / m["e_min_model"])]
-            if ratio:
-                ax_r.semilogy(*zip(*ratio), marker + "-", color=color, mfc=fill, lw=0.8)
-            if METHODS[label].weight_sum and METHODS[label].p:
-                ax_h.semilogy(d, [m["h_opt"] for m in mine], marker, color=color, mfc=fill)
-        _model_lines(ax_e, ax_h, label, derivatives, digits_grid, color)
-    ax_e.set(xlabel="significant decimal digits of the number system",
-             ylabel="minimum relative error over h (dimensionless)",
-             title="Minimum reachable error")
-    ax_r.axhline(1.0, color="k", lw=0.8, ls="--")
-    ax_r.set(xlabel="significant decimal digits of the number system",
-             ylabel="E_min / E_model (measured over theory)",
-             title="Minimum error over the model's E*")
-    ax_r.set_ylim(*_ratio_limits(ax_r))
-    ax_h.set(xlabel="significant decimal digits of the number system",
-             ylabel="step h* of the minimum (units of x)", title="Optimal step")
-    ax_e.legend(fontsize=7, ncol=2)
-    ax_h.plot([], [], "k--", lw=0.8, label="model E* ∝ u^(p/(p+1)), h* ∝ u^(1/(p+1))")
-    ax_h.legend(fontsize=8)
-    for ax in (ax_e, ax_r, ax_h):
-        ax.grid(True, alpha=0.3)
-    for ax in (ax_e, ax_h):
-        _round_decade_ticks(ax)
-    fig.suptitle(f"{problem(name).formula}: filled mpf, open decimal, dashed the model",
-                 fontsize=11)
-    return output.save_figure(fig, out, f"min_error_vs_digits_{name}")
+def _pm(value: float, stderr: float) -> str:
+    if not math.isfinite(value):
+        return "–"
+    return f"{value:.3f} ± {stderr:.1g}" if math.isfinite(stderr) else f"{value:.3f}"
 
 
-def _round_decade_ticks(ax, most: int = 8) -> None:
-    """Ticks at 10^k for k a multiple of a round stride (1, 2, 5, 10, 20, 25, 50, 100), so
-    that a 200-decade axis reads 10⁻²⁰⁰, 10⁻¹⁷⁵, … rather than every 27th decade."""
-    low, high = (math.log10(v) for v in ax.get_ylim())
-    stride = next((s for s in (1, 2, 5, 10, 20, 25, 50, 100) if (high - low) / s <= most), 200)
-    ks = range(math.ceil(low / stride) * stride, math.floor(high) + 1, stride)
-    ax.yaxis.set_major_locator(FixedLocator([10.0 ** k for k in ks]))
-    ax.yaxis.set_minor_locator(NullLocator())
-
-
-def _ratio_limits(ax) -> tuple[float, float]:
-    """A y-range for E_min/E_model symmetric about 1 in decades, at least 10⁻¹ … 10¹."""
-    low, high = ax.get_ylim()
-    span = max(1.0, abs(math.log10(low)), abs(math.log10(high)))
-    return 10.0 ** -span, 10.0 ** span
-
-
-def _model_lines(ax_e, ax_h, label, derivatives, digits_grid, color) -> None:
-    """The model's E* and h* against digits (u = ½·10^(1−d), the decimal convention)."""
-    models = [law(label, derivatives, 0.5 * 10.0 ** (1 - d)) for d in digits_grid]
-    if models[0] is None:
-        return
-    ax_e.semilogy(digits_grid, [m.e_opt for m in models], "--", color=color, lw=0.8)
-    if models[0].R:
-        ax_h.semilogy(digits_grid, [m.h_opt for m in models], "--", color=color, lw=0.8)
-
-
-def _reading(exponents: list[dict], minima: list[dict]) -> str:
-    def quote(label: str) -> str:
-        fits = [e["error_exponent"] for e in exponents if e["method"] == label
-                and math.isfinite(e["error_exponent"])]
-        if not fits:
-            return f"{label}: –"
-        return (f"{label} {min(fits):.3f} to {max(fits):.3f} ({len(fits)} fits over "
-                f"functions and families; theory {THEORY.get(label, math.nan):.3f})")
-    auto = [m["auto_error"] / m["e_min_model"] for m in minima
-            if math.isfinite(m["auto_error"]) and math.isfinite(m["e_min_model"])
-            and m["method"] != "complex_step"]
-    auto_text = (
-        "The library's automatic step (h=None) gives errors between "
-        f"{output.fmt(min(auto))} and {output.fmt(max(auto))} times the model's optimum E* "
-        f"(median {output.fmt(float(np.median(auto)))}, {len(auto)} cells): it finds the "
-        "optimum without knowing f's derivatives (the smallest error of the sweep is lower "
-        "still, being the luckiest of some twenty steps)." if auto else "")
-    return (
-        "**Reading.** Each digit of precision buys a fixed fraction of a digit of derivative "
-        "accuracy, and that fraction is the method's p/(p+1): the fitted exponents of the "
-        f"minimum reachable error against u are {quote('forward')}; {quote('central2')}; "
-        f"{quote('central4')}; {quote('complex_step')}. Forward differences thus keep only "
-        "half the digits of the arithmetic, central differences two thirds, and the complex "
-        "step all of them; the optimal step shrinks as u^(1/(p+1)), the dashed model lines, "
-        "whatever the family, because mpf and decimal of the same digits have nearly the same "
-        f"u. {auto_text} Richardson extrapolation, not a fixed-order rule, reaches a few units "
-        "of u at every precision from a large starting step.")
+def _widest(minima: list[dict]) -> list[dict]:
+    """The rows of the most precise system of each kind of arithmetic, formatted."""
+    top: dict[str, int] = {}
+    for m in minima:
+        top[m["arithmetic"]] = max(top.get(m["arithmetic"], 0), m["digits"])
+    return [{**m, "u": fmt_log10(m["log10_u"]), "e_min": fmt_log10(m["log10_e_min"]),
+             "e_model": fmt_log10(m["log10_e_model"]), "h_opt": fmt_log10(m["log10_h_opt"]),
+             "h_model": fmt_log10(m["log10_h_model"])}
+            for m in minima if m["digits"] == top[m["arithmetic"]] and m["problem"] == "exp"]

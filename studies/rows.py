@@ -7,7 +7,7 @@ import math
 
 from precision_nn.numbers import number_system
 
-__all__ = ["finite", "has_complex", "rows_u"]
+__all__ = ["arithmetic", "finite", "has_complex", "rows_u"]
 
 
 def finite(value: object) -> bool:
@@ -39,3 +39,16 @@ def has_complex(numbers: str) -> bool:
     except (TypeError, ValueError, NotImplementedError):
         return False
     return True
+
+
+RADIX_NAMES = {2: "binary", 10: "decimal"}
+
+
+def arithmetic(numbers: str) -> str:
+    """The kind of arithmetic of number system `numbers`, asked of the system: its radix
+    and whether it is ball arithmetic, e.g. ``"binary"`` (mpf:N and mpfr:N, which round
+    to the same 2^-p), ``"binary balls"`` (arb:N) or ``"decimal"``. Systems of one kind
+    and digits have the same unit roundoff, so their errors follow one law in u."""
+    ns = number_system(numbers)
+    kind = RADIX_NAMES.get(ns.radix, f"radix {ns.radix}")
+    return f"{kind} balls" if ns.is_ball else kind

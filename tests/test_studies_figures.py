@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from studies import epsilon_sweep, gradcheck_reliability, method_comparison, output, precision_sweep
+from studies import (
+    decades,
+    epsilon_sweep,
+    gradcheck_reliability,
+    method_comparison,
+    output,
+    precision_figure,
+)
 
 
 def texts(ax) -> list[str]:
@@ -42,10 +47,27 @@ def test_u_floors_are_labelled_and_close_ones_share_a_label():
 
 
 def test_ratio_panel_is_symmetric_about_one():
+    # the panel holds log10(E_min/E_model): symmetric about 0 decades, at least ±1
+    assert precision_figure.ratio_limits((-2.0, 0.48)) == (-2.0, 2.0)
+    assert precision_figure.ratio_limits((-0.3, 0.2)) == (-1.0, 1.0)
+
+
+def test_decade_axis_labels_log10_values_as_powers_of_ten_at_round_strides():
     _fig, ax = output.figure()
-    ax.semilogy([10, 20], [0.01, 3.0])
-    low, high = precision_sweep._ratio_limits(ax)
-    assert math.isclose(math.log10(low), -math.log10(high)) and high >= 10
+    ax.plot([10, 1000], [-1001.0, 0.0])  # log10 values: 10^-1001 is 0 as a float
+    decades.decade_axis(ax, "y")
+    ticks = ax.yaxis.get_major_locator().tick_values(*ax.get_ylim())
+    assert list(ticks) == [-1000, -800, -600, -400, -200, 0]  # stride 200, ≤ 8 ticks
+    assert ax.yaxis.get_major_formatter()(-800, 0) == "$10^{-800}$"
+
+
+def test_sweep_figure_draws_minima_far_below_the_float_range(tmp_path):
+    minima = [{"problem": "exp", "numbers": f"mpfr:{d}", "family": "mpfr",
+               "arithmetic": "binary", "digits": d, "log10_u": -d, "method": "central2",
+               "log10_e_min": -2 * d / 3 - 1, "log10_h_opt": -d / 3,
+               "log10_e_model": -2 * d / 3, "log10_h_model": -d / 3} for d in (300, 1000)]
+    png = precision_figure.plot_minima("exp", minima, tmp_path)
+    assert (tmp_path / png).stat().st_size > 10_000 and (tmp_path / png).with_suffix(".svg").exists()
 
 
 def test_network_panels_name_their_norm_and_why_no_model():
