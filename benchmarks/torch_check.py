@@ -20,8 +20,17 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
+import os
 import pathlib
 import sys
+
+# as a script, this directory comes first on sys.path, where benchmarks/numbers.py would
+# shadow the standard library's `numbers` (numpy imports it): take it off, and load the
+# zoo from its file
+_HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(_HERE)]
+
 import time
 import warnings
 from collections.abc import Callable
@@ -30,10 +39,18 @@ from typing import Any
 import torch
 from torch.func import functional_call
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from torch_zoo import CASES, KINKS, Problem
-
 from precision_nn.torch import check_function, check_module
+
+
+def _load_zoo() -> Any:
+    spec = importlib.util.spec_from_file_location("torch_zoo", _HERE / "torch_zoo.py")
+    module = sys.modules.setdefault("torch_zoo", importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(module)
+    return module
+
+
+_zoo = _load_zoo()
+CASES, KINKS, Problem = _zoo.CASES, _zoo.KINKS, _zoo.Problem
 
 DIRECTIONS = 4
 
