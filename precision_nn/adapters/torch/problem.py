@@ -220,14 +220,18 @@ class Objective:
         wide = np.complex128 if dtype.is_complex else np.float64
         flat = torch.from_numpy(arr.astype(wide)).to(device=self.device, dtype=dtype)
         tensors = self.blocks.split(flat)
-        if dtype not in self._v:
-            self._v[dtype] = [v.to(dtype) for v in self.v]
         self.rng.reset()
         with torch.no_grad():
             outputs, _ = self.target.call(tensors, dtype, convert_others=True)
-            value = objective_value(outputs, self.loss, self._v[dtype]).cpu()
+            value = objective_value(outputs, self.loss, self.cotangents_in(dtype)).cpu()
         # returned in the point's own dtype (rounded once from the wide value), so that the
         # check sees a function of that system when it widens the reference
         return np.asarray(value.item(), dtype=arr.dtype)[()]
+
+    def cotangents_in(self, dtype: torch.dtype) -> list[torch.Tensor]:
+        """The cotangents v of the outputs, converted to `dtype` once."""
+        if dtype not in self._v:
+            self._v[dtype] = [v.to(dtype) for v in self.v]
+        return self._v[dtype]
 
 

@@ -1,0 +1,207 @@
+"""The check's numerical reference, computed in float64 or complex128 on the converted copy.
+
+The generic path of `check_gradient` differentiates the objective in the check's own
+system (float32 for float32 code), so it sees the objective's values rounded to float32
+and spends ~20 evaluations per coordinate on Richardson's tableau. The objective itself
+runs in float64, and the tolerance of a float32 check is known before any reference is
+computed: ``128·u·(|a_i| + max|a|)`` with u = 2^-24. The reference only needs to be
+accurate enough to decide, so `Float64Reference` (the check's reference provider) takes
+the cheapest estimate that is, with an error bar that bounds its error:
+
+* **complex step** (where the generic complex-safety probe said f is safe):
+  ``Im f(x + i·t·e_j)/t`` in complex128 at ``t = 2^-66·(1 + |x_j|)``, one evaluation per
+  coordinate. Its truncation error ``t²|f'''|/6`` is below 1e-39 relative; its rounding
+  is that of a backward pass in float64, bounded like the analytic gradient's own,
+  ``COMPLEX_ULPS·u₆₄·(|d_j| + max|d|)``. It is cross-checked once against a central
+  difference along a seeded random direction in float64 (four evaluations): a forward
+  that loses the imaginary part somewhere (``.real``, a comparison) is refused.
+* **otherwise** (softplus, softmax, ReLU, max-pool without complex support), central
+  differences ``D(h)`` and ``D(h/2)`` at ``h = 2^-13·(1 + |x_j|)`` in float64 (four
+  evaluations per coordinate), and the Richardson value ``(4·D(h/2) - D(h))/3``. For a
+  smooth f, ``D(h) - f' = c·h² + O(h⁴)``, so ``|D(h) - D(h/2)| ≈ (3/4)·c·h²`` is three
+  times the error of ``D(h/2)`` and far more than the error ``O(h⁴)`` of the value
+  given; ``ROUNDING_ULPS·u₆₄·S/h`` adds float64 rounding of the values (S their largest
+  magnitude, the factor allowing for cancellation inside f).
+
+An estimate whose error bar is not below ``TARGET_SHARE·u·(|a_j| + |d_j| + max|a| + max|d|)``
+at every coordinate (u of the check's dtype) cannot decide cheaply: the provider declines
+(`NotImplementedError`) and the check takes its generic path, as for explicit steps and
+methods. A kink closer to x than the steps leaves the two central differences equal and
+their bar small; such a coordinate fails, and the check's kink scans name it.
+
+Perturbed points are evaluated together through ``torch.func.vmap`` when the user's code
+allows it (no custom Function without a vmap rule, no random numbers, no writes into its
+inputs), else one by one, each from the seeded RNG state.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import numpy as np
+import torch
+
+from precision_nn.adapters.torch.problem import Objective, objective_value
+from precision_nn.derivatives import Estimate
+from precision_nn.numbers import NumberSystem
+
+__all__ = ["COMPLEX_ULPS", "ROUNDING_ULPS", "TARGET_SHARE", "Float64Reference"]
+
+U64 = 2.0 ** -53
+# rounding of Im f(x + i·t·e_j)/t: the imaginary parts are propagated like a backward pass
+# in float64, bounded as the check bounds the analytic gradient's rounding (128 ulps of
+# |d_j| + max|d|)
+COMPLEX_ULPS = 128.0
+# float64 rounding of f's values, u·S per value, times this for cancellation inside f
+# (terms of f up to 1024 times its largest value)
+ROUNDING_ULPS = 1024.0
+# the estimate must be this far inside what the check's dtype resolves (its tolerance has
+# 128·u·(|a_j| + max|a|) for rounding; 4·bar at 8·u stays within a quarter of it)
+TARGET_SHARE = 8.0
+COMPLEX_STEP = 2.0 ** -66
+CENTRAL_STEP = 2.0 ** -13
+# the directional cross-check of the complex step: agreement within this many times the
+# combined error bars
+CROSS_SAFETY = 4.0
+CHUNK = 256  # perturbed points per vmap call
+# the user's callables (a custom Function's class, a module) that vmap refused once: the
+# next checks of the same code evaluate one by one at once
+_NO_VMAP: weakref.WeakSet = weakref.WeakSet()
+
+
+def _code_of(target: Any) -> Any:
+    fn = getattr(target, "module", None) or target.fn
+    return getattr(fn, "__self__", fn)  # ``Function.apply``: the Function class
+
+
+class Float64Reference:
+    """The reference provider of a torch check: ``provider(method, ns, h) -> Estimate``.
+
+    `objective` evaluates the checked code; `x` is the flat point (float64 numpy, exact),
+    `analytic` the gradient under test (to size the error bar the check needs), `u` the
+    unit roundoff of the check's dtype.
+    """
+
+    numbers_name = "float64"  # what the report names as the reference's system
+
+    def __init__(self, objective: Objective, x: np.ndarray, analytic: np.ndarray, u: float):
+        self.objective, self.u = objective, u
+        self.x = np.asarray(x, dtype=np.float64)
+        self.analytic = np.abs(np.asarray(analytic, dtype=np.float64))
+        self._code = _code_of(objective.target)
+        self._vmap = (objective.rng.used is False and not objective.target.args.fresh
+                      and not _known_refusal(self._code))
+        self._done: dict[str, Estimate] = {}
+
+    def __call__(self, method: str, ns: NumberSystem, h: Any) -> Estimate:
+        if h is not None or method not in ("complex_step", "richardson"):
+            raise NotImplementedError(method)
+        if method not in self._done:
+            try:
+                est = (self._complex_step if method == "complex_step" else self._central)()
+            except RuntimeError as exc:  # the code cannot run in float64/complex128
+                raise NotImplementedError(str(exc)) from exc
+            if est is None:
+                raise NotImplementedError(f"{method}: not accurate enough to decide cheaply")
+            self._done[method] = est
+        return self._done[method]
+
+    # -- the two estimates ----------------------------------------------------------------
+    def _complex_step(self) -> Estimate | None:
+        n = self.x.size
+        t = COMPLEX_STEP * (1 + np.abs(self.x))
+        base = torch.from_numpy(self.x.astype(np.complex128))
+        points = base.repeat(n, 1)
+        points[range(n), range(n)] += torch.from_numpy(1j * t)
+        d = self._values(points).imag.numpy() / t
+        if not np.all(np.isfinite(d)):
+            return None
+        error = COMPLEX_ULPS * U64 * (np.abs(d) + float(np.max(np.abs(d), initial=0.0)))
+        if not (self._decides(d, error) and self._agrees_along_a_direction(d, error)):
+            return None
+        return Estimate(value=d, error=error, h=t, evaluations=n + 4, method="complex_step",
+                        note="Im f(x + i·t·e_j)/t in complex128, cross-checked along one "
+                        "direction against float64 central differences")
+
+    def _central(self) -> Estimate | None:
+        n = self.x.size
+        h = CENTRAL_STEP * (1 + np.abs(self.x))
+        h = (self.x + h) - self.x  # steps exact in float64
+        base = torch.from_numpy(self.x)
+        offsets = torch.from_numpy(np.concatenate([h, -h, h / 2, -h / 2]))
+        points = base.repeat(4 * n, 1)
+        rows = torch.arange(4 * n)
+        points[rows, rows % n] += offsets
+        f = self._values(points).numpy().reshape(4, n)
+        if not np.all(np.isfinite(f)):
+            return None
+        wide = (f[0] - f[1]) / (2 * h)
+        narrow = (f[2] - f[3]) / h
+        value = (4 * narrow - wide) / 3
+        size = float(np.max(np.abs(f)))
+        error = np.abs(wide - narrow) + ROUNDING_ULPS * U64 * size / (h / 2)
+        if not self._decides(value, error):
+            return None
+        return Estimate(value=value, error=error, h=h / 2, evaluations=4 * n,
+                        method="richardson",
+                        note="(4·D(h/2) - D(h))/3 from central differences in float64; "
+                        "error bar |D(h) - D(h/2)| plus rounding")
+
+    def _decides(self, d: np.ndarray, error: np.ndarray) -> bool:
+        a, m = self.analytic, np.abs(d)
+        scale = a + m + float(np.max(a, initial=0.0)) + float(np.max(m, initial=0.0))
+        return bool(np.all(error <= TARGET_SHARE * self.u * scale))
+
+    def _agrees_along_a_direction(self, d: np.ndarray, error: np.ndarray) -> bool:
+        """``vᵀd`` against central differences along a seeded random unit vector v."""
+        v = np.random.default_rng(12).standard_normal(self.x.size)
+        v /= np.linalg.norm(v)
+        h = CENTRAL_STEP * (1 + float(np.max(np.abs(self.x))))
+        steps = np.array([h, -h, h / 2, -h / 2])
+        points = torch.from_numpy(self.x[None, :] + steps[:, None] * v[None, :])
+        f = self._values(points).numpy()
+        wide, narrow = (f[0] - f[1]) / (2 * h), (f[2] - f[3]) / h
+        along = (4 * narrow - wide) / 3
+        bar = abs(wide - narrow) + ROUNDING_ULPS * U64 * float(np.max(np.abs(f))) / (h / 2)
+        return bool(abs(float(v @ d) - along) <= CROSS_SAFETY * (bar + float(np.abs(v) @ error)))
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _values(self, points: torch.Tensor) -> torch.Tensor:
+        """The objective at each row of `points` (float64 or complex128), on the CPU."""
+        obj = self.objective
+        dtype = points.dtype
+        points = points.to(obj.device)
+        v = obj.cotangents_in(dtype)
+
+        def one(flat: torch.Tensor) -> torch.Tensor:
+            outputs, _ = obj.target.call(obj.blocks.split(flat), dtype, convert_others=True)
+            return objective_value(outputs, obj.loss, v)
+
+        with torch.no_grad():
+            if self._vmap:
+                try:
+                    return torch.cat([torch.func.vmap(one)(points[k:k + CHUNK])
+                                      for k in range(0, len(points), CHUNK)]).cpu()
+                except Exception:  # noqa: BLE001 - any refusal of vmap: evaluate one by one
+                    self._vmap = False
+                    _remember_refusal(self._code)
+            out = []
+            for row in points:
+                obj.rng.reset()
+                out.append(one(row))
+            return torch.stack(out).cpu()
+
+
+def _known_refusal(code: Any) -> bool:
+    try:
+        return code in _NO_VMAP
+    except TypeError:  # not weakly referenceable
+        return False
+
+
+def _remember_refusal(code: Any) -> None:
+    try:
+        _NO_VMAP.add(code)
+    except TypeError:
+        pass
