@@ -44,6 +44,7 @@ import torch
 
 from precision_nn.adapters.torch.problem import Objective, objective_value
 from precision_nn.derivatives import Estimate
+from precision_nn.gradcheck.evidence import ComplexProbe
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["COMPLEX_ULPS", "ROUNDING_ULPS", "TARGET_SHARE", "Float64Reference"]
@@ -92,20 +93,44 @@ class Float64Reference:
         self._code = _code_of(objective.target)
         self._vmap = (objective.rng.used is False and not objective.target.args.fresh
                       and not _known_refusal(self._code))
-        self._done: dict[str, Estimate] = {}
+        self._done: dict[str, Estimate | str] = {}  # an estimate, or why there is none
 
     def __call__(self, method: str, ns: NumberSystem, h: Any) -> Estimate:
         if h is not None or method not in ("complex_step", "richardson"):
             raise NotImplementedError(method)
-        if method not in self._done:
+        est = self._complex() if method == "complex_step" else self._real()
+        if not isinstance(est, Estimate):
+            raise NotImplementedError(f"{method}: {est}")
+        return est
+
+    def complex_probe(self, *, requested: bool) -> ComplexProbe | None:
+        """Whether the complex step is safe, from the complex-step run itself (None: this
+        run cannot tell; the check then probes generically)."""
+        est = self._complex()
+        if isinstance(est, Estimate):
+            return ComplexProbe(True, True, "Im f(x + i·t·e_j)/t in complex128 agrees with "
+                                "float64 central differences along a random direction.",
+                                requested)
+        if est.startswith(("raises", "disagrees")):
+            return ComplexProbe(not est.startswith("raises"), False, est, requested)
+        return None
+
+    def _complex(self) -> Estimate | str:
+        if "complex" not in self._done:
             try:
-                est = (self._complex_step if method == "complex_step" else self._central)()
-            except RuntimeError as exc:  # the code cannot run in float64/complex128
-                raise NotImplementedError(str(exc)) from exc
-            if est is None:
-                raise NotImplementedError(f"{method}: not accurate enough to decide cheaply")
-            self._done[method] = est
-        return self._done[method]
+                self._done["complex"] = self._complex_step()
+            except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
+                self._done["complex"] = (f"raises on complex input ({type(exc).__name__}: "
+                                         f"{exc}): it does not run on complex numbers.")
+        return self._done["complex"]
+
+    def _real(self) -> Estimate | str:
+        if "real" not in self._done:
+            try:
+                self._done["real"] = self._central()
+            except RuntimeError as exc:  # the code cannot run in float64
+                self._done["real"] = f"cannot run in float64 ({exc})"
+        return self._done["real"]
 
     # -- the two estimates ----------------------------------------------------------------
     def _complex_step(self) -> Estimate | None:
@@ -116,10 +141,16 @@ class Float64Reference:
         points[range(n), range(n)] += torch.from_numpy(1j * t)
         d = self._values(points).imag.numpy() / t
         if not np.all(np.isfinite(d)):
-            return None
+            return "gives non-finite values"
         error = COMPLEX_ULPS * U64 * (np.abs(d) + float(np.max(np.abs(d), initial=0.0)))
-        if not (self._decides(d, error) and self._agrees_along_a_direction(d, error)):
-            return None
+        if not self._decides(d, error):
+            return "not accurate enough to decide cheaply"
+        gap = self._gap_along_a_direction(d, error)
+        if gap is not None:
+            return (f"disagrees with f's real arithmetic: along a random direction "
+                    f"Im f(x + i·t·v)/t = {gap[0]:.6g} but float64 central differences "
+                    f"give {gap[1]:.6g}; something inside drops or conjugates the imaginary "
+                    "part (abs, a real-part cast, conj, a comparison).")
         return Estimate(value=d, error=error, h=t, evaluations=n + 4, method="complex_step",
                         note="Im f(x + i·t·e_j)/t in complex128, cross-checked along one "
                         "direction against float64 central differences")
@@ -135,14 +166,14 @@ class Float64Reference:
         points[rows, rows % n] += offsets
         f = self._values(points).numpy().reshape(4, n)
         if not np.all(np.isfinite(f)):
-            return None
+            return "gives non-finite values"
         wide = (f[0] - f[1]) / (2 * h)
         narrow = (f[2] - f[3]) / h
         value = (4 * narrow - wide) / 3
         size = float(np.max(np.abs(f)))
         error = np.abs(wide - narrow) + ROUNDING_ULPS * U64 * size / (h / 2)
         if not self._decides(value, error):
-            return None
+            return "not accurate enough to decide cheaply"
         return Estimate(value=value, error=error, h=h / 2, evaluations=4 * n,
                         method="richardson",
                         note="(4·D(h/2) - D(h))/3 from central differences in float64; "
@@ -153,8 +184,10 @@ class Float64Reference:
         scale = a + m + float(np.max(a, initial=0.0)) + float(np.max(m, initial=0.0))
         return bool(np.all(error <= TARGET_SHARE * self.u * scale))
 
-    def _agrees_along_a_direction(self, d: np.ndarray, error: np.ndarray) -> bool:
-        """``vᵀd`` against central differences along a seeded random unit vector v."""
+    def _gap_along_a_direction(self, d: np.ndarray, error: np.ndarray
+                               ) -> tuple[float, float] | None:
+        """``vᵀd`` against central differences along a seeded random unit vector v: None
+        when they agree, else the two values."""
         v = np.random.default_rng(12).standard_normal(self.x.size)
         v /= np.linalg.norm(v)
         h = CENTRAL_STEP * (1 + float(np.max(np.abs(self.x))))
@@ -164,7 +197,9 @@ class Float64Reference:
         wide, narrow = (f[0] - f[1]) / (2 * h), (f[2] - f[3]) / h
         along = (4 * narrow - wide) / 3
         bar = abs(wide - narrow) + ROUNDING_ULPS * U64 * float(np.max(np.abs(f))) / (h / 2)
-        return bool(abs(float(v @ d) - along) <= CROSS_SAFETY * (bar + float(np.abs(v) @ error)))
+        if abs(float(v @ d) - along) <= CROSS_SAFETY * (bar + float(np.abs(v) @ error)):
+            return None
+        return float(v @ d), float(along)
 
     # -- evaluation -------------------------------------------------------------------------
     def _values(self, points: torch.Tensor) -> torch.Tensor:
