@@ -16,18 +16,17 @@ the cheapest estimate that is, with an error bar that bounds its error:
   difference along a seeded random direction in float64 (four evaluations): a forward
   that loses the imaginary part somewhere (``.real``, a comparison) is refused.
 * **otherwise** (softplus, softmax, ReLU, max-pool without complex support), central
-  differences ``D(h)`` and ``D(h/2)`` at ``h = 2^-13·(1 + |x_j|)`` in float64 (four
-  evaluations per coordinate), and the Richardson value ``(4·D(h/2) - D(h))/3``. For a
-  smooth f, ``D(h) - f' = c·h² + O(h⁴)``, so ``|D(h) - D(h/2)| ≈ (3/4)·c·h²`` is three
-  times the error of ``D(h/2)`` and far more than the error ``O(h⁴)`` of the value
-  given; ``ROUNDING_ULPS·u₆₄·S/h`` adds float64 rounding of the values (S their largest
-  magnitude, the factor allowing for cancellation inside f).
+  differences ``D(h)`` at ``h = 2^-13·(1 + |x_j|)`` in float64 with the error bar
+  ``|D(h) - R(h)|``, R the extrapolated forward difference from ``f(x + h/2)`` and a
+  shared ``f(x)`` (3 evaluations per coordinate, plus one; see `_differences`), plus
+  ``ROUNDING_ULPS`` float64 roundings of the values (the factor allowing for
+  cancellation inside f).
 
 An estimate whose error bar is not below ``TARGET_SHARE·u·(|a_j| + |d_j| + max|a| + max|d|)``
 at every coordinate (u of the check's dtype) cannot decide cheaply: the provider declines
 (`NotImplementedError`) and the check takes its generic path, as for explicit steps and
-methods. A kink closer to x than the steps leaves the two central differences equal and
-their bar small; such a coordinate fails, and the check's kink scans name it.
+methods. A kink within the steps can leave the bar too small; such a coordinate fails, and
+the check's kink scans name it.
 
 Perturbed points are evaluated together through ``torch.func.vmap`` when the user's code
 allows it (no custom Function without a vmap rule, no random numbers, no writes into its
@@ -133,7 +132,7 @@ class Float64Reference:
         return self._done["real"]
 
     # -- the two estimates ----------------------------------------------------------------
-    def _complex_step(self) -> Estimate | None:
+    def _complex_step(self) -> Estimate | str:
         n = self.x.size
         t = COMPLEX_STEP * (1 + np.abs(self.x))
         base = torch.from_numpy(self.x.astype(np.complex128))
@@ -155,29 +154,43 @@ class Float64Reference:
                         note="Im f(x + i·t·e_j)/t in complex128, cross-checked along one "
                         "direction against float64 central differences")
 
-    def _central(self) -> Estimate | None:
+    def _central(self) -> Estimate | str:
         n = self.x.size
         h = CENTRAL_STEP * (1 + np.abs(self.x))
         h = (self.x + h) - self.x  # steps exact in float64
-        base = torch.from_numpy(self.x)
-        offsets = torch.from_numpy(np.concatenate([h, -h, h / 2, -h / 2]))
-        points = base.repeat(4 * n, 1)
-        rows = torch.arange(4 * n)
-        points[rows, rows % n] += offsets
-        f = self._values(points).numpy().reshape(4, n)
-        if not np.all(np.isfinite(f)):
+        value, error = self._differences(np.eye(n), h)
+        if not np.all(np.isfinite(value)):
             return "gives non-finite values"
-        wide = (f[0] - f[1]) / (2 * h)
-        narrow = (f[2] - f[3]) / h
-        value = (4 * narrow - wide) / 3
-        size = float(np.max(np.abs(f)))
-        error = np.abs(wide - narrow) + ROUNDING_ULPS * U64 * size / (h / 2)
         if not self._decides(value, error):
             return "not accurate enough to decide cheaply"
-        return Estimate(value=value, error=error, h=h / 2, evaluations=4 * n,
-                        method="richardson",
-                        note="(4·D(h/2) - D(h))/3 from central differences in float64; "
-                        "error bar |D(h) - D(h/2)| plus rounding")
+        return Estimate(value=value, error=error, h=h, evaluations=3 * n + 1,
+                        method="central",
+                        note="float64 central differences with a measured error bar "
+                        "decide at this dtype's tolerance")
+
+    def _differences(self, directions: np.ndarray, h: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Central differences ``D(h)`` along each row of `directions` (step `h` per row),
+        and their error bars ``|D(h) - R(h)| + 9·ROUNDING_ULPS·u₆₄·S/h``.
+
+        ``R(h) = 2·F(h/2) - F(h)`` from the forward differences ``F(s) = (f(x+s) - f(x))/s``.
+        By Taylor, ``D(h) = f' + h²·f₃/6 + O(h⁴)`` and ``R(h) = f' - h²·f₃/12 + O(h³)``
+        (f₃ the third derivative), so ``|D - R| ≈ h²·|f₃|/4`` is 1.5 times the error of D
+        for a smooth f (3 evaluations per row, plus f(x)). Across a kink within h the
+        difference moves with the jump J; for some kink positions it understates D's
+        error (down to 0 for a kink at h/5 on the positive side), which fails the
+        coordinate, and the check's kink scans name it. Rounding: D and R combine 2 and 8
+        values of size at most S (the largest seen), divided by h.
+        """
+        steps = h[:, None] * directions
+        points = torch.from_numpy(np.concatenate([self.x[None, :], self.x + steps,
+                                                  self.x - steps, self.x + steps / 2]))
+        f = self._values(points).numpy()
+        f0, (plus, minus, half) = f[0], f[1:].reshape(3, len(h))
+        central = (plus - minus) / (2 * h)
+        extrapolated = (4 * (half - f0) - (plus - f0)) / h
+        size = float(np.max(np.abs(f)))
+        return central, np.abs(central - extrapolated) + 9 * ROUNDING_ULPS * U64 * size / h
 
     def _decides(self, d: np.ndarray, error: np.ndarray) -> bool:
         a, m = self.analytic, np.abs(d)
@@ -190,16 +203,11 @@ class Float64Reference:
         when they agree, else the two values."""
         v = np.random.default_rng(12).standard_normal(self.x.size)
         v /= np.linalg.norm(v)
-        h = CENTRAL_STEP * (1 + float(np.max(np.abs(self.x))))
-        steps = np.array([h, -h, h / 2, -h / 2])
-        points = torch.from_numpy(self.x[None, :] + steps[:, None] * v[None, :])
-        f = self._values(points).numpy()
-        wide, narrow = (f[0] - f[1]) / (2 * h), (f[2] - f[3]) / h
-        along = (4 * narrow - wide) / 3
-        bar = abs(wide - narrow) + ROUNDING_ULPS * U64 * float(np.max(np.abs(f))) / (h / 2)
-        if abs(float(v @ d) - along) <= CROSS_SAFETY * (bar + float(np.abs(v) @ error)):
+        h = np.array([CENTRAL_STEP * (1 + float(np.max(np.abs(self.x))))])
+        along, bar = self._differences(v[None, :], h)
+        if abs(float(v @ d) - along[0]) <= CROSS_SAFETY * (bar[0] + float(np.abs(v) @ error)):
             return None
-        return float(v @ d), float(along)
+        return float(v @ d), float(along[0])
 
     # -- evaluation -------------------------------------------------------------------------
     def _values(self, points: torch.Tensor) -> torch.Tensor:
