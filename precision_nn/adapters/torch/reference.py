@@ -226,8 +226,9 @@ class Float64Reference:
                 try:
                     return torch.cat([torch.func.vmap(one)(points[k:k + CHUNK])
                                       for k in range(0, len(points), CHUNK)]).cpu()
-                except Exception:  # noqa: BLE001 - any refusal of vmap: evaluate one by one
-                    self._vmap = False
+                except Exception:  # noqa: BLE001 - vmap's refusal, or the code's own error
+                    one(points[0])  # the code's own (no complex support) propagates here
+                    self._vmap = False  # vmap refused code that runs: one by one
                     _remember_refusal(self._code)
             out = []
             for row in points:
