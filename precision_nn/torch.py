@@ -249,7 +249,7 @@ def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
         x = blocks.flatten(point, ns)
         gradient = ns.asarray(bp.gradient.astype(_numpy_dtype(ns)))
         provider = None
-        if directions is None and x.size <= PLANNED_ABOVE:  # (larger: the check plans)
+        if directions is not None or x.size <= PLANNED_ABOVE:  # (larger: the check plans)
             provider = Float64Reference(objective, blocks.flatten(point, FLOAT64), bp.gradient,
                                         ns.unit_roundoff)
         report = run_check(objective, lambda _x: gradient, x, method=method, h=h,

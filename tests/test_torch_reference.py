@@ -177,3 +177,17 @@ def test_state_is_restored_after_an_exception_inside_the_users_code(fail_at):
     assert net.lin.bias.grad is None and net.lin.weight.dtype == torch.float32
     assert net.training and net.lin.weight.requires_grad
     assert x.grad is None and x.requires_grad and torch.equal(x.detach(), x_before)
+
+
+@pytest.mark.parametrize("name", ["tanh", "softplus", "relu_mix", "maxpool"])
+def test_directional_references_are_float64_and_their_bars_hold(name):
+    from precision_nn.gradcheck.directional import directions_matrix
+
+    fn = FUNCTIONS[name]
+    x = _x(3, 6, seed=len(name), scale=2.0).requires_grad_()
+    report = check_function(fn, x, directions=4)
+    assert report.passed, report
+    assert report.reference_name.endswith("in float64"), report.reference_name
+    truth = directions_matrix(4, x.numel()) @ _exact(fn, x)
+    err = np.abs(np.asarray(report.reference, dtype=np.float64) - truth)
+    assert np.all(err <= report.reference_error), (err / report.reference_error).max()

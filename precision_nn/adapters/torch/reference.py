@@ -93,6 +93,8 @@ class Float64Reference:
         self._vmap = (objective.rng.used is False and not objective.target.args.fresh
                       and not _known_refusal(self._code))
         self._done: dict[str, Estimate | str] = {}  # an estimate, or why there is none
+        self._f0: float | None = None
+        self._evaluated = 0  # points evaluated so far
 
     def __call__(self, method: str, ns: NumberSystem, h: Any) -> Estimate:
         if h is not None or method not in ("complex_step", "richardson"):
@@ -131,9 +133,39 @@ class Float64Reference:
                 self._done["real"] = f"cannot run in float64 ({exc})"
         return self._done["real"]
 
+    def directional(self, v: np.ndarray, method: str, h: Any) -> Estimate | None:
+        """The derivative along the unit vector `v` for the directional check (None: the
+        check's generic derivative decides instead), by the rules above: the complex step
+        (one evaluation) or central differences with their measured bar (three, and f(x)
+        once for all directions). The rounding scale is that of the check's directional
+        tolerance, ``Σ|v_j|·(|a_j| + max|a|)``."""
+        if h is not None or method not in ("complex_step", "richardson"):
+            return None
+        v = np.asarray(v, dtype=np.float64)
+        a = self.analytic
+        scale = float(np.abs(v) @ (a + float(np.max(a, initial=0.0))))
+        before = self._evaluated
+        try:
+            if method == "complex_step":
+                t = COMPLEX_STEP * (1 + float(np.max(np.abs(self.x))))
+                point = torch.from_numpy(self.x + 1j * t * v)[None, :]
+                d = float(self._values(point).imag[0]) / t
+                error = COMPLEX_ULPS * U64 * (abs(d) + scale)
+                used = "complex_step"
+            else:
+                step = np.array([CENTRAL_STEP * (1 + float(np.max(np.abs(self.x))))])
+                values, errors = self._differences(v[None, :], step)
+                d, error, used = float(values[0]), float(errors[0]), "central"
+        except RuntimeError:  # the code cannot run in float64/complex128
+            return None
+        if not (np.isfinite(d) and error <= TARGET_SHARE * self.u * (abs(d) + scale)):
+            return None
+        return Estimate(value=d, error=error, h=0.0, evaluations=self._evaluated - before,
+                        method=used, note="provided in float64 by the torch adapter")
+
     # -- the two estimates ----------------------------------------------------------------
     def _complex_step(self) -> Estimate | str:
-        n = self.x.size
+        n, before = self.x.size, self._evaluated
         t = COMPLEX_STEP * (1 + np.abs(self.x))
         base = torch.from_numpy(self.x.astype(np.complex128))
         points = base.repeat(n, 1)
@@ -150,12 +182,13 @@ class Float64Reference:
                     f"Im f(x + i·t·v)/t = {gap[0]:.6g} but float64 central differences "
                     f"give {gap[1]:.6g}; something inside drops or conjugates the imaginary "
                     "part (abs, a real-part cast, conj, a comparison).")
-        return Estimate(value=d, error=error, h=t, evaluations=n + 4, method="complex_step",
+        return Estimate(value=d, error=error, h=t, evaluations=self._evaluated - before,
+                        method="complex_step",
                         note="Im f(x + i·t·e_j)/t in complex128, cross-checked along one "
                         "direction against float64 central differences")
 
     def _central(self) -> Estimate | str:
-        n = self.x.size
+        n, before = self.x.size, self._evaluated
         h = CENTRAL_STEP * (1 + np.abs(self.x))
         h = (self.x + h) - self.x  # steps exact in float64
         value, error = self._differences(np.eye(n), h)
@@ -163,7 +196,7 @@ class Float64Reference:
             return "gives non-finite values"
         if not self._decides(value, error):
             return "not accurate enough to decide cheaply"
-        return Estimate(value=value, error=error, h=h, evaluations=3 * n + 1,
+        return Estimate(value=value, error=error, h=h, evaluations=self._evaluated - before,
                         method="central",
                         note="float64 central differences with a measured error bar "
                         "decide at this dtype's tolerance")
@@ -183,13 +216,16 @@ class Float64Reference:
         values of size at most S (the largest seen), divided by h.
         """
         steps = h[:, None] * directions
-        points = torch.from_numpy(np.concatenate([self.x[None, :], self.x + steps,
-                                                  self.x - steps, self.x + steps / 2]))
-        f = self._values(points).numpy()
-        f0, (plus, minus, half) = f[0], f[1:].reshape(3, len(h))
+        rows = [self.x + steps, self.x - steps, self.x + steps / 2]
+        if self._f0 is None:  # f(x), once for every call
+            rows.insert(0, self.x[None, :])
+        f = self._values(torch.from_numpy(np.concatenate(rows))).numpy()
+        if self._f0 is None:
+            self._f0, f = f[0], f[1:]
+        f0, (plus, minus, half) = self._f0, f.reshape(3, len(h))
         central = (plus - minus) / (2 * h)
         extrapolated = (4 * (half - f0) - (plus - f0)) / h
-        size = float(np.max(np.abs(f)))
+        size = max(float(np.max(np.abs(f))), abs(float(f0)))
         return central, np.abs(central - extrapolated) + 9 * ROUNDING_ULPS * U64 * size / h
 
     def _decides(self, d: np.ndarray, error: np.ndarray) -> bool:
@@ -216,6 +252,7 @@ class Float64Reference:
         dtype = points.dtype
         points = points.to(obj.device)
         v = obj.cotangents_in(dtype)
+        self._evaluated += len(points)
 
         def one(flat: torch.Tensor) -> torch.Tensor:
             outputs, _ = obj.target.call(obj.blocks.split(flat), dtype, convert_others=True)
