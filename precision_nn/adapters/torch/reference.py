@@ -167,10 +167,9 @@ class Float64Reference:
     def _complex_step(self) -> Estimate | str:
         n, before = self.x.size, self._evaluated
         t = COMPLEX_STEP * (1 + np.abs(self.x))
-        base = torch.from_numpy(self.x.astype(np.complex128))
-        points = base.repeat(n, 1)
-        points[range(n), range(n)] += torch.from_numpy(1j * t)
-        d = self._values(points).imag.numpy() / t
+        points = np.tile(self.x.astype(np.complex128), (n, 1))
+        points[np.arange(n), np.arange(n)] += 1j * t
+        d = self._values(torch.from_numpy(points)).imag.numpy() / t
         if not np.all(np.isfinite(d)):
             return "gives non-finite values"
         error = COMPLEX_ULPS * U64 * (np.abs(d) + float(np.max(np.abs(d), initial=0.0)))
