@@ -77,11 +77,12 @@ def ignores_grad_output(bp: BackwardPass, blocks: TensorBlocks, u: float) -> lis
             hits.append((k, change, size))
     if not hits:
         return []
-    return [Finding("ignores_grad_output", f"{_names(blocks, hits)} receive(s) the same "
+    return [Finding("ignores_grad_output", f"{_names(blocks, hits)} "
+                    f"receive{'' if len(hits) > 1 else 's'} the same "
                     "gradient when grad_output is doubled: the backward returns the "
                     "derivative of the outputs without multiplying it by grad_output (right "
                     "only when grad_output is all ones, e.g. for a loss that is a plain sum). "
-                    "Return Jᵀ·grad_output: multiply by the incoming gradient."
+                    "Fix: return Jᵀ·grad_output, multiplying by the incoming gradient."
                     + (_UPSTREAM if len(hits) > 1 else ""),
                     {"blocks": [blocks.names[k] for k, _, _ in hits],
                      "coordinates": _coordinates(blocks, hits)})]
@@ -98,7 +99,8 @@ def nondeterministic(bp: BackwardPass, blocks: TensorBlocks, u: float) -> list[F
                     f"the largest entry, beyond the {REPEAT_ULPS:g} ulps that reordered sums "
                     "can explain. The backward draws random numbers (a dropout mask drawn "
                     "again instead of saved in forward) or reads state that forward or an "
-                    "earlier backward changed.",
+                    "earlier backward changed. Fix: save what backward needs in forward "
+                    "(ctx.save_for_backward) and keep backward free of state.",
                     {"blocks": [blocks.names[k] for k, _, _ in hits], "share": worst,
                      "coordinates": _coordinates(blocks, hits)})]
 
