@@ -191,3 +191,34 @@ def test_directional_references_are_float64_and_their_bars_hold(name):
     truth = directions_matrix(4, x.numel()) @ _exact(fn, x)
     err = np.abs(np.asarray(report.reference, dtype=np.float64) - truth)
     assert np.all(err <= report.reference_error), (err / report.reference_error).max()
+
+
+class _Counted(torch.autograd.Function):
+    """tanh or softplus (as `complex_safe` says), counting its forward calls."""
+
+    calls = 0
+    complex_safe = False
+
+    @staticmethod
+    def forward(ctx, t):
+        _Counted.calls += 1
+        y = torch.tanh(t) if _Counted.complex_safe else F.softplus(t)
+        ctx.save_for_backward(t)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (t,) = ctx.saved_tensors
+        if _Counted.complex_safe:
+            return g * (1 - torch.tanh(t) ** 2)
+        return g * torch.sigmoid(t)
+
+
+@pytest.mark.parametrize("complex_safe", [True, False])
+@pytest.mark.parametrize("directions", [None, 3])
+def test_evaluations_count_every_call_of_the_users_code(complex_safe, directions):
+    _Counted.calls, _Counted.complex_safe = 0, complex_safe
+    report = check_function(_Counted.apply, _x(7).requires_grad_(), directions=directions)
+    assert report.passed, report
+    # every call but the one forward whose graph the backward under test runs on
+    assert report.evaluations == _Counted.calls - 1

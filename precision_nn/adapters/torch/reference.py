@@ -94,7 +94,7 @@ class Float64Reference:
                       and not _known_refusal(self._code))
         self._done: dict[str, Estimate | str] = {}  # an estimate, or why there is none
         self._f0: float | None = None
-        self._evaluated = 0  # points evaluated so far
+        self._evaluated = self._reported = 0  # calls of the user's code so far, reported
 
     def __call__(self, method: str, ns: NumberSystem, h: Any) -> Estimate:
         if h is not None or method not in ("complex_step", "richardson"):
@@ -144,7 +144,6 @@ class Float64Reference:
         v = np.asarray(v, dtype=np.float64)
         a = self.analytic
         scale = float(np.abs(v) @ (a + float(np.max(a, initial=0.0))))
-        before = self._evaluated
         try:
             if method == "complex_step":
                 t = COMPLEX_STEP * (1 + float(np.max(np.abs(self.x))))
@@ -160,12 +159,12 @@ class Float64Reference:
             return None
         if not (np.isfinite(d) and error <= TARGET_SHARE * self.u * (abs(d) + scale)):
             return None
-        return Estimate(value=d, error=error, h=0.0, evaluations=self._evaluated - before,
+        return Estimate(value=d, error=error, h=0.0, evaluations=self._count(),
                         method=used, note="provided in float64 by the torch adapter")
 
     # -- the two estimates ----------------------------------------------------------------
     def _complex_step(self) -> Estimate | str:
-        n, before = self.x.size, self._evaluated
+        n = self.x.size
         t = COMPLEX_STEP * (1 + np.abs(self.x))
         points = np.tile(self.x.astype(np.complex128), (n, 1))
         points[np.arange(n), np.arange(n)] += 1j * t
@@ -181,13 +180,13 @@ class Float64Reference:
                     f"Im f(x + i·t·v)/t = {gap[0]:.6g} but float64 central differences "
                     f"give {gap[1]:.6g}; something inside drops or conjugates the imaginary "
                     "part (abs, a real-part cast, conj, a comparison).")
-        return Estimate(value=d, error=error, h=t, evaluations=self._evaluated - before,
+        return Estimate(value=d, error=error, h=t, evaluations=self._count(),
                         method="complex_step",
                         note="Im f(x + i·t·e_j)/t in complex128, cross-checked along one "
                         "direction against float64 central differences")
 
     def _central(self) -> Estimate | str:
-        n, before = self.x.size, self._evaluated
+        n = self.x.size
         h = CENTRAL_STEP * (1 + np.abs(self.x))
         h = (self.x + h) - self.x  # steps exact in float64
         value, error = self._differences(np.eye(n), h)
@@ -195,7 +194,7 @@ class Float64Reference:
             return "gives non-finite values"
         if not self._decides(value, error):
             return "not accurate enough to decide cheaply"
-        return Estimate(value=value, error=error, h=h, evaluations=self._evaluated - before,
+        return Estimate(value=value, error=error, h=h, evaluations=self._count(),
                         method="central",
                         note="float64 central differences with a measured error bar "
                         "decide at this dtype's tolerance")
@@ -251,7 +250,6 @@ class Float64Reference:
         dtype = points.dtype
         points = points.to(obj.device)
         v = obj.cotangents_in(dtype)
-        self._evaluated += len(points)
 
         def one(flat: torch.Tensor) -> torch.Tensor:
             outputs, _ = obj.target.call(obj.blocks.split(flat), dtype, convert_others=True)
@@ -260,17 +258,27 @@ class Float64Reference:
         with torch.no_grad():
             if self._vmap:
                 try:
-                    return torch.cat([torch.func.vmap(one)(points[k:k + CHUNK])
-                                      for k in range(0, len(points), CHUNK)]).cpu()
+                    values = torch.cat([torch.func.vmap(one)(points[k:k + CHUNK])
+                                        for k in range(0, len(points), CHUNK)]).cpu()
+                    self._evaluated += len(points)
+                    return values
                 except Exception:  # noqa: BLE001 - vmap's refusal, or the code's own error
+                    self._evaluated += 1
                     one(points[0])  # the code's own (no complex support) propagates here
                     self._vmap = False  # vmap refused code that runs: one by one
                     _remember_refusal(self._code)
             out = []
             for row in points:
                 obj.rng.reset()
+                self._evaluated += 1
                 out.append(one(row))
             return torch.stack(out).cpu()
+
+    def _count(self) -> int:
+        """The calls since the last estimate was returned (failed attempts included: a
+        complex step refused, a vmap refusal's single call)."""
+        count, self._reported = self._evaluated - self._reported, self._evaluated
+        return count
 
 
 def _known_refusal(code: Any) -> bool:
