@@ -7,10 +7,12 @@ in: the gradient under test is the user's own backward in that dtype, and the to
 follows from that dtype's unit roundoff. The numerical reference differentiates the
 objective on a deep copy converted to float64, or complex128 for the complex step (which
 ``method="auto"`` takes where every op of the forward supports complex numbers; else
-Richardson extrapolation). The caller's module and tensors are never modified: no dtype
-change, no ``.grad`` left behind, ``requires_grad`` as it was, torch's RNG state restored
-(it is reseeded with `seed` before every evaluation, so dropout draws the same mask
-each time).
+float64 central differences with a measured error bar), each taken where its bar is far
+inside the tolerance the dtype needs (`adapters.torch.reference`; otherwise the check's
+generic Richardson reference decides). The caller's module and tensors are never
+modified: no dtype change, no ``.grad`` left behind, ``requires_grad`` as it was, torch's
+RNG state restored, also when the user's code raises (it is reseeded with `seed` before
+every evaluation, so dropout draws the same mask each time).
 
 Besides the generic findings, the adapter reports ``ignores_grad_output`` (a backward
 that does not multiply by its upstream gradient), ``nondeterministic`` (two backward
