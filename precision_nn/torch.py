@@ -7,10 +7,12 @@ in: the gradient under test is the user's own backward in that dtype, and the to
 follows from that dtype's unit roundoff. The numerical reference differentiates the
 objective on a deep copy converted to float64, or complex128 for the complex step (which
 ``method="auto"`` takes where every op of the forward supports complex numbers; else
-Richardson extrapolation). The caller's module and tensors are never modified: no dtype
-change, no ``.grad`` left behind, ``requires_grad`` as it was, torch's RNG state restored
-(it is reseeded with `seed` before every evaluation, so dropout draws the same mask
-each time).
+float64 central differences with a measured error bar), each taken where its bar is far
+inside the tolerance the dtype needs (`adapters.torch.reference`; otherwise the check's
+generic Richardson reference decides). The caller's module and tensors are never
+modified: no dtype change, no ``.grad`` left behind, ``requires_grad`` as it was, torch's
+RNG state restored, also when the user's code raises (it is reseeded with `seed` before
+every evaluation, so dropout draws the same mask each time).
 
 Besides the generic findings, the adapter reports ``ignores_grad_output`` (a backward
 that does not multiply by its upstream gradient), ``nondeterministic`` (two backward
@@ -39,10 +41,13 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 from precision_nn.adapters.torch import findings as tf
 from precision_nn.adapters.torch.kinks import KINK_MAX, KINK_STEPS, kink_finding
 from precision_nn.adapters.torch.problem import Objective, backward_pass
+from precision_nn.adapters.torch.reference import Float64Reference
 from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import FunctionTarget, ModuleTarget
 from precision_nn.adapters.torch.tensors import NUMBERS, TensorBlocks, numbers_of
-from precision_nn.gradcheck import METHODS, GradientReport, check_gradient
+from precision_nn.gradcheck import METHODS, GradientReport
+from precision_nn.gradcheck.check import PLANNED_ABOVE, run_check
+from precision_nn.numbers import number_system
 
 __all__ = ["check_function", "check_module"]
 
@@ -209,6 +214,9 @@ def _batch_size(batch_size: Any, inputs: tuple[Any, ...]) -> int | None:
     return None
 
 
+FLOAT64 = number_system("float64")
+
+
 # -- the check ----------------------------------------------------------------------------
 def _run(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
          inputs: tuple[Any, ...], *, loss: Any, method: str, directions: int | None,
@@ -242,9 +250,13 @@ def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
                               v=bp.v)
         x = blocks.flatten(point, ns)
         gradient = ns.asarray(bp.gradient.astype(_numpy_dtype(ns)))
-        report = check_gradient(objective, lambda _x: gradient, x, method=method, h=h,
-                                numbers=ns, shapes=blocks.shapes_mapping(),
-                                directions=directions, batch_size=batch_size)
+        provider = None
+        if directions is not None or x.size <= PLANNED_ABOVE:  # (larger: the check plans)
+            provider = Float64Reference(objective, blocks.flatten(point, FLOAT64), bp.gradient,
+                                        ns.unit_roundoff)
+        report = run_check(objective, lambda _x: gradient, x, method=method, h=h,
+                           numbers=ns, shapes=blocks.shapes_mapping(), order="C",
+                           directions=directions, batch_size=batch_size, provider=provider)
         report = _with_kinks(report, objective, x)
     finally:
         rng.restore()

@@ -130,3 +130,110 @@ def test_explicit_steps_are_diagnosed(make):
     assert "step_too_large" in large.kinds, large
     small = run(make(False), method="central", h=1e-6)
     assert "step_too_small" in small.kinds, small
+
+
+# -- every finding kind, as the check reports it, on at least two torch cases ---------------------
+class _EntryOff(torch.autograd.Function):
+    """sin with one entry of its gradient three times too large."""
+
+    @staticmethod
+    def forward(ctx, t):
+        ctx.save_for_backward(t)
+        return torch.sin(t)
+
+    @staticmethod
+    def backward(ctx, g):
+        (t,) = ctx.saved_tensors
+        out = g * torch.cos(t)
+        out[0, 1] = 3 * out[0, 1]
+        return out
+
+
+class _NoInputGradient(torch.autograd.Function):
+    """tanh(x·w) whose backward returns None for x."""
+
+    @staticmethod
+    def forward(ctx, t, w):
+        ctx.save_for_backward(t, w)
+        return torch.tanh(t * w)
+
+    @staticmethod
+    def backward(ctx, g):
+        t, w = ctx.saved_tensors
+        return None, g * (1 - torch.tanh(t * w) ** 2) * t
+
+
+class _ReluInPlace(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 2)
+
+    def forward(self, t):
+        t.relu_()  # writes into the caller's input
+        return self.lin(t)
+
+
+def _t(*shape, seed, grad=True):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).requires_grad_(grad)
+
+
+def _kind_cases():
+    """(kind, torch cause or None, two ways to produce it) for every kind of DESIGN.md."""
+    zoo_run = {c.name: (lambda c=c: run(c.make(True))) for c in (*zoo.CASES, *zoo.KINKS)}
+    twin = {c.name: (lambda c=c: run(c.make(False))) for c in zoo.CASES}
+    softplus = torch.nn.functional.softplus
+    return [
+        ("match", None, [twin["mean_missing_batch"], twin["module_weight_decay"]]),
+        ("scale", None, [zoo_run["mean_missing_batch"], zoo_run["squared_error_half"]]),
+        ("sign", None, [zoo_run["square_sign"], zoo_run["logistic_sign"]]),
+        ("layout", None, [zoo_run["linear_transposed"], zoo_run["bilinear_transposed"]]),
+        ("localized", None, [lambda: check_function(_EntryOff.apply, _t(2, 4, seed=3)),
+                             zoo_run["module_none_gradient"]]),
+        ("regularization", None, [zoo_run["module_weight_decay"], zoo_run["linear_decay"]]),
+        ("kink", None, [zoo_run["relu_at_zero"], zoo_run["maxpool_ties"]]),
+        ("step_too_large", None, [lambda: run(zoo.off_by_1e4(False), method="central", h=0.5),
+                                  lambda: run(zoo.derivative_at_output(False),
+                                              method="central", h=0.5)]),
+        ("step_too_small", None, [lambda: run(zoo.off_by_1e4(False), method="central", h=1e-6),
+                                  lambda: run(zoo.derivative_at_output(False),
+                                              method="central", h=1e-6)]),
+        ("precision_loss", None, [zoo_run["half_gradient"], zoo_run["bfloat16_gradient"]]),
+        ("not_complex_safe", None, [
+            lambda: check_function(softplus, _t(2, 4, seed=3), method="complex_step"),
+            lambda: check_function(lambda t: t * t.abs(), _t(5, seed=4), method="complex_step")]),
+        ("mismatch", None, [zoo_run["softmax_diagonal"], zoo_run["layer_norm_no_mean"]]),
+        ("ignores_grad_output", None, [zoo_run["sigmoid_ignores_grad_output"],
+                                       zoo_run["module_ignores_grad_output"]]),
+        ("nondeterministic", None, [zoo_run["dropout_redrawn"], zoo_run["accumulating_buffer"]]),
+        ("mismatch", "modified_in_place", [
+            zoo_run["inplace_input"],
+            lambda: check_module(_ReluInPlace(), _t(3, 4, seed=6, grad=False))]),
+        ("mismatch", "missing_gradient", [
+            zoo_run["module_none_gradient"],
+            lambda: check_function(_NoInputGradient.apply, _t(2, 4, seed=3), _t(2, 4, seed=5))]),
+    ]
+
+
+@pytest.mark.parametrize(("kind", "cause", "makers"), _kind_cases(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_every_finding_kind_is_reported_on_two_torch_cases(kind, cause, makers):
+    for make in makers:
+        report = make()
+        assert kind in report.kinds, report
+        if cause is not None:
+            (found,) = [f for f in report.findings if f.evidence.get("torch") == cause]
+            assert found.kind == kind and "Fix:" in found.message, found.message
+
+
+def test_design_kinds_are_all_covered():
+    kinds = {k for k, _, _ in _kind_cases()}
+    assert kinds == {"match", "scale", "sign", "layout", "localized", "regularization", "kink",
+                     "step_too_large", "step_too_small", "precision_loss", "not_complex_safe",
+                     "mismatch", "ignores_grad_output", "nondeterministic"}
+
+
+def test_a_module_whose_backward_returns_a_wrong_shape_is_refused_clearly():
+    net = torch.nn.Sequential()
+    net.add_module("fc", zoo.FnLinear(5, 3, zoo._linear("transposed"), seed=1))
+    with pytest.raises(ValueError, match=r"wrong shape.*transposed weight gradient"):
+        check_module(net, _t(4, 5, seed=2, grad=False))

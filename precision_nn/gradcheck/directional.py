@@ -46,7 +46,8 @@ def check_directions(setup: Any, grad: Any, *, method: str, h: Any, k: int) -> G
     if method in ("auto", "complex_step"):
         probe = probes.complex_probe(setup.f, x, ns, requested=method == "complex_step")
     ref_method = reference_method(method, probe)
-    values, errors, diffs = [], [], []
+    values, errors, diffs, used = [], [], [], set()
+    own = getattr(setup.provider, "directional", None)  # an adapter's derivative along v
     for v in V:
         vns = ns.asarray(v)
 
@@ -54,17 +55,25 @@ def check_directions(setup: Any, grad: Any, *, method: str, h: Any, k: int) -> G
             return setup.f(np.reshape(flat + t * vns, x.shape, order=setup.order))
 
         with ns.context():
-            est = derivative(along, ns.zero, method=ref_method, h=h, numbers=ns)
+            est = own(v, ref_method, h) if own else None
+            if est is not None:  # (the provider counts its own evaluations of f)
+                setup.f.provided += int(est.evaluations)
+                used.add((est.method, getattr(setup.provider, "numbers_name", ns.name)))
+            else:
+                est = derivative(along, ns.zero, method=ref_method, h=h, numbers=ns)
+                used.add((ref_method, ns.name))
             va = np.sum(vns * a)
             diffs.append(va - est.value)
         values.append((va, est.value))
         errors.append(float(est.error))
-    return _report(setup, a, V, values, np.array(errors), diffs, ref_method, probe,
-                   setup.f.evaluations)
+    (method_used, system), = used if len(used) == 1 else {(ref_method, ns.name)}
+    return _report(setup, a, V, values, np.array(errors), diffs, method_used, probe,
+                   setup.f.evaluations, system)
 
 
 def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.ndarray,
-            diffs: list, ref_method: str, probe: Any, evaluations: int) -> GradientReport:
+            diffs: list, ref_method: str, probe: Any, evaluations: int,
+            system: str | None = None) -> GradientReport:
     ns = setup.ns
     to_f = probes.as_float
     an = np.array([to_f(ns, va) for va, _ in values])
@@ -73,7 +82,7 @@ def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.n
     a_abs = np.abs(np.real(ns.to_float(a)))
     scale = np.abs(V) @ (a_abs + float(np.max(a_abs)))
     name = f"directional derivatives by {ref_method.replace('_', ' ')} along {len(V)} " \
-           f"seeded random directions in {ns.name}"
+           f"seeded random directions in {system or ns.name}"
     tol = tolerance(an, ref, errors, unit_roundoff=ns.unit_roundoff, numbers=ns.name,
                     reference_name=name, rounding_scale=scale)
     x_dir = V @ np.ravel(np.real(ns.to_float(setup.x)), order=setup.order)

@@ -68,6 +68,8 @@ def reference_method(method: str, probe: Any) -> str:
 def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
     """The numerical gradient of ``setup.f`` at ``setup.x`` in `ns` by `method`."""
     est = _provided(setup, method, h, ns)
+    # an adapter's provider may compute in another system than the check's (it says which)
+    system = getattr(setup.provider, "numbers_name", None) if est is not None else None
     if est is None:
         est = gradient(setup.f, ns.asarray(setup.x), method=method, h=h, numbers=ns)
     value = np.ravel(np.asarray(est.value), order=setup.order)
@@ -82,7 +84,7 @@ def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
     # the derivative may have replaced the method itself (a complex step that disagreed
     # with f's real arithmetic or overflowed becomes Richardson): name what was used
     actual = est.method if est.method in METHOD_NAMES else method
-    name = f"{METHOD_NAMES[actual]}{step} in {ns.real().name}"
+    name = f"{METHOD_NAMES[actual]}{step} in {system or ns.real().name}"
     if actual != method:
         name += f" (the {METHOD_NAMES[method]} was called off: {_fallback_reason(est.note)})"
     return Reference(value, error, ns.real(), name, actual, int(est.evaluations), used, steps)

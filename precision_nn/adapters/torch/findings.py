@@ -77,11 +77,12 @@ def ignores_grad_output(bp: BackwardPass, blocks: TensorBlocks, u: float) -> lis
             hits.append((k, change, size))
     if not hits:
         return []
-    return [Finding("ignores_grad_output", f"{_names(blocks, hits)} receive(s) the same "
+    return [Finding("ignores_grad_output", f"{_names(blocks, hits)} "
+                    f"receive{'' if len(hits) > 1 else 's'} the same "
                     "gradient when grad_output is doubled: the backward returns the "
                     "derivative of the outputs without multiplying it by grad_output (right "
                     "only when grad_output is all ones, e.g. for a loss that is a plain sum). "
-                    "Return Jᵀ·grad_output: multiply by the incoming gradient."
+                    "Fix: return Jᵀ·grad_output, multiplying by the incoming gradient."
                     + (_UPSTREAM if len(hits) > 1 else ""),
                     {"blocks": [blocks.names[k] for k, _, _ in hits],
                      "coordinates": _coordinates(blocks, hits)})]
@@ -98,7 +99,8 @@ def nondeterministic(bp: BackwardPass, blocks: TensorBlocks, u: float) -> list[F
                     f"the largest entry, beyond the {REPEAT_ULPS:g} ulps that reordered sums "
                     "can explain. The backward draws random numbers (a dropout mask drawn "
                     "again instead of saved in forward) or reads state that forward or an "
-                    "earlier backward changed.",
+                    "earlier backward changed. Fix: save what backward needs in forward "
+                    "(ctx.save_for_backward) and keep backward free of state.",
                     {"blocks": [blocks.names[k] for k, _, _ in hits], "share": worst,
                      "coordinates": _coordinates(blocks, hits)})]
 
@@ -108,17 +110,23 @@ def _coordinates(blocks: TensorBlocks, hits: Sequence[tuple[int, float, float]])
     return [i for k, _, _ in hits for i in range(spans[k].start, spans[k].stop)]
 
 
+def _listed(names: Sequence[str]) -> tuple[str, bool]:
+    """"`a`, `b`" and whether there are several."""
+    return ", ".join(f"`{n}`" for n in names), len(names) > 1
+
+
 def modified_in_place(positions: Sequence[int]) -> list[Finding]:
     """Inputs that forward modified in place."""
     if not positions:
         return []
-    names = ", ".join(f"`input {p}`" for p in positions)
-    return [Finding("mismatch", f"The forward modifies {names} in place: calling it twice on "
-                    "the same tensors gives different results, and autograd's saved values "
-                    "may no longer be the ones the gradient needs. Compute into a new tensor "
-                    "(x = x * 2, not x.mul_(2)) or clone the input first; a custom Function "
-                    "that must write into its input declares it with ctx.mark_dirty. (The "
-                    "check ran on copies; your tensors are unchanged.)",
+    names, several = _listed([f"input {p}" for p in positions])
+    return [Finding("mismatch", f"Input modified in place: the forward writes into {names}, "
+                    "so calling it twice on the same tensors gives different results, and "
+                    "the values autograd saved for the backward may no longer be the ones "
+                    "the gradient needs. Fix: compute into a new tensor (y = x * 2, not "
+                    "x.mul_(2)), or clone the input first; a custom Function that must write "
+                    "into its input declares it with ctx.mark_dirty. The check ran on "
+                    f"copies: your tensor{'s are' if several else ' is'} unchanged.",
                     {"torch": "modified_in_place", "inputs": list(positions)})]
 
 
@@ -131,10 +139,17 @@ def missing_gradients(bp: BackwardPass, blocks: TensorBlocks, reference: np.ndar
             and np.any(np.abs(reference[spans[k]]) > tolerance[spans[k]])]
     if not hits:
         return []
-    names = ", ".join(f"`{blocks.names[k]}`" for k in hits)
-    return [Finding("mismatch", f"{names} require(s) grad but receive(s) None from backward, "
-                    "although the loss depends on it numerically: the backward returns None "
-                    "(or detaches the tensor) where it should return its gradient.",
+    names, several = _listed([blocks.names[k] for k in hits])
+    verb, its, it = ("require", "their", "them") if several else ("requires", "its", "it")
+    return [Finding("mismatch", f"Gradient missing: {names} {verb} grad but receive"
+                    f"{'' if several else 's'} None from the backward, although the loss "
+                    f"depends on {it} ({its} numerical gradient exceeds the tolerance). The "
+                    f"backward returns None for {it}, or the forward detaches {it}. The check "
+                    "compared the gradient as zeros, so the other findings about it follow "
+                    "from this one. Fix: return the gradient "
+                    "(a custom Function's backward returns one gradient per input of "
+                    "forward, None only for inputs that need none); if the tensor should not "
+                    "be trained, set requires_grad=False on it.",
                     {"torch": "missing_gradient", "blocks": [blocks.names[k] for k in hits]})]
 
 

@@ -4,9 +4,10 @@ A target (`targets`) maps the checked tensors to the outputs of the user's code 
 dtype. The objective is ``loss(outputs)`` or ``⟨v, outputs⟩`` with seeded random
 cotangents ``v``.
 
-`backward_pass` runs the user's code once in the check's dtype and its backward four
-times on that graph (vector-Jacobian products for ``v``, again for ``v``, and for ``2v``;
-with a loss, its gradient twice and the products for ``v`` and ``2v``):
+`backward_pass` runs the user's code once in the check's dtype and its backward three or
+four times on that graph (vector-Jacobian products for ``v``, again for ``v``, and for
+``2v``, where a custom Function's own backward called for ``v`` is the repeat; with a
+loss, its gradient twice and the products for ``v`` and ``2v``):
 the gradient under test, the repeat that shows nondeterminism, and the pair that shows a
 backward ignoring ``grad_output``. `Objective` evaluates the scalar at a flat point in
 float64 or complex128, the dtype of the point (on converted deep copies).
@@ -98,7 +99,11 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
     raw = _raw_backward(target, outs, v1)
     vjp = _vjp(tensors, outs)
     if loss is None:
-        grads = [vjp(v1), vjp(v1)]
+        # a custom Function's own backward, already called for v, is the repeat: torch's
+        # VJP is that call's result cast to the inputs' dtypes (exact for the comparison)
+        grads = [vjp(v1)]
+        grads.append([raw[p] if p < len(raw) else None for p in target.checked] if raw
+                     else vjp(v1))
         first = None
     else:
         value = objective_value(outputs, loss, v1)
@@ -220,14 +225,18 @@ class Objective:
         wide = np.complex128 if dtype.is_complex else np.float64
         flat = torch.from_numpy(arr.astype(wide)).to(device=self.device, dtype=dtype)
         tensors = self.blocks.split(flat)
-        if dtype not in self._v:
-            self._v[dtype] = [v.to(dtype) for v in self.v]
         self.rng.reset()
         with torch.no_grad():
             outputs, _ = self.target.call(tensors, dtype, convert_others=True)
-            value = objective_value(outputs, self.loss, self._v[dtype]).cpu()
+            value = objective_value(outputs, self.loss, self.cotangents_in(dtype)).cpu()
         # returned in the point's own dtype (rounded once from the wide value), so that the
         # check sees a function of that system when it widens the reference
         return np.asarray(value.item(), dtype=arr.dtype)[()]
+
+    def cotangents_in(self, dtype: torch.dtype) -> list[torch.Tensor]:
+        """The cotangents v of the outputs, converted to `dtype` once."""
+        if dtype not in self._v:
+            self._v[dtype] = [v.to(dtype) for v in self.v]
+        return self._v[dtype]
 
 

@@ -74,7 +74,10 @@ class TensorBlocks:
 
     def split(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """The flat tensor cut back into tensors of the blocks' shapes."""
-        return [flat[a:b].view(shape) for a, b, shape in self._pieces]
+        if len(self._pieces) == 1:
+            return [flat.view(self._pieces[0][2])]
+        return [piece.view(shape) for piece, (_, _, shape)
+                in zip(torch.split(flat, self.sizes), self._pieces)]
 
     def block_slices(self) -> list[slice]:
         offsets = np.cumsum([0, *self.sizes]).tolist()
