@@ -17,7 +17,7 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
+from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts, optional_system
 
 __all__ = ["DecimalSystem", "recognise"]
 
@@ -83,6 +83,14 @@ class DecimalSystem(NumberSystem):
         from precision_nn.numbers import number_system
 
         return number_system(f"decimal:{2 * self.digits}")
+
+    def fast_reference_system(self) -> NumberSystem | None:
+        """``mpfr:2N`` when gmpy2 is installed. A decimal fraction has no finite binary
+        expansion, so each number rounds once on the way in, by at most 2^-p relative at
+        the ~6.6·N bits of 2N digits: about the square of this system's unit roundoff,
+        far below every rounding the check models here (the caller adds it to its error
+        bars all the same)."""
+        return optional_system(f"mpfr:{2 * self.digits}")
 
     @property
     def log2_unit_roundoff(self) -> float:
