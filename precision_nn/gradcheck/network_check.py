@@ -9,7 +9,7 @@ lets the check name a factor ``1/m``. The reference gradient comes from the netw
 own structure-aware `MLP.numerical_gradient` (a provider for the check's reference
 stage), mapped to the F layout when ``order="F"``. The automatic reference
 (``method="auto"``, ``h=None``) is computed in the system's `fast_reference_system` where
-it has one (mpf:N in mpfr:N, decimal:N in mpfr:2N, with gmpy2 installed): the network
+it has one (mpf:N in mpfr:N, decimal:N in mpfr:(N+10), with gmpy2 installed): the network
 and its data converted, the conversions' roundings in the error bars, and the
 reference's name saying where it was computed.
 """
@@ -111,7 +111,7 @@ def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h:
 # entry by about κ·u_fast·(|g_i| + max|g|), κ the relative condition of the gradient in
 # its inputs. The check's tolerance models the analytic gradient's own rounding the same
 # way with κ <= ROUNDING_FACTOR (128); the reference's error bar takes the same factor for
-# the conversion, at the fast system's unit roundoff (for decimal:N about u², far below).
+# the conversion, at the fast system's unit roundoff (for decimal:N ~1e-10·u, far below).
 CONVERSION_CONDITION = ROUNDING_FACTOR
 
 

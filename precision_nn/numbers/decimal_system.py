@@ -22,6 +22,7 @@ from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts, o
 __all__ = ["DecimalSystem", "recognise"]
 
 GUARD_DIGITS = 10  # extra digits of the mpmath detour before the final rounding
+FAST_GUARD_DIGITS = 10  # extra digits of the binary system a reference may run in
 
 # condition numbers c(x) = |x·f'(x)/f(x)| of the detour functions that can be large: the
 # detour re-evaluates with log10 c more digits where c > 1 (tanh and erf have c <= 1)
@@ -85,12 +86,12 @@ class DecimalSystem(NumberSystem):
         return number_system(f"decimal:{2 * self.digits}")
 
     def fast_reference_system(self) -> NumberSystem | None:
-        """``mpfr:2N`` when gmpy2 is installed. A decimal fraction has no finite binary
-        expansion, so each number rounds once on the way in, by at most 2^-p relative at
-        the ~6.6·N bits of 2N digits: about the square of this system's unit roundoff,
+        """``mpfr:(N + 10)`` when gmpy2 is installed. A decimal fraction has no finite
+        binary expansion, so each number rounds once on the way in, by at most 2^-p
+        relative at the p bits of N + 10 digits: ~10^-10 of this system's unit roundoff,
         far below every rounding the check models here (the caller adds it to its error
-        bars all the same)."""
-        return optional_system(f"mpfr:{2 * self.digits}")
+        bars all the same). More digits would only make Richardson's tableau longer."""
+        return optional_system(f"mpfr:{self.digits + FAST_GUARD_DIGITS}")
 
     @property
     def log2_unit_roundoff(self) -> float:
