@@ -214,11 +214,14 @@ class ArbSystem(FunctionsByName, NumberSystem):
                 return a @ b
         if a.shape[-1] != b.shape[-2]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align.")
+        mat = self.flint.acb_mat if self.is_complex else self.flint.arb_mat
+        if a.ndim == b.ndim == 2:  # the network's products: no stack to broadcast
+            with self.context():
+                return _product(mat, a, b)
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
         b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
         out = np.empty((*shape, a.shape[-2], b.shape[-1]), dtype=object)
-        mat = self.flint.acb_mat if self.is_complex else self.flint.arb_mat
         with self.context():
             for idx in np.ndindex(*shape):
                 out[idx + (slice(None), slice(None))] = _product(mat, a[idx], b[idx])
