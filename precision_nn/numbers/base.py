@@ -229,12 +229,27 @@ class NumberSystem(ABC):
         the precision (`holds_exactly`); otherwise converting each input rounds it once,
         by at most the fast system's unit roundoff relative, and the caller accounts for
         that in its error bars.
+
+        Examples
+        --------
+        >>> from precision_nn.numbers import number_system
+        >>> number_system("float64").fast_reference_system() is None
+        True
         """
         return None
 
     def holds_exactly(self, other: NumberSystem) -> bool:
         """Whether every finite number of `other` is a number of this system (same radix,
-        at least as many digits of it)."""
+        at least as many digits of it).
+
+        Examples
+        --------
+        >>> from precision_nn.numbers import number_system
+        >>> number_system("mpf:40").holds_exactly(number_system("mpf:30"))
+        True
+        >>> number_system("mpf:40").holds_exactly(number_system("decimal:20"))  # 0.1
+        False
+        """
         return self.radix == other.radix and \
             self.log2_unit_roundoff <= other.log2_unit_roundoff
 
