@@ -8,7 +8,8 @@ analytic gradient (`MLP.gradient`): seconds, the ratio to a baseline measured in
 run, and ``max|numerical − analytic| / max|analytic|``. Peers that are not installed
 (``pip install -e '.[bench]'`` brings numdifftools; torch is left to the user) are listed
 as such. The mpf:50 part compares the structure-aware gradient with a naive loop of full
-loss evaluations on a [20, 30, 10] net.
+loss evaluations on a [20, 30, 10] net, and the same net's gradients in mpfr:50 and arb:50
+with that loop (`multiprecision_rows`).
 """
 
 from __future__ import annotations
@@ -174,15 +175,38 @@ def torch_rows(net: MLP, X: np.ndarray, Y: np.ndarray) -> list[Row]:
 
 # -- mpf:50 -------------------------------------------------------------------------------
 def multiprecision_rows(sizes: list[int], batch: int) -> list[Row]:
+    """The mpf:50 structure-aware gradient and the naive loop (the baseline, second row),
+    then the same net's gradients in the faster 50-digit systems: structure-aware central
+    and complex step in mpfr:50 (where the check's automatic reference runs), arb:50
+    structure-aware central, and arb:50 backprop. Accuracy is against mpf:50 backprop."""
     net, X, Y = problem(sizes, batch, "mpf:50")
     analytic = net.gradient(X, Y)
     step = "1e-17"  # u^(1/3) of mpf:50
     fast, fast_s = timed(lambda: structure_aware(net, X, Y, "central", step))
     slow, slow_s = timed(lambda: naive_central(net, X, Y, step))
-    return [Row("MLP structure-aware (mpf:50)", "central h=1e-17", fast_s,
+    rows = [Row("MLP structure-aware (mpf:50)", "central h=1e-17", fast_s,
                 accuracy(net.numbers, fast.value, analytic)),
             Row("naive loop (mpf:50)", "central h=1e-17", slow_s,
                 accuracy(net.numbers, slow, analytic))]
+    for spec, method in (("mpfr:50", "central"), ("mpfr:50", "complex_step"),
+                         ("arb:50", "central")):
+        other = net.to(spec)
+        Xo, Yo = other.numbers.asarray(X), other.numbers.asarray(Y)
+        est, s = timed(lambda o=other, a=Xo, b=Yo, m=method: structure_aware(o, a, b, m,
+                                                                             None))
+        with net.numbers.context():
+            value = net.numbers.asarray(est.value)  # exact: the same binary precision
+        rows.append(Row(f"MLP structure-aware ({spec})", f"{method} h=None", s,
+                        accuracy(net.numbers, value, analytic),
+                        f"{est.evaluations} evaluations"))
+    ball = net.to("arb:50")
+    Xb, Yb = ball.numbers.asarray(X), ball.numbers.asarray(Y)
+    value, s = timed(lambda: ball.gradient(Xb, Yb))
+    with net.numbers.context():
+        value = net.numbers.asarray(value)
+    rows.append(Row("MLP.gradient backprop (arb:50)", "analytic", s,
+                    accuracy(net.numbers, value, analytic), "certified balls"))
+    return rows
 
 
 # -- generic gradient(f) on a vectorised f --------------------------------------------------

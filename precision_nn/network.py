@@ -134,17 +134,21 @@ class MLP:
         X, Y = self._check_data(X, Y)
         params = self._check_params(params)
         with self.numbers.context():
-            z, a = self._forward(X, params)
+            z, a = self._forward(X, params, outputs=not self._canonical)  # J from z[L]
             return self._loss_from_output(z[-1], a[-1], Y, params)
 
-    def _forward(self, X: np.ndarray, params: np.ndarray,
-                 mats: list | None = None) -> tuple[list, list]:
-        """Pre-activations ``z[1..L]`` and activations ``a[0..L]`` (``a[0] = X``)."""
+    def _forward(self, X: np.ndarray, params: np.ndarray, mats: list | None = None, *,
+                 outputs: bool = True) -> tuple[list, list]:
+        """Pre-activations ``z[1..L]`` and activations ``a[0..L]`` (``a[0] = X``);
+        ``outputs=False`` leaves ``a[L]`` as None (backprop of a canonical loss works
+        from ``z[L]`` alone)."""
         z, a = [None], [X]
         mats = layout.unflatten(params, self.shapes) if mats is None else mats
         for k, W in enumerate(mats, start=1):
             z.append(self._affine(a[k - 1], W))
-            a.append(self._activation(k).value(self.numbers, z[k]))
+            last = k == len(mats)
+            a.append(None if last and not outputs else
+                     self._activation(k).value(self.numbers, z[k]))
         return z, a
 
     def _affine(self, a_prev: np.ndarray, W: np.ndarray) -> np.ndarray:
@@ -185,7 +189,9 @@ class MLP:
                              f"{params.shape}.")
         with self.numbers.context():
             mats = layout.unflatten(params, self.shapes)
-            z, a = self._forward(X, params, mats)
+            # a canonical loss's delta is formed from z[L] (losses.py): its outputs a[L]
+            # would be exp work thrown away
+            z, a = self._forward(X, params, mats, outputs=not self._canonical)
             grads = self._backward(z, a, mats, Y)
         return layout.flatten(grads)
 

@@ -246,3 +246,38 @@ def test_the_complex_step_in_acb_encloses_the_derivative(name, exact_point):
         point = mpmath.mpf(q.numerator) / q.denominator if exact_point else mpmath.mpf("0.7")
         assert slope.contains(_point(COMPLEX_STEP_DERIVATIVES[name](point))), name
     assert float(slope.rad()) < 1e-28, slope
+
+
+def _same_ball(a, b) -> bool:
+    return bool(a.mid() == b.mid()) and bool(a.rad() == b.rad())
+
+
+def test_fast_paths_give_the_balls_of_the_general_paths():
+    """Arrays of this system's balls take C loops (flint's methods as ufuncs, two-loop
+    comparisons, pass-through conversion); an array with one foreign element takes the
+    entry-by-entry paths. Both must give identical balls and answers."""
+    ns = number_system("arb:40")
+    rng = np.random.default_rng(5)
+    x = ns.asarray([str(v) for v in rng.normal(size=12) * 3])
+    mixed = x.copy()
+    mixed[0] = 1  # an int: converted exactly, entry by entry
+    for name in ("exp", "tanh", "log1p", "erf", "sin"):
+        arg = (lambda v: ns.exp(v)) if name == "log1p" else (lambda v: v)  # log1p: > -1
+        fast, general = getattr(ns, name)(arg(x)), getattr(ns, name)(arg(mixed))
+        assert all(_same_ball(a, b) for a, b in zip(fast[1:], general[1:])), name
+    assert _same_ball(ns.exp(x[3]), ns.exp(mixed)[3])  # a 0-d argument
+    with pytest.raises(ValueError, match=r"log\(x\) at entry \(2,\)"):
+        ns.log(ns.asarray(["1", "2", "-3"]))  # the fast path names the entry too
+    copy = ns.asarray(x)
+    assert copy is not x and all(a is b for a, b in zip(copy, x))
+    np.testing.assert_array_equal(ns.to_float(x), [float(v.mid()) for v in x])
+    np.testing.assert_array_equal(ns.isfinite(np.append(x, flint.arb("inf"))),
+                                  [True] * 12 + [False])
+    for op in (">", ">=", "<", "<="):
+        fast = {">": ns.real_part(x) > 0.5, ">=": ns.real_part(x) >= 0.5,
+                "<": ns.real_part(x) < 0.5, "<=": ns.real_part(x) <= 0.5}[op]
+        expected = [{">": v > 0.5, ">=": v >= 0.5, "<": v < 0.5, "<=": v <= 0.5}[op]
+                    for v in x]
+        np.testing.assert_array_equal(fast, expected)
+    np.testing.assert_array_equal(ns.real_part(x[:3]) > ns.real_part(x[3:6]),
+                                  [a > b for a, b in zip(x[:3], x[3:6])])

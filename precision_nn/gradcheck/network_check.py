@@ -7,7 +7,11 @@ is too noisy). The blocks are the layer matrices, named ``layer 1``, ``layer 2``
 with column 0 named ``bias``, so findings name layer, row and column; ``m = X.shape[0]``
 lets the check name a factor ``1/m``. The reference gradient comes from the network's
 own structure-aware `MLP.numerical_gradient` (a provider for the check's reference
-stage), mapped to the F layout when ``order="F"``.
+stage), mapped to the F layout when ``order="F"``. The automatic reference
+(``method="auto"``, ``h=None``) is computed in the system's `fast_reference_system` where
+it has one (mpf:N in mpfr:N, decimal:N in mpfr:(N+10), with gmpy2 installed): the network
+and its data converted, the conversions' roundings in the error bars, and the
+reference's name saying where it was computed.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from precision_nn import layout
 from precision_nn.certified_network import check_network_certified
 from precision_nn.gradcheck.check import run_check
 from precision_nn.gradcheck.report import GradientReport
+from precision_nn.gradcheck.tolerance import ROUNDING_FACTOR
 from precision_nn.numbers import NumberSystem, infer_number_system
 
 __all__ = ["check_network_gradient"]
@@ -58,6 +63,7 @@ def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h:
         raise ValueError(f"`X` must have shape (m, n_in) with one example per row; "
                          f"got shape {X_arr.shape}.")
     nets: dict[str, Any] = {net.numbers.name: net}
+    automatic = method == "auto" and h is None  # the reference the check chooses itself
 
     def network_for(system: NumberSystem) -> Any:
         if system.name not in nets:
@@ -86,7 +92,11 @@ def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h:
         if method not in _PROVIDED:
             raise NotImplementedError(method)
         step = step if step is None or np.ndim(step) == 0 else as_c(np.asarray(step))
-        est = network_for(system).numerical_gradient(X, Y, method=method, h=step)
+        fast = system.fast_reference_system() if automatic and step is None else None
+        est = None if fast is None else _in_fast_system(network_for(system), X, Y, method,
+                                                        fast)
+        if est is None:
+            est = network_for(system).numerical_gradient(X, Y, method=method, h=step)
         return replace(est, value=as_order(est.value), error=as_order(est.error),
                        h=as_order(est.h))
 
@@ -95,3 +105,46 @@ def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h:
     return run_check(f, grad, x, method=method, h=h, numbers=net.numbers, shapes=names,
                      order=order, directions=directions, batch_size=X_arr.shape[0],
                      provider=provider, column_names={0: "bias"})
+
+
+# Inputs rounded into the fast system (a decimal network in binary) move each gradient
+# entry by about κ·u_fast·(|g_i| + max|g|), κ the relative condition of the gradient in
+# its inputs. The check's tolerance models the analytic gradient's own rounding the same
+# way with κ <= ROUNDING_FACTOR (128); the reference's error bar takes the same factor for
+# the conversion, at the fast system's unit roundoff (for decimal:N ~1e-10·u, far below).
+CONVERSION_CONDITION = ROUNDING_FACTOR
+
+
+def _in_fast_system(net: Any, X: Any, Y: Any, method: str, fast: NumberSystem) -> Any:
+    """The structure-aware reference of `net` (in ``net.numbers``) computed in `fast`
+    and returned in ``net.numbers``, its error bars holding the conversions; None when
+    the fast system cannot evaluate it (the caller then computes in ``net.numbers``).
+
+    The network's parameters and its data *as the network holds them* (X and Y rounded
+    to ``net.numbers`` first) are converted, exactly where the fast system holds every
+    number of ``net.numbers`` (mpf:N into mpfr:N), else each rounded once. The result is
+    rounded back to ``net.numbers``: exact where it holds the fast system's numbers, else
+    within its unit roundoff, added to the error bar.
+    """
+    ns = net.numbers
+    try:
+        with ns.context():
+            X_own, Y_own = ns.asarray(X), ns.asarray(Y)
+        est = net.to(fast).numerical_gradient(fast.asarray(X_own), fast.asarray(Y_own),
+                                              method=method)
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    with ns.context():
+        value = ns.asarray(est.value)
+    magnitude = fast.magnitude(est.value).astype(ns.error_dtype)
+    error = np.asarray(est.error, dtype=ns.error_dtype)
+    if not fast.holds_exactly(ns):
+        u_in = ns.error_dtype.type(fast.unit_roundoff)
+        error = error + CONVERSION_CONDITION * u_in * (magnitude + np.max(magnitude))
+    if not ns.holds_exactly(fast):
+        error = error + ns.error_dtype.type(ns.unit_roundoff) * magnitude
+    note = (f"computed in {fast.name} for {ns.name} (" +
+            ("exact conversions" if fast.holds_exactly(ns) and ns.holds_exactly(fast) else
+             "conversion roundings in the error bars") + "); " + est.note)
+    return replace(est, value=value, error=error, note=note)
+

@@ -84,7 +84,11 @@ def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
     # the derivative may have replaced the method itself (a complex step that disagreed
     # with f's real arithmetic or overflowed becomes Richardson): name what was used
     actual = est.method if est.method in METHOD_NAMES else method
-    name = f"{METHOD_NAMES[actual]}{step} in {system or ns.real().name}"
+    if system is None:  # a provider's faster system, if it used one
+        system = (ns.real() if est.numbers is None else est.numbers.real()).name
+    name = f"{METHOD_NAMES[actual]}{step} in {system}"
+    if system != ns.real().name:
+        name += f" for {ns.real().name}"
     if actual != method:
         name += f" (the {METHOD_NAMES[method]} was called off: {_fallback_reason(est.note)})"
     return Reference(value, error, ns.real(), name, actual, int(est.evaluations), used, steps)

@@ -35,7 +35,15 @@ class OrderedBalls(np.ndarray):
         return getattr(ufunc, method)(*plain, **kwargs)
 
 
+# op -> (the comparison, its negation): ball comparisons are True only when proven
+_UFUNCS = {">": (np.greater, np.less_equal), ">=": (np.greater_equal, np.less),
+           "<": (np.less, np.greater_equal), "<=": (np.less_equal, np.greater)}
+
+
 def _compare(op: str, left: Any, right: Any) -> np.ndarray:
+    fast = _compare_balls(op, left, right)
+    if fast is not None:
+        return fast
     left, right = np.broadcast_arrays(np.asarray(left, dtype=object),
                                       np.asarray(right, dtype=object))
     out = np.empty(left.shape, dtype=bool)
@@ -45,6 +53,28 @@ def _compare(op: str, left: Any, right: Any) -> np.ndarray:
         except ValueError as exc:
             raise ValueError(f"comparison at entry {idx}: {exc}") from None
     return out
+
+
+def _compare_balls(op: str, left: Any, right: Any) -> np.ndarray | None:
+    """`_compare` of real balls (a real number on the right, such as ReLU's 0, taken as
+    the exact ball it is) in two C loops: flint's ``a > b`` is True only when proven,
+    and so is its negation ``a <= b``. Where neither holds the ball straddles the
+    threshold; None then, and whenever an element is not a real ball, so the
+    entry-by-entry path decides (series) or raises naming the entry."""
+    flint = flint_module()
+    if isinstance(right, (int, float, np.integer, np.floating)) and \
+            not isinstance(right, (bool, np.bool_)):
+        right = flint.arb(int(right) if isinstance(right, (int, np.integer)) else
+                          float(right))
+    left, right = np.asarray(left, dtype=object), np.asarray(right, dtype=object)
+    is_arb = flint.arb.__instancecheck__
+    if not (all(map(is_arb, left.flat)) and all(map(is_arb, right.flat))):
+        return None
+    holds, fails = _UFUNCS[op]
+    yes = np.asarray(holds(left, right), dtype=bool)
+    if not (yes | np.asarray(fails(left, right), dtype=bool)).all():
+        return None
+    return yes
 
 
 def _proven(a: Any, b: Any, op: str) -> bool:

@@ -21,7 +21,7 @@ import numpy as np
 from mpmath.libmp import from_float, from_rational
 
 __all__ = ["FunctionsByName", "NumberSystem", "error_dtype_for", "exact_mpmath", "exact_parts",
-           "wide_from_parts", "wide_power_of_two"]
+           "optional_system", "wide_from_parts", "wide_power_of_two"]
 
 
 class NumberSystem(ABC):
@@ -220,6 +220,39 @@ class NumberSystem(ABC):
             out[idx] = self.scalar(Fraction(self.radix) ** int(e))
         return out
 
+    def fast_reference_system(self) -> NumberSystem | None:
+        """A faster system, at least as precise, in which a numerical reference for a
+        computation of this system may be evaluated (the network check's automatic
+        reference), or None when there is none (the default).
+
+        Its numbers hold this system's exactly when it has the same `radix` and at least
+        the precision (`holds_exactly`); otherwise converting each input rounds it once,
+        by at most the fast system's unit roundoff relative, and the caller accounts for
+        that in its error bars.
+
+        Examples
+        --------
+        >>> from precision_nn.numbers import number_system
+        >>> number_system("float64").fast_reference_system() is None
+        True
+        """
+        return None
+
+    def holds_exactly(self, other: NumberSystem) -> bool:
+        """Whether every finite number of `other` is a number of this system (same radix,
+        at least as many digits of it).
+
+        Examples
+        --------
+        >>> from precision_nn.numbers import number_system
+        >>> number_system("mpf:40").holds_exactly(number_system("mpf:30"))
+        True
+        >>> number_system("mpf:40").holds_exactly(number_system("decimal:20"))  # 0.1
+        False
+        """
+        return self.radix == other.radix and \
+            self.log2_unit_roundoff <= other.log2_unit_roundoff
+
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """The matrix product the network uses (``a @ b``; systems with a faster product
         override it)."""
@@ -233,6 +266,17 @@ class NumberSystem(ABC):
     def context(self) -> contextlib.AbstractContextManager:
         """Activate this system's precision for code that needs it; restored on exit."""
         return _null_context()
+
+
+def optional_system(spec: str) -> NumberSystem | None:
+    """`number_system(spec)`, or None when its optional package is not installed (for
+    `NumberSystem.fast_reference_system`)."""
+    from precision_nn.numbers import number_system
+
+    try:
+        return number_system(spec)
+    except ValueError:
+        return None
 
 
 class FunctionsByName:

@@ -17,11 +17,12 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
+from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts, optional_system
 
 __all__ = ["DecimalSystem", "recognise"]
 
 GUARD_DIGITS = 10  # extra digits of the mpmath detour before the final rounding
+FAST_GUARD_DIGITS = 10  # extra digits of the binary system a reference may run in
 
 # condition numbers c(x) = |x·f'(x)/f(x)| of the detour functions that can be large: the
 # detour re-evaluates with log10 c more digits where c > 1 (tanh and erf have c <= 1)
@@ -83,6 +84,14 @@ class DecimalSystem(NumberSystem):
         from precision_nn.numbers import number_system
 
         return number_system(f"decimal:{2 * self.digits}")
+
+    def fast_reference_system(self) -> NumberSystem | None:
+        """``mpfr:(N + 10)`` when gmpy2 is installed. A decimal fraction has no finite
+        binary expansion, so each number rounds once on the way in, by at most 2^-p
+        relative at the p bits of N + 10 digits: ~10^-10 of this system's unit roundoff,
+        far below every rounding the check models here (the caller adds it to its error
+        bars all the same). More digits would only make Richardson's tableau longer."""
+        return optional_system(f"mpfr:{self.digits + FAST_GUARD_DIGITS}")
 
     @property
     def log2_unit_roundoff(self) -> float:

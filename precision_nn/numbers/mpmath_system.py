@@ -20,6 +20,7 @@ import numpy as np
 from precision_nn.numbers.base import (
     NumberSystem,
     exact_mpmath,
+    optional_system,
     wide_from_parts,
     wide_power_of_two,
 )
@@ -121,6 +122,12 @@ class MPMathSystem(NumberSystem):
         from precision_nn.numbers import number_system
 
         return number_system(f"{self.name.partition(':')[0]}:{2 * self.digits}")
+
+    def fast_reference_system(self) -> NumberSystem | None:
+        """``mpfr:N`` (``mpfrc:N``) when gmpy2 is installed: the same binary precision,
+        so numbers convert exactly both ways, and MPFR rounds correctly where mpmath
+        rounds to nearest: the same error model at ~10x the speed."""
+        return optional_system(f"{'mpfrc' if self.is_complex else 'mpfr'}:{self.digits}")
 
     @property
     def log2_unit_roundoff(self) -> float:
