@@ -244,7 +244,7 @@ def _complex_exp(z: np.ndarray) -> np.ndarray:
         return np.exp(z)
     x, y = z.real, z.imag
     with np.errstate(over="ignore", invalid="ignore"):
-        e = np.exp(x.astype(np.float64))
+        e = np.exp(x if x.dtype == np.float64 else x.astype(np.float64))
         if not (np.all(np.abs(y) < _tiny(z)) and np.all(np.isfinite(e))):
             return np.exp(z)
         out = np.empty_like(z)
@@ -262,7 +262,14 @@ _FAST_EXP = (np.dtype(np.complex128), np.dtype(np.complex64))
 def _tiny(z: np.ndarray) -> float:
     """2^-(⌊p/2⌋ + 2) for the p-bit significand of z's parts (float64: 2^-28, float32:
     2^-14): below it y²/2 is under 2^-p-2, half of the half ulp that rounding allows."""
-    return float(np.ldexp(1.0, -((np.finfo(np.real(z).dtype).nmant + 1) // 2) - 2))
+    tiny = _TINY.get(z.dtype)
+    if tiny is None:
+        bits = np.finfo(z.dtype).nmant + 1
+        tiny = _TINY[z.dtype] = float(np.ldexp(1.0, -(bits // 2) - 2))
+    return tiny
+
+
+_TINY: dict[np.dtype, float] = {}
 
 
 def _complex_message(value: Any, ns: IEEESystem) -> str:
