@@ -256,12 +256,14 @@ class MLP:
 
     def check_gradient(self, X: Any, Y: Any, *, method: str = "auto", h: Any = None,
                        numbers: str | NumberSystem | None = None, order: str = "C",
-                       directions: int | None = None) -> GradientReport:
+                       directions: int | None = None,
+                       progress: bool | None = None) -> GradientReport:
         """`check_gradient` of this network's backprop against its loss; see
         `precision_nn.gradcheck.check_network_gradient` for the options."""
         self._check_data(X, Y)  # the data's errors (empty, shapes, range) come first
         return check_network_gradient(self, X, Y, method=method, h=h, numbers=numbers,
-                                      order=order, directions=directions)
+                                      order=order, directions=directions,
+                                      progress=progress)
 
     # -- conversion ---------------------------------------------------------------------
     def to(self, numbers: str | NumberSystem) -> MLP:

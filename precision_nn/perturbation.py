@@ -43,12 +43,14 @@ import numpy as np
 
 from precision_nn import layout
 
-__all__ = ["CHUNK_ELEMENTS", "SEPARABLE_LOSSES", "NetworkEvaluator"]
+__all__ = ["CHUNK_BYTES", "SEPARABLE_LOSSES", "NetworkEvaluator"]
 
-# elements of the largest stacked intermediate per chunk: 2^18 float64 (2 MiB) stays in
-# cache on the benchmark machine (measured: 2^23 was 1.4x slower on [64, 128, 10]) and
-# keeps the per-chunk Python overhead below 1% of the array work.
-CHUNK_ELEMENTS = 2**18
+# bytes of the largest stacked intermediate per chunk. Temporaries at or above glibc's
+# mmap threshold (128 KiB) are mapped fresh and page-faulted on first touch at every
+# allocation: measured on the benchmark VM, four complex128 array operations cost
+# 4 ns/element on 64 KiB arrays and 40-64 ns/element on 128 KiB-4 MiB arrays. Just under
+# the threshold the per-chunk Python overhead (~40 array calls) stays ~10% of the work.
+CHUNK_BYTES = 2**17 - 2**13
 # losses that are a sum over output units of a term in (a[:, i], y[:, i]) alone
 SEPARABLE_LOSSES = frozenset({"cross_entropy", "squared_error"})
 
@@ -88,15 +90,26 @@ class NetworkEvaluator:
         self.mats = layout.unflatten(params, net.shapes)
         self.slices = layout.block_slices(net.shapes)
         self.m = X.shape[0]
+        self.itemsize = np.asarray(params).dtype.itemsize  # object arrays: a pointer
         with self.ns.context():
             self.z, self.a = net._forward(X, params, self.mats)
             self.penalty = net._penalty(params, m=self.m)
             self.data = net._data_loss(self.z[-1], self.a[-1], Y)
             self.loss = self.data + self.penalty
+            self._transposed()
             self.separable = net.output.elementwise and net.loss_fn.name in SEPARABLE_LOSSES
             if self.separable:  # ℓ_i at the base point, one per output unit
                 self.unit_data = self._unit_losses(self.z[-1].T, self.a[-1].T,
                                                    np.arange(Y.shape[1]))
+
+    def _transposed(self) -> None:
+        """Row-major copies the perturbations gather rows from (a column of z, a or W per
+        perturbation becomes one contiguous row): ã[k]ᵀ = [1, a[k]]ᵀ, z[k]ᵀ, a[k]ᵀ, W[k]ᵀ."""
+        ones = np.full((1, self.m), self.ns.one, dtype=np.asarray(self.a[0]).dtype)
+        self.inputs_t = [np.concatenate([ones, np.asarray(a).T]) for a in self.a[:-1]]
+        self.z_t = [None] + [np.ascontiguousarray(z.T) for z in self.z[1:]]
+        self.a_t = [np.ascontiguousarray(np.asarray(a).T) for a in self.a]
+        self.w_t = [np.ascontiguousarray(W.T) for W in self.mats]
 
     def at_point(self) -> Any:
         """J(θ)."""
@@ -120,12 +133,15 @@ class NetworkEvaluator:
 
     def _chunk(self, k: int) -> int:
         """Perturbations per chunk of layer k: its widest stacked array has m·width
-        elements per perturbation."""
-        if k + 1 == len(self.mats) and self.separable:
-            width = 1
+        elements per perturbation. Layer k's own pre-activation changes in one column
+        (width 1); the stacks are the full layers after it, or the output layer itself
+        when its loss couples the units."""
+        sizes = self.net.layer_sizes
+        if k + 1 == len(self.mats):
+            width = 1 if self.separable else sizes[-1]
         else:
-            width = max(self.net.layer_sizes[k + 1:])
-        return max(1, CHUNK_ELEMENTS // (self.m * width))
+            width = max(sizes[k + 2:])
+        return max(1, CHUNK_BYTES // (self.itemsize * self.m * width))
 
     # -- one layer's perturbations ------------------------------------------------------
     def _block_losses(self, k: int, local: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -140,26 +156,30 @@ class NetworkEvaluator:
             z_out, a_out = self._downstream(k + 1, i, net.hidden.value(self.ns, z_col))
             return net._data_loss(z_out, a_out, self.Y) + penalty
         if self.separable:
-            a_col = net.output.value(self.ns, z_col)
-            change = self._unit_losses(z_col, a_col, i) - self.unit_data[i]
+            change = self._unit_losses(z_col, self._outputs(z_col), i) - self.unit_data[i]
             return self.data + change + penalty
         z_out = self._replace_column(self.z[k + 1], i, z_col)
-        return net._data_loss(z_out, net.output.value(self.ns, z_out), self.Y) + penalty
+        return net._data_loss(z_out, self._outputs(z_out), self.Y) + penalty
+
+    def _outputs(self, z_out: np.ndarray) -> np.ndarray | None:
+        """The output activation of a stack of output pre-activations, or None when the
+        loss is read from z alone (its stable form on the canonical output): the
+        activation would be a second exp per element that nothing reads."""
+        if self.net._canonical:
+            return None
+        return self.net.output.value(self.ns, z_out)
 
     def _moved_column(self, k: int, i: np.ndarray, j: np.ndarray, d: np.ndarray
                       ) -> np.ndarray:
         """``z[k+1][:, i] + d·ã[k][:, j]`` for every perturbation: shape (R, m)."""
-        ns = self.ns
-        a_prev = self.a[k]
-        inputs = np.where(j[:, None] == 0, ns.one, a_prev[:, np.maximum(j - 1, 0)].T)
-        return self.z[k + 1][:, i].T + d[:, None] * inputs
+        return self.z_t[k + 1][i] + d[:, None] * self.inputs_t[k][j]
 
-    def _unit_losses(self, z_cols: np.ndarray, a_cols: np.ndarray, i: np.ndarray
+    def _unit_losses(self, z_cols: np.ndarray, a_cols: np.ndarray | None, i: np.ndarray
                      ) -> np.ndarray:
         """ℓ_i: the loss of output unit i[r] alone with pre-activations z_cols[r] and
         outputs a_cols[r] (R, m), in the network's stable form (from z where canonical)."""
-        return self.net._data_loss(z_cols[:, :, None], a_cols[:, :, None],
-                                   self.Y[:, i].T[:, :, None])
+        a_cols = None if a_cols is None else a_cols[:, :, None]
+        return self.net._data_loss(z_cols[:, :, None], a_cols, self.Y[:, i].T[:, :, None])
 
     def _downstream(self, layer: int, i: np.ndarray,
                     a_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -167,14 +187,12 @@ class NetworkEvaluator:
         i[r] to a_col[r] (R, m): a rank-one update of the next pre-activation, then full
         layers on the stack."""
         net, ns = self.net, self.ns
-        change = a_col - self.a[layer][:, i].T  # (R, m)
-        W_next = self.mats[layer]
-        z = self.z[layer + 1][None] + change[:, :, None] * W_next[:, 1 + i].T[:, None, :]
-        a = net._activation(layer + 1).value(ns, z)
+        change = a_col - self.a_t[layer][i]  # (R, m)
+        z = self.z[layer + 1][None] + change[:, :, None] * self.w_t[layer][1 + i][:, None, :]
         for later in range(layer + 1, len(self.mats)):
+            a = net._activation(later).value(ns, z)
             z = self._affine(a, self.mats[later])
-            a = net._activation(later + 1).value(ns, z)
-        return z, a
+        return z, self._outputs(z)
 
     def _affine(self, a: np.ndarray, W: np.ndarray) -> np.ndarray:
         """``a @ W[:, 1:].T + W[:, 0]`` on a stack (R, m, n) as one 2-D ``ns.matmul``."""

@@ -3,13 +3,14 @@ and its sentence, progress bars; the evaluation counts against what `gradient` s
 
 from __future__ import annotations
 
+import io
 import time
 
 import numpy as np
 import pytest
 
 from precision_nn.derivatives import gradient
-from precision_nn.gradcheck import check_gradient
+from precision_nn.gradcheck import check_gradient, cost
 from precision_nn.gradcheck.cost import (
     DEFAULT_DIRECTIONS,
     FULL_CHECK_COORDINATES,
@@ -157,3 +158,70 @@ def test_directions_must_be_a_positive_integer_or_all():
     with pytest.raises(ValueError, match=r'`directions` must be a positive integer, "all" '
                                          r"or None; got 'some'"):
         check_gradient(f, g, np.ones(3), directions="some")
+
+
+# -- progress ---------------------------------------------------------------------------
+def _sleepy(x):
+    """One evaluation per call (no stacks): about 1 ms each."""
+    time.sleep(0.001)
+    return float(np.sum(np.sin(x)))
+
+
+def test_automatic_progress_shows_a_bar_once_the_check_is_estimated_long(monkeypatch,
+                                                                         capsys):
+    """Automatic mode times the check's own evaluations: ~90 evaluations of 1 ms are
+    ~0.1 s, above a threshold of 20 ms, so the bar appears; the verdict is unchanged."""
+    monkeypatch.setattr(cost, "PROGRESS_SECONDS", 0.02)
+    x = np.linspace(0.1, 1, 30)  # not symmetric: there Σ sin x cancels to ~1e-17
+    report = check_gradient(_sleepy, np.cos, x, method="central")
+    assert report.kinds == ("match",)
+    assert "gradient check" in capsys.readouterr().err
+
+
+def test_short_checks_and_progress_false_show_nothing(monkeypatch, capsys):
+    x = np.linspace(0.1, 1, 30)  # not symmetric: there Σ sin x cancels to ~1e-17
+    check_gradient(_sleepy, np.cos, x, method="central")  # ~0.1 s: under 5 s
+    monkeypatch.setattr(cost, "PROGRESS_SECONDS", 0.02)
+    report = check_gradient(_sleepy, np.cos, x, method="central", progress=False)
+    assert report.kinds == ("match",)
+    assert capsys.readouterr().err == ""
+
+
+def test_progress_true_shows_the_bar_also_for_a_network(capsys):
+    from precision_nn.network import MLP
+
+    net = MLP([2, 3, 1], seed=1)
+    X, Y = np.array([[0.1, -0.4], [0.7, 0.2]]), np.array([[1.0], [0.0]])
+    assert net.check_gradient(X, Y, progress=True).kinds == ("match",)
+    assert "gradient check" in capsys.readouterr().err
+
+
+def test_progress_is_throttled_off_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    log, tty = io.StringIO(), Terminal()
+    for stream, interval in ((log, cost.PROGRESS_INTERVAL_LOG), (tty, cost.PROGRESS_INTERVAL)):
+        meter = cost.ProgressMeter(100, mode=True, stream=stream)
+        assert meter.bar.mininterval == interval
+        meter.advance(150, seconds=0.1)  # follow-ups beyond the expected total
+        assert meter.bar.total == 150
+        meter.close()
+    assert cost.PROGRESS_INTERVAL_LOG >= 30 * cost.PROGRESS_INTERVAL
+
+
+def test_meter_estimates_from_measured_seconds():
+    meter = cost.ProgressMeter(1000, mode=None, threshold=5.0, stream=io.StringIO())
+    meter.advance(100, seconds=0.1)  # 1 ms each: 1 s expected
+    assert not meter.shown
+    meter.advance(100, seconds=1.9)  # 10 ms each: 10 s expected
+    assert meter.shown
+    meter.close()
+    assert not meter.shown
+
+
+@pytest.mark.parametrize("bad", [1, 0, "yes", 2.0])
+def test_bad_progress_is_refused(bad):
+    with pytest.raises(ValueError, match=r"`progress` must be None \(automatic"):
+        check_gradient(np.sum, np.ones_like, np.ones(3), progress=bad)

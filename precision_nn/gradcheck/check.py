@@ -50,7 +50,9 @@ from precision_nn.gradcheck.cost import (
     EVALUATIONS_PER_COORDINATE,
     CheckPlan,
     EvaluationClock,
+    ProgressMeter,
     estimate_cost,
+    expected_evaluations,
     plan_check,
 )
 from precision_nn.gradcheck.directional import check_directions
@@ -79,7 +81,8 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
                    numbers: str | NumberSystem | None = None,
                    shapes: Sequence[Sequence[int]] | Mapping[str, Sequence[int]] | None = None,
                    order: str = "C", directions: int | None = None,
-                   batch_size: int | None = None) -> GradientReport:
+                   batch_size: int | None = None, progress: bool | None = None
+                   ) -> GradientReport:
     """Compare ``grad(x)`` with a numerical reference and say why they disagree.
 
     Parameters
@@ -113,6 +116,11 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
         vectors instead of every coordinate (O(k) evaluations, for large models).
     batch_size : int, optional
         The number of examples ``m`` the loss averages over, to name a factor ``1/m``.
+    progress : bool, optional
+        A tqdm progress bar on stderr: None (default) shows it once the check, timed on
+        its own first evaluations, is estimated to take longer than
+        `gradcheck.cost.PROGRESS_SECONDS` (5 s); True always; False never. Off a terminal
+        it refreshes every 30 s (`gradcheck.cost`).
 
     Returns
     -------
@@ -133,21 +141,38 @@ def check_gradient(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, 
         return check_certified(f, grad, x, numbers=numbers, shapes=shapes, order=order,
                                batch_size=batch_size, h=h, directions=directions)
     return run_check(f, grad, x, method=method, h=h, numbers=numbers, shapes=shapes,
-                     order=order, directions=directions, batch_size=batch_size)
+                     order=order, directions=directions, batch_size=batch_size,
+                     progress=progress)
 
 
 def run_check(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *, method: str,
               h: Any, numbers: Any, shapes: Any, order: str, directions: int | None,
               batch_size: int | None, provider: Any = None,
-              column_names: Mapping[int, str] | None = None) -> GradientReport:
+              column_names: Mapping[int, str] | None = None,
+              progress: bool | None = None) -> GradientReport:
     """`check_gradient` with the adapter hooks: `provider(method, ns, h) -> Estimate`
     computes the reference gradient at x (flat in `order`) faster than the generic
     path (a network's structure-aware differences), and `column_names` names single
-    columns of every 2-D block (the MLP's ``{0: "bias"}``)."""
+    columns of every 2-D block (the MLP's ``{0: "bias"}``). The progress bar follows
+    the evaluations of `f` (a provider's reference is one call it does not see)."""
     setup = validate(f, grad, x, method=method, h=h, numbers=numbers, shapes=shapes,
                       order=order, directions=directions, batch_size=batch_size,
-                      column_names=column_names)
+                      column_names=column_names, progress=progress)
     setup = replace(setup, provider=provider)
+    # a provider's reference runs outside f: the bar then counts only f's own calls
+    total = 0 if provider is not None else expected_evaluations(setup.x.size, method,
+                                                                directions)
+    setup.f.meter = ProgressMeter(total, mode=progress)
+    try:
+        return _run(setup, grad, method=method, h=h, directions=directions)
+    finally:
+        setup.f.meter.close()
+
+
+def _run(setup: Setup, grad: Callable[[Any], Any], *, method: str, h: Any,
+         directions: Any) -> GradientReport:
+    """The stages of `run_check` on a validated setup."""
+    provider = setup.provider
     if directions is None and provider is None and setup.x.size > PLANNED_ABOVE:
         plan = _plan(setup, method)  # (an adapter's reference is cheap already)
         if plan.directions is not None:
@@ -190,7 +215,10 @@ def _plan(setup: Setup, method: str) -> CheckPlan:
     costed = method if method in EVALUATIONS_PER_COORDINATE else "complex_step"
     cost = estimate_cost(setup.x.size, seconds_per_evaluation=clock.seconds_per_evaluation,
                          method=costed)
-    return plan_check(cost, directions=None)
+    plan = plan_check(cost, directions=None)
+    if plan.directions is not None:  # the bar counts the directional check's evaluations
+        setup.f.meter.total = expected_evaluations(setup.x.size, method, plan.directions)
+    return plan
 
 
 def _report(data: CheckData, tol: Tolerance, ref: Reference, setup: Setup) -> GradientReport:

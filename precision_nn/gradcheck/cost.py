@@ -16,8 +16,15 @@ gradient. `EvaluationClock` times the evaluations the check makes anyway (the fi
 - ``directions="all"`` always runs the full check; an integer ``k`` always runs ``k``
   directions.
 
-`progress` gives a tqdm bar for checks estimated to take longer than `PROGRESS_SECONDS`
-(or none: ``enabled=False``).
+Progress: `ProgressMeter` watches the evaluations of a running check (the check's
+wrapped ``f`` reports each call's points and seconds) and, with ``progress=None`` (the
+default of `check_gradient`), opens a tqdm bar on stderr as soon as the check's expected
+evaluations at the measured seconds per evaluation exceed `PROGRESS_SECONDS`; no
+evaluation is spent on the estimate. ``progress=True`` shows the bar from the start,
+``progress=False`` never. On a terminal the bar refreshes at most every
+`PROGRESS_INTERVAL` seconds; when stderr is not a terminal (a log, CI) at most every
+`PROGRESS_INTERVAL_LOG` seconds, so logs get a line every half minute rather than a
+stream. `progress` is the same bar for a known total.
 
 Examples
 --------
@@ -33,6 +40,7 @@ directions="all" for the full check.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -43,9 +51,9 @@ import numpy as np
 from tqdm import tqdm
 
 __all__ = ["DEFAULT_DIRECTIONS", "EVALUATIONS_PER_COORDINATE", "FULL_CHECK_COORDINATES",
-           "FULL_CHECK_SECONDS",
-           "PROGRESS_SECONDS", "CheckCost", "CheckPlan", "EvaluationClock",
-           "estimate_cost", "plan_check", "progress"]
+           "FULL_CHECK_SECONDS", "PROGRESS_INTERVAL", "PROGRESS_INTERVAL_LOG",
+           "PROGRESS_SECONDS", "CheckCost", "CheckPlan", "EvaluationClock", "ProgressMeter",
+           "estimate_cost", "expected_evaluations", "plan_check", "progress"]
 
 # evaluations of f per coordinate of a full reference (module notes)
 EVALUATIONS_PER_COORDINATE = {"central": 3, "complex_step": 2, "richardson": 24}
@@ -62,6 +70,11 @@ FULL_CHECK_COORDINATES = 20_000
 DEFAULT_DIRECTIONS = 8
 # show progress for checks estimated to take longer than this
 PROGRESS_SECONDS = 5.0
+# the bar's refresh interval in seconds on a terminal, and when stderr is not one
+PROGRESS_INTERVAL = 0.5
+PROGRESS_INTERVAL_LOG = 30.0
+# the modes of `check_gradient(progress=...)`: automatic, always, never
+PROGRESS_MODES = (None, True, False)
 ALL = "all"
 
 
@@ -208,6 +221,86 @@ def progress(total: int, *, enabled: bool, description: str = "gradient check"
         yield bar.update
     finally:
         bar.close()
+
+
+def expected_evaluations(n: int, method: str, directions: Any = None) -> int:
+    """The evaluations a check of `n` coordinates by `method` ("auto" is costed as the
+    complex step) makes before follow-ups: the total of its progress bar."""
+    per = EVALUATIONS_PER_COORDINATE.get(method, EVALUATIONS_PER_COORDINATE["complex_step"])
+    if directions is not None and directions != ALL:
+        return per * int(directions) + 1
+    return per * int(n) + 1
+
+
+class ProgressMeter:
+    """A progress bar a running check feeds with its evaluations (module notes).
+
+    Parameters
+    ----------
+    total : int
+        The evaluations expected (`expected_evaluations`); follow-ups may exceed it, and
+        the bar then grows with them.
+    mode : None, True or False
+        None: show once the estimated duration exceeds `threshold` seconds; True: from
+        the start; False: never.
+    threshold : float, optional
+        Seconds; default `PROGRESS_SECONDS`.
+    stream : file, optional
+        Where the bar is written (default ``sys.stderr``).
+
+    Examples
+    --------
+    >>> import io
+    >>> meter = ProgressMeter(1000, mode=None, threshold=5.0, stream=io.StringIO())
+    >>> meter.advance(10, seconds=0.001)  # 0.1 ms per evaluation: 0.1 s in all
+    >>> meter.shown
+    False
+    >>> meter.advance(10, seconds=0.2)    # now ~10 ms each: ~10 s expected
+    >>> meter.shown, meter.done
+    (True, 20)
+    >>> meter.close()
+    """
+
+    def __init__(self, total: int, *, mode: Any = None, threshold: float | None = None,
+                 stream: Any = None):
+        if mode not in PROGRESS_MODES:
+            raise ValueError(f"`progress` must be None (automatic), True or False; got "
+                             f"{mode!r}.")
+        self.total, self.mode = int(total), mode
+        self.threshold = float(PROGRESS_SECONDS if threshold is None else threshold)
+        self.stream = sys.stderr if stream is None else stream
+        self.done, self.seconds = 0, 0.0
+        self.bar: Any = None
+        if mode is True:
+            self._open()
+
+    @property
+    def shown(self) -> bool:
+        return self.bar is not None
+
+    def advance(self, points: int, *, seconds: float) -> None:
+        """Count `points` evaluations that took `seconds` together."""
+        self.done += int(points)
+        self.seconds += float(seconds)
+        if self.bar is None and self.mode is None and self.done >= 2 and \
+                self.seconds / self.done * max(self.total, self.done) > self.threshold:
+            self._open()
+        if self.bar is not None:
+            self.bar.total = max(self.bar.total, self.done)
+            self.bar.update(self.done - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def _open(self) -> None:
+        isatty = getattr(self.stream, "isatty", None)
+        interval = PROGRESS_INTERVAL if isatty is not None and isatty() else \
+            PROGRESS_INTERVAL_LOG
+        self.bar = tqdm(total=max(self.total, self.done), initial=self.done,
+                        desc="gradient check", unit="eval", leave=False, file=self.stream,
+                        mininterval=interval, maxinterval=max(interval, 10.0))
 
 
 def _check_directions(directions: Any) -> None:

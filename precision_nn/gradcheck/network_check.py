@@ -36,7 +36,8 @@ _PROVIDED = ("complex_step", "richardson", "central")
 
 def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h: Any = None,
                            numbers: str | NumberSystem | None = None, order: str = "C",
-                           directions: int | None = None) -> GradientReport:
+                           directions: int | None = None,
+                           progress: bool | None = None) -> GradientReport:
     """Check ``net.gradient(X, Y)`` against a numerical reference of ``net.loss(X, Y)``.
 
     Parameters are those of `check_gradient`; `numbers` converts the network first, and
@@ -104,7 +105,7 @@ def check_network_gradient(net: Any, X: Any, Y: Any, *, method: str = "auto", h:
     names = {f"layer {k + 1}": shape for k, shape in enumerate(net.shapes)}
     return run_check(f, grad, x, method=method, h=h, numbers=net.numbers, shapes=names,
                      order=order, directions=directions, batch_size=X_arr.shape[0],
-                     provider=provider, column_names={0: "bias"})
+                     provider=provider, column_names={0: "bias"}, progress=progress)
 
 
 # Inputs rounded into the fast system (a decimal network in binary) move each gradient

@@ -8,6 +8,7 @@ of it (in `order`) that every later stage uses, and wraps `f` once so that
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck.blocks import Blocks
+from precision_nn.gradcheck.cost import PROGRESS_MODES, PROGRESS_SECONDS
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
 __all__ = ["METHODS", "ORDERS", "STEP_METHODS", "Setup", "analytic_gradient", "point_in",
@@ -39,11 +41,18 @@ class Counted:
 
     def __init__(self, f: Callable[[Any], Any], *, ndim: int):
         self.f, self.ndim, self.points, self.provided = f, ndim, 0, 0
+        self.meter: Any = None  # a cost.ProgressMeter fed with every call, once attached
 
     def __call__(self, point: Any) -> Any:
         shape = np.shape(point)
-        self.points += int(shape[0]) if len(shape) == self.ndim + 1 else 1
-        return self.f(point)
+        points = int(shape[0]) if len(shape) == self.ndim + 1 else 1
+        self.points += points
+        if self.meter is None:
+            return self.f(point)
+        start = time.perf_counter()
+        value = self.f(point)
+        self.meter.advance(points, seconds=time.perf_counter() - start)
+        return value
 
     @property
     def evaluations(self) -> int:
@@ -88,7 +97,7 @@ def point_in(ns: NumberSystem, x: Any) -> np.ndarray:
 
 def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, shapes: Any,
              order: Any, directions: Any, batch_size: Any,
-             column_names: Mapping[int, str] | None = None) -> Setup:
+             column_names: Mapping[int, str] | None = None, progress: Any = None) -> Setup:
     """Every option checked, x converted once, f wrapped once (see the module docstring)."""
     for name, fn in (("f", f), ("grad", grad)):
         if not callable(fn):
@@ -109,6 +118,10 @@ def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, sh
             extra = ', "all"' if name == "directions" else ""
             raise ValueError(f"`{name}` must be a positive integer{extra} or None; got "
                              f"{value!r}.")
+    if progress not in PROGRESS_MODES or not isinstance(progress, (bool, type(None))):
+        raise ValueError(f"`progress` must be None (automatic: a bar once the check is "
+                         f"estimated to take over {PROGRESS_SECONDS:g} s), True or False; "
+                         f"got {progress!r}.")
     ns = _numbers(x, numbers)
     arr = point_in(ns, x)
     if ns.is_complex:
