@@ -21,14 +21,15 @@ report: $(STAMP)
 	$(BIN)/python -m studies --out reports
 
 # peers for the benchmarks: numdifftools via the bench extra, torch (the CPU wheel) via dev.
-# Run as modules: as scripts, benchmarks/numbers.py would shadow the standard library's
-# numbers. The torch zoo against torch.autograd.gradcheck runs when torch imports.
+# The torch zoo against torch.autograd.gradcheck runs when torch imports.
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
-	$(BIN)/python -m benchmarks.network
-	$(BIN)/python -m benchmarks.gradient
+	$(BIN)/python benchmarks/network.py
+	$(BIN)/python benchmarks/number_systems.py
+	$(BIN)/python benchmarks/gradient.py
+	$(BIN)/python benchmarks/check.py
 	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
-		$(BIN)/python -m benchmarks.torch_check --repeat 3; \
+		$(BIN)/python benchmarks/torch_check.py --repeat 3; \
 	else \
 		echo "torch is not installed: skipping benchmarks/torch_check.py (pip install torch==2.13.0)"; \
 	fi

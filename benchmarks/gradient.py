@@ -14,14 +14,6 @@ with that loop (`multiprecision_rows`).
 
 from __future__ import annotations
 
-import os
-import sys
-
-# run as a script, this directory leads sys.path, where benchmarks/numbers.py would
-# shadow the standard library's numbers (numpy imports it): take it off first
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-
 import argparse
 import importlib.util
 import math

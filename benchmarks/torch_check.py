@@ -22,15 +22,11 @@ from __future__ import annotations
 import argparse
 import copy
 import importlib.util
-import os
 import pathlib
 import sys
 
-# as a script, this directory comes first on sys.path, where benchmarks/numbers.py would
-# shadow the standard library's `numbers` (numpy imports it): take it off, and load the
-# zoo from its file
+# the zoo is loaded from its file, so this runs as a script and as a module alike
 _HERE = pathlib.Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != str(_HERE)]
 
 import time
 import warnings

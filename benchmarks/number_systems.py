@@ -5,19 +5,13 @@ in each system (a Python loop ``acc = acc + x·y`` over its elements, and one
 ``ns.matmul`` of a [128, 65]×[65, 32] product), so the network's overhead over its
 arithmetic shows.
 
-Run: ``flock /tmp/heavy.lock python -m benchmarks.numbers`` (prints a markdown table; the
-ratios are against mpf:50 measured in the same run). As a script,
-``python benchmarks/numbers.py`` also works: its directory is taken off ``sys.path``
-first, where this file would shadow the standard library's ``numbers``.
+Run: ``flock /tmp/heavy.lock python benchmarks/number_systems.py`` (prints a markdown
+table; the ratios are against mpf:50 measured in the same run). Issue 10 called this file
+``benchmarks/numbers.py``; under that name it shadowed the standard library's ``numbers``
+for every script in this folder.
 """
 
 from __future__ import annotations
-
-import os
-import sys
-
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
 
 import itertools
 import timeit
