@@ -22,7 +22,8 @@ term at ``h`` is ``|D(2h) − D(h)|/3`` as before.
 
 The complex arithmetic is also cross-checked against f's *real* arithmetic
 (`cross_check`: a central difference at one coordinate, `resolution`); when they disagree
-beyond the rounding bound, or when ``f(x + ih)`` is not finite (an overflow the real
+beyond the rounding bound (which counts the rounding of f's terms, not only ``u·|f|``:
+an f that cancels to ~0 rounds by ~u times its terms, `resolution.term_size`), or when ``f(x + ih)`` is not finite (an overflow the real
 ``f`` avoids), `derivative` falls back to Richardson and says so in the note.
 
 Rounding: ``Im f(x + ih)`` is ``h·f'`` assembled from the imaginary parts of `f`'s
