@@ -15,12 +15,15 @@ own rule (central, forward or backward) there at a step ``δ ≤ h_i/4`` of the 
 
     excess = |D_probe − D_i| − 2·error_i − 2·c·δ^p,   bound = κ u Σ|w_j||f_j| / δ,
 
-(``c`` the truncation coefficient the method measured, when it did). The ``|f_j|`` of
-the bound are at least ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`): where f cancels to
+(``c`` the truncation coefficient the method measured, when it did). For the complex
+step's cross-check (`complex_step.cross_check`) the ``|f_j|`` of the bound are at least ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`): where f cancels to
 ~0 (Σ sin(x_i) at symmetric points) one evaluation still rounds by ~u times its terms,
 and every term that depends on x_i changes by about ``|D_i|·max(|x_i|, 1)`` when x_i moves
-by its own scale. Without that floor the bound would be ``κu·|f'|·δ/δ`` ~ 0 and honest
-rounding would read as a lower precision (and call the complex step off).
+by its own scale (to first order: not a bound at a minimum, where f'' dominates).
+Without that floor the bound would be ``κu·|f'|·δ/δ`` ~ 0 and honest rounding would call
+the complex step off. The finite-difference methods keep ``κu|f_j|``: there the probe
+only widens bars (conservative), and its note says that cancellation and a lower
+precision are both possible.
 
 A rule's truncation shrinks with its step, so at ``δ ≤ h_i`` the probe's truncation is
 covered by ``error_i`` (the method's honest bar, which contains the same rule's
@@ -97,10 +100,13 @@ class Resolution:
 
 
 def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
-                     reach: np.ndarray | None = None) -> Resolution | None:
+                     reach: np.ndarray | None = None,
+                     cancelling: bool = False) -> Resolution | None:
     """Probe `f`'s real arithmetic at one coordinate of `result` (module notes); None when
     no probe step fits between the spacing of x and `reach` (default: the method's steps;
-    the complex step passes a longer one, since its own step is ~u)."""
+    the complex step passes a longer one, since its own step is ~u). `cancelling` floors
+    the ``|f_j|`` of the bound at `term_size` (the complex step's cross-check: rounding
+    of a cancelling f is no evidence against the complex arithmetic)."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     value = ns.magnitude(result.value)
@@ -112,16 +118,15 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
         return None
     rule = stencil(rule_name, order)
     before = ev.evaluations
-    terms = term_size(ns, result, ev.x_flat)
+    terms = term_size(ns, result, ev.x_flat) if cancelling else 0.0
     ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result,
                                                            terms=terms)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
     if not ratio > PROBE_THRESHOLD:
         return Resolution(0.0, ratio, i, "", ev.evaluations - before, consistent)
     noise, consistent = _ladder(ev, i, start, limit, rule, result, terms)
-    # relative to the terms of f where f cancels: an f that cancels to ~0 rounds by
-    # ~u·terms, which is no loss of precision (and no fraction of its tiny value)
-    magnitude = max(magnitude, terms)
+    # relative to |f| as the probe saw it (not to `terms`): `widened` scales rounding
+    # terms κu·|f| by it, and a smaller figure would narrow bars the probe just disproved
     relative = noise / magnitude if magnitude > 0 else math.inf
     if relative >= NO_DIGITS:
         return Resolution(relative, ratio, i, (
@@ -133,7 +138,7 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
     note = (f"f is noisier than rounding in {ns.name} explains: at coordinate {i} a probe "
             f"at step {start:.1e} disagrees with the estimate by {ratio:.1e} times the "
             f"rounding allowed, and the noise of one evaluation measures {relative:.1e} of "
-            f"the larger of |f| and its terms' size (u = {ns.unit_roundoff:.1e}); the error "
+            f"|f| (u = {ns.unit_roundoff:.1e}); the error "
             f"bars count that noise {NOISE_SAFETY:g}× (f computes below the precision of x, "
             "through float(), a Decimal context of fewer digits or an mpmath function "
             "applied to a Decimal; or f cancels internally, its value much smaller than "
