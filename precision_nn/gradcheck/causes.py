@@ -230,16 +230,11 @@ def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[F
         higher = (f" Evaluated in {probe.higher} it is still {probe.higher_ratio:.2g} times "
                   "noisier than that system allows, so the noise does not come from the "
                   "working precision.")
-    terms = ""
-    if probe.terms > probe.expected:
-        terms = (f" (and {probe.sigma / probe.terms:.2g} times u × the size of its terms "
-                 f"as its gradient shows them, {probe.terms:.3g}: more than a sum that "
-                 "cancels rounds by, unless its terms are that much larger still)")
     return [Finding("precision_loss", f"f is noisier than {probe.numbers} allows: offsets of "
                     f"{probe.delta:.2g} show noise of {probe.sigma:.3g}, {ratio:.2g} times "
-                    f"u·|f| = {probe.expected:.3g}{terms}. Something inside f computes at a "
-                    "lower precision (e.g. a float activation inside a Decimal network), which "
-                    "makes every finite difference at small steps unreliable." + higher,
+                    f"u·|f| = {probe.expected:.3g}. Something inside f computes at a lower "
+                    "precision (e.g. a float activation inside a Decimal network), which makes "
+                    "every finite difference at small steps unreliable." + higher,
                     {"coordinates": np.flatnonzero(data.failing).tolist(),
                      "sigma": probe.sigma, "expected": probe.expected, "ratio": ratio})]
 
