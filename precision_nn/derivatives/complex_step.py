@@ -22,7 +22,8 @@ term at ``h`` is ``|D(2h) − D(h)|/3`` as before.
 
 The complex arithmetic is also cross-checked against f's *real* arithmetic
 (`cross_check`: a central difference at one coordinate, `resolution`); when they disagree
-beyond the rounding bound, or when ``f(x + ih)`` is not finite (an overflow the real
+beyond the rounding bound (which counts the rounding of f's terms, not only ``u·|f|``:
+an f that cancels to ~0 rounds by ~u times its terms, `resolution.term_size`), or when ``f(x + ih)`` is not finite (an overflow the real
 ``f`` avoids), `derivative` falls back to Richardson and says so in the note.
 
 Rounding: ``Im f(x + ih)`` is ``h·f'`` assembled from the imaginary parts of `f`'s
@@ -158,7 +159,7 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     x_float = ns.magnitude(real.x_flat)
     reach = 4 * witness_steps(x_float, ns)  # the probe's step stays a quarter of this
     try:
-        found = probe_resolution(real, result, "central", reach=reach)
+        found = probe_resolution(real, result, "central", reach=reach, cancelling=True)
     except (TypeError, ValueError):  # f refuses real points, or leaves its domain there
         return None
     if found is None or found.noise == 0:

@@ -15,7 +15,15 @@ own rule (central, forward or backward) there at a step ``δ ≤ h_i/4`` of the 
 
     excess = |D_probe − D_i| − 2·error_i − 2·c·δ^p,   bound = κ u Σ|w_j||f_j| / δ,
 
-(``c`` the truncation coefficient the method measured, when it did).
+(``c`` the truncation coefficient the method measured, when it did). For the complex
+step's cross-check (`complex_step.cross_check`) the ``|f_j|`` of the bound are at least ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`): where f cancels to
+~0 (Σ sin(x_i) at symmetric points) one evaluation still rounds by ~u times its terms,
+and every term that depends on x_i changes by about ``|D_i|·max(|x_i|, 1)`` when x_i moves
+by its own scale (to first order: not a bound at a minimum, where f'' dominates).
+Without that floor the bound would be ``κu·|f'|·δ/δ`` ~ 0 and honest rounding would call
+the complex step off. The finite-difference methods keep ``κu|f_j|``: there the probe
+only widens bars (conservative), and its note says that cancellation and a lower
+precision are both possible.
 
 A rule's truncation shrinks with its step, so at ``δ ≤ h_i`` the probe's truncation is
 covered by ``error_i`` (the method's honest bar, which contains the same rule's
@@ -54,7 +62,7 @@ from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution", "reconciled",
-           "widened"]
+           "term_size", "widened"]
 
 # excess beyond this many times the rounding bound cannot be the system's rounding: the
 # bound is a sum of worst cases (κ = 2 roundings per value), so honest functions stay far
@@ -92,10 +100,13 @@ class Resolution:
 
 
 def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
-                     reach: np.ndarray | None = None) -> Resolution | None:
+                     reach: np.ndarray | None = None,
+                     cancelling: bool = False) -> Resolution | None:
     """Probe `f`'s real arithmetic at one coordinate of `result` (module notes); None when
     no probe step fits between the spacing of x and `reach` (default: the method's steps;
-    the complex step passes a longer one, since its own step is ~u)."""
+    the complex step passes a longer one, since its own step is ~u). `cancelling` floors
+    the ``|f_j|`` of the bound at `term_size` (the complex step's cross-check: rounding
+    of a cancelling f is no evidence against the complex arithmetic)."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     value = ns.magnitude(result.value)
@@ -107,11 +118,15 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
         return None
     rule = stencil(rule_name, order)
     before = ev.evaluations
-    ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result)
+    terms = term_size(ns, result, ev.x_flat) if cancelling else 0.0
+    ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result,
+                                                           terms=terms)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
     if not ratio > PROBE_THRESHOLD:
         return Resolution(0.0, ratio, i, "", ev.evaluations - before, consistent)
-    noise, consistent = _ladder(ev, i, start, limit, rule, result)
+    noise, consistent = _ladder(ev, i, start, limit, rule, result, terms)
+    # relative to |f| as the probe saw it (not to `terms`): `widened` scales rounding
+    # terms κu·|f| by it, and a smaller figure would narrow bars the probe just disproved
     relative = noise / magnitude if magnitude > 0 else math.inf
     if relative >= NO_DIGITS:
         return Resolution(relative, ratio, i, (
@@ -120,14 +135,26 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
             "no smooth part at the scale of the spacing of x, e.g. sin at 1e308, or "
             "computes with almost no digits), so error = inf"), ev.evaluations - before,
             consistent)
-    note = (f"f is noisier than {ns.name} allows: at coordinate {i} a probe at step "
-            f"{start:.1e} disagrees with the estimate by {ratio:.1e} times the rounding "
-            f"allowed, and the noise of one evaluation measures {relative:.1e} of |f| "
-            f"(u = {ns.unit_roundoff:.1e}); the error bars count that noise "
-            f"{NOISE_SAFETY:g}× (causes: f computes below the precision of x, through "
-            "float(), a Decimal context of fewer digits or an mpmath function applied to "
-            "a Decimal; or f cancels internally, its value much smaller than its terms)")
+    note = (f"f is noisier than rounding in {ns.name} explains: at coordinate {i} a probe "
+            f"at step {start:.1e} disagrees with the estimate by {ratio:.1e} times the "
+            f"rounding allowed, and the noise of one evaluation measures {relative:.1e} of "
+            f"|f| (u = {ns.unit_roundoff:.1e}); the error "
+            f"bars count that noise {NOISE_SAFETY:g}× (f computes below the precision of x, "
+            "through float(), a Decimal context of fewer digits or an mpmath function "
+            "applied to a Decimal; or f cancels internally, its value much smaller than "
+            "terms larger than its gradient shows: undecidable which from these values)")
     return Resolution(relative, ratio, i, note, ev.evaluations - before, consistent)
+
+
+def term_size(ns: NumberSystem, result: FDResult, x_flat: np.ndarray) -> float:
+    """``max_i |D_i|·max(|x_i|, 1)``: a size f's terms reach (every term that depends on
+    x_i changes by about that when x_i moves by its own scale), so rounding of one
+    evaluation up to ``κ u`` times it is the system's, even where f cancels to ~0
+    (Σ sin(x_i) at symmetric points: f = 0, rounding ~1e-16). NaN entries are skipped."""
+    wide = ns.error_dtype.type
+    size = ns.magnitude(result.value) * scales(ns.magnitude(x_flat))
+    size = size[np.isfinite(size)]
+    return wide(np.max(size)) if size.size else wide(0.0)
 
 
 def _probe_step(ns: NumberSystem, x_i: float, h_i: float) -> float | None:
@@ -145,11 +172,14 @@ def _probe_step(ns: NumberSystem, x_i: float, h_i: float) -> float | None:
 
 
 def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
-            multipliers: tuple[int, ...] = (1,)) -> list[tuple[float, float, float, float]]:
+            multipliers: tuple[int, ...] = (1,), *, terms: float = 0.0
+            ) -> list[tuple[float, float, float, float]]:
     """For each probe step ``m·δ``: ``|D_probe − D_i| − error_i − truncation``, the
-    probe's rounding bound, max |f| it saw, and the step (one batched call of f)."""
+    probe's rounding bound (``κ u Σ|w| max(|f_j|, terms) / δ``), max |f| it saw, and the
+    step (one batched call of f)."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
+    weight = wide(sum(abs(w) for w in rule.weights))
     h = realize(ns, ev.x_flat[i : i + 1], radix_steps(np.array([step]), ns))
     levels = stencil_levels(ev, np.array([i]), h, rule, multipliers)
     coefficient = TRUNCATION_SAFETY * wide(np.nan_to_num(result.coefficient[i]))
@@ -166,8 +196,10 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
                 truncation = wide(truncation) * delta
         # level.noise is κu·Σ|w||f|/δ
         # the method's bar is an estimate, not a bound: only a gap beyond twice it counts
+        bound = max(wide(level.noise[0]),
+                    NOISE_ROUNDINGS * ns.unit_roundoff * weight * wide(terms) / delta)
         out.append((max(gap - BAR_SAFETY * wide(result.error[i]) - truncation, 0.0),
-                    wide(level.noise[0]), wide(level.magnitude[0]), delta,
+                    bound, wide(level.magnitude[0]), delta,
                     _consistent(gap, wide(result.error[i]),
                                 BAR_SAFETY * (wide(level.noise[0]) + truncation))))
     return out
@@ -179,8 +211,8 @@ def _consistent(gap: float, error: float, probe_error: float) -> float:
     return gap + probe_error if gap > error + probe_error else 0.0
 
 
-def _ladder(ev: Evaluator, i: int, start: float, h_i: float, rule, result: FDResult
-            ) -> tuple[float, float]:
+def _ladder(ev: Evaluator, i: int, start: float, h_i: float, rule, result: FDResult,
+            terms: float = 0.0) -> tuple[float, float]:
     """ε ≈ max over rungs δ_j of ``excess_j · δ_j / Σ|w|`` (module notes)."""
     weight = float(sum(abs(w) for w in rule.weights))
     top = PROBE_FRACTION * h_i
@@ -191,7 +223,7 @@ def _ladder(ev: Evaluator, i: int, start: float, h_i: float, rule, result: FDRes
     per_rung = max(math.ceil(spread / MAX_RUNGS), math.ceil(math.log(LADDER_FACTOR, base)))
     count = int(spread // per_rung) + 1
     multipliers = tuple(base ** (per_rung * j) for j in range(count))
-    rungs = _excess(ev, i, start, rule, result, multipliers)
+    rungs = _excess(ev, i, start, rule, result, multipliers, terms=terms)
     # ... and the top rung's consistent bar: the least noisy of the probe's values
     return max(excess * delta / weight for excess, _, _, delta, _ in rungs), rungs[-1][4]
 

@@ -7,6 +7,7 @@ the detectors (`causes`) read the same answers, so the two never disagree.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,8 +16,8 @@ from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
 
 __all__ = ["CLOSE_CALL", "DECIDABLE_EXPONENT", "KINK_KEEP", "NOISE_FACTOR", "NOISE_PERSIST",
-           "WIDE_EXPONENT", "is_lossy", "kink_hits", "kink_threshold", "smooth_below",
-           "suspects", "undecidable", "undecided"]
+           "WIDE_EXPONENT", "cancels", "is_lossy", "kink_hits", "kink_threshold", "smooth_below",
+           "suspects", "undecidable", "undecided", "with_terms"]
 
 # across a kink the one-sided differences keep at least this share of their gap over a
 # 16-fold shrinking of the step (h, h/4, h/16); a smooth f would keep 1/16 of it
@@ -135,18 +136,56 @@ def kink_hits(probe: Any, tolerance: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return hit, at, below
 
 
+def with_terms(probe: Any, reference: np.ndarray, x: np.ndarray, unit_roundoff: float) -> Any:
+    """`probe` with ``terms = u·max_i |n_i|·(1 + |x_i|)`` (`n` the reference gradient).
+
+    ``u·|f|`` bounds the rounding of one evaluation only when f does not cancel: a sum of
+    O(1) terms that cancels to 0 rounds by ~u·Σ|terms| while ``u·|f| = 0``. The terms are
+    invisible from outside f, but every term that depends on x_i changes by about
+    ``|∂f/∂x_i|·(1 + |x_i|)`` when x_i moves by its own scale, so f has terms at least
+    that large (Σ sin(x_i) at ±0.3, ±1.1, ±2.0: 1.25 against Σ|sin x_i| = 4.2). Noise
+    within `NOISE_FACTOR` of ``u·terms`` may be cancellation; NaN entries are skipped.
+    """
+    if probe is None:
+        return None
+    n = np.abs(np.asarray(reference, dtype=float)).ravel()
+    scale = np.abs(np.asarray(x, dtype=float)).ravel()
+    if n.size != scale.size:
+        return probe
+    size = n * (1 + scale)
+    size = size[np.isfinite(size)]
+    top = float(np.max(size)) if size.size else 0.0
+    return replace(probe, terms=unit_roundoff * top)
+
+
+def _persistent_above(probe: Any, floor: float) -> bool:
+    """σ above `floor` at both spacings, the fine one keeping its share (rounding noise)."""
+    return bool(probe.sigma > floor and probe.sigma_fine > floor
+                and probe.sigma_fine >= NOISE_PERSIST * probe.sigma)
+
+
 def is_lossy(probe: Any) -> bool:
     """Whether the noise probe shows f noisier than its system allows, at both spacings.
 
     Rounding noise has the same size at offsets δ and δ/16; a kink between the offsets
     makes fourth differences proportional to the spacing, so its fine measurement falls
     16-fold (below ``NOISE_PERSIST`` of the coarse one) and is not taken for noise.
+    "Allows" counts the rounding of f's terms (`with_terms`), not only ``u·|f|``: noise
+    that cancellation can explain is no evidence of a lower precision (`cancels`).
     """
     if probe is None:
         return False
-    floor = NOISE_FACTOR * probe.expected
-    return bool(probe.sigma > floor and probe.sigma_fine > floor
-                and probe.sigma_fine >= NOISE_PERSIST * probe.sigma)
+    floor = NOISE_FACTOR * max(probe.expected, probe.terms)
+    return _persistent_above(probe, floor)
+
+
+def cancels(probe: Any) -> bool:
+    """Whether f is noisier than ``u·max|f|`` allows but within what cancelling terms of
+    the size its gradient shows allow: f cancels or computes in a lower precision, and
+    these values cannot tell which."""
+    if probe is None or is_lossy(probe):
+        return False
+    return _persistent_above(probe, NOISE_FACTOR * probe.expected)
 
 
 def undecidable(data: CheckData) -> np.ndarray:

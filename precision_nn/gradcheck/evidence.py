@@ -73,7 +73,10 @@ class NoiseProbe:
     is ``u·max|f|``. Rounding noise keeps its size at both spacings, while a kink between
     the offsets gives fourth differences proportional to the spacing. `higher` names a
     wider system in which ``f`` was also measured at the same offsets (`higher_sigma` its
-    sigma there, `higher_ratio` = that sigma / the wider system's ``u·max|f|``).
+    sigma there, `higher_ratio` = that sigma / the wider system's ``u·max|f|``). `terms`
+    is ``u`` times the size of f's terms as its gradient shows them
+    (``max_i |n_i|·(1 + |x_i|)``, `decisions.with_terms`): the rounding an f that cancels
+    to a small value can show, which ``u·max|f|`` does not bound (0 while not measured).
     """
 
     sigma: float
@@ -84,6 +87,7 @@ class NoiseProbe:
     higher: str | None = None
     higher_ratio: float | None = None
     higher_sigma: float | None = None
+    terms: float = 0.0
 
 
 @dataclass(frozen=True)

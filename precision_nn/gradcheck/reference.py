@@ -241,7 +241,9 @@ def noisy_reference(setup: Setup, noise: Any) -> Reference:
     """
     ns = setup.ns
     x = np.abs(np.real(ns.to_float(setup.x)))
-    f_scale = max(noise.expected / ns.unit_roundoff, 1e-300)
+    # |f| or, where f cancels, the size of its terms (`decisions.with_terms`): a third
+    # derivative of size |f|/s³ with |f| ~ 0 would put the step far below the optimum
+    f_scale = max(max(noise.expected, noise.terms) / ns.unit_roundoff, 1e-300)
     steps = (3 * noise.sigma / f_scale) ** (1 / 3) * (1 + x)
     ref = reference(setup, "central", steps, ns)
     noise_error = noise.sigma / np.ravel(steps, order=setup.order)
@@ -274,11 +276,14 @@ def with_noise(ref: Reference, noise: Any) -> Reference:
     the measured noise of f in the reference's system (nothing when it was not measured
     or is no larger than rounding, which the method's own estimate already holds)."""
     sigma = _sigma_in(noise, ref.ns.name)
-    if sigma > 0 and ref.method == "complex_step" and noise.expected > 0:
+    rounding = max(noise.expected, noise.terms) if noise is not None else 0.0
+    if sigma > 0 and ref.method == "complex_step" and rounding > 0:
         # noise proportional to f (a summation order that changes per call) multiplies
-        # Im f(x + i·t·v) too: the derivative carries the same relative noise σ/|f|
+        # Im f(x + i·t·v) too: the derivative carries the same relative noise σ/|f|, |f|
+        # the size of f's terms where f cancels (σ/u·|f| would then be ~1/u, while the
+        # imaginary parts carry no cancellation of f's value)
         n = np.abs(np.real(ref.ns.to_float(ref.value))).astype(float)
-        relative = sigma * ref.ns.unit_roundoff / noise.expected
+        relative = sigma * ref.ns.unit_roundoff / rounding
         return replace(ref, error=ref.error + relative * (n + float(np.nanmax(n))))
     gain = NOISE_GAIN.get(ref.method)
     if sigma == 0 or ref.steps is None or gain is None:

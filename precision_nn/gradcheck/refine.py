@@ -19,10 +19,12 @@ from precision_nn.derivatives import derivative
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.decisions import (
     WIDE_EXPONENT,
+    cancels,
     is_lossy,
     kink_threshold,
     smooth_below,
     suspects,
+    with_terms,
 )
 from precision_nn.gradcheck.evidence import Probes, StepProbe
 from precision_nn.gradcheck.reference import (
@@ -57,7 +59,8 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
     """
     noise = step_probe = kink = None
     if hinges(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
-        noise = _noise(setup)
+        noise = with_terms(_noise(setup), compared.data.reference,
+                           np.real(setup.ns.to_float(setup.flat)), setup.ns.unit_roundoff)
         setup = _with_gradient_noise(setup)
         ref = compared.reference
         # f noisier than rounding: the reference's error bar must say so
@@ -73,7 +76,22 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
             compared = _cross_check(setup, analytic, compared, noise)
     found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe,
                    gradient_noise=setup.analytic_noise)
+    compared = _say_cancels(compared, noise)
     return replace(compared, data=replace(compared.data, probes=found))
+
+
+def _say_cancels(compared: Compared, noise: Any) -> Compared:
+    """The reference's name says so when f is noisier than ``u·|f|`` but within the
+    rounding of terms of the size its gradient shows (`decisions.cancels`): that noise is
+    no evidence of a lower precision, and the values cannot tell the two apart."""
+    if not cancels(noise):
+        return compared
+    ref = compared.reference
+    name = (f"{ref.name}; f's noise σ = {noise.sigma:.2g} exceeds u·|f| = "
+            f"{noise.expected:.2g} but not u × the size of its terms (≥ "
+            f"{noise.terms:.2g}): f cancels or computes in lower precision, undecidable "
+            "which from these values")
+    return replace(compared, reference=replace(ref, name=name))
 
 
 def _with_gradient_noise(setup: Setup) -> Setup:
@@ -216,13 +234,16 @@ def _confirm_complex_step(setup: Setup, analytic: np.ndarray, compared: Compared
     ref, ns = compared.reference, compared.reference.ns
     real = [r for r in (_try_reference(setup, m, ns, noise) for m in ("central", "richardson"))
             if r is not None]
+    fitted = _noise_fitted(setup, ns, noise)
+    if fitted is not None:
+        real.append(fitted)
     if len(real) < 2:
         real = real * 2  # one real estimate (or none) is all there is
     if not real:
         return compared
     best = np.argmin(np.stack([np.nan_to_num(r.error, nan=np.inf) for r in real]), axis=0)
     r_err = np.choose(best, [r.error for r in real])
-    r_value = np.where(best == 0, real[0].value, real[1].value)
+    r_value = np.choose(best, [r.value for r in real])
     gap = _gap(ns, ref, replace(real[0], value=ns.asarray(r_value)))
     with ns.context():
         a_gap = np.abs(np.real(ns.to_float(ns.asarray(analytic) - ns.asarray(r_value))))
@@ -238,6 +259,29 @@ def _confirm_complex_step(setup: Setup, analytic: np.ndarray, compared: Compared
             f"replaced at {int(wrong.sum())} and widened to what real arithmetic confirms "
             f"at {int((unconfirmed & ~wrong).sum())} coordinate(s)")
     return compare(setup, analytic, replace(ref, value=value, error=error, name=name))
+
+
+def _noise_fitted(setup: Setup, ns: NumberSystem, noise: Any) -> Reference | None:
+    """Central differences at steps fitted to f's measured noise (`noisy_reference`), a
+    third real estimate: where f cancels to ~0 the automatic steps, fitted to u·|f|, are
+    far too small (their rounding ~u·terms/h), while σ and the size of f's terms set the
+    right one. None when no noise was measured in `ns`."""
+    if noise is None or noise.numbers != ns.name or ns.name != setup.ns.name \
+            or not noise.sigma > 0:
+        return None
+    try:
+        fine = noisy_reference(setup, noise)
+        steps = np.reshape(fine.steps, setup.x.shape, order=setup.order)
+        coarse = reference(setup, "central", 2 * steps, ns)
+    except (ArithmeticError, ValueError, TypeError):
+        return None
+    # its own bar, from the measured σ: truncation c·h² read off D(2h) − D(h) = 3c·h²
+    # (counted twice), plus the noise σ/h of D(h) and the share of it in that difference
+    # (2σ/h in all). The derivative's resolution probe would instead carry the noise
+    # relative to |f| at x (~0 where f cancels) onto |f| at x ± h: bars 1e6 too wide
+    truncation = 2 * _gap(ns, coarse, fine) / 3
+    error = truncation + 2 * noise.sigma / np.maximum(fine.steps, 1e-300)
+    return replace(fine, error=error)
 
 
 def _try_reference(setup: Setup, method: str, ns: NumberSystem, noise: Any
