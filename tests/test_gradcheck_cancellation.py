@@ -16,6 +16,12 @@ from precision_nn.derivatives import gradient
 from precision_nn.gradcheck import check_gradient
 from precision_nn.gradcheck.decisions import cancels, is_lossy, with_terms
 from precision_nn.gradcheck.evidence import NoiseProbe
+from precision_nn.gradcheck.probes import noise_probe
+from precision_nn.numbers import number_system
+
+# the kinds that accuse the gradient code (a pass, precision_loss or "undecidable" do not)
+BUG_KINDS = {"sign", "scale", "layout", "regularization", "localized", "mismatch", "kink",
+             "step_too_large", "step_too_small"}
 
 SYM = np.array([0.3, -0.3, 1.1, -1.1, 2.0, -2.0])
 A = np.array([[1.0, 2.0, -0.5], [0.3, -1.2, 0.7], [2.0, 0.1, 1.5], [-0.4, 0.9, 0.2]])
@@ -105,3 +111,18 @@ def test_noise_within_the_terms_rounding_is_cancellation_not_loss():
     assert is_lossy(loud) and not cancels(loud)
     # nothing measured about the terms: only u·|f| counts (the former rule)
     assert is_lossy(_probe(1e-16, 1e-25)) and not cancels(_probe(1e-16, 1e-25))
+
+
+@pytest.mark.filterwarnings("ignore::numpy.exceptions.ComplexWarning")
+def test_a_float32_staircase_that_aliases_with_the_noise_grid_is_no_bug():
+    # at this x, f's float32 value moves by exactly 2 of its ulps per offset of the first
+    # noise grid, so its fourth differences there are exactly 0; before the second,
+    # incommensurate grid the staircase went unseen, Richardson restarted "below kinks"
+    # onto f(x + h) == f(x − h) and reported 0 ± 2e-8 against a correct 0.17: `mismatch`
+    x = np.array([0.3, 0.5, 1.1, 1.4, 2.0, 0.8])
+    f = lambda x: np.float64(np.sum(np.sin(np.asarray(x, dtype=np.float32))))
+    r = check_gradient(f, np.cos, x)
+    assert not set(r.kinds) & BUG_KINDS, r.kinds
+    # the staircase is seen: σ ~ float32's rounding of |f| ≈ 4, ~1e9 times float64's
+    probe = noise_probe(f, x, number_system("float64"))
+    assert probe.sigma > 1e6 * probe.expected

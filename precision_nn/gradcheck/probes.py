@@ -45,6 +45,9 @@ NOISE_OFFSETS = 9
 NOISE_SCALE = 0.01
 # the second measurement uses offsets this many times finer (a kink's share shrinks with them)
 NOISE_FINE = 16
+# the second noise probe's spacing relative to the first: (√5 − 1)/2, far from any ratio
+# of small integers, so the two grids cannot both move a staircase by whole steps
+ALIAS_SPACING = 0.6180339887498949
 # Var of a fourth difference of independent noise of variance σ²: 1+16+36+16+1 = 70
 FOURTH_DIFFERENCE_VARIANCE = 70.0
 # kinks: the scan starts at Richardson's largest first step (1/8 of the scale of x) when
@@ -183,9 +186,15 @@ def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
     s = 1.0 + float(np.max(np.abs(np.real(ns.to_float(flat)))))
     if delta is None:
         delta = NOISE_SCALE * ns.unit_roundoff ** 0.25 * s
-    sigma, top = _fourth_difference_noise(f, ns, flat, v, delta, shape)
-    fine, _ = _fourth_difference_noise(f, ns, flat, v, delta / NOISE_FINE, shape)
-    return NoiseProbe(sigma, ns.unit_roundoff * top, delta, ns.name, sigma_fine=fine)
+    # equally spaced offsets can alias with a staircase: a float32 f whose value moves by
+    # the same whole number of its ulps per offset has fourth differences of exactly 0.
+    # A second direction at an incommensurate spacing breaks that coincidence.
+    grids = ((v, 1.0), (random_direction(flat.size, salt=3), ALIAS_SPACING))
+    coarse = [_fourth_difference_noise(f, ns, flat, w, delta * r, shape) for w, r in grids]
+    fine = [_fourth_difference_noise(f, ns, flat, w, delta * r / NOISE_FINE, shape)[0]
+            for w, r in grids]
+    sigma, top = max(c[0] for c in coarse), max(c[1] for c in coarse)
+    return NoiseProbe(sigma, ns.unit_roundoff * top, delta, ns.name, sigma_fine=max(fine))
 
 
 def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
