@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precision_nn.gradcheck import network_check
+from precision_nn.gradcheck import network_check, probes
 from precision_nn.gradcheck.network_check import (
     _fast_reference,
     _in_fast_system,
@@ -192,3 +192,28 @@ def test_tiny_relative_errors_fail_and_the_correct_gradient_passes(
         assert not report.passed, (entry, report.kinds)
         assert report.max_relative_error > 0.1 * float(relative)
         assert int(np.argmax(report.relative_error)) == entry, report.kinds
+
+
+def test_the_complex_probe_runs_in_the_fast_system_and_is_counted(monkeypatch) -> None:
+    """The check's complex-step probe of an mpf network runs in mpfr/mpfrc (where the
+    reference is computed) and its loss evaluations are counted: the report's count is
+    the one of the same probe run generically in mpf/mpc."""
+    net, X, Y = _problem("mpf:30")
+    seen = []
+    real_probe = probes.complex_probe
+
+    def spy(f, x, ns, *, requested):
+        seen.append(ns.name)
+        return real_probe(f, x, ns, requested=requested)
+
+    monkeypatch.setattr(probes, "complex_probe", spy)
+    fast = net.check_gradient(X, Y)
+    assert seen == ["mpfr:30"] and fast.passed
+    monkeypatch.setattr(network_check, "_probe_in_fast_system", lambda *a, **k: None)
+    generic = net.check_gradient(X, Y)
+    assert seen == ["mpfr:30", "mpf:30"] and generic.passed
+    assert fast.evaluations == generic.evaluations
+    # a decimal network has no complex counterpart: the generic probe says so, at no cost
+    dec = _problem("decimal:20")[0]
+    assert network_check._probe_in_fast_system(None, dec.params, dec.numbers,
+                                               requested=False) is None
