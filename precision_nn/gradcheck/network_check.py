@@ -195,8 +195,10 @@ def _fast_reference(net: Any, X: Any, Y: Any, method: str) -> Any:
         share = float(np.max(est.error / _scale(est, ns))) / ns.unit_roundoff
         return replace(est, note=(
             f"central differences in {wide.name} cost less than the "
-            f"{METHOD_NAMES[method]} for the accuracy this check needs (their error "
-            f"bars are at most {share:.1e}·u·(|g_i| + max|g|) of {ns.name}); " + est.note))
+            f"{METHOD_NAMES[method]} for the accuracy this check needs: their error bars, "
+            f"{CENTRAL_SAFETY:g} × their own estimate plus the roundings into and out of "
+            f"{wide.name}{' and its balls’ radii' if wide.is_ball else ''}, are at most {share:.1e}·u·(|g_i| + max|g|) of {ns.name}; " +
+            est.note))
     fast = ns.fast_reference_system()
     return None if fast is None else _in_fast_system(net, X, Y, method, fast)
 
