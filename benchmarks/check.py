@@ -33,8 +33,15 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck import check_gradient
+from precision_nn.gradcheck.network_check import (
+    CENTRAL_SAFETY,
+    _fast_reference,
+    _in_fast_system,
+    central_digits,
+)
 from precision_nn.network import MLP
 from precision_nn.numbers import number_system
+from precision_nn.numbers.base import optional_system
 
 SEED = 0
 TORCH_STEP = 2.0**-17
@@ -137,47 +144,65 @@ def float_rows(sizes: list[int], batch: int, repeat: int) -> list[tuple]:
 
 
 def multiprecision_rows(sizes: list[int], batch: int) -> list[tuple]:
-    """Issue 11's arbitrary-precision ratios, each against the naive loop of its half:
+    """Issue 11's arbitrary-precision ratios, each against the naive loop of its half
+    (both halves have the same number of rows):
 
-    - mpf:50: the naive loop; ``MLP.check_gradient`` end to end (its automatic reference
-      computed in mpfr:50 where gmpy2 is installed); the arb:50 structure-aware central
-      gradient and the arb:50 backprop gradient of the same net (against the naive mpf:50
-      loop, as issue 11 asks);
-    - decimal:28: the naive loop; ``MLP.check_gradient`` end to end (reference in
-      mpfr:38); that reference alone; the decimal:28 backprop gradient.
+    - mpf:50 and decimal:28 each: the naive loop; ``MLP.check_gradient`` end to end; its
+      automatic reference alone as the check computes it (central differences at
+      `central_digits` in the fastest real system, `_fast_reference`); the same in mpfr
+      (the route without python-flint); the previous reference, the method the
+      network's own system picks (complex step for mpf, Richardson for decimal) in
+      ``fast_reference_system()``;
+    - then the arb:50 structure-aware central gradient (against the naive mpf:50 loop, as
+      issue 11 asks) and the decimal:28 backprop gradient.
     """
-    rows = []
-    net, X, Y = problem(sizes, batch, "mpf:50")
-    _, naive_s = timed(lambda: naive_central(net, X, Y, "1e-17"))
-    rows.append(("naive central loop of MLP.loss, h=1e-17", "mpf:50", naive_s,
-                 2 * net.n_params, "-"))
+    return [*_system_rows(sizes, batch, "mpf:50", "1e-17", "complex_step", arb_row=True),
+            *_system_rows(sizes, batch, "decimal:28", "1e-9", "richardson",
+                         arb_row=False)]
+
+
+def _system_rows(sizes: list[int], batch: int, spec: str, h: str, previous: str, *,
+                 arb_row: bool) -> list[tuple]:
+    """One half of `multiprecision_rows`."""
+    net, X, Y = problem(sizes, batch, spec)
+    _, naive_s = timed(lambda: naive_central(net, X, Y, h))
+    rows = [(f"naive central loop of MLP.loss, h={h}", spec, naive_s, 2 * net.n_params,
+             "-")]
     report, s = timed(lambda: net.check_gradient(X, Y))
-    rows.append((f"MLP.check_gradient end to end (reference: {report.reference_name})",
-                 "mpf:50", s, report.evaluations, ",".join(report.kinds)))
-    ball, Xb, Yb = net.to("arb:50"), *(number_system("arb:50").asarray(v) for v in (X, Y))
-    est, s = timed(lambda: ball.numerical_gradient(Xb, Yb, method="central"))
-    rows.append(("structure-aware central gradient (MLP.numerical_gradient)", "arb:50", s,
-                 est.evaluations, "-"))
-    _, s = timed(lambda: ball.gradient(Xb, Yb))
-    rows.append(("backprop gradient (MLP.gradient)", "arb:50", s, 1, "-"))
-    net, X, Y = problem(sizes, batch, "decimal:28")
-    _, naive_s = timed(lambda: naive_central(net, X, Y, "1e-9"))
-    rows.append(("naive central loop of MLP.loss, h=1e-9", "decimal:28", naive_s,
-                 2 * net.n_params, "-"))
-    report, s = timed(lambda: net.check_gradient(X, Y))
-    rows.append((f"MLP.check_gradient end to end (reference: {report.reference_name})",
-                 "decimal:28", s, report.evaluations, ",".join(report.kinds)))
-    fast = net.numbers.fast_reference_system()
-    if fast is not None:
-        fnet, Xf, Yf = net.to(fast), *(fast.asarray(v) for v in (X, Y))
-        est, s = timed(lambda: fnet.numerical_gradient(Xf, Yf, method="richardson"))
-        rows.append((f"the check's reference alone: Richardson in {fast.name}", fast.name,
-                     s, est.evaluations, "-"))
+    how = report.reference_name.partition(" (")[0]
+    rows.append((f"MLP.check_gradient end to end (reference: {how})", spec, s,
+                 report.evaluations, ",".join(report.kinds)))
+    rows.extend(_reference_rows(net, X, Y, previous))
+    if arb_row:  # issue 11: the arb:50 gradient against the mpf:50 loop
+        ball, Xb, Yb = net.to("arb:50"), *(number_system("arb:50").asarray(v)
+                                           for v in (X, Y))
+        est, s = timed(lambda: ball.numerical_gradient(Xb, Yb, method="central"))
+        rows.append(("structure-aware central gradient (MLP.numerical_gradient)",
+                     "arb:50", s, est.evaluations, "-"))
     else:
-        rows.append(("the check's reference alone (no fast system: gmpy2 missing)", "-",
-                     float("nan"), 0, "-"))
-    _, s = timed(lambda: net.gradient(X, Y))
-    rows.append(("backprop gradient (MLP.gradient)", "decimal:28", s, 1, "-"))
+        _, s = timed(lambda: net.gradient(X, Y))
+        rows.append(("backprop gradient (MLP.gradient)", spec, s, 1, "-"))
+    return rows
+
+
+def _reference_rows(net: MLP, X: Any, Y: Any, previous: str) -> list[tuple]:
+    """The check's automatic reference alone: as chosen, in mpfr, and the previous one."""
+    ns = net.numbers
+    digits = central_digits(ns)
+    est, s = timed(lambda: _fast_reference(net, X, Y, previous))
+    where = est.note.partition(" cost less")[0] if est is not None else "none"
+    rows = [(f"the check's reference alone: {where}", ns.name, s,
+             0 if est is None else est.evaluations, "-")]
+    routes = ((f"central differences in mpfr:{digits}", optional_system(f"mpfr:{digits}"),
+               "central", CENTRAL_SAFETY),
+              (f"previous reference: {previous.replace('_', ' ')} in default",
+               ns.fast_reference_system(), previous, 1.0))
+    for what, system, method, safety in routes:
+        est, s = (None, float("nan")) if system is None else timed(
+            lambda m=method, f=system, k=safety: _in_fast_system(net, X, Y, m, f,
+                                                                 safety=k))
+        name = what if system is None else what.replace(" default", f" {system.name}")
+        rows.append((name, ns.name, s, 0 if est is None else est.evaluations, "-"))
     return rows
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from mpmath.libmp import from_float, from_rational
 
 __all__ = ["FunctionsByName", "NumberSystem", "error_dtype_for", "exact_mpmath", "exact_parts",
+           "fast_real_system",
            "optional_system", "wide_from_parts", "wide_power_of_two"]
 
 
@@ -220,10 +221,13 @@ class NumberSystem(ABC):
             out[idx] = self.scalar(Fraction(self.radix) ** int(e))
         return out
 
-    def fast_reference_system(self) -> NumberSystem | None:
+    def fast_reference_system(self, *, digits: int | None = None) -> NumberSystem | None:
         """A faster system, at least as precise, in which a numerical reference for a
         computation of this system may be evaluated (the network check's automatic
-        reference), or None when there is none (the default).
+        reference), or None when there is none (the default). With `digits` it is a real
+        system of at least that many significant decimal digits for a real reference
+        whose method loses a known share of them (central differences lose a third): the
+        faster of the installed ones for that (`fast_real_system`).
 
         Its numbers hold this system's exactly when it has the same `radix` and at least
         the precision (`holds_exactly`); otherwise converting each input rounds it once,
@@ -237,6 +241,15 @@ class NumberSystem(ABC):
         True
         """
         return None
+
+    def _fast_digits(self, own: int, digits: int | None) -> int:
+        """`own` digits, or `digits` where that is more (validated: a positive int)."""
+        if digits is None:
+            return own
+        if isinstance(digits, bool) or not isinstance(digits, (int, np.integer)) or digits < 1:
+            raise ValueError(f"`digits` must be a positive integer (decimal digits of the "
+                             f"fast system); got {digits!r}.")
+        return max(own, int(digits))
 
     def holds_exactly(self, other: NumberSystem) -> bool:
         """Whether every finite number of `other` is a number of this system (same radix,
@@ -266,6 +279,25 @@ class NumberSystem(ABC):
     def context(self) -> contextlib.AbstractContextManager:
         """Activate this system's precision for code that needs it; restored on exit."""
         return _null_context()
+
+
+def fast_real_system(digits: int) -> NumberSystem | None:
+    """The fastest installed real system of `digits` decimal digits for a real reference
+    computed on a network's loss: ``arb:digits`` (python-flint) ahead of ``mpfr:digits``
+    (gmpy2), None without either.
+
+    Arb's balls enclose the rounding of every value they hold (the caller adds their
+    radii to its error bars), and its midpoint arithmetic with flint's matrix products
+    evaluated the structure-aware central differences of a [20, 30, 10] × 8 network at
+    83 digits in 2.5 s against MPFR's 5.2 s (one run, same machine).
+
+    Examples
+    --------
+    >>> system = fast_real_system(60)
+    >>> system is None or (system.name in ("arb:60", "mpfr:60") and not system.is_complex)
+    True
+    """
+    return optional_system(f"arb:{digits}") or optional_system(f"mpfr:{digits}")
 
 
 def optional_system(spec: str) -> NumberSystem | None:

@@ -17,7 +17,13 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts, optional_system
+from precision_nn.numbers.base import (
+    NumberSystem,
+    exact_mpmath,
+    exact_parts,
+    fast_real_system,
+    optional_system,
+)
 
 __all__ = ["DecimalSystem", "recognise"]
 
@@ -85,13 +91,17 @@ class DecimalSystem(NumberSystem):
 
         return number_system(f"decimal:{2 * self.digits}")
 
-    def fast_reference_system(self) -> NumberSystem | None:
+    def fast_reference_system(self, *, digits: int | None = None) -> NumberSystem | None:
         """``mpfr:(N + 10)`` when gmpy2 is installed. A decimal fraction has no finite
         binary expansion, so each number rounds once on the way in, by at most 2^-p
         relative at the p bits of N + 10 digits: ~10^-10 of this system's unit roundoff,
         far below every rounding the check models here (the caller adds it to its error
-        bars all the same). More digits would only make Richardson's tableau longer."""
-        return optional_system(f"mpfr:{self.digits + FAST_GUARD_DIGITS}")
+        bars all the same). More digits would only make Richardson's tableau longer.
+        With `digits`: `fast_real_system` at ``max(N + 10, digits)`` digits."""
+        own = self.digits + FAST_GUARD_DIGITS
+        if digits is None:
+            return optional_system(f"mpfr:{own}")
+        return fast_real_system(self._fast_digits(own, digits))
 
     @property
     def log2_unit_roundoff(self) -> float:

@@ -20,6 +20,7 @@ import numpy as np
 from precision_nn.numbers.base import (
     NumberSystem,
     exact_mpmath,
+    fast_real_system,
     optional_system,
     wide_from_parts,
     wide_power_of_two,
@@ -123,11 +124,16 @@ class MPMathSystem(NumberSystem):
 
         return number_system(f"{self.name.partition(':')[0]}:{2 * self.digits}")
 
-    def fast_reference_system(self) -> NumberSystem | None:
+    def fast_reference_system(self, *, digits: int | None = None) -> NumberSystem | None:
         """``mpfr:N`` (``mpfrc:N``) when gmpy2 is installed: the same binary precision,
         so numbers convert exactly both ways, and MPFR rounds correctly where mpmath
-        rounds to nearest: the same error model at ~10x the speed."""
-        return optional_system(f"{'mpfrc' if self.is_complex else 'mpfr'}:{self.digits}")
+        rounds to nearest: the same error model at ~10x the speed. With more `digits`, a
+        real system has `fast_real_system` at that many (it holds every number of this
+        system exactly), a complex one ``mpfrc:digits``."""
+        wide = self._fast_digits(self.digits, digits)
+        if digits is None or self.is_complex:
+            return optional_system(f"{'mpfrc' if self.is_complex else 'mpfr'}:{wide}")
+        return fast_real_system(wide)
 
     @property
     def log2_unit_roundoff(self) -> float:
