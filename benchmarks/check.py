@@ -31,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from naive import naive_central  # benchmarks/naive.py, beside this script
 
 from precision_nn.gradcheck import check_gradient
 from precision_nn.gradcheck.network_check import (
@@ -72,22 +73,6 @@ def check_equivalent(net: MLP, X: Any, Y: Any, method: str, h: Any = None) -> tu
     scale = np.abs(ns.to_float(analytic)) + np.max(np.abs(ns.to_float(analytic)))
     passed = bool(np.all(gap <= est.error + 8 * ns.unit_roundoff * scale))
     return ("match" if passed else "MISMATCH"), est.evaluations
-
-
-def naive_central(net: MLP, X: Any, Y: Any, h: Any) -> np.ndarray:
-    """The seeds' loop: two full `MLP.loss` calls per parameter."""
-    ns = net.numbers
-    params, out, step = net.params.copy(), ns.zeros(net.n_params), ns.scalar(h)
-    with ns.context():
-        for i in range(net.n_params):
-            saved = params[i]
-            params[i] = saved + step
-            plus = net.loss(X, Y, params=params)
-            params[i] = saved - step
-            minus = net.loss(X, Y, params=params)
-            params[i] = saved
-            out[i] = (plus - minus) / (2 * step)
-    return out
 
 
 def best_of(fn: Callable[[], Any], repeat: int) -> tuple[Any, float]:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from naive import naive_central  # benchmarks/naive.py, beside this script
 
 from precision_nn.derivatives import gradient
 from precision_nn.network import MLP
@@ -69,24 +70,6 @@ def accuracy(ns: NumberSystem, numerical: Any, analytic: np.ndarray) -> float:
 def structure_aware(net: MLP, X: np.ndarray, Y: np.ndarray, method: str, h: Any) -> Any:
     """`MLP.numerical_gradient`: only what one weight's perturbation changes is recomputed."""
     return net.numerical_gradient(X, Y, method=method, h=h)
-
-
-def naive_central(net: MLP, X: np.ndarray, Y: np.ndarray, h: Any) -> np.ndarray:
-    """The seeds' loop: two full loss evaluations per parameter."""
-    ns = net.numbers
-    params = net.params.copy()
-    out = ns.zeros(net.n_params)
-    step = ns.scalar(h)
-    with ns.context():
-        for i in range(net.n_params):
-            saved = params[i]
-            params[i] = saved + step
-            plus = net.loss(X, Y, params=params)
-            params[i] = saved - step
-            minus = net.loss(X, Y, params=params)
-            params[i] = saved
-            out[i] = (plus - minus) / (2 * step)
-    return out
 
 
 def precision_nn_rows(net: MLP, X: np.ndarray, Y: np.ndarray, analytic: np.ndarray,

@@ -34,7 +34,7 @@ from precision_nn.derivatives import derivative
 from precision_nn.gradcheck import check_gradient
 from precision_nn.numbers import number_system
 from precision_nn.numbers.arb_system import flint_precision, radius_ball
-from precision_nn.numbers.base import exact_parts
+from precision_nn.numbers.literals import exact_parts
 from studies import output
 from studies.problems import FUNCTIONS, network_problem
 from studies.seeds import seed000, seed002, seed004

@@ -10,7 +10,7 @@ import pytest
 from precision_nn.network import MLP
 from precision_nn.numbers import number_system
 from precision_nn.numbers.arb_system import flint_precision, radius_ball
-from precision_nn.numbers.base import exact_parts
+from precision_nn.numbers.literals import exact_parts
 
 flint = pytest.importorskip("flint")
 

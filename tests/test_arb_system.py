@@ -13,7 +13,7 @@ import pytest
 
 from precision_nn.numbers import infer_number_system, number_system
 from precision_nn.numbers.arb_system import OrderedBalls, flint_precision, radius
-from precision_nn.numbers.base import exact_parts
+from precision_nn.numbers.literals import exact_parts
 
 flint = pytest.importorskip("flint")
 

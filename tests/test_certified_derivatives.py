@@ -12,7 +12,7 @@ from precision_nn.derivatives import Estimate, derivative, gradient
 from precision_nn.derivatives.taylor_mode import SeriesError
 from precision_nn.numbers import number_system
 from precision_nn.numbers.arb_system import flint_precision, radius_ball
-from precision_nn.numbers.base import exact_parts
+from precision_nn.numbers.literals import exact_parts
 from studies.problems import FUNCTIONS, random_network_problem
 
 flint = pytest.importorskip("flint")

@@ -12,7 +12,7 @@ from precision_nn.derivatives import gradient
 from precision_nn.network import MLP
 from precision_nn.numbers import number_system
 from precision_nn.numbers.arb_system import flint_precision
-from precision_nn.numbers.base import exact_parts
+from precision_nn.numbers.literals import exact_parts
 
 flint = pytest.importorskip("flint")
 

@@ -68,7 +68,7 @@ from precision_nn.derivatives.steps import (
     settled,
 )
 from precision_nn.numbers import NumberSystem
-from precision_nn.numbers.base import exact_parts
+from precision_nn.numbers.literals import exact_parts
 
 __all__ = ["FDResult", "Level", "finite_difference", "real_weights", "realize", "stencil_levels",
            "to_fraction"]

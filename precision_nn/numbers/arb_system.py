@@ -41,10 +41,10 @@ from precision_nn.numbers.ball_order import OrderedBalls
 from precision_nn.numbers.base import (
     FunctionsByName,
     NumberSystem,
-    exact_parts,
     wide_from_parts,
     wide_power_of_two,
 )
+from precision_nn.numbers.literals import exact_parts
 
 __all__ = ["ArbSystem", "OrderedBalls", "flint_module", "flint_precision", "radius",
            "radius_ball", "recognise"]

@@ -17,13 +17,8 @@ from typing import Any
 import mpmath
 import numpy as np
 
-from precision_nn.numbers.base import (
-    NumberSystem,
-    exact_mpmath,
-    exact_parts,
-    fast_real_system,
-    optional_system,
-)
+from precision_nn.numbers.base import NumberSystem, fast_real_system, optional_system
+from precision_nn.numbers.literals import exact_mpmath, exact_parts
 
 __all__ = ["DecimalSystem", "recognise"]
 

@@ -16,7 +16,8 @@ import mpmath
 import numpy as np
 import scipy.special
 
-from precision_nn.numbers.base import NumberSystem, exact_mpmath, exact_parts
+from precision_nn.numbers.base import NumberSystem
+from precision_nn.numbers.literals import exact_mpmath, exact_parts
 
 __all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem", "recognise"]
 

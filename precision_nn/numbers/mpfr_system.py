@@ -39,10 +39,10 @@ from mpmath.libmp import dps_to_prec, from_man_exp, prec_to_dps
 from precision_nn.numbers.base import (
     FunctionsByName,
     NumberSystem,
-    exact_parts,
     wide_from_parts,
     wide_power_of_two,
 )
+from precision_nn.numbers.literals import exact_parts
 from precision_nn.numbers.mpmath_system import _componentwise
 
 __all__ = ["MPFRSystem", "recognise"]

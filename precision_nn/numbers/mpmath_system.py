@@ -19,12 +19,12 @@ import numpy as np
 
 from precision_nn.numbers.base import (
     NumberSystem,
-    exact_mpmath,
     fast_real_system,
     optional_system,
     wide_from_parts,
     wide_power_of_two,
 )
+from precision_nn.numbers.literals import exact_mpmath
 
 __all__ = ["MPMathSystem", "recognise"]
 
