@@ -17,6 +17,8 @@ import numpy as np
 import scipy.special
 
 from precision_nn.numbers.base import NumberSystem
+from precision_nn.numbers.ieee_complex import complex_exp as _complex_exp
+from precision_nn.numbers.ieee_complex import complex_log1p as _complex_log1p
 from precision_nn.numbers.literals import exact_mpmath, exact_parts
 
 __all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem", "recognise"]
@@ -206,71 +208,6 @@ class IEEESystem(NumberSystem):
     def context(self):
         """Overflow to ±inf and underflow to 0 are IEEE semantics here, not warnings."""
         return np.errstate(over="ignore", under="ignore")
-
-
-def _complex_log1p(w: np.ndarray) -> np.ndarray:
-    """log(1 + w) with each part accurate: numpy's complex log1p forms log|1 + w| from the
-    rounded 1 + w and loses Re w below u (Re log1p(1e-20 + 1e-30j) comes out 0).
-
-    With w = x + iy: |1 + w|² = 1 + (x(2 + x) + y²), so Re = ½·log1p(x(2 + x) + y²), a real
-    log1p of an argument without cancellation for x >= 0 (for x < 0 the two terms cancel
-    only where |1 + w| ≈ 1); Im = atan2(y, 1 + x), where rounding 1 + x perturbs the
-    quotient by at most u relative (Kahan, "Branch cuts for complex elementary functions",
-    1987, on log1p-based complex logarithms).
-    """
-    x, y = w.real, w.imag
-    out = np.empty_like(w)
-    out.real = np.log1p(x * (2 + x) + y * y) / 2
-    s = 1 + x
-    t = y / s
-    # |t| < 2^-p/2 (p bits): atan t = t(1 - t²/3 + ...) is within 2^-p-1 relative of
-    # t, so the rounded quotient is the arc tangent to within one rounding and the
-    # library's atan2 (a third of the cost of the whole function) is skipped
-    if np.all((np.abs(t) < _tiny(w)) & (s > 0)):
-        out.imag = t
-    else:
-        out.imag = np.arctan2(y, s)
-    return out
-
-
-def _complex_exp(z: np.ndarray) -> np.ndarray:
-    """exp(x + iy) = e^x (cos y + i sin y), numpy's formula, with its cos and sin skipped
-    where they round to 1 and y: |y| < 2^-p/2 (p bits) makes y²/2 and y²/6 less than
-    half an ulp of 1, so the correctly rounded cos y is 1 and sin y is y. The complex
-    step's tiny imaginary parts are there; everything else (large or non-finite parts)
-    takes numpy's exp unchanged. complex64 forms e^x and e^x·y in float64 and rounds
-    each once (numpy's vectorised float32 exp errs by up to 3u; this by 0.5u + 2^-29u)."""
-    z = np.asarray(z)
-    if z.dtype not in _FAST_EXP:
-        return np.exp(z)
-    x, y = z.real, z.imag
-    with np.errstate(over="ignore", invalid="ignore"):
-        e = np.exp(x if x.dtype == np.float64 else x.astype(np.float64))
-        if not (np.all(np.abs(y) < _tiny(z)) and np.all(np.isfinite(e))):
-            return np.exp(z)
-        out = np.empty_like(z)
-        out.real = e
-        out.imag = e * y
-    if not np.all(np.isfinite(out.real)):  # e^x beyond complex64's range
-        return np.exp(z)
-    return out
-
-
-# the complex dtypes whose exp takes the tiny-imaginary-part path of `_complex_exp`
-_FAST_EXP = (np.dtype(np.complex128), np.dtype(np.complex64))
-
-
-def _tiny(z: np.ndarray) -> float:
-    """2^-(⌊p/2⌋ + 2) for the p-bit significand of z's parts (float64: 2^-28, float32:
-    2^-14): below it y²/2 is under 2^-p-2, half of the half ulp that rounding allows."""
-    tiny = _TINY.get(z.dtype)
-    if tiny is None:
-        bits = np.finfo(z.dtype).nmant + 1
-        tiny = _TINY[z.dtype] = float(np.ldexp(1.0, -(bits // 2) - 2))
-    return tiny
-
-
-_TINY: dict[np.dtype, float] = {}
 
 
 def _complex_message(value: Any, ns: IEEESystem) -> str:
