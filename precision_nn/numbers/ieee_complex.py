@@ -61,6 +61,9 @@ SMALL_PART = 2.0**-13
 _F64, _F32 = np.dtype(np.float64), np.dtype(np.float32)
 _EXP_WORK = {np.dtype(np.complex128): (_F64, TINY_PART, SMALL_PART),
              np.dtype(np.complex64): (_F64, 2.0**-14, 2.0**-7)}
+# the largest finite part of each complex dtype
+_RANGE = {np.dtype(np.complex128): float(np.finfo(np.float64).max),
+          np.dtype(np.complex64): float(np.finfo(np.float32).max)}
 _LOG1P_WORK = {np.dtype(np.complex128): (_F64, TINY_PART, SMALL_PART),
                np.dtype(np.complex64): (_F32, 2.0**-13, 2.0**-7)}
 
@@ -74,10 +77,15 @@ def _parts(z: np.ndarray, work: np.dtype) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _largest(v: np.ndarray) -> float:
-    """max |v| (NaN if v holds one; 0 for an empty array), without an |v| temporary."""
-    if v.size == 0:
+    """max |v| (NaN if v holds one; 0 for an empty array), without an |v| temporary.
+
+    Two of numpy's own reductions (~1 ns/element each). Not ‖v‖₂ through BLAS's dot,
+    which is faster alone but multithreaded above ~10^4 elements: on a loaded 2-core
+    machine its threads made each call ~50× slower (measured)."""
+    flat = v.reshape(-1)
+    if flat.size == 0:
         return 0.0
-    return float(max(np.max(v), -np.min(v)))
+    return float(max(np.maximum.reduce(flat), -np.minimum.reduce(flat)))
 
 
 def _assembled(z: np.ndarray, re: np.ndarray, im: np.ndarray) -> np.ndarray:
@@ -108,15 +116,15 @@ def complex_exp(z: np.ndarray) -> np.ndarray:
         if not largest <= small:  # also NaN
             return np.exp(z)
         e = np.exp(x)
-        if not (e.size == 0 or np.max(e) < np.inf):  # overflow or NaN
+        # overflow, NaN or (complex64) beyond the result's range: e >= 0 bounds every
+        # part, as |cos y|, |sin y| <= 1
+        if not (e.size == 0 or np.maximum.reduce(e, axis=None) <= _RANGE[z.dtype]):
             return np.exp(z)
         if largest <= tiny:  # cos y = 1 and sin y = y to working precision
             out = _assembled(z, e, e * y)
         else:
             y2 = y * y
             out = _assembled(z, e * (1 - y2 / 2), e * (y * (1 - y2 / 6)))
-    if z.dtype != np.complex128 and not np.all(np.isfinite(out.real)):  # beyond range
-        return np.exp(z)
     return out
 
 
@@ -136,7 +144,7 @@ def complex_log1p(w: np.ndarray) -> np.ndarray:
     work, tiny, small = _LOG1P_WORK[w.dtype]
     x, y = _parts(w, work)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if not (x.size == 0 or np.min(x) >= 0):  # negative real parts or NaN
+        if not (x.size == 0 or np.minimum.reduce(x, axis=None) >= 0):  # x < 0 or NaN
             return _full_log1p(w)
         t = y / (1 + x)
         largest = _largest(t)
