@@ -113,7 +113,7 @@ def check_module(module: torch.nn.Module, *inputs: Any,
     The objective is ``loss(module(*inputs))``, or ``Σ⟨v, output⟩`` with seeded random
     cotangents ``v`` when `loss` is None. Blocks are the parameters that require grad,
     named as ``module.named_parameters()`` names them, then ``input i`` for inputs that
-    require grad. The module is evaluated on deep copies (``torch.func.functional_call``),
+    require grad. The module is evaluated on deep copies (their parameters replaced by the checked tensors),
     so its parameters, buffers, ``.grad`` and mode stay exactly as they were.
 
     Parameters

@@ -26,10 +26,11 @@ from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import fresh
 from precision_nn.adapters.torch.tensors import REFERENCE_DTYPES, TensorBlocks
 
-__all__ = ["BackwardPass", "Objective", "backward_pass", "cotangents", "objective_value"]
+__all__ = ["BackwardPass", "Objective", "backward_pass", "cotangents", "floating_outputs",
+           "objective_value"]
 
 
-def _floating(outputs: Any) -> list[torch.Tensor]:
+def floating_outputs(outputs: Any) -> list[torch.Tensor]:
     """The floating (or complex) tensors among the outputs, in order."""
     items = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
     return [o for o in items if isinstance(o, torch.Tensor) and
@@ -52,7 +53,7 @@ def objective_value(outputs: Any, loss: Callable[[Any], Any] | None,
             raise ValueError(f"`loss` must return a scalar tensor; got {_describe(value)}. "
                              "Reduce it, e.g. loss=lambda out: out.pow(2).mean().")
         return value.reshape(())
-    outs = _floating(outputs)
+    outs = floating_outputs(outputs)
     total = (v[0] * outs[0]).sum()
     for vk, o in zip(v[1:], outs[1:]):
         total = total + (vk * o).sum()
@@ -90,7 +91,7 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
     before = [fresh(a) for a in target.inputs]
     outputs, args = target.call(tensors, point[0].dtype, convert_others=convert)
     rng.note_use()
-    outs = _floating(outputs)
+    outs = floating_outputs(outputs)
     if not outs:
         raise ValueError("the call returns no floating-point tensor, so there is no gradient "
                          "to check; return the tensor(s) the backward differentiates.")

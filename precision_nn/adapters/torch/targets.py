@@ -1,10 +1,12 @@
 """The user's code as a function of the checked tensors, in any dtype.
 
 `FunctionTarget` substitutes them for the inputs of a callable, `ModuleTarget` for the
-parameters (and checked inputs) of a module, through `torch.func.functional_call` on a
-deep copy, so the user's module is never touched. Other arguments are copied (converted
-to the dtype of the evaluation) once per dtype, or at every call when the forward writes
-into its inputs.
+parameters (and checked inputs) of a module, on a deep copy, so the user's module is never
+touched. The copy is the target's own, so the tensors are put straight into the
+parameter slots of its submodules (`Slots`: what ``torch.func.functional_call`` does, less
+its per-call bookkeeping, which costs as much as a small module's forward), every slot of
+a tied parameter alike. Other arguments are copied (converted to the dtype of the
+evaluation) once per dtype, or at every call when the forward writes into its inputs.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.func import functional_call
 
-__all__ = ["FunctionTarget", "ModuleTarget", "fresh"]
+__all__ = ["FunctionTarget", "ModuleTarget", "Slots", "fresh"]
 
 
 def _convert(value: Any, dtype: torch.dtype) -> Any:
@@ -88,7 +89,7 @@ class ModuleTarget:
     inputs: tuple[Any, ...]
     params: tuple[str, ...]
     checked: tuple[int, ...]
-    _copies: dict = field(default_factory=dict)
+    _copies: dict = field(default_factory=dict)  # dtype -> (copy, its Slots)
     args: _Arguments = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,13 +101,45 @@ class ModuleTarget:
         args = self.args.get(dtype if convert_others else None)
         for pos, t in zip(self.checked, tensors[k:]):
             args[pos] = t
-        module = self._copy(dtype if convert_others else None)
-        return functional_call(module, dict(zip(self.params, tensors[:k])), tuple(args)), args
+        module, slots = self._copy(dtype if convert_others else None)
+        slots.fill(tensors[:k])
+        return module(*args), args
 
-    def _copy(self, dtype: torch.dtype | None) -> torch.nn.Module:
+    def _copy(self, dtype: torch.dtype | None) -> tuple[torch.nn.Module, Slots]:
         if dtype not in self._copies:
-            self._copies[dtype] = _converted(self.module, dtype)
+            work = _converted(self.module, dtype)
+            self._copies[dtype] = (work, Slots(work, self.params))
         return self._copies[dtype]
+
+
+class Slots:
+    """The places of named parameters in a module: every ``(submodule, attribute)`` that
+    holds each (several for a tied weight, which ``named_parameters`` lists once).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    >>> net[1].weight = net[0].weight  # tied
+    >>> slots = Slots(net, ("0.weight", "0.bias", "1.bias"))
+    >>> w = torch.zeros(2, 2); slots.fill([w, torch.zeros(2), torch.zeros(2)])
+    >>> net[0].weight is w and net[1].weight is w
+    True
+    """
+
+    def __init__(self, module: torch.nn.Module, names: Sequence[str]):
+        holders: dict[int, list[tuple[torch.nn.Module, str]]] = {}
+        for full, p in module.named_parameters(remove_duplicate=False):
+            prefix, _, leaf = full.rpartition(".")
+            holders.setdefault(id(p), []).append((module.get_submodule(prefix), leaf))
+        named = dict(module.named_parameters())
+        self.places = [holders[id(named[n])] for n in names]
+
+    def fill(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Put ``tensors[i]`` into every slot of parameter i."""
+        for places, t in zip(self.places, tensors):
+            for owner, leaf in places:
+                owner._parameters[leaf] = t
 
 
 def _converted(module: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:

@@ -79,6 +79,23 @@ class TensorBlocks:
         return [piece.view(shape) for piece, (_, _, shape)
                 in zip(torch.split(flat, self.sizes), self._pieces)]
 
+    def split_rows(self, points: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Every row of a ``(k, n)`` stack of flat points cut into the blocks' tensors,
+        cutting the stack once (cheaper than `split` on each row).
+
+        Examples
+        --------
+        >>> b = TensorBlocks(("w", "b"), ((2, 2), ()))
+        >>> rows = b.split_rows(torch.arange(10.0).reshape(2, 5))
+        >>> [tuple(t.shape) for t in rows[1]], rows[1][1].item()
+        ([(2, 2), ()], 9.0)
+        """
+        k = points.shape[0]
+        columns = torch.split(points, self.sizes, dim=1)
+        per_block = [piece.reshape(k, *shape).unbind(0)
+                     for piece, (_, _, shape) in zip(columns, self._pieces)]
+        return [list(row) for row in zip(*per_block)]
+
     def block_slices(self) -> list[slice]:
         offsets = np.cumsum([0, *self.sizes]).tolist()
         return [slice(a, b) for a, b in itertools.pairwise(offsets)]
