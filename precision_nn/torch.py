@@ -249,7 +249,7 @@ def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
         objective = Objective(target, blocks, loss=loss, rng=rng, device=device, dtype=dtype,
                               v=bp.v)
         x = blocks.flatten(point, ns)
-        gradient = ns.asarray(bp.gradient.astype(_numpy_dtype(ns)))
+        gradient = ns.asarray(bp.gradient.astype(ns.dtype))  # (exact: it holds ns's numbers)
         provider = None
         if directions is not None or x.size <= PLANNED_ABOVE:  # (larger: the check plans)
             provider = Float64Reference(objective, blocks.flatten(point, FLOAT64), bp.gradient,
@@ -320,10 +320,6 @@ def _confirmed(narrow: GradientReport, wider: GradientReport, dtype: torch.dtype
                        f"{verdict}.)")
     return replace(wider, tolerance_source=f"{why}; this is that check, which fails. "
                    f"{wider.tolerance_source}")
-
-
-def _numpy_dtype(ns: Any) -> Any:
-    return ns.asarray([0]).dtype
 
 
 def _with_torch_findings(report: GradientReport, bp: Any, blocks: TensorBlocks, u: float,

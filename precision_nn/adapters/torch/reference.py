@@ -216,6 +216,8 @@ class Float64Reference:
         """
         steps = h[:, None] * directions
         rows = [self.x + steps, self.x - steps, self.x + steps / 2]
+        if self._f0 is None:  # the check's own f(x), if it was evaluated in float64
+            self._f0 = self.objective.value_at(self.x)
         if self._f0 is None:  # f(x), once for every call
             rows.insert(0, self.x[None, :])
         f = self._values(torch.from_numpy(np.concatenate(rows))).numpy()

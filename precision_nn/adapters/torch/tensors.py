@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ class TensorBlocks:
 
     @functools.cached_property
     def sizes(self) -> list[int]:
-        return [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
+        return [math.prod(s) for s in self.shapes]
 
     @functools.cached_property
     def _pieces(self) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -97,5 +98,9 @@ class TensorBlocks:
         return [list(row) for row in zip(*per_block)]
 
     def block_slices(self) -> list[slice]:
-        offsets = np.cumsum([0, *self.sizes]).tolist()
-        return [slice(a, b) for a, b in itertools.pairwise(offsets)]
+        return list(self._slices)
+
+    @functools.cached_property
+    def _slices(self) -> tuple[slice, ...]:
+        offsets = [0, *itertools.accumulate(self.sizes)]
+        return tuple(slice(a, b) for a, b in itertools.pairwise(offsets))
