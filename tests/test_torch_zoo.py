@@ -197,7 +197,8 @@ def _kind_cases():
         ("step_too_small", None, [lambda: run(zoo.off_by_1e4(False), method="central", h=1e-6),
                                   lambda: run(zoo.derivative_at_output(False),
                                               method="central", h=1e-6)]),
-        ("precision_loss", None, [zoo_run["half_gradient"], zoo_run["bfloat16_gradient"]]),
+        ("precision_loss", "gradient_dtype", [zoo_run["half_gradient"],
+                                              zoo_run["bfloat16_gradient"]]),
         ("not_complex_safe", None, [
             lambda: check_function(softplus, _t(2, 4, seed=3), method="complex_step"),
             lambda: check_function(lambda t: t * t.abs(), _t(5, seed=4), method="complex_step")]),

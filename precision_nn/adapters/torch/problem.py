@@ -15,7 +15,7 @@ float64 or complex128, the dtype of the point (on converted deep copies).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,16 +25,22 @@ import torch
 from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import fresh
 from precision_nn.adapters.torch.tensors import REFERENCE_DTYPES, TensorBlocks
+from precision_nn.adapters.torch.validation import non_finite_from_inputs
 
 __all__ = ["BackwardPass", "Objective", "backward_pass", "cotangents", "floating_outputs",
            "objective_value"]
 
 
 def floating_outputs(outputs: Any) -> list[torch.Tensor]:
-    """The floating (or complex) tensors among the outputs, in order."""
-    items = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-    return [o for o in items if isinstance(o, torch.Tensor) and
-            (o.is_floating_point() or o.is_complex())]
+    """The floating (or complex) tensors among the outputs, in order, also inside nested
+    tuples, lists and dicts (an LSTM's ``(out, (h, c))``, a dict of named outputs)."""
+    if isinstance(outputs, torch.Tensor):
+        return [outputs] if outputs.is_floating_point() or outputs.is_complex() else []
+    if isinstance(outputs, Mapping):
+        outputs = list(outputs.values())
+    if isinstance(outputs, (tuple, list)):
+        return [t for item in outputs for t in floating_outputs(item)]
+    return []
 
 
 def cotangents(outputs: Sequence[torch.Tensor], seed: int, salt: int) -> list[torch.Tensor]:
@@ -95,6 +101,7 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
     if not outs:
         raise ValueError("the call returns no floating-point tensor, so there is no gradient "
                          "to check; return the tensor(s) the backward differentiates.")
+    non_finite_from_inputs(outs, target.inputs, target.checked)
     v1 = cotangents(outs, seed, 1)
     v2 = [2 * v for v in v1]  # exactly doubled: a linear backward returns exactly twice
     raw = _raw_backward(target, outs, v1)
