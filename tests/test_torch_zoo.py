@@ -173,6 +173,18 @@ class _ReluInPlace(torch.nn.Module):
         return self.lin(t)
 
 
+class _DetachedWeight(torch.nn.Module):
+    """A linear layer whose forward detaches its weight: the weight requires grad but
+    receives None."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, t):
+        return torch.nn.functional.linear(t, self.lin.weight.detach(), self.lin.bias)
+
+
 def _t(*shape, seed, grad=True):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).requires_grad_(grad)
 
@@ -211,6 +223,7 @@ def _kind_cases():
             lambda: check_module(_ReluInPlace(), _t(3, 4, seed=6, grad=False))]),
         ("mismatch", "missing_gradient", [
             zoo_run["module_none_gradient"],
+            lambda: check_module(_DetachedWeight(), _t(4, 3, seed=7, grad=False)),
             lambda: check_function(_NoInputGradient.apply, _t(2, 4, seed=3), _t(2, 4, seed=5))]),
     ]
 
