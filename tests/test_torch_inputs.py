@@ -326,3 +326,38 @@ def test_a_failing_float32_check_on_cuda_with_tf32_names_tf32(monkeypatch):
     assert not any("TF32" in f.message
                    for f in with_findings(failed, "cuda", torch.float64).findings)
     assert with_findings(passed, "cuda").passed
+
+
+# -- forwards that write into their buffers ------------------------------------------------------
+class _Counted(torch.nn.Module):
+    """Scales its output by the number of calls so far, a buffer forward updates: without
+    a restore every evaluation would see another function. (Its dropout draws random
+    numbers, so the reference evaluates it one point at a time, many calls per copy.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = _seeded(torch.nn.Linear(3, 2))
+        self.drop = torch.nn.Dropout(0.2)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x):
+        with torch.no_grad():
+            self.calls += 1
+        return self.drop(self.lin(x)) * self.calls
+
+
+def test_a_forward_that_updates_its_buffers_is_checked_as_one_function():
+    """Every evaluation starts from the caller's buffers (else each would see another
+    function), and the caller's buffers stay as they were."""
+    net = _Counted()
+    report = check_module(net, _x(4, 3))
+    assert report.passed and report.kinds == ("match",), report
+    assert float(net.calls) == 0.0
+
+
+def test_check_function_on_a_module_never_runs_the_callers_module():
+    net = _bn_net().train()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    assert check_function(net, _x(6, 3, grad=True)).passed
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    assert all(p.grad is None for p in net.parameters())

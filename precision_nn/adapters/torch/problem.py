@@ -97,6 +97,7 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
     before = [fresh(a) for a in target.inputs]
     outputs, args = target.call(tensors, point[0].dtype, convert_others=convert)
     rng.note_use()
+    target.note_state()  # (a forward that wrote into buffers: each later call restores them)
     outs = floating_outputs(outputs)
     if not outs:
         raise ValueError("the call returns no floating-point tensor, so there is no gradient "

@@ -2,11 +2,14 @@
 
 `FunctionTarget` substitutes them for the inputs of a callable, `ModuleTarget` for the
 parameters (and checked inputs) of a module, on a deep copy, so the user's module is never
-touched. The copy is the target's own, so the tensors are put straight into the
-parameter slots of its submodules (`Slots`: what ``torch.func.functional_call`` does, less
-its per-call bookkeeping, which costs as much as a small module's forward), every slot of
-a tied parameter alike. Other arguments are copied (converted to the dtype of the
-evaluation) once per dtype, or at every call when the forward writes into its inputs.
+touched (a module passed as `fn` too). The copy is the target's own, so the tensors are
+put straight into the parameter slots of its submodules (`Slots`: what
+``torch.func.functional_call`` does, less its per-call bookkeeping, which costs as much
+as a small module's forward), every slot of a tied parameter alike; a forward that writes
+into the copy's buffers has them restored before every later call (`_Copies`), so that
+the check differentiates one function. Other arguments are copied (converted to the dtype
+of the evaluation) once per dtype, or at every call when the forward writes into its
+inputs.
 """
 
 from __future__ import annotations
@@ -52,18 +55,51 @@ class _Arguments:
         return list(self._cache[dtype])
 
 
+class _Copies:
+    """The deep copies of one module, one per dtype (None: its own), each with the slots
+    of the checked parameters and a snapshot of its buffers. A forward that writes into
+    its buffers (BatchNorm's running statistics in train mode, a power iteration's
+    vector) would make every evaluation see another function; once `note_state` has seen
+    that, every call starts from the buffers the caller's module holds."""
+
+    def __init__(self, module: torch.nn.Module, params: tuple[str, ...]):
+        self.module, self.params = module, params
+        self.restore = False
+        self._made: dict = {}  # dtype -> (copy, its Slots, [(buffer, snapshot)])
+
+    def get(self, dtype: torch.dtype | None) -> tuple[torch.nn.Module, Slots]:
+        if dtype not in self._made:
+            work = _converted(self.module, dtype)
+            buffers = [(b, b.detach().clone()) for b in work.buffers()]
+            self._made[dtype] = (work, Slots(work, self.params), buffers)
+        work, slots, buffers = self._made[dtype]
+        if self.restore:
+            with torch.no_grad():
+                for b, saved in buffers:
+                    b.copy_(saved)
+        return work, slots
+
+    def note_state(self) -> None:
+        """Whether the forward so far wrote into a copy's buffers (then restore them)."""
+        self.restore = self.restore or any(
+            not torch.equal(b, saved) for _, _, buffers in self._made.values()
+            for b, saved in buffers)
+
+
 @dataclass
 class FunctionTarget:
-    """``fn(*inputs)`` with the inputs at positions `checked` replaced."""
+    """``fn(*inputs)`` with the inputs at positions `checked` replaced (a module `fn` is
+    called on deep copies, never itself)."""
 
     fn: Callable[..., Any]
     inputs: tuple[Any, ...]
     checked: tuple[int, ...]
-    _copies: dict = field(default_factory=dict)
     args: _Arguments = field(init=False)
+    copies: _Copies | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.args = _Arguments(self.inputs, self.checked)
+        self.copies = _Copies(self.fn, ()) if isinstance(self.fn, torch.nn.Module) else None
 
     def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
              convert_others: bool) -> tuple[Any, list[Any]]:
@@ -74,11 +110,14 @@ class FunctionTarget:
         return self._fn(dtype)(*args), args
 
     def _fn(self, dtype: torch.dtype) -> Callable[..., Any]:
-        if not isinstance(self.fn, torch.nn.Module) or dtype == _module_dtype(self.fn):
+        if self.copies is None:
             return self.fn
-        if dtype not in self._copies:
-            self._copies[dtype] = _converted(self.fn, dtype)
-        return self._copies[dtype]
+        own = dtype == _module_dtype(self.fn)
+        return self.copies.get(None if own else dtype)[0]
+
+    def note_state(self) -> None:
+        if self.copies is not None:
+            self.copies.note_state()
 
 
 @dataclass
@@ -89,11 +128,12 @@ class ModuleTarget:
     inputs: tuple[Any, ...]
     params: tuple[str, ...]
     checked: tuple[int, ...]
-    _copies: dict = field(default_factory=dict)  # dtype -> (copy, its Slots)
     args: _Arguments = field(init=False)
+    copies: _Copies = field(init=False)
 
     def __post_init__(self) -> None:
         self.args = _Arguments(self.inputs, self.checked)
+        self.copies = _Copies(self.module, self.params)
 
     def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
              convert_others: bool) -> tuple[Any, list[Any]]:
@@ -101,15 +141,12 @@ class ModuleTarget:
         args = self.args.get(dtype if convert_others else None)
         for pos, t in zip(self.checked, tensors[k:]):
             args[pos] = t
-        module, slots = self._copy(dtype if convert_others else None)
+        module, slots = self.copies.get(dtype if convert_others else None)
         slots.fill(tensors[:k])
         return module(*args), args
 
-    def _copy(self, dtype: torch.dtype | None) -> tuple[torch.nn.Module, Slots]:
-        if dtype not in self._copies:
-            work = _converted(self.module, dtype)
-            self._copies[dtype] = (work, Slots(work, self.params))
-        return self._copies[dtype]
+    def note_state(self) -> None:
+        self.copies.note_state()
 
 
 class Slots:
