@@ -12,8 +12,9 @@ For every case of `torch_zoo` (a bug and its correct twin) it runs
 
 and prints a markdown table: whether the bug is caught, whether the twin raises a false
 alarm, the kind named, and seconds (best of ``--repeat`` runs on the twin, where every
-tool does its full work) with the ratios to gradcheck's float64 slow mode and to its
-float32 run. A raised error counts as caught. torch runs single-threaded
+tool does its full work; the tools' runs interleaved round by round, so that the
+machine's drift moves them alike) with the ratios to gradcheck's float64 slow mode and
+to its float32 run. A raised error counts as caught. torch runs single-threaded
 (2 shared cores: intra-op threads only spin), for both tools alike.
 """
 
@@ -102,23 +103,26 @@ def run_ours(p: Problem, **options: Any) -> tuple[bool | str, tuple[str, ...], f
     return result, kinds, time.perf_counter() - start
 
 
-def _best(run: Callable[[], tuple], repeat: int) -> tuple:
-    results = [run() for _ in range(repeat)]
-    return min(results, key=lambda r: r[-1])
-
-
 def measure(case: Any, repeat: int) -> dict:
     bad, good = case.make(True), case.make(False)
     row = {"case": case.name, "bug": case.bug, "expected": case.expected}
     row["gc64_bad"], _ = run_gradcheck(bad, torch.float64)
-    row["gc64_good"], row["gc64_s"] = _best(lambda: run_gradcheck(good, torch.float64), repeat)
     row["gc32_bad"], _ = run_gradcheck(bad, torch.float32)
-    row["gc32_good"], row["gc32_s"] = _best(lambda: run_gradcheck(good, torch.float32), repeat)
     row["ours_bad"], row["kinds"], _ = run_ours(bad)
-    row["ours_good"], row["good_kinds"], row["ours_s"] = _best(lambda: run_ours(good), repeat)
     row["dir_bad"], _, _ = run_ours(bad, directions=DIRECTIONS)
-    row["dir_good"], _, row["dir_s"] = _best(lambda: run_ours(good, directions=DIRECTIONS),
-                                             repeat)
+    # the twins' timings interleaved, one round of every tool per repeat, so that the
+    # machine's drift (±30% on shared cores) moves every tool of a round alike
+    runs: dict[str, list[tuple]] = {"gc64": [], "gc32": [], "ours": [], "dir": []}
+    for _ in range(repeat):
+        runs["gc64"].append(run_gradcheck(good, torch.float64))
+        runs["gc32"].append(run_gradcheck(good, torch.float32))
+        runs["ours"].append(run_ours(good))
+        runs["dir"].append(run_ours(good, directions=DIRECTIONS))
+    best = {k: min(v, key=lambda r: r[-1]) for k, v in runs.items()}
+    row["gc64_good"], row["gc64_s"] = best["gc64"]
+    row["gc32_good"], row["gc32_s"] = best["gc32"]
+    row["ours_good"], row["good_kinds"], row["ours_s"] = best["ours"]
+    row["dir_good"], _, row["dir_s"] = best["dir"]
     return row
 
 

@@ -44,8 +44,15 @@ from precision_nn.adapters.torch.problem import Objective, backward_pass
 from precision_nn.adapters.torch.reference import Float64Reference
 from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import FunctionTarget, ModuleTarget
-from precision_nn.adapters.torch.tensors import NUMBERS, TensorBlocks, numbers_of
-from precision_nn.gradcheck import METHODS, GradientReport
+from precision_nn.adapters.torch.tensors import TensorBlocks, numbers_of
+from precision_nn.adapters.torch.validation import (
+    batch_size_of,
+    check_dtype,
+    check_options,
+    checked_inputs,
+    checked_parameters,
+)
+from precision_nn.gradcheck import GradientReport
 from precision_nn.gradcheck.check import PLANNED_ABOVE, run_check
 from precision_nn.numbers import number_system
 
@@ -93,14 +100,14 @@ def check_function(fn: Callable[..., Any], *inputs: Any, method: str = "auto",
     >>> check_function(torch.tanh, x).kinds
     ('match',)
     """
-    _check_options(fn, method=method, directions=directions, numbers=numbers, seed=seed)
-    checked = _checked_inputs(inputs, required=True)
+    check_options(fn, method=method, directions=directions, numbers=numbers, seed=seed)
+    checked = checked_inputs(inputs, required=True)
     names = tuple(f"input {i}" for i in checked)
     target = FunctionTarget(fn, inputs, checked)
     point = [inputs[i] for i in checked]
     return _run(target, point, names, inputs, loss=None, method=method,
                 directions=directions, numbers=numbers, h=h,
-                batch_size=_batch_size(batch_size, inputs), seed=seed)
+                batch_size=batch_size_of(batch_size, inputs), seed=seed)
 
 
 def check_module(module: torch.nn.Module, *inputs: Any,
@@ -113,7 +120,7 @@ def check_module(module: torch.nn.Module, *inputs: Any,
     The objective is ``loss(module(*inputs))``, or ``Σ⟨v, output⟩`` with seeded random
     cotangents ``v`` when `loss` is None. Blocks are the parameters that require grad,
     named as ``module.named_parameters()`` names them, then ``input i`` for inputs that
-    require grad. The module is evaluated on deep copies (``torch.func.functional_call``),
+    require grad. The module is evaluated on deep copies (their parameters replaced by the checked tensors),
     so its parameters, buffers, ``.grad`` and mode stay exactly as they were.
 
     Parameters
@@ -140,78 +147,21 @@ def check_module(module: torch.nn.Module, *inputs: Any,
     >>> report.passed, report.kinds
     (True, ('match',))
     """
-    _check_options(module, method=method, directions=directions, numbers=numbers, seed=seed)
+    check_options(module, method=method, directions=directions, numbers=numbers, seed=seed)
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"`module` must be a torch.nn.Module; got {type(module).__name__}. "
                         "Use check_function for other callables.")
     if loss is not None and not callable(loss):
         raise TypeError(f"`loss` must be callable (output -> scalar tensor) or None; got "
                         f"{type(loss).__name__}.")
-    params = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
-    checked = _checked_inputs(inputs, required=not params)
+    params = checked_parameters(module)
+    checked = checked_inputs(inputs, required=not params, module=True)
     names = (*(n for n, _ in params), *(f"input {i}" for i in checked))
     target = ModuleTarget(module, inputs, tuple(n for n, _ in params), checked)
     point = [p for _, p in params] + [inputs[i] for i in checked]
     return _run(target, point, names, inputs, loss=loss, method=method,
                 directions=directions, numbers=numbers, h=h,
-                batch_size=_batch_size(batch_size, inputs), seed=seed)
-
-
-# -- validation ---------------------------------------------------------------------------
-def _check_options(fn: Any, *, method: Any, directions: Any, numbers: Any, seed: Any) -> None:
-    if not callable(fn):
-        raise TypeError(f"`fn` must be callable; got {type(fn).__name__}.")
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {list(METHODS)}; got {method!r}.")
-    if numbers is not None and numbers not in NUMBERS.values():
-        raise ValueError(f"`numbers` must be None (the tensors' dtype) or one of "
-                         f"{sorted(NUMBERS.values())}; got {numbers!r}.")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"`seed` must be a non-negative integer; got {seed!r}.")
-    if directions is not None and (isinstance(directions, bool) or
-                                   not isinstance(directions, int) or directions < 1):
-        raise ValueError(f"`directions` must be a positive integer or None; got "
-                         f"{directions!r}.")
-
-
-def _checked_inputs(inputs: tuple[Any, ...], *, required: bool) -> tuple[int, ...]:
-    checked = tuple(i for i, t in enumerate(inputs)
-                    if isinstance(t, torch.Tensor) and t.requires_grad)
-    for i in checked:
-        if inputs[i].dtype not in NUMBERS:
-            raise ValueError(f"`input {i}` requires grad but has dtype {inputs[i].dtype}; "
-                             f"the check supports {sorted(str(d) for d in NUMBERS)}.")
-    if required and not checked:
-        raise ValueError("no input requires grad, so there is nothing to check; call "
-                         "x.requires_grad_() on the tensors whose gradient you want checked.")
-    return checked
-
-
-def _dtype(point: list[torch.Tensor], names: tuple[str, ...], numbers: str | None):
-    if numbers is not None:
-        return {v: k for k, v in NUMBERS.items()}[numbers]
-    dtypes = {p.dtype for p in point}
-    if len(dtypes) > 1:
-        found = ", ".join(f"`{n}` {p.dtype}" for n, p in zip(names, point))
-        raise ValueError(f"the checked tensors must share one dtype, the one the check runs "
-                         f"in; got {found}. Pass numbers='float32' (or another) to check "
-                         "all of them in one dtype.")
-    if point[0].dtype not in NUMBERS:
-        raise ValueError(f"the checked tensors have dtype {point[0].dtype}; the check "
-                         f"supports {sorted(str(d) for d in NUMBERS)}.")
-    return point[0].dtype
-
-
-def _batch_size(batch_size: Any, inputs: tuple[Any, ...]) -> int | None:
-    if batch_size is not None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive integer or None; got "
-                             f"{batch_size!r}.")
-        return batch_size
-    for t in inputs:
-        if isinstance(t, torch.Tensor) and t.dim() >= 2 and t.shape[0] >= 2:
-            return int(t.shape[0])
-    return None
+                batch_size=batch_size_of(batch_size, inputs), seed=seed)
 
 
 FLOAT64 = number_system("float64")
@@ -221,7 +171,7 @@ FLOAT64 = number_system("float64")
 def _run(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
          inputs: tuple[Any, ...], *, loss: Any, method: str, directions: int | None,
          numbers: str | None, h: Any, batch_size: int | None, seed: int) -> GradientReport:
-    dtype = _dtype(point, names, numbers)
+    dtype = check_dtype(point, names, numbers)
     options = {"loss": loss, "method": method, "directions": directions, "h": h,
                "batch_size": batch_size, "seed": seed}
     report = _check_in(target, point, names, dtype, **options)
@@ -249,7 +199,7 @@ def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
         objective = Objective(target, blocks, loss=loss, rng=rng, device=device, dtype=dtype,
                               v=bp.v)
         x = blocks.flatten(point, ns)
-        gradient = ns.asarray(bp.gradient.astype(_numpy_dtype(ns)))
+        gradient = ns.asarray(bp.gradient.astype(ns.dtype))  # (exact: it holds ns's numbers)
         provider = None
         if directions is not None or x.size <= PLANNED_ABOVE:  # (larger: the check plans)
             provider = Float64Reference(objective, blocks.flatten(point, FLOAT64), bp.gradient,
@@ -320,10 +270,6 @@ def _confirmed(narrow: GradientReport, wider: GradientReport, dtype: torch.dtype
                        f"{verdict}.)")
     return replace(wider, tolerance_source=f"{why}; this is that check, which fails. "
                    f"{wider.tolerance_source}")
-
-
-def _numpy_dtype(ns: Any) -> Any:
-    return ns.asarray([0]).dtype
 
 
 def _with_torch_findings(report: GradientReport, bp: Any, blocks: TensorBlocks, u: float,

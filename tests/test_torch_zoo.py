@@ -173,6 +173,18 @@ class _ReluInPlace(torch.nn.Module):
         return self.lin(t)
 
 
+class _DetachedWeight(torch.nn.Module):
+    """A linear layer whose forward detaches its weight: the weight requires grad but
+    receives None."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(3, 2)
+
+    def forward(self, t):
+        return torch.nn.functional.linear(t, self.lin.weight.detach(), self.lin.bias)
+
+
 def _t(*shape, seed, grad=True):
     return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).requires_grad_(grad)
 
@@ -197,7 +209,8 @@ def _kind_cases():
         ("step_too_small", None, [lambda: run(zoo.off_by_1e4(False), method="central", h=1e-6),
                                   lambda: run(zoo.derivative_at_output(False),
                                               method="central", h=1e-6)]),
-        ("precision_loss", None, [zoo_run["half_gradient"], zoo_run["bfloat16_gradient"]]),
+        ("precision_loss", "gradient_dtype", [zoo_run["half_gradient"],
+                                              zoo_run["bfloat16_gradient"]]),
         ("not_complex_safe", None, [
             lambda: check_function(softplus, _t(2, 4, seed=3), method="complex_step"),
             lambda: check_function(lambda t: t * t.abs(), _t(5, seed=4), method="complex_step")]),
@@ -210,6 +223,7 @@ def _kind_cases():
             lambda: check_module(_ReluInPlace(), _t(3, 4, seed=6, grad=False))]),
         ("mismatch", "missing_gradient", [
             zoo_run["module_none_gradient"],
+            lambda: check_module(_DetachedWeight(), _t(4, 3, seed=7, grad=False)),
             lambda: check_function(_NoInputGradient.apply, _t(2, 4, seed=3), _t(2, 4, seed=5))]),
     ]
 

@@ -15,6 +15,9 @@ every layer ``"bias"``), so that findings speak the caller's language.
 
 from __future__ import annotations
 
+import functools
+import itertools
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -82,13 +85,14 @@ class Blocks:
         """The same blocks under other names (one per block)."""
         return Blocks(self.shapes, self.order, self.given, tuple(names), self.column_names)
 
-    @property
+    @functools.cached_property
     def sizes(self) -> list[int]:
-        return [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
+        # (computed once: the pattern detectors ask for every block's slice many times)
+        return [math.prod(s) for s in self.shapes]
 
-    @property
+    @functools.cached_property
     def offsets(self) -> list[int]:
-        return [0, *np.cumsum(self.sizes).tolist()]
+        return [0, *itertools.accumulate(self.sizes)]
 
     def name(self, block: int) -> str:
         """The name of `block`."""

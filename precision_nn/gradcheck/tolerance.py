@@ -139,4 +139,12 @@ def _sentence(ref_part: np.ndarray, rounding: np.ndarray, missing: np.ndarray, u
 
 
 def _median(values: np.ndarray) -> float:
-    return float(np.median(values)) if np.size(values) else 0.0
+    # np.median's own result, from a sorted copy (np.median costs ~20 µs of dispatch, a
+    # share of a small check); NaN anywhere gives NaN, as np.median does
+    flat = np.sort(np.ravel(values))
+    n = flat.size
+    if n == 0:
+        return 0.0
+    if np.isnan(flat[-1]):
+        return float("nan")
+    return float(flat[n // 2]) if n % 2 else float((flat[n // 2 - 1] + flat[n // 2]) / 2)

@@ -1,6 +1,8 @@
 """The PyTorch adapter behind `precision_nn.torch` (needs the optional `torch` extra).
 
 * `tensors` — the blocks of a check (named tensors), dtypes and the flat vector;
+* `validation` — the entry checks: options, the tensors to check (finite, non-empty),
+  their dtype;
 * `targets` — the user's function or module as a function of the checked tensors;
 * `rng` — torch's RNG seeded for every evaluation and restored afterwards;
 * `problem` — the user's backward (vector-Jacobian products in the user's dtype) and the

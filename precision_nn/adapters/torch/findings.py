@@ -166,7 +166,8 @@ def check_raw_gradients(raw: Sequence[Any], inputs: Sequence[Any],
             found.append(Finding("precision_loss", f"The backward returns a {g.dtype} "
                                  f"gradient for `input {pos}`, which is {t.dtype}: torch casts "
                                  "it back silently, keeping only the digits of the narrower "
-                                 "dtype. Compute the gradient in the input's dtype.",
+                                 "dtype. Fix: compute the gradient in the input's dtype (no "
+                                 ".half()/.bfloat16() on what backward returns).",
                                  {"torch": "gradient_dtype", "input": pos,
                                   "returned": str(g.dtype), "expected": str(t.dtype)}))
     return found

@@ -15,7 +15,7 @@ float64 or complex128, the dtype of the point (on converted deep copies).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,15 +25,22 @@ import torch
 from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import fresh
 from precision_nn.adapters.torch.tensors import REFERENCE_DTYPES, TensorBlocks
+from precision_nn.adapters.torch.validation import non_finite_from_inputs
 
-__all__ = ["BackwardPass", "Objective", "backward_pass", "cotangents", "objective_value"]
+__all__ = ["BackwardPass", "Objective", "backward_pass", "cotangents", "floating_outputs",
+           "objective_value"]
 
 
-def _floating(outputs: Any) -> list[torch.Tensor]:
-    """The floating (or complex) tensors among the outputs, in order."""
-    items = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-    return [o for o in items if isinstance(o, torch.Tensor) and
-            (o.is_floating_point() or o.is_complex())]
+def floating_outputs(outputs: Any) -> list[torch.Tensor]:
+    """The floating (or complex) tensors among the outputs, in order, also inside nested
+    tuples, lists and dicts (an LSTM's ``(out, (h, c))``, a dict of named outputs)."""
+    if isinstance(outputs, torch.Tensor):
+        return [outputs] if outputs.is_floating_point() or outputs.is_complex() else []
+    if isinstance(outputs, Mapping):
+        outputs = list(outputs.values())
+    if isinstance(outputs, (tuple, list)):
+        return [t for item in outputs for t in floating_outputs(item)]
+    return []
 
 
 def cotangents(outputs: Sequence[torch.Tensor], seed: int, salt: int) -> list[torch.Tensor]:
@@ -52,7 +59,7 @@ def objective_value(outputs: Any, loss: Callable[[Any], Any] | None,
             raise ValueError(f"`loss` must return a scalar tensor; got {_describe(value)}. "
                              "Reduce it, e.g. loss=lambda out: out.pow(2).mean().")
         return value.reshape(())
-    outs = _floating(outputs)
+    outs = floating_outputs(outputs)
     total = (v[0] * outs[0]).sum()
     for vk, o in zip(v[1:], outs[1:]):
         total = total + (vk * o).sum()
@@ -90,10 +97,12 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
     before = [fresh(a) for a in target.inputs]
     outputs, args = target.call(tensors, point[0].dtype, convert_others=convert)
     rng.note_use()
-    outs = _floating(outputs)
+    target.note_state()  # (a forward that wrote into buffers: each later call restores them)
+    outs = floating_outputs(outputs)
     if not outs:
         raise ValueError("the call returns no floating-point tensor, so there is no gradient "
                          "to check; return the tensor(s) the backward differentiates.")
+    non_finite_from_inputs(outs, target.inputs, target.checked)
     v1 = cotangents(outs, seed, 1)
     v2 = [2 * v for v in v1]  # exactly doubled: a linear backward returns exactly twice
     raw = _raw_backward(target, outs, v1)
@@ -205,6 +214,7 @@ class Objective:
         self.device, self.dtype, self.v = device, dtype, v
         self.fallback: str | None = None
         self._v: dict = {}
+        self._known: tuple[np.ndarray, float] | None = None  # the last float64 point, value
 
     def __call__(self, x: Any) -> Any:
         arr = np.asarray(x)
@@ -222,16 +232,26 @@ class Objective:
         return self._value(arr, self.dtype)
 
     def _value(self, arr: np.ndarray, dtype: torch.dtype) -> Any:
-        wide = np.complex128 if dtype.is_complex else np.float64
-        flat = torch.from_numpy(arr.astype(wide)).to(device=self.device, dtype=dtype)
+        wide = arr.astype(np.complex128 if dtype.is_complex else np.float64)
+        flat = torch.from_numpy(wide).to(device=self.device, dtype=dtype)
         tensors = self.blocks.split(flat)
         self.rng.reset()
         with torch.no_grad():
             outputs, _ = self.target.call(tensors, dtype, convert_others=True)
-            value = objective_value(outputs, self.loss, self.cotangents_in(dtype)).cpu()
+            value = objective_value(outputs, self.loss, self.cotangents_in(dtype)).item()
+        if dtype == REFERENCE_DTYPES["real"]:
+            self._known = (wide, value)
         # returned in the point's own dtype (rounded once from the wide value), so that the
         # check sees a function of that system when it widens the reference
-        return np.asarray(value.item(), dtype=arr.dtype)[()]
+        return np.asarray(value, dtype=arr.dtype)[()]
+
+    def value_at(self, x: np.ndarray) -> float | None:
+        """The float64 value at `x` if the last float64 evaluation was there (the check
+        evaluates f(x) first, and the reference's differences need it too), else None."""
+        known = self._known
+        if known is not None and np.array_equal(known[0], x):
+            return known[1]
+        return None
 
     def cotangents_in(self, dtype: torch.dtype) -> list[torch.Tensor]:
         """The cotangents v of the outputs, converted to `dtype` once."""

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from precision_nn.adapters.torch.problem import Objective, objective_value
+from precision_nn.adapters.torch.problem import Objective, floating_outputs, objective_value
 from precision_nn.derivatives import Estimate
 from precision_nn.gradcheck.evidence import ComplexProbe
 from precision_nn.numbers import NumberSystem
@@ -65,6 +65,7 @@ CENTRAL_STEP = 2.0 ** -13
 # combined error bars
 CROSS_SAFETY = 4.0
 CHUNK = 256  # perturbed points per vmap call
+HELD = 1 << 18  # output entries held for one batched product (2 MB in float64)
 # the user's callables (a custom Function's class, a module) that vmap refused once: the
 # next checks of the same code evaluate one by one at once
 _NO_VMAP: weakref.WeakSet = weakref.WeakSet()
@@ -215,6 +216,8 @@ class Float64Reference:
         """
         steps = h[:, None] * directions
         rows = [self.x + steps, self.x - steps, self.x + steps / 2]
+        if self._f0 is None:  # the check's own f(x), if it was evaluated in float64
+            self._f0 = self.objective.value_at(self.x)
         if self._f0 is None:  # f(x), once for every call
             rows.insert(0, self.x[None, :])
         f = self._values(torch.from_numpy(np.concatenate(rows))).numpy()
@@ -267,18 +270,48 @@ class Float64Reference:
                     one(points[0])  # the code's own (no complex support) propagates here
                     self._vmap = False  # vmap refused code that runs: one by one
                     _remember_refusal(self._code)
-            out = []
-            for row in points:
-                obj.rng.reset()
-                self._evaluated += 1
-                out.append(one(row))
-            return torch.stack(out).cpu()
+            return self._one_by_one(points, v)
+
+    def _one_by_one(self, points: torch.Tensor, v: list[torch.Tensor]) -> torch.Tensor:
+        """`_values` without vmap: each row from the seeded RNG state. Without a loss the
+        products ``Σ⟨v, output⟩`` are formed for many rows at once (two tensor ops instead
+        of two per row), holding at most ``HELD`` output entries."""
+        obj, dtype = self.objective, points.dtype
+        values: list[torch.Tensor] = []
+        held: list[list[torch.Tensor]] = []
+        size = 0
+        for tensors in obj.blocks.split_rows(points):  # (the stack cut once for every row)
+            obj.rng.reset()
+            self._evaluated += 1
+            outputs, _ = obj.target.call(tensors, dtype, convert_others=True)
+            if obj.loss is not None:
+                values.append(objective_value(outputs, obj.loss, v).reshape(1))
+                continue
+            held.append(floating_outputs(outputs))
+            size += sum(o.numel() for o in held[-1])
+            if size > HELD:
+                values.append(_products(held, v))
+                held, size = [], 0
+        if held:
+            values.append(_products(held, v))
+        return torch.cat(values).cpu()
 
     def _count(self) -> int:
         """The calls since the last estimate was returned (failed attempts included: a
         complex step refused, a vmap refusal's single call)."""
         count, self._reported = self._evaluated - self._reported, self._evaluated
         return count
+
+
+def _products(rows: list[list[torch.Tensor]], v: list[torch.Tensor]) -> torch.Tensor:
+    """``Σ_k ⟨v_k, output_k⟩`` for each row of outputs (no conjugate, as
+    `objective_value`)."""
+    total = None
+    for k, vk in enumerate(v):
+        stacked = torch.stack([row[k] for row in rows])
+        term = (stacked * vk).reshape(len(rows), -1).sum(1)
+        total = term if total is None else total + term
+    return total
 
 
 def _known_refusal(code: Any) -> bool:

@@ -1,10 +1,15 @@
 """The user's code as a function of the checked tensors, in any dtype.
 
 `FunctionTarget` substitutes them for the inputs of a callable, `ModuleTarget` for the
-parameters (and checked inputs) of a module, through `torch.func.functional_call` on a
-deep copy, so the user's module is never touched. Other arguments are copied (converted
-to the dtype of the evaluation) once per dtype, or at every call when the forward writes
-into its inputs.
+parameters (and checked inputs) of a module, on a deep copy, so the user's module is never
+touched (a module passed as `fn` too). The copy is the target's own, so the tensors are
+put straight into the parameter slots of its submodules (`Slots`: what
+``torch.func.functional_call`` does, less its per-call bookkeeping, which costs as much
+as a small module's forward), every slot of a tied parameter alike; a forward that writes
+into the copy's buffers has them restored before every later call (`_Copies`), so that
+the check differentiates one function. Other arguments are copied (converted to the dtype
+of the evaluation) once per dtype, or at every call when the forward writes into its
+inputs.
 """
 
 from __future__ import annotations
@@ -16,9 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.func import functional_call
 
-__all__ = ["FunctionTarget", "ModuleTarget", "fresh"]
+__all__ = ["FunctionTarget", "ModuleTarget", "Slots", "fresh"]
 
 
 def _convert(value: Any, dtype: torch.dtype) -> Any:
@@ -51,18 +55,51 @@ class _Arguments:
         return list(self._cache[dtype])
 
 
+class _Copies:
+    """The deep copies of one module, one per dtype (None: its own), each with the slots
+    of the checked parameters and a snapshot of its buffers. A forward that writes into
+    its buffers (BatchNorm's running statistics in train mode, a power iteration's
+    vector) would make every evaluation see another function; once `note_state` has seen
+    that, every call starts from the buffers the caller's module holds."""
+
+    def __init__(self, module: torch.nn.Module, params: tuple[str, ...]):
+        self.module, self.params = module, params
+        self.restore = False
+        self._made: dict = {}  # dtype -> (copy, its Slots, [(buffer, snapshot)])
+
+    def get(self, dtype: torch.dtype | None) -> tuple[torch.nn.Module, Slots]:
+        if dtype not in self._made:
+            work = _converted(self.module, dtype)
+            buffers = [(b, b.detach().clone()) for b in work.buffers()]
+            self._made[dtype] = (work, Slots(work, self.params), buffers)
+        work, slots, buffers = self._made[dtype]
+        if self.restore:
+            with torch.no_grad():
+                for b, saved in buffers:
+                    b.copy_(saved)
+        return work, slots
+
+    def note_state(self) -> None:
+        """Whether the forward so far wrote into a copy's buffers (then restore them)."""
+        self.restore = self.restore or any(
+            not torch.equal(b, saved) for _, _, buffers in self._made.values()
+            for b, saved in buffers)
+
+
 @dataclass
 class FunctionTarget:
-    """``fn(*inputs)`` with the inputs at positions `checked` replaced."""
+    """``fn(*inputs)`` with the inputs at positions `checked` replaced (a module `fn` is
+    called on deep copies, never itself)."""
 
     fn: Callable[..., Any]
     inputs: tuple[Any, ...]
     checked: tuple[int, ...]
-    _copies: dict = field(default_factory=dict)
     args: _Arguments = field(init=False)
+    copies: _Copies | None = field(init=False)
 
     def __post_init__(self) -> None:
         self.args = _Arguments(self.inputs, self.checked)
+        self.copies = _Copies(self.fn, ()) if isinstance(self.fn, torch.nn.Module) else None
 
     def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
              convert_others: bool) -> tuple[Any, list[Any]]:
@@ -73,11 +110,14 @@ class FunctionTarget:
         return self._fn(dtype)(*args), args
 
     def _fn(self, dtype: torch.dtype) -> Callable[..., Any]:
-        if not isinstance(self.fn, torch.nn.Module) or dtype == _module_dtype(self.fn):
+        if self.copies is None:
             return self.fn
-        if dtype not in self._copies:
-            self._copies[dtype] = _converted(self.fn, dtype)
-        return self._copies[dtype]
+        own = dtype == _module_dtype(self.fn)
+        return self.copies.get(None if own else dtype)[0]
+
+    def note_state(self) -> None:
+        if self.copies is not None:
+            self.copies.note_state()
 
 
 @dataclass
@@ -88,11 +128,12 @@ class ModuleTarget:
     inputs: tuple[Any, ...]
     params: tuple[str, ...]
     checked: tuple[int, ...]
-    _copies: dict = field(default_factory=dict)
     args: _Arguments = field(init=False)
+    copies: _Copies = field(init=False)
 
     def __post_init__(self) -> None:
         self.args = _Arguments(self.inputs, self.checked)
+        self.copies = _Copies(self.module, self.params)
 
     def call(self, tensors: Sequence[torch.Tensor], dtype: torch.dtype, *,
              convert_others: bool) -> tuple[Any, list[Any]]:
@@ -100,13 +141,42 @@ class ModuleTarget:
         args = self.args.get(dtype if convert_others else None)
         for pos, t in zip(self.checked, tensors[k:]):
             args[pos] = t
-        module = self._copy(dtype if convert_others else None)
-        return functional_call(module, dict(zip(self.params, tensors[:k])), tuple(args)), args
+        module, slots = self.copies.get(dtype if convert_others else None)
+        slots.fill(tensors[:k])
+        return module(*args), args
 
-    def _copy(self, dtype: torch.dtype | None) -> torch.nn.Module:
-        if dtype not in self._copies:
-            self._copies[dtype] = _converted(self.module, dtype)
-        return self._copies[dtype]
+    def note_state(self) -> None:
+        self.copies.note_state()
+
+
+class Slots:
+    """The places of named parameters in a module: every ``(submodule, attribute)`` that
+    holds each (several for a tied weight, which ``named_parameters`` lists once).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    >>> net[1].weight = net[0].weight  # tied
+    >>> slots = Slots(net, ("0.weight", "0.bias", "1.bias"))
+    >>> w = torch.zeros(2, 2); slots.fill([w, torch.zeros(2), torch.zeros(2)])
+    >>> net[0].weight is w and net[1].weight is w
+    True
+    """
+
+    def __init__(self, module: torch.nn.Module, names: Sequence[str]):
+        holders: dict[int, list[tuple[torch.nn.Module, str]]] = {}
+        for full, p in module.named_parameters(remove_duplicate=False):
+            prefix, _, leaf = full.rpartition(".")
+            holders.setdefault(id(p), []).append((module.get_submodule(prefix), leaf))
+        named = dict(module.named_parameters())
+        self.places = [holders[id(named[n])] for n in names]
+
+    def fill(self, tensors: Sequence[torch.Tensor]) -> None:
+        """Put ``tensors[i]`` into every slot of parameter i."""
+        for places, t in zip(self.places, tensors):
+            for owner, leaf in places:
+                owner._parameters[leaf] = t
 
 
 def _converted(module: torch.nn.Module, dtype: torch.dtype | None) -> torch.nn.Module:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -56,7 +57,7 @@ class TensorBlocks:
 
     @functools.cached_property
     def sizes(self) -> list[int]:
-        return [int(np.prod(s, dtype=np.int64)) for s in self.shapes]
+        return [math.prod(s) for s in self.shapes]
 
     @functools.cached_property
     def _pieces(self) -> list[tuple[int, int, tuple[int, ...]]]:
@@ -79,6 +80,27 @@ class TensorBlocks:
         return [piece.view(shape) for piece, (_, _, shape)
                 in zip(torch.split(flat, self.sizes), self._pieces)]
 
+    def split_rows(self, points: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Every row of a ``(k, n)`` stack of flat points cut into the blocks' tensors,
+        cutting the stack once (cheaper than `split` on each row).
+
+        Examples
+        --------
+        >>> b = TensorBlocks(("w", "b"), ((2, 2), ()))
+        >>> rows = b.split_rows(torch.arange(10.0).reshape(2, 5))
+        >>> [tuple(t.shape) for t in rows[1]], rows[1][1].item()
+        ([(2, 2), ()], 9.0)
+        """
+        k = points.shape[0]
+        columns = torch.split(points, self.sizes, dim=1)
+        per_block = [piece.reshape(k, *shape).unbind(0)
+                     for piece, (_, _, shape) in zip(columns, self._pieces)]
+        return [list(row) for row in zip(*per_block)]
+
     def block_slices(self) -> list[slice]:
-        offsets = np.cumsum([0, *self.sizes]).tolist()
-        return [slice(a, b) for a, b in itertools.pairwise(offsets)]
+        return list(self._slices)
+
+    @functools.cached_property
+    def _slices(self) -> tuple[slice, ...]:
+        offsets = [0, *itertools.accumulate(self.sizes)]
+        return tuple(slice(a, b) for a, b in itertools.pairwise(offsets))
