@@ -27,6 +27,19 @@ Three more terms and rules keep the bar honest off the textbook path:
   differs by ``u|x|·|f''|``; the bar adds ``κu|x||f''|`` with ``f''`` from the witness
   points. At a minimum (least squares at an exact fit) that bias is the whole computed
   derivative; elsewhere it is ~h times the rounding term.
+- *Cancelling f.* Where ``f(x) ≈ 0`` through cancellation (a residual at an exact fit,
+  ``Σ sin x_i`` at symmetric points, ``t² − 2`` at √2) one evaluation still rounds by ~u
+  times f's terms, while ``κu|f_j|`` at ``x ± h`` is ~``κu·h|f'|``: noise ∝ h sent h* down
+  round after round to the spacing of x (bars of 3e-2 on an exact-fit residual, or short
+  ones: a log-sum-exp difference got 1.5e-16 against a true error of 9e-6). Every
+  ``|f_j|`` of the rounding terms is therefore floored at the term scale
+  ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_scale`, the largest over all coordinates and
+  rounds: the final sums of f, whose rounding this is, are shared by every coordinate).
+  It is the forward error of a backward error u in the arguments, ``u·|x|·|f'|``: every
+  term that moves with ``x_i`` is about ``|D_i|·|x_i|`` in size (to first order; at a
+  stationary point T says nothing, and *Multiple zeros* applies). For an f that does not
+  cancel it is the rounding a steep f really has (``exp(20x)``: 20x rounds by ``u·20|x|``).
+  The gradient check uses the same scale (`gradcheck.decisions.with_terms`).
 - *Multiple zeros.* With ``f = f' = 0`` at ``x ≠ 0`` the noise ``κu|f|`` vanishes and
   h* with it; automatic steps stay `MIN_STEP_SPACINGS` spacings above the numbers at x
   instead of failing with "h is below the spacing".
@@ -95,6 +108,7 @@ class Level:
     value: np.ndarray  # the difference quotients, in the number system
     noise: np.ndarray  # float: bound on their rounding error
     magnitude: np.ndarray  # float: max |f| over the points used
+    terms: float = 0.0  # the floor of every |f_j| in `noise` (`term_scale`), 0 for none
 
 
 @dataclass(frozen=True)
@@ -166,7 +180,10 @@ def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list
 
 def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
            values: dict[int, np.ndarray], offsets: dict[int, np.ndarray],
-           exact: dict[int, np.ndarray]) -> Level:
+           exact: dict[int, np.ndarray], *, x: np.ndarray | None = None,
+           terms: float = 0.0) -> Level:
+    """`rule` at step ``m·h``; with `x` (the points' coordinates) the rounding term floors
+    every |f_j| at ``max(terms, term_scale)`` (module notes, *Cancelling f*)."""
     nodes = [m * s for s in rule.offsets]
     # integer weights over one common denominator: each product n_j·f_j rounds once
     denominator = math.lcm(*(w.denominator for w in rule.weights))
@@ -186,10 +203,22 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
         weights[:, i] = [float(abs(w)) for w in real]
     magnitudes = np.array([ns.magnitude(values[k]) for k in nodes])
     step = ns.magnitude(h) * m
+    if x is not None:
+        terms = max(terms, term_scale(ns, value, x))
     # the rounding term uses the weights really applied: on irregular offsets they can
     # exceed the rule's
-    noise = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0) / step
-    return Level(value=value, noise=noise, magnitude=magnitudes.max(axis=0))
+    noise = NOISE_ROUNDINGS * ns.unit_roundoff * \
+        np.sum(weights * np.maximum(magnitudes, terms), axis=0) / step
+    return Level(value=value, noise=noise, magnitude=magnitudes.max(axis=0), terms=terms)
+
+
+def term_scale(ns: NumberSystem, value: np.ndarray, x: np.ndarray) -> float:
+    """``max_i |D_i|·max(|x_i|, 1)`` over the finite estimates ``D_i``: the size of the
+    terms of f that move with x (module notes, *Cancelling f*)."""
+    wide = ns.error_dtype.type
+    size = ns.magnitude(value) * scales(ns.magnitude(x))
+    size = size[np.isfinite(size)]
+    return wide(np.max(size)) if size.size else wide(0.0)
 
 
 def real_weights(ns: NumberSystem, nodes: list[int], offsets: list[Any], step: Any,
@@ -222,7 +251,7 @@ def finite_difference(ev: Evaluator, *, method: str, order: int,
     rule = stencil(method, order)
     if h is not None:
         coords = np.arange(len(ev.x_flat))
-        return _at_steps(ev, coords, realize(ev.ns, ev.x_flat, h), rule)
+        return _at_steps(ev, coords, realize(ev.ns, ev.x_flat, h), rule)[0]
     return _auto_steps(ev, rule)
 
 
@@ -236,14 +265,16 @@ def witness_offsets(rule: Stencil) -> tuple[int, ...]:
     return tuple(range(low, high + 2))
 
 
-def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -> FDResult:
+def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil, *,
+              terms: float = 0.0) -> tuple[FDResult, float]:
     """The rule at step h with its error: truncation from the (p+1)-th difference, plus
-    rounding noise."""
+    rounding noise of values at least ``max(terms, term_scale)`` (module notes); and that
+    floor."""
     ns = ev.ns
     witness = witness_offsets(rule)
     values, offsets, exact = _evaluate_offsets(ev, coords, h, sorted(set(witness)
                                                                       | set(rule.offsets)))
-    level = _level(ns, rule, 1, h, values, offsets, exact)
+    level = _level(ns, rule, 1, h, values, offsets, exact, x=ev.x_flat[coords], terms=terms)
     p = rule.order
     difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
     steps = ns.magnitude(h)
@@ -252,7 +283,7 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
     # formed so, it neither overflows for large h nor underflows for tiny ones
     witnessed = constant * ns.magnitude(difference)
     # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|weight_j||f_j|
-    magnitudes = np.array([ns.magnitude(values[k]) for k in witness])
+    magnitudes = np.maximum(np.array([ns.magnitude(values[k]) for k in witness]), level.terms)
     floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
     with np.errstate(over="ignore", under="ignore"):
         coefficient = _per_power(witnessed, steps, p + 1)
@@ -268,7 +299,7 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
         noise=noise,
         resolution=resolution,
         bias=bias,
-    )
+    ), level.terms
 
 
 def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
@@ -333,10 +364,11 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     rounds: list[tuple[np.ndarray, FDResult]] = []
     active = np.arange(len(x_float))
     budget = np.full(len(x_float), MAX_STEP_ITERATIONS)
+    terms = 0.0  # the largest term scale seen: f's rounding is shared by all coordinates
     for round_ in range(MAX_STEP_ITERATIONS + FLAT_ROUNDS + 1):
         h = realize(ns, ev.x_flat[active], radix_steps(h_float[active], ns))
         try:
-            result = _at_steps(ev, active, h, rule)
+            result, terms = _at_steps(ev, active, h, rule, terms=terms)
         except NonFiniteValueError:
             if round_ == MAX_STEP_ITERATIONS:
                 raise
