@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator
 from precision_nn.derivatives.finite_difference import FDResult
 from precision_nn.derivatives.resolution import probe_resolution
@@ -116,11 +117,11 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     steps = ns.magnitude(h)
     witness = witness_steps(x_float, ns)
     with ns.context():
-        far = np.where(2 * steps >= witness, h * ns.scalar(2), radix_steps(witness, ns))
+        far = np.where(2 * steps >= witness, h * exact_constant(ns, 2), radix_steps(witness, ns))
     ratio = ns.magnitude(far) / steps
     with cs.context():
-        points = np.concatenate([xc + cs.scalar(1j) * cs.asarray(h),
-                                 xc + cs.scalar(1j) * cs.asarray(far)])
+        points = np.concatenate([xc + exact_constant(cs, 1j) * cs.asarray(h),
+                                 xc + exact_constant(cs, 1j) * cs.asarray(far)])
     values = ev.at_shifts(np.tile(np.arange(n), 2), points)
     with ns.context():
         first = ns.asarray(cs.imag(values[:n])) / h

@@ -73,11 +73,15 @@ class Evaluator:
         self.batched: bool | None = None
         self._alone_seconds: float | None = None  # per point, from the probe
         self._timed_batch = False
+        self._at_point: Any = None
 
     def at_point(self) -> Any:
-        """``f(x)`` as a scalar of `ns`."""
-        return self._one_by_one(self._rows(np.zeros(1, dtype=int), self.x_flat[:1]
-                                           if self.shape == () else None))[0]
+        """``f(x)`` as a scalar of `ns`, evaluated once (every round and probe of a method
+        shares it)."""
+        if self._at_point is None:
+            self._at_point = self._one_by_one(self._rows(
+                np.zeros(1, dtype=int), self.x_flat[:1] if self.shape == () else None))[0]
+        return self._at_point
 
     def at_shifts(self, coords: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``f`` at the points ``x`` with ``x[coords[r]] = values[r]``, one value per row."""
@@ -99,12 +103,14 @@ class Evaluator:
         return block.reshape((len(coords), *self.shape))
 
     def _evaluate(self, points: np.ndarray) -> np.ndarray:
-        if self.batched is None and points.shape[0] >= 2:
+        if self.batched is None and points.shape[0] <= 2:
+            # too few to gain from a stack: learning whether f accepts one would cost
+            # two more evaluations than it saves (a probe's two points)
+            return self._one_by_one(points)
+        if self.batched is None:
             alone, seconds = self._timed_alone(points[:2])
             self._alone_seconds = seconds
             self.batched = self._probe(points[:2], alone)
-            if points.shape[0] == 2:
-                return alone
         if not self.batched:
             return self._one_by_one(points)
         if self._timed_batch or self._alone_seconds is None:

@@ -61,6 +61,7 @@ quotient exists then, and a `ValueError` says to take a larger step.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -68,6 +69,7 @@ from typing import Any
 
 import numpy as np
 
+from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.stencils import Stencil, fornberg_weights, stencil
 from precision_nn.derivatives.steps import (
@@ -152,30 +154,43 @@ def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list
                       ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray],
                                  dict[int, np.ndarray]]:
     """f at ``x + k·h`` for each k (f(x) once for all coordinates), the realised offsets,
-    and whether each offset is exactly ``k·h``."""
+    and whether each offset is exactly ``k·h``: every shifted point in one array
+    operation and one call of `Evaluator.at_shifts`."""
     ns = ev.ns
     x = ev.x_flat[coords]
     moved = [k for k in ks if k != 0]
+    column = _column(ns, tuple(moved))
     with ns.context():
-        shifted = {k: x + ns.scalar(k) * h for k in moved}
-    for k in moved:
-        if not np.all(ns.isfinite(shifted[k])):
-            i = int(np.flatnonzero(~np.asarray(ns.isfinite(shifted[k])))[0])
-            raise ValueError(
-                f"`x` (entry {int(coords[i])}) is at the edge of the range of {ns.name!r}: "
-                f"the point x + {k}·h overflows. Rescale x, or compute in a wider system "
-                "(e.g. numbers='mpf:30').")
+        nominal = column * h[None, :]
+        shifted = x[None, :] + nominal
+    finite = np.asarray(ns.isfinite(shifted.reshape(-1)), dtype=bool)
+    if not finite.all():
+        r, i = divmod(int(np.flatnonzero(~finite)[0]), len(coords))
+        raise ValueError(
+            f"`x` (entry {int(coords[i])}) is at the edge of the range of {ns.name!r}: "
+            f"the point x + {moved[r]}·h overflows. Rescale x, or compute in a wider system "
+            "(e.g. numbers='mpf:30').")
     with ns.context():
-        offsets = {k: shifted[k] - x for k in moved}  # exact (Sterbenz)
-        exact = {k: np.asarray(offsets[k] == ns.scalar(k) * h, dtype=bool) for k in moved}
-    rows = ev.at_shifts(np.tile(coords, len(moved)), np.concatenate([shifted[k] for k in moved]))
-    values = {k: rows[i * len(coords):(i + 1) * len(coords)] for i, k in enumerate(moved)}
+        realised = shifted - x[None, :]  # exact (Sterbenz)
+        regular = np.asarray(realised == nominal, dtype=bool)
+    rows = ev.at_shifts(np.tile(coords, len(moved)), shifted.reshape(-1))
+    values = {k: rows[r * len(coords):(r + 1) * len(coords)] for r, k in enumerate(moved)}
+    offsets = {k: realised[r] for r, k in enumerate(moved)}
+    exact = {k: regular[r] for r, k in enumerate(moved)}
     if 0 in ks:
         values[0] = ns.zeros(len(coords))
         values[0][:] = ev.at_point()
         offsets[0] = ns.zeros(len(coords))
         exact[0] = np.ones(len(coords), dtype=bool)
     return values, offsets, exact
+
+
+def _column(ns: NumberSystem, ks: tuple[int, ...]) -> np.ndarray:
+    """The offsets `ks` as a column of `ns` (exact small integers, `exact_constant`)."""
+    column = ns.zeros((len(ks), 1))
+    for r, k in enumerate(ks):
+        column[r, 0] = exact_constant(ns, k)
+    return column
 
 
 def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
@@ -185,18 +200,15 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
     """`rule` at step ``m·h``; with `x` (the points' coordinates) the rounding term floors
     every |f_j| at ``max(terms, term_scale)`` (module notes, *Cancelling f*)."""
     nodes = [m * s for s in rule.offsets]
-    # integer weights over one common denominator: each product n_j·f_j rounds once
-    denominator = math.lcm(*(w.denominator for w in rule.weights))
+    numerators, denominator, sizes = _integer_weights(rule)
     with ns.context():
-        total = sum(ns.scalar(int(w * denominator)) * values[k]
-                    for k, w in zip(nodes, rule.weights))
-        value = total / (ns.scalar(denominator * m) * h)
-    weights = np.repeat(np.array([float(abs(w)) for w in rule.weights])[:, None],
-                        len(h), axis=1)
+        total = sum(exact_constant(ns, n) * values[k] for k, n in zip(nodes, numerators))
+        value = total / (exact_constant(ns, denominator * m) * h)
+    weights = np.repeat(sizes[:, None], len(h), axis=1)
     regular = np.logical_and.reduce([exact[k] for k in nodes])
     for i in np.flatnonzero(~regular):
         with ns.context():
-            unit = h[i] * ns.scalar(m)
+            unit = h[i] * exact_constant(ns, m)
         real = real_weights(ns, nodes, [offsets[k][i] for k in nodes], unit, 1)
         with ns.context():
             value[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(nodes, real)) / unit
@@ -210,6 +222,17 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
     noise = NOISE_ROUNDINGS * ns.unit_roundoff * \
         np.sum(weights * np.maximum(magnitudes, terms), axis=0) / step
     return Level(value=value, noise=noise, magnitude=magnitudes.max(axis=0), terms=terms)
+
+
+@functools.cache
+def _integer_weights(rule: Stencil) -> tuple[tuple[int, ...], int, np.ndarray]:
+    """The rule's weights as integers over one common denominator (each product n_j·f_j
+    then rounds once), that denominator, and the |weights| as floats."""
+    denominator = math.lcm(*(w.denominator for w in rule.weights))
+    numerators = tuple(int(w * denominator) for w in rule.weights)
+    sizes = np.array([float(abs(w)) for w in rule.weights])
+    sizes.setflags(write=False)
+    return numerators, denominator, sizes
 
 
 def term_scale(ns: NumberSystem, value: np.ndarray, x: np.ndarray) -> float:
@@ -311,7 +334,7 @@ def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
     k = next(j for j in range(len(witness) - 2) if witness[j] <= 0 <= witness[j + 2])
     a, b, c = (values[witness[k + j]] for j in range(3))
     with ns.context():  # in the system: in floats the difference would be all rounding
-        difference = ns.magnitude(a - ns.scalar(2) * b + c)
+        difference = ns.magnitude(a - exact_constant(ns, 2) * b + c)
     with np.errstate(over="ignore", invalid="ignore"):
         second = difference / steps / steps
     x_float = ns.magnitude(x)
@@ -336,7 +359,7 @@ def _witness_difference(ns: NumberSystem, witness: tuple[int, ...], h: np.ndarra
     p1 = len(witness) - 1
     binomial = [(-1) ** (p1 - j) * math.comb(p1, j) for j in range(p1 + 1)]
     with ns.context():
-        difference = sum(ns.scalar(b) * values[k] for b, k in zip(binomial, witness))
+        difference = sum(exact_constant(ns, b) * values[k] for b, k in zip(binomial, witness))
     weights = np.repeat(np.abs(np.array(binomial, dtype=float))[:, None], len(h), axis=1)
     regular = np.logical_and.reduce([exact[k] for k in witness])
     for i in np.flatnonzero(~regular):
