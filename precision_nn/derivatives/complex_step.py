@@ -58,7 +58,7 @@ import numpy as np
 from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator
 from precision_nn.derivatives.finite_difference import FDResult
-from precision_nn.derivatives.resolution import probe_resolution
+from precision_nn.derivatives.resolution import probe_resolution, term_size
 from precision_nn.derivatives.steps import log2_unit_roundoff, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
@@ -160,7 +160,8 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     x_float = ns.magnitude(real.x_flat)
     reach = 4 * witness_steps(x_float, ns)  # the probe's step stays a quarter of this
     try:
-        found = probe_resolution(real, result, "central", reach=reach)
+        found = probe_resolution(real, result, "central", reach=reach,
+                                 terms=term_size(ns, result, real.x_flat))
     except (TypeError, ValueError):  # f refuses real points, or leaves its domain there
         return None
     if found is None or found.noise == 0:

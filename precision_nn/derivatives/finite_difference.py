@@ -32,14 +32,16 @@ Three more terms and rules keep the bar honest off the textbook path:
   times f's terms, while ``κu|f_j|`` at ``x ± h`` is ~``κu·h|f'|``: noise ∝ h sent h* down
   round after round to the spacing of x (bars of 3e-2 on an exact-fit residual, or short
   ones: a log-sum-exp difference got 1.5e-16 against a true error of 9e-6). Every
-  ``|f_j|`` of the rounding terms is therefore floored at the term scale
-  ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_scale`, the largest over all coordinates and
-  rounds: the final sums of f, whose rounding this is, are shared by every coordinate).
-  It is the forward error of a backward error u in the arguments, ``u·|x|·|f'|``: every
-  term that moves with ``x_i`` is about ``|D_i|·|x_i|`` in size (to first order; at a
-  stationary point T says nothing, and *Multiple zeros* applies). For an f that does not
-  cancel it is the rounding a steep f really has (``exp(20x)``: 20x rounds by ``u·20|x|``).
-  The gradient check uses the same scale (`gradcheck.decisions.with_terms`).
+  ``|f_j|`` of the rounding terms is therefore floored at ``T = max_i |D_i|·|x_i|``
+  (`term_scale`, the largest over all coordinates and rounds: the final sums of f, whose
+  rounding this is, are shared by every coordinate). T is the forward error of a backward
+  error of u in each argument, the condition-number term ``u·|x||f'|`` of Higham (2002,
+  §1.6): every term that moves with ``x_i`` is about ``|D_i|·|x_i|`` in size (to first
+  order; at a stationary point T says nothing, and *Multiple zeros* applies). An f whose
+  arguments are exact (``exp(16x)`` with 16x exact) rounds by less, and its steps come out
+  up to ``cond^(1/3)`` longer than needed: honest, a little less accurate. Terms that do
+  not move with x (``(x + 4) − 4``) stay invisible here; the probe (`resolution`) looks
+  for them.
 - *Multiple zeros.* With ``f = f' = 0`` at ``x ≠ 0`` the noise ``κu|f|`` vanishes and
   h* with it; automatic steps stay `MIN_STEP_SPACINGS` spacings above the numbers at x
   instead of failing with "h is below the spacing".
@@ -236,10 +238,11 @@ def _integer_weights(rule: Stencil) -> tuple[tuple[int, ...], int, np.ndarray]:
 
 
 def term_scale(ns: NumberSystem, value: np.ndarray, x: np.ndarray) -> float:
-    """``max_i |D_i|·max(|x_i|, 1)`` over the finite estimates ``D_i``: the size of the
-    terms of f that move with x (module notes, *Cancelling f*)."""
+    """``max_i |D_i|·|x_i|`` over the finite estimates ``D_i``: the forward error, in units
+    of u, of rounding every argument by u relative, i.e. the size of the terms of f that
+    move with x (module notes, *Cancelling f*)."""
     wide = ns.error_dtype.type
-    size = ns.magnitude(value) * scales(ns.magnitude(x))
+    size = ns.magnitude(value) * ns.magnitude(x)
     size = size[np.isfinite(size)]
     return wide(np.max(size)) if size.size else wide(0.0)
 

@@ -16,16 +16,18 @@ own rule (central, forward or backward) there at a step ``δ ≤ h_i/4`` of the 
     excess = |D_probe − D_i| − 2·error_i − 2·c·δ^p,   bound = κ u Σ|w_j||f_j| / δ,
 
 (``c`` the truncation coefficient the method measured, when it did). The ``|f_j|`` of
-the bound are at least ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`): where f cancels to
-~0 (Σ sin(x_i) at symmetric points) one evaluation still rounds by ~u times its terms,
-and every term that depends on x_i changes by about ``|D_i|·max(|x_i|, 1)`` when x_i moves
-by its own scale (to first order: not a bound at a minimum, where f'' dominates).
-Without that floor the bound would be ``κu·|f'|·δ/δ`` ~ 0: honest rounding would call the
-complex step off (its cross-check, `complex_step.cross_check`), and would widen a finite
-difference's bars by the ratio of f's terms to ``|f|`` (``t² − 2`` at √2: a bar of 8e5
-before the floor, against a true error of 6e-5). The probe's own error, which decides
-whether the probed entry's bar must grow to cover its value (`reconciled`), counts the
-same floor.
+the bound are at least the scale of f's terms: where f cancels to ~0 (Σ sin(x_i) at
+symmetric points) one evaluation still rounds by ~u times its terms, and every term that
+depends on x_i changes by about ``|D_i|·|x_i|`` when x_i moves by its own scale (to first
+order: not a bound at a minimum, where f'' dominates). The finite-difference methods use
+the same floor as their rounding terms, ``max_i |D_i|·|x_i|``
+(`finite_difference.term_scale`); the complex step's cross-check
+(`complex_step.cross_check`) the wider ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`).
+Without a floor the bound would be ``κu·|f'|·δ/δ`` ~ 0: honest rounding would call the
+complex step off, and would widen a finite difference's bars by the ratio of f's terms to
+``|f|`` (``t² − 2`` at √2: a bar of 8e5 before the floor, against a true error of 6e-5).
+The probe's own error, which decides whether the probed entry's bar must grow to cover
+its value (`reconciled`), counts the same floor.
 
 A rule's truncation shrinks with its step, so at ``δ ≤ h_i`` the probe's truncation is
 covered by ``error_i`` (the method's honest bar, which contains the same rule's
@@ -103,12 +105,15 @@ class Resolution:
 
 
 def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
-                     reach: np.ndarray | None = None) -> Resolution | None:
+                     reach: np.ndarray | None = None,
+                     terms: float | None = None) -> Resolution | None:
     """Probe `f`'s real arithmetic at one coordinate of `result` (module notes); None when
     no probe step fits between the spacing of x and `reach` (default: the method's steps;
     the complex step passes a longer one, since its own step is ~u). The ``|f_j|`` of the
-    bound are floored at `term_size`: rounding of a cancelling f is no evidence of a
-    lower precision, nor against the complex arithmetic (module notes)."""
+    bound are floored at `terms` (default: `finite_difference.term_scale` of `result`, as
+    the method's own rounding terms; the complex step's cross-check passes the wider
+    `term_size`): rounding of a cancelling f is no evidence of a lower precision, nor
+    against the complex arithmetic (module notes)."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     value = ns.magnitude(result.value)
@@ -120,7 +125,8 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
         return None
     rule = stencil(rule_name, order)
     before = ev.evaluations
-    terms = term_size(ns, result, ev.x_flat)
+    if terms is None:
+        terms = term_scale(ns, result.value, ev.x_flat)
     ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result,
                                                            terms=terms)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
@@ -152,9 +158,13 @@ def term_size(ns: NumberSystem, result: FDResult, x_flat: np.ndarray) -> float:
     """``max_i |D_i|·max(|x_i|, 1)``: a size f's terms reach (every term that depends on
     x_i changes by about that when x_i moves by its own scale), so rounding of one
     evaluation up to ``κ u`` times it is the system's, even where f cancels to ~0
-    (Σ sin(x_i) at symmetric points: f = 0, rounding ~1e-16). NaN entries are skipped
-    (`finite_difference.term_scale`)."""
-    return term_scale(ns, result.value, x_flat)
+    (Σ sin(x_i) at symmetric points: f = 0, rounding ~1e-16). NaN entries are skipped.
+    Wider than `finite_difference.term_scale` near x = 0: a false alarm here calls the
+    complex step off, so the cross-check gives f's terms the benefit of the doubt."""
+    wide = ns.error_dtype.type
+    size = ns.magnitude(result.value) * scales(ns.magnitude(x_flat))
+    size = size[np.isfinite(size)]
+    return wide(np.max(size)) if size.size else wide(0.0)
 
 
 def _probe_step(ns: NumberSystem, x_i: float, h_i: float) -> float | None:
