@@ -6,7 +6,8 @@ Every method returns ``Estimate(value, error, h, evaluations)``; how `error` is 
 
 - ``forward``, ``backward``, ``central``: truncation ``2|C|·|Δ^(p+1) f|/h`` from one extra
   point (the rule's points completed to p+2 consecutive ones), plus rounding
-  ``2u Σ|w_j||f_j|/h``. With ``h=None`` the step
+  ``2u Σ|w_j|·max(|f_j|, T)/h``, ``T = max_i |D_i|·|x_i|`` the scale of f's terms (an f
+  that cancels to ~0 still rounds by ~u·T; `finite_difference`). With ``h=None`` the step
   minimises ``|c|h^p + ε Σ|w|/h`` with ``c`` measured at a trial step (`steps`).
 - ``richardson``: Ridders' tableau error (distance of the kept entry to its parents) plus
   ``2u|value|``.
@@ -293,9 +294,9 @@ METHODS: dict[str, Callable[[_Problem], _Outcome]] = {
 }
 
 _NOTES = {
-    "forward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
-    "backward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
-    "central": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
+    "forward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w|·max(|f|, T)/h (T = max|D_i|·|x_i|)",
+    "backward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w|·max(|f|, T)/h (T = max|D_i|·|x_i|)",
+    "central": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w|·max(|f|, T)/h (T = max|D_i|·|x_i|)",
     "richardson": "error = Ridders tableau error + 2u·|value|",
     "complex_step": "error = |D(h_2) - D(h)| (h_2 ≈ √u·max(|x|, 1), or |D(2h) - D(h)|/3 "
                     "for a large h) + 8u·|value| (gradients: 8u·max(|value_i|, "
