@@ -145,11 +145,17 @@ def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
 
 
 def stencil_levels(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil,
-                   multipliers: tuple[int, ...]) -> list[Level]:
-    """`rule` at steps ``m·h`` for each ``m`` in `multipliers`, at coordinates `coords`."""
+                   multipliers: tuple[int, ...], *, terms: float | None = None
+                   ) -> list[Level]:
+    """`rule` at steps ``m·h`` for each ``m`` in `multipliers`, at coordinates `coords`;
+    with `terms` (not None) the rounding terms floor every |f_j| at ``max(terms,
+    term_scale)`` (module notes, *Cancelling f*; each Level says the floor it used)."""
     ks = sorted({m * s for m in multipliers for s in rule.offsets})
     values, offsets, exact = _evaluate_offsets(ev, coords, h, ks)
-    return [_level(ev.ns, rule, m, h, values, offsets, exact) for m in multipliers]
+    if terms is None:
+        return [_level(ev.ns, rule, m, h, values, offsets, exact) for m in multipliers]
+    return [_level(ev.ns, rule, m, h, values, offsets, exact, x=ev.x_flat[coords],
+                   terms=terms) for m in multipliers]
 
 
 def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list[int]
