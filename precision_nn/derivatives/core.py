@@ -219,8 +219,12 @@ def _real_evaluator(problem: _Problem) -> Any:
 
 def _probed(ev: Any, result: FDResult, rule: str, order: int, method: str,
             notes: tuple[str, ...] = (), evaluations: int = 0) -> _Outcome:
-    """`result` after the resolution probe on f's real arithmetic (`resolution`)."""
-    found = probe_resolution(ev, result, rule, order=order)
+    """`result` after the resolution probe on f's real arithmetic (`resolution`). The probe
+    floors its rounding bound at f's term scale where the method's own rounding terms do
+    (the finite differences); Richardson's tableau error has no such floor, and its probe
+    keeps ``κu|f_j|``, whose firing on a cancelling f is what widens its bars there."""
+    terms = 0.0 if method == "richardson" else None
+    found = probe_resolution(ev, result, rule, order=order, terms=terms)
     if found is not None and found.noise > 0:
         result, notes = widened(result, found, ev.ns.unit_roundoff), (*notes, found.note)
     if found is not None:

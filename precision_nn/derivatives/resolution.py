@@ -22,7 +22,9 @@ depends on x_i changes by about ``|D_i|·|x_i|`` when x_i moves by its own scale
 order: not a bound at a minimum, where f'' dominates). The finite-difference methods use
 the same floor as their rounding terms, ``max_i |D_i|·|x_i|``
 (`finite_difference.term_scale`); the complex step's cross-check
-(`complex_step.cross_check`) the wider ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`).
+(`complex_step.cross_check`) the wider ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`);
+Richardson none (`core._probed`): its tableau error has no floor either, and on a
+cancelling f it is this probe's firing that widens its bars (honest, not tight).
 Without a floor the bound would be ``κu·|f'|·δ/δ`` ~ 0: honest rounding would call the
 complex step off, and would widen a finite difference's bars by the ratio of f's terms to
 ``|f|`` (``t² − 2`` at √2: a bar of 8e5 before the floor, against a true error of 6e-5).

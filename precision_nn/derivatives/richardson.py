@@ -142,11 +142,10 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     worsened = np.zeros(n, dtype=bool)  # the previous diagonal was already worse
     x_float = ns.magnitude(ev.x_flat)
     h = first
-    terms = 0.0  # f's term scale, the floor of every rounding term (finite_difference)
     for k in range(MAX_LEVELS):
         h_k = realize(ns, ev.x_flat[active], h[active])
         try:
-            (level,) = stencil_levels(ev, active, h_k, rule, (1,), terms=terms)
+            (level,) = stencil_levels(ev, active, h_k, rule, (1,))
         except NonFiniteValueError:
             # a point left the domain of f (sqrt, log near 0): restart every active
             # coordinate from the next, halved step (which of them failed is not known)
@@ -158,7 +157,6 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
             with ns.context():
                 h = h / exact_constant(ns, 2)
             continue
-        terms = level.terms
         last_h[active] = ns.magnitude(h_k)
         broken, checked = state.follow(ns, active, level)
         if np.any(broken):  # restart those coordinates from this level: drop their rows
