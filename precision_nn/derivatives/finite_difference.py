@@ -52,7 +52,7 @@ Three more terms and rules keep the bar honest off the textbook path:
 A user step longer than ``max(|x|, 1)`` or whose points overflow is refused at the entry
 (`check_steps`).
 
-The quotient uses the steps that were realised: ``h_r = (x + h) − x`` is computed in the
+The quotient uses the steps that were realised (`real_offsets`): ``h_r = (x + h) − x`` is computed in the
 number system (exact by Sterbenz's lemma), the points are ``x + k·h_r``, and when one of
 them is not exactly ``x + k·h_r`` (a binade boundary between them) that coordinate's
 weights, of the rule and of the witness, are recomputed exactly for the signed offsets it
@@ -63,17 +63,22 @@ quotient exists then, and a `ValueError` says to take a larger step.
 
 from __future__ import annotations
 
-import functools
-import math
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
 from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
-from precision_nn.derivatives.stencils import Stencil, fornberg_weights, stencil
+from precision_nn.derivatives.real_offsets import (
+    integer_weights,
+    offset_column,
+    real_weights,
+    realize,
+    to_fraction,
+    witness_difference,
+    witness_offsets,
+)
+from precision_nn.derivatives.stencils import Stencil, stencil
 from precision_nn.derivatives.steps import (
     MAX_STEP_ITERATIONS,
     NOISE_ROUNDINGS,
@@ -85,10 +90,11 @@ from precision_nn.derivatives.steps import (
     settled,
 )
 from precision_nn.numbers import NumberSystem
-from precision_nn.numbers.literals import exact_parts
 
+# realize, real_weights, to_fraction and witness_offsets live in `real_offsets` and are
+# re-exported for the modules that import them from here
 __all__ = ["FDResult", "Level", "finite_difference", "real_weights", "realize", "stencil_levels",
-           "to_fraction"]
+           "term_scale", "to_fraction", "witness_offsets"]
 
 # The (p+1)-th difference estimates f^(p+1) near x, not at x, and misses the next term
 # of the expansion: count its truncation twice.
@@ -132,18 +138,6 @@ class FDResult:
     bias: np.ndarray | None = None
 
 
-def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """``(x + h) − x`` in `ns`: the step the arithmetic really takes."""
-    with ns.context():
-        h_r = (x + h) - x
-    if not np.all(ns.magnitude(h_r) > 0):
-        raise ValueError(
-            "`h` is below the spacing of the floating-point numbers at `x`, so x + h == x "
-            f"in {ns.name!r}; use a larger `h` (or h=None to choose it)."
-        )
-    return h_r
-
-
 def stencil_levels(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil,
                    multipliers: tuple[int, ...], *, terms: float | None = None
                    ) -> list[Level]:
@@ -167,7 +161,7 @@ def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list
     ns = ev.ns
     x = ev.x_flat[coords]
     moved = [k for k in ks if k != 0]
-    column = _column(ns, tuple(moved))
+    column = offset_column(ns, tuple(moved))
     with ns.context():
         nominal = column * h[None, :]
         shifted = x[None, :] + nominal
@@ -193,14 +187,6 @@ def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list
     return values, offsets, exact
 
 
-def _column(ns: NumberSystem, ks: tuple[int, ...]) -> np.ndarray:
-    """The offsets `ks` as a column of `ns` (exact small integers, `exact_constant`)."""
-    column = ns.zeros((len(ks), 1))
-    for r, k in enumerate(ks):
-        column[r, 0] = exact_constant(ns, k)
-    return column
-
-
 def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
            values: dict[int, np.ndarray], offsets: dict[int, np.ndarray],
            exact: dict[int, np.ndarray], *, x: np.ndarray | None = None,
@@ -208,7 +194,7 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
     """`rule` at step ``m·h``; with `x` (the points' coordinates) the rounding term floors
     every |f_j| at ``max(terms, term_scale)`` (module notes, *Cancelling f*)."""
     nodes = [m * s for s in rule.offsets]
-    numerators, denominator, sizes = _integer_weights(rule)
+    numerators, denominator, sizes = integer_weights(rule)
     with ns.context():
         total = sum(exact_constant(ns, n) * values[k] for k, n in zip(nodes, numerators))
         value = total / (exact_constant(ns, denominator * m) * h)
@@ -232,17 +218,6 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
     return Level(value=value, noise=noise, magnitude=magnitudes.max(axis=0), terms=terms)
 
 
-@functools.cache
-def _integer_weights(rule: Stencil) -> tuple[tuple[int, ...], int, np.ndarray]:
-    """The rule's weights as integers over one common denominator (each product n_j·f_j
-    then rounds once), that denominator, and the |weights| as floats."""
-    denominator = math.lcm(*(w.denominator for w in rule.weights))
-    numerators = tuple(int(w * denominator) for w in rule.weights)
-    sizes = np.array([float(abs(w)) for w in rule.weights])
-    sizes.setflags(write=False)
-    return numerators, denominator, sizes
-
-
 def term_scale(ns: NumberSystem, value: np.ndarray, x: np.ndarray) -> float:
     """``max_i |D_i|·|x_i|`` over the finite estimates ``D_i``: the forward error, in units
     of u, of rounding every argument by u relative, i.e. the size of the terms of f that
@@ -253,30 +228,6 @@ def term_scale(ns: NumberSystem, value: np.ndarray, x: np.ndarray) -> float:
     return wide(np.max(size)) if size.size else wide(0.0)
 
 
-def real_weights(ns: NumberSystem, nodes: list[int], offsets: list[Any], step: Any,
-                 derivative: int) -> tuple[Fraction, ...]:
-    """Exact weights of the `derivative`-th derivative, in units of `step`, for points
-    whose realised offsets from x are `offsets` (nominally ``k·step`` for k in `nodes`):
-    Fornberg (1988) on the rationals ``offset/step``, signs included.
-
-    Raises
-    ------
-    ValueError
-        When two of the points coincide: the step is at the spacing of the numbers at x,
-        where no difference quotient exists.
-    """
-    unit = to_fraction(step)
-    real = [to_fraction(r) / unit for r in offsets]
-    if len(set(real)) < len(real):
-        raise ValueError(
-            f"`h` is too close to the spacing of the numbers of {ns.name!r} at `x`: the "
-            f"points x + k·h for k in {nodes} round to only {len(set(real))} distinct "
-            "numbers (a power of the radix lies between them), so no difference quotient "
-            "exists; use a larger `h` (or h=None to choose it)."
-        )
-    return fornberg_weights(real, derivative)
-
-
 def finite_difference(ev: Evaluator, *, method: str, order: int,
                       h: np.ndarray | None) -> FDResult:
     """`method`'s rule of accuracy `order` at every coordinate; `h` None chooses steps."""
@@ -285,16 +236,6 @@ def finite_difference(ev: Evaluator, *, method: str, order: int,
         coords = np.arange(len(ev.x_flat))
         return _at_steps(ev, coords, realize(ev.ns, ev.x_flat, h), rule)[0]
     return _auto_steps(ev, rule)
-
-
-def witness_offsets(rule: Stencil) -> tuple[int, ...]:
-    """``p + 2`` consecutive offsets that contain the rule's ``p + 1``-wide span: their
-    (p+1)-th difference measures ``h^(p+1) f^(p+1)`` at the cost of one more point (plus
-    f(x), shared). Backward rules extend to the left, so no point lies beyond x."""
-    low, high = min(rule.offsets), max(rule.offsets)
-    if high == 0:
-        return tuple(range(low - 1, high + 1))
-    return tuple(range(low, high + 2))
 
 
 def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil, *,
@@ -308,7 +249,7 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil, *
                                                                       | set(rule.offsets)))
     level = _level(ns, rule, 1, h, values, offsets, exact, x=ev.x_flat[coords], terms=terms)
     p = rule.order
-    difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
+    difference, weights = witness_difference(ns, witness, h, values, offsets, exact)
     steps = ns.magnitude(h)
     constant = float(abs(rule.truncation_constant))
     # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1), i.e. C·|Δ^(p+1)f|/h:
@@ -357,26 +298,6 @@ def _per_power(a: np.ndarray, h: np.ndarray, power: int) -> np.ndarray:
     for _ in range(power):
         out = out / h
     return out
-
-
-def _witness_difference(ns: NumberSystem, witness: tuple[int, ...], h: np.ndarray,
-                        values: dict[int, np.ndarray], offsets: dict[int, np.ndarray],
-                        exact: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``Δ^(p+1) f ≈ h^(p+1) f^(p+1)`` over the witness points and the |weights| used: the
-    binomial ones, or where the offsets are irregular the exact (p+1)-th derivative weights
-    of the real offsets (on regular offsets those are the binomial ones)."""
-    p1 = len(witness) - 1
-    binomial = [(-1) ** (p1 - j) * math.comb(p1, j) for j in range(p1 + 1)]
-    with ns.context():
-        difference = sum(exact_constant(ns, b) * values[k] for b, k in zip(binomial, witness))
-    weights = np.repeat(np.abs(np.array(binomial, dtype=float))[:, None], len(h), axis=1)
-    regular = np.logical_and.reduce([exact[k] for k in witness])
-    for i in np.flatnonzero(~regular):
-        real = real_weights(ns, list(witness), [offsets[k][i] for k in witness], h[i], p1)
-        with ns.context():
-            difference[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(witness, real))
-        weights[:, i] = [float(abs(w)) for w in real]
-    return difference, weights
 
 
 def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
@@ -447,10 +368,3 @@ def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],
         for name in _FIELDS:
             chosen[name][where[closer]] = getattr(result, name)[closer]
     return FDResult(**chosen)
-
-
-def to_fraction(v: Any) -> Fraction:
-    """The exact rational value of a finite number of any system (real part of a complex
-    one), sign included."""
-    real, _ = exact_parts(v, "Fraction")
-    return Fraction(real)
