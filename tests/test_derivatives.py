@@ -100,9 +100,13 @@ def points(case: Case, count: int) -> list[float]:
 
 # -- accuracy with h=None (item 5) ----------------------------------------------------------
 ACCURACY_GOALS = [
-    # (system, method, order, largest relative error allowed)
-    ("float64", "central", 2, 1e-10),
-    ("float64", "central", 4, 1e-12),
+    # (system, method, order, largest relative error allowed). Central differences: the
+    # noise model counts the rounding of f's terms, at least u·|x|·|f'| (`finite_difference`,
+    # *Cancelling f*), which exp(16x) and sin(32x) at exact power-of-2 arguments do not
+    # have; their steps come out 3x longer than for noise u·|f| and their errors ~1.5e-10
+    # (order 2) and ~1e-12 (order 4), against ~1.5e-11 and ~5e-13 before that floor.
+    ("float64", "central", 2, 2e-10),
+    ("float64", "central", 4, 2e-12),
     ("float64", "richardson", 2, 1e-13),
     ("float64", "complex_step", 2, 4 * 2.0**-53),
     ("mpf:50", "central", 2, 1e-31),
@@ -311,8 +315,11 @@ def test_a_batch_capable_function_is_called_few_times():
         return np.sum(np.tanh(x), axis=-1)
 
     gradient(f, np.linspace(-1, 1, n), h=2.0**-14)
-    # 4n perturbed points (±h, ±2h) in a handful of stacked calls, not 800 round trips
-    assert len(calls) <= 8
+    # 3n perturbed points (±h, +2h) in stacks of BATCH_BYTES, not 600 round trips; the
+    # rest: f(x), the stack probe (2 alone, 1 stacked), the resolution probe and its
+    # ladder (1 call each; Σ tanh over symmetric points cancels, and the probe says so)
+    rows = evaluation.BATCH_BYTES // (n * 8)
+    assert len(calls) <= math.ceil(3 * n / rows) + 6, calls
 
 
 def test_function_that_reduces_a_stack_wrongly_is_called_one_by_one():

@@ -123,7 +123,15 @@ def test_gradient_marks_only_the_coordinate_without_a_derivative():
 
 # -- (b) multiple zeros --------------------------------------------------------------------
 def _lsq(w):
+    """Σ (w·a_j − 3a_j)², the data 3a_j rounded in the point's own system ("data rounded at
+    x", `finite_difference`): float64 for a float64 w, the mpf context for an mpf w. (Data
+    rounded in float64 inside an mpf:30 f moves the minimum by ~1e-16 without any noise
+    that evaluations could show: the derivative of that f is −2.7e-16 to 30 digits, and a
+    reference of 0 for it judged the f, not the bar.)"""
     a = np.array([0.1, 0.7, 1.3])
+    ctx = getattr(np.asarray(w).ravel()[0], "context", None)
+    if ctx is not None:
+        a = np.array([ctx.mpf(v) for v in a], dtype=object)  # the same binary values
     return np.sum((np.asarray(w)[..., None] * a - 3 * a) ** 2, axis=-1)
 
 

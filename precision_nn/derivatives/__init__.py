@@ -1,9 +1,11 @@
 """Numerical derivatives with error estimates (see `derivative` and `gradient`).
 
 Layout: `stencils` (exact finite-difference weights), `steps` (the error model that
-chooses h), `finite_difference`, `richardson`, `complex_step` (the methods),
-`evaluation` (batched calls of the user's function), `core` (the public entry points),
-`estimate` (the result type).
+chooses h), `real_offsets` (the steps really realised and the exact weights on them),
+`finite_difference`, `richardson`, `complex_step` (the methods), `resolution` (the probe
+of f's own precision), `evaluation` (batched calls of the user's function), `constants`
+(exact small constants, converted once), `core` (the public entry points), `estimate`
+(the result type).
 """
 
 from precision_nn.derivatives.core import METHODS, derivative, estimate_from, gradient

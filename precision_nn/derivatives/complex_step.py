@@ -55,9 +55,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator
 from precision_nn.derivatives.finite_difference import FDResult
-from precision_nn.derivatives.resolution import probe_resolution
+from precision_nn.derivatives.resolution import probe_resolution, term_size
 from precision_nn.derivatives.steps import log2_unit_roundoff, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
@@ -116,11 +117,11 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     steps = ns.magnitude(h)
     witness = witness_steps(x_float, ns)
     with ns.context():
-        far = np.where(2 * steps >= witness, h * ns.scalar(2), radix_steps(witness, ns))
+        far = np.where(2 * steps >= witness, h * exact_constant(ns, 2), radix_steps(witness, ns))
     ratio = ns.magnitude(far) / steps
     with cs.context():
-        points = np.concatenate([xc + cs.scalar(1j) * cs.asarray(h),
-                                 xc + cs.scalar(1j) * cs.asarray(far)])
+        points = np.concatenate([xc + exact_constant(cs, 1j) * cs.asarray(h),
+                                 xc + exact_constant(cs, 1j) * cs.asarray(far)])
     values = ev.at_shifts(np.tile(np.arange(n), 2), points)
     with ns.context():
         first = ns.asarray(cs.imag(values[:n])) / h
@@ -159,7 +160,8 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     x_float = ns.magnitude(real.x_flat)
     reach = 4 * witness_steps(x_float, ns)  # the probe's step stays a quarter of this
     try:
-        found = probe_resolution(real, result, "central", reach=reach, cancelling=True)
+        found = probe_resolution(real, result, "central", reach=reach,
+                                 terms=term_size(ns, result, real.x_flat))
     except (TypeError, ValueError):  # f refuses real points, or leaves its domain there
         return None
     if found is None or found.noise == 0:

@@ -6,7 +6,8 @@ Every method returns ``Estimate(value, error, h, evaluations)``; how `error` is 
 
 - ``forward``, ``backward``, ``central``: truncation ``2|C|·|Δ^(p+1) f|/h`` from one extra
   point (the rule's points completed to p+2 consecutive ones), plus rounding
-  ``2u Σ|w_j||f_j|/h``. With ``h=None`` the step
+  ``2u Σ|w_j|·max(|f_j|, T)/h``, ``T = max_i |D_i|·|x_i|`` the scale of f's terms (an f
+  that cancels to ~0 still rounds by ~u·T; `finite_difference`). With ``h=None`` the step
   minimises ``|c|h^p + ε Σ|w|/h`` with ``c`` measured at a trial step (`steps`).
 - ``richardson``: Ridders' tableau error (distance of the kept entry to its parents) plus
   ``2u|value|``.
@@ -218,8 +219,12 @@ def _real_evaluator(problem: _Problem) -> Any:
 
 def _probed(ev: Any, result: FDResult, rule: str, order: int, method: str,
             notes: tuple[str, ...] = (), evaluations: int = 0) -> _Outcome:
-    """`result` after the resolution probe on f's real arithmetic (`resolution`)."""
-    found = probe_resolution(ev, result, rule, order=order)
+    """`result` after the resolution probe on f's real arithmetic (`resolution`). The probe
+    floors its rounding bound at f's term scale where the method's own rounding terms do
+    (the finite differences); Richardson's tableau error has no such floor, and its probe
+    keeps ``κu|f_j|``, whose firing on a cancelling f is what widens its bars there."""
+    terms = 0.0 if method == "richardson" else None
+    found = probe_resolution(ev, result, rule, order=order, terms=terms)
     if found is not None and found.noise > 0:
         result, notes = widened(result, found, ev.ns.unit_roundoff), (*notes, found.note)
     if found is not None:
@@ -293,9 +298,9 @@ METHODS: dict[str, Callable[[_Problem], _Outcome]] = {
 }
 
 _NOTES = {
-    "forward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
-    "backward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
-    "central": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w||f|/h",
+    "forward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w|·max(|f|, T)/h (T = max|D_i|·|x_i|)",
+    "backward": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w|·max(|f|, T)/h (T = max|D_i|·|x_i|)",
+    "central": "error = 2|C|·|Δ^(p+1)f|/h + 2u·Σ|w|·max(|f|, T)/h (T = max|D_i|·|x_i|)",
     "richardson": "error = Ridders tableau error + 2u·|value|",
     "complex_step": "error = |D(h_2) - D(h)| (h_2 ≈ √u·max(|x|, 1), or |D(2h) - D(h)|/3 "
                     "for a large h) + 8u·|value| (gradients: 8u·max(|value_i|, "

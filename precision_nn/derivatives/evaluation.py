@@ -26,12 +26,13 @@ from precision_nn.numbers import NumberSystem
 
 __all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
 
-# Input bytes per batch: 1 MiB keeps a 2,000-variable float64 gradient at 64 points per
-# call. Each of f's stacked intermediates is a fresh allocation of that size, mapped and
-# page-faulted anew above glibc's mmap threshold; measured against a naive loop on
-# sum(w·exp(sin x)) (n = 100 ... 2,000, central and complex step), 1 MiB beat both 4 MiB
-# (0.4-0.6x the loop -> 0.5-0.9x) and 64-128 KiB (more calls of f and of our own code).
-BATCH_BYTES = 2**20
+# Input bytes per batch: 128 KiB. Each of f's stacked intermediates has the size of the
+# stack (complex ones twice), and a stack whose intermediates leave the core's cache costs
+# more per point than a point alone: on sum(w·exp(sin x)) of 100 complex variables,
+# 5-7 us per point in stacks of <= 200 KiB, 30-65 us in stacks of 0.4-1.6 MiB, 20 us alone
+# (the previous 1 MiB made the batched complex step 0.2x a loop at n = 2,000). 128 KiB is
+# 160 real points of 100 variables (2.5 us each against 11.5 us alone) and 8 of 2,000.
+BATCH_BYTES = 2**17
 # numpy's warnings for NaN/inf inside f are replaced by our own check of every value
 def _quiet() -> np.errstate:
     return np.errstate(all="ignore")
@@ -73,11 +74,15 @@ class Evaluator:
         self.batched: bool | None = None
         self._alone_seconds: float | None = None  # per point, from the probe
         self._timed_batch = False
+        self._at_point: Any = None
 
     def at_point(self) -> Any:
-        """``f(x)`` as a scalar of `ns`."""
-        return self._one_by_one(self._rows(np.zeros(1, dtype=int), self.x_flat[:1]
-                                           if self.shape == () else None))[0]
+        """``f(x)`` as a scalar of `ns`, evaluated once (every round and probe of a method
+        shares it)."""
+        if self._at_point is None:
+            self._at_point = self._one_by_one(self._rows(
+                np.zeros(1, dtype=int), self.x_flat[:1] if self.shape == () else None))[0]
+        return self._at_point
 
     def at_shifts(self, coords: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``f`` at the points ``x`` with ``x[coords[r]] = values[r]``, one value per row."""
@@ -99,12 +104,14 @@ class Evaluator:
         return block.reshape((len(coords), *self.shape))
 
     def _evaluate(self, points: np.ndarray) -> np.ndarray:
-        if self.batched is None and points.shape[0] >= 2:
+        if self.batched is None and points.shape[0] <= 2:
+            # too few to gain from a stack: learning whether f accepts one would cost
+            # two more evaluations than it saves (a probe's two points)
+            return self._one_by_one(points)
+        if self.batched is None:
             alone, seconds = self._timed_alone(points[:2])
             self._alone_seconds = seconds
             self.batched = self._probe(points[:2], alone)
-            if points.shape[0] == 2:
-                return alone
         if not self.batched:
             return self._one_by_one(points)
         if self._timed_batch or self._alone_seconds is None:

@@ -27,6 +27,21 @@ Three more terms and rules keep the bar honest off the textbook path:
   differs by ``u|x|·|f''|``; the bar adds ``κu|x||f''|`` with ``f''`` from the witness
   points. At a minimum (least squares at an exact fit) that bias is the whole computed
   derivative; elsewhere it is ~h times the rounding term.
+- *Cancelling f.* Where ``f(x) ≈ 0`` through cancellation (a residual at an exact fit,
+  ``Σ sin x_i`` at symmetric points, ``t² − 2`` at √2) one evaluation still rounds by ~u
+  times f's terms, while ``κu|f_j|`` at ``x ± h`` is ~``κu·h|f'|``: noise ∝ h sent h* down
+  round after round to the spacing of x (bars of 3e-2 on an exact-fit residual, or short
+  ones: a log-sum-exp difference got 1.5e-16 against a true error of 9e-6). Every
+  ``|f_j|`` of the rounding terms is therefore floored at ``T = max_i |D_i|·|x_i|``
+  (`term_scale`, the largest over all coordinates and rounds: the final sums of f, whose
+  rounding this is, are shared by every coordinate). T is the forward error of a backward
+  error of u in each argument, the condition-number term ``u·|x||f'|`` of Higham (2002,
+  §1.6): every term that moves with ``x_i`` is about ``|D_i|·|x_i|`` in size (to first
+  order; at a stationary point T says nothing, and *Multiple zeros* applies). An f whose
+  arguments are exact (``exp(16x)`` with 16x exact) rounds by less, and its steps come out
+  up to ``cond^(1/3)`` longer than needed: honest, a little less accurate. Terms that do
+  not move with x (``(x + 4) − 4``) stay invisible here; the probe (`resolution`) looks
+  for them.
 - *Multiple zeros.* With ``f = f' = 0`` at ``x ≠ 0`` the noise ``κu|f|`` vanishes and
   h* with it; automatic steps stay `MIN_STEP_SPACINGS` spacings above the numbers at x
   instead of failing with "h is below the spacing".
@@ -37,7 +52,7 @@ Three more terms and rules keep the bar honest off the textbook path:
 A user step longer than ``max(|x|, 1)`` or whose points overflow is refused at the entry
 (`check_steps`).
 
-The quotient uses the steps that were realised: ``h_r = (x + h) − x`` is computed in the
+The quotient uses the steps that were realised (`real_offsets`): ``h_r = (x + h) − x`` is computed in the
 number system (exact by Sterbenz's lemma), the points are ``x + k·h_r``, and when one of
 them is not exactly ``x + k·h_r`` (a binade boundary between them) that coordinate's
 weights, of the rule and of the witness, are recomputed exactly for the signed offsets it
@@ -48,15 +63,22 @@ quotient exists then, and a `ValueError` says to take a larger step.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
+from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
-from precision_nn.derivatives.stencils import Stencil, fornberg_weights, stencil
+from precision_nn.derivatives.real_offsets import (
+    integer_weights,
+    offset_column,
+    real_weights,
+    realize,
+    to_fraction,
+    witness_difference,
+    witness_offsets,
+)
+from precision_nn.derivatives.stencils import Stencil, stencil
 from precision_nn.derivatives.steps import (
     MAX_STEP_ITERATIONS,
     NOISE_ROUNDINGS,
@@ -68,10 +90,11 @@ from precision_nn.derivatives.steps import (
     settled,
 )
 from precision_nn.numbers import NumberSystem
-from precision_nn.numbers.literals import exact_parts
 
+# realize, real_weights, to_fraction and witness_offsets live in `real_offsets` and are
+# re-exported for the modules that import them from here
 __all__ = ["FDResult", "Level", "finite_difference", "real_weights", "realize", "stencil_levels",
-           "to_fraction"]
+           "term_scale", "to_fraction", "witness_offsets"]
 
 # The (p+1)-th difference estimates f^(p+1) near x, not at x, and misses the next term
 # of the expansion: count its truncation twice.
@@ -95,6 +118,7 @@ class Level:
     value: np.ndarray  # the difference quotients, in the number system
     noise: np.ndarray  # float: bound on their rounding error
     magnitude: np.ndarray  # float: max |f| over the points used
+    terms: float = 0.0  # the floor of every |f_j| in `noise` (`term_scale`), 0 for none
 
 
 @dataclass(frozen=True)
@@ -114,48 +138,47 @@ class FDResult:
     bias: np.ndarray | None = None
 
 
-def realize(ns: NumberSystem, x: np.ndarray, h: np.ndarray) -> np.ndarray:
-    """``(x + h) − x`` in `ns`: the step the arithmetic really takes."""
-    with ns.context():
-        h_r = (x + h) - x
-    if not np.all(ns.magnitude(h_r) > 0):
-        raise ValueError(
-            "`h` is below the spacing of the floating-point numbers at `x`, so x + h == x "
-            f"in {ns.name!r}; use a larger `h` (or h=None to choose it)."
-        )
-    return h_r
-
-
 def stencil_levels(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil,
-                   multipliers: tuple[int, ...]) -> list[Level]:
-    """`rule` at steps ``m·h`` for each ``m`` in `multipliers`, at coordinates `coords`."""
+                   multipliers: tuple[int, ...], *, terms: float | None = None
+                   ) -> list[Level]:
+    """`rule` at steps ``m·h`` for each ``m`` in `multipliers`, at coordinates `coords`;
+    with `terms` (not None) the rounding terms floor every |f_j| at ``max(terms,
+    term_scale)`` (module notes, *Cancelling f*; each Level says the floor it used)."""
     ks = sorted({m * s for m in multipliers for s in rule.offsets})
     values, offsets, exact = _evaluate_offsets(ev, coords, h, ks)
-    return [_level(ev.ns, rule, m, h, values, offsets, exact) for m in multipliers]
+    if terms is None:
+        return [_level(ev.ns, rule, m, h, values, offsets, exact) for m in multipliers]
+    return [_level(ev.ns, rule, m, h, values, offsets, exact, x=ev.x_flat[coords],
+                   terms=terms) for m in multipliers]
 
 
 def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list[int]
                       ) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray],
                                  dict[int, np.ndarray]]:
     """f at ``x + k·h`` for each k (f(x) once for all coordinates), the realised offsets,
-    and whether each offset is exactly ``k·h``."""
+    and whether each offset is exactly ``k·h``: every shifted point in one array
+    operation and one call of `Evaluator.at_shifts`."""
     ns = ev.ns
     x = ev.x_flat[coords]
     moved = [k for k in ks if k != 0]
+    column = offset_column(ns, tuple(moved))
     with ns.context():
-        shifted = {k: x + ns.scalar(k) * h for k in moved}
-    for k in moved:
-        if not np.all(ns.isfinite(shifted[k])):
-            i = int(np.flatnonzero(~np.asarray(ns.isfinite(shifted[k])))[0])
-            raise ValueError(
-                f"`x` (entry {int(coords[i])}) is at the edge of the range of {ns.name!r}: "
-                f"the point x + {k}·h overflows. Rescale x, or compute in a wider system "
-                "(e.g. numbers='mpf:30').")
+        nominal = column * h[None, :]
+        shifted = x[None, :] + nominal
+    finite = np.asarray(ns.isfinite(shifted.reshape(-1)), dtype=bool)
+    if not finite.all():
+        r, i = divmod(int(np.flatnonzero(~finite)[0]), len(coords))
+        raise ValueError(
+            f"`x` (entry {int(coords[i])}) is at the edge of the range of {ns.name!r}: "
+            f"the point x + {moved[r]}·h overflows. Rescale x, or compute in a wider system "
+            "(e.g. numbers='mpf:30').")
     with ns.context():
-        offsets = {k: shifted[k] - x for k in moved}  # exact (Sterbenz)
-        exact = {k: np.asarray(offsets[k] == ns.scalar(k) * h, dtype=bool) for k in moved}
-    rows = ev.at_shifts(np.tile(coords, len(moved)), np.concatenate([shifted[k] for k in moved]))
-    values = {k: rows[i * len(coords):(i + 1) * len(coords)] for i, k in enumerate(moved)}
+        realised = shifted - x[None, :]  # exact (Sterbenz)
+        regular = np.asarray(realised == nominal, dtype=bool)
+    rows = ev.at_shifts(np.tile(coords, len(moved)), shifted.reshape(-1))
+    values = {k: rows[r * len(coords):(r + 1) * len(coords)] for r, k in enumerate(moved)}
+    offsets = {k: realised[r] for r, k in enumerate(moved)}
+    exact = {k: regular[r] for r, k in enumerate(moved)}
     if 0 in ks:
         values[0] = ns.zeros(len(coords))
         values[0][:] = ev.at_point()
@@ -166,54 +189,43 @@ def _evaluate_offsets(ev: Evaluator, coords: np.ndarray, h: np.ndarray, ks: list
 
 def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
            values: dict[int, np.ndarray], offsets: dict[int, np.ndarray],
-           exact: dict[int, np.ndarray]) -> Level:
+           exact: dict[int, np.ndarray], *, x: np.ndarray | None = None,
+           terms: float = 0.0) -> Level:
+    """`rule` at step ``m·h``; with `x` (the points' coordinates) the rounding term floors
+    every |f_j| at ``max(terms, term_scale)`` (module notes, *Cancelling f*)."""
     nodes = [m * s for s in rule.offsets]
-    # integer weights over one common denominator: each product n_j·f_j rounds once
-    denominator = math.lcm(*(w.denominator for w in rule.weights))
+    numerators, denominator, sizes = integer_weights(rule)
     with ns.context():
-        total = sum(ns.scalar(int(w * denominator)) * values[k]
-                    for k, w in zip(nodes, rule.weights))
-        value = total / (ns.scalar(denominator * m) * h)
-    weights = np.repeat(np.array([float(abs(w)) for w in rule.weights])[:, None],
-                        len(h), axis=1)
+        total = sum(exact_constant(ns, n) * values[k] for k, n in zip(nodes, numerators))
+        value = total / (exact_constant(ns, denominator * m) * h)
+    weights = np.repeat(sizes[:, None], len(h), axis=1)
     regular = np.logical_and.reduce([exact[k] for k in nodes])
     for i in np.flatnonzero(~regular):
         with ns.context():
-            unit = h[i] * ns.scalar(m)
+            unit = h[i] * exact_constant(ns, m)
         real = real_weights(ns, nodes, [offsets[k][i] for k in nodes], unit, 1)
         with ns.context():
             value[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(nodes, real)) / unit
         weights[:, i] = [float(abs(w)) for w in real]
     magnitudes = np.array([ns.magnitude(values[k]) for k in nodes])
     step = ns.magnitude(h) * m
+    if x is not None:
+        terms = max(terms, term_scale(ns, value, x))
     # the rounding term uses the weights really applied: on irregular offsets they can
     # exceed the rule's
-    noise = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0) / step
-    return Level(value=value, noise=noise, magnitude=magnitudes.max(axis=0))
+    noise = NOISE_ROUNDINGS * ns.unit_roundoff * \
+        np.sum(weights * np.maximum(magnitudes, terms), axis=0) / step
+    return Level(value=value, noise=noise, magnitude=magnitudes.max(axis=0), terms=terms)
 
 
-def real_weights(ns: NumberSystem, nodes: list[int], offsets: list[Any], step: Any,
-                 derivative: int) -> tuple[Fraction, ...]:
-    """Exact weights of the `derivative`-th derivative, in units of `step`, for points
-    whose realised offsets from x are `offsets` (nominally ``k·step`` for k in `nodes`):
-    Fornberg (1988) on the rationals ``offset/step``, signs included.
-
-    Raises
-    ------
-    ValueError
-        When two of the points coincide: the step is at the spacing of the numbers at x,
-        where no difference quotient exists.
-    """
-    unit = to_fraction(step)
-    real = [to_fraction(r) / unit for r in offsets]
-    if len(set(real)) < len(real):
-        raise ValueError(
-            f"`h` is too close to the spacing of the numbers of {ns.name!r} at `x`: the "
-            f"points x + k·h for k in {nodes} round to only {len(set(real))} distinct "
-            "numbers (a power of the radix lies between them), so no difference quotient "
-            "exists; use a larger `h` (or h=None to choose it)."
-        )
-    return fornberg_weights(real, derivative)
+def term_scale(ns: NumberSystem, value: np.ndarray, x: np.ndarray) -> float:
+    """``max_i |D_i|·|x_i|`` over the finite estimates ``D_i``: the forward error, in units
+    of u, of rounding every argument by u relative, i.e. the size of the terms of f that
+    move with x (module notes, *Cancelling f*)."""
+    wide = ns.error_dtype.type
+    size = ns.magnitude(value) * ns.magnitude(x)
+    size = size[np.isfinite(size)]
+    return wide(np.max(size)) if size.size else wide(0.0)
 
 
 def finite_difference(ev: Evaluator, *, method: str, order: int,
@@ -222,37 +234,29 @@ def finite_difference(ev: Evaluator, *, method: str, order: int,
     rule = stencil(method, order)
     if h is not None:
         coords = np.arange(len(ev.x_flat))
-        return _at_steps(ev, coords, realize(ev.ns, ev.x_flat, h), rule)
+        return _at_steps(ev, coords, realize(ev.ns, ev.x_flat, h), rule)[0]
     return _auto_steps(ev, rule)
 
 
-def witness_offsets(rule: Stencil) -> tuple[int, ...]:
-    """``p + 2`` consecutive offsets that contain the rule's ``p + 1``-wide span: their
-    (p+1)-th difference measures ``h^(p+1) f^(p+1)`` at the cost of one more point (plus
-    f(x), shared). Backward rules extend to the left, so no point lies beyond x."""
-    low, high = min(rule.offsets), max(rule.offsets)
-    if high == 0:
-        return tuple(range(low - 1, high + 1))
-    return tuple(range(low, high + 2))
-
-
-def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -> FDResult:
+def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil, *,
+              terms: float = 0.0) -> tuple[FDResult, float]:
     """The rule at step h with its error: truncation from the (p+1)-th difference, plus
-    rounding noise."""
+    rounding noise of values at least ``max(terms, term_scale)`` (module notes); and that
+    floor."""
     ns = ev.ns
     witness = witness_offsets(rule)
     values, offsets, exact = _evaluate_offsets(ev, coords, h, sorted(set(witness)
                                                                       | set(rule.offsets)))
-    level = _level(ns, rule, 1, h, values, offsets, exact)
+    level = _level(ns, rule, 1, h, values, offsets, exact, x=ev.x_flat[coords], terms=terms)
     p = rule.order
-    difference, weights = _witness_difference(ns, witness, h, values, offsets, exact)
+    difference, weights = witness_difference(ns, witness, h, values, offsets, exact)
     steps = ns.magnitude(h)
     constant = float(abs(rule.truncation_constant))
     # truncation C·h^p·f^(p+1) with f^(p+1) ≈ Δ^(p+1)f / h^(p+1), i.e. C·|Δ^(p+1)f|/h:
     # formed so, it neither overflows for large h nor underflows for tiny ones
     witnessed = constant * ns.magnitude(difference)
     # Δ^(p+1) f of rounded values is itself uncertain by κu·Σ|weight_j||f_j|
-    magnitudes = np.array([ns.magnitude(values[k]) for k in witness])
+    magnitudes = np.maximum(np.array([ns.magnitude(values[k]) for k in witness]), level.terms)
     floor = NOISE_ROUNDINGS * ns.unit_roundoff * np.sum(weights * magnitudes, axis=0)
     with np.errstate(over="ignore", under="ignore"):
         coefficient = _per_power(witnessed, steps, p + 1)
@@ -268,7 +272,7 @@ def _at_steps(ev: Evaluator, coords: np.ndarray, h: np.ndarray, rule: Stencil) -
         noise=noise,
         resolution=resolution,
         bias=bias,
-    )
+    ), level.terms
 
 
 def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
@@ -280,7 +284,7 @@ def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
     k = next(j for j in range(len(witness) - 2) if witness[j] <= 0 <= witness[j + 2])
     a, b, c = (values[witness[k + j]] for j in range(3))
     with ns.context():  # in the system: in floats the difference would be all rounding
-        difference = ns.magnitude(a - ns.scalar(2) * b + c)
+        difference = ns.magnitude(a - exact_constant(ns, 2) * b + c)
     with np.errstate(over="ignore", invalid="ignore"):
         second = difference / steps / steps
     x_float = ns.magnitude(x)
@@ -294,26 +298,6 @@ def _per_power(a: np.ndarray, h: np.ndarray, power: int) -> np.ndarray:
     for _ in range(power):
         out = out / h
     return out
-
-
-def _witness_difference(ns: NumberSystem, witness: tuple[int, ...], h: np.ndarray,
-                        values: dict[int, np.ndarray], offsets: dict[int, np.ndarray],
-                        exact: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """``Δ^(p+1) f ≈ h^(p+1) f^(p+1)`` over the witness points and the |weights| used: the
-    binomial ones, or where the offsets are irregular the exact (p+1)-th derivative weights
-    of the real offsets (on regular offsets those are the binomial ones)."""
-    p1 = len(witness) - 1
-    binomial = [(-1) ** (p1 - j) * math.comb(p1, j) for j in range(p1 + 1)]
-    with ns.context():
-        difference = sum(ns.scalar(b) * values[k] for b, k in zip(binomial, witness))
-    weights = np.repeat(np.abs(np.array(binomial, dtype=float))[:, None], len(h), axis=1)
-    regular = np.logical_and.reduce([exact[k] for k in witness])
-    for i in np.flatnonzero(~regular):
-        real = real_weights(ns, list(witness), [offsets[k][i] for k in witness], h[i], p1)
-        with ns.context():
-            difference[i] = sum(ns.scalar(w) * values[k][i] for k, w in zip(witness, real))
-        weights[:, i] = [float(abs(w)) for w in real]
-    return difference, weights
 
 
 def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
@@ -333,10 +317,11 @@ def _auto_steps(ev: Evaluator, rule: Stencil) -> FDResult:
     rounds: list[tuple[np.ndarray, FDResult]] = []
     active = np.arange(len(x_float))
     budget = np.full(len(x_float), MAX_STEP_ITERATIONS)
+    terms = 0.0  # the largest term scale seen: f's rounding is shared by all coordinates
     for round_ in range(MAX_STEP_ITERATIONS + FLAT_ROUNDS + 1):
         h = realize(ns, ev.x_flat[active], radix_steps(h_float[active], ns))
         try:
-            result = _at_steps(ev, active, h, rule)
+            result, terms = _at_steps(ev, active, h, rule, terms=terms)
         except NonFiniteValueError:
             if round_ == MAX_STEP_ITERATIONS:
                 raise
@@ -383,10 +368,3 @@ def _closest_rounds(ns: NumberSystem, rounds: list[tuple[np.ndarray, FDResult]],
         for name in _FIELDS:
             chosen[name][where[closer]] = getattr(result, name)[closer]
     return FDResult(**chosen)
-
-
-def to_fraction(v: Any) -> Fraction:
-    """The exact rational value of a finite number of any system (real part of a complex
-    one), sign included."""
-    real, _ = exact_parts(v, "Fraction")
-    return Fraction(real)

@@ -15,15 +15,21 @@ own rule (central, forward or backward) there at a step ``δ ≤ h_i/4`` of the 
 
     excess = |D_probe − D_i| − 2·error_i − 2·c·δ^p,   bound = κ u Σ|w_j||f_j| / δ,
 
-(``c`` the truncation coefficient the method measured, when it did). For the complex
-step's cross-check (`complex_step.cross_check`) the ``|f_j|`` of the bound are at least ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`): where f cancels to
-~0 (Σ sin(x_i) at symmetric points) one evaluation still rounds by ~u times its terms,
-and every term that depends on x_i changes by about ``|D_i|·max(|x_i|, 1)`` when x_i moves
-by its own scale (to first order: not a bound at a minimum, where f'' dominates).
-Without that floor the bound would be ``κu·|f'|·δ/δ`` ~ 0 and honest rounding would call
-the complex step off. The finite-difference methods keep ``κu|f_j|``: there the probe
-only widens bars (conservative), and its note says that cancellation and a lower
-precision are both possible.
+(``c`` the truncation coefficient the method measured, when it did). The ``|f_j|`` of
+the bound are at least the scale of f's terms: where f cancels to ~0 (Σ sin(x_i) at
+symmetric points) one evaluation still rounds by ~u times its terms, and every term that
+depends on x_i changes by about ``|D_i|·|x_i|`` when x_i moves by its own scale (to first
+order: not a bound at a minimum, where f'' dominates). The finite-difference methods use
+the same floor as their rounding terms, ``max_i |D_i|·|x_i|``
+(`finite_difference.term_scale`); the complex step's cross-check
+(`complex_step.cross_check`) the wider ``T = max_i |D_i|·max(|x_i|, 1)`` (`term_size`);
+Richardson none (`core._probed`): its tableau error has no floor either, and on a
+cancelling f it is this probe's firing that widens its bars (honest, not tight).
+Without a floor the bound would be ``κu·|f'|·δ/δ`` ~ 0: honest rounding would call the
+complex step off, and would widen a finite difference's bars by the ratio of f's terms to
+``|f|`` (``t² − 2`` at √2: a bar of 8e5 before the floor, against a true error of 6e-5).
+The probe's own error, which decides whether the probed entry's bar must grow to cover
+its value (`reconciled`), counts the same floor.
 
 A rule's truncation shrinks with its step, so at ``δ ≤ h_i`` the probe's truncation is
 covered by ``error_i`` (the method's honest bar, which contains the same rule's
@@ -56,6 +62,7 @@ from precision_nn.derivatives.finite_difference import (
     FDResult,
     realize,
     stencil_levels,
+    term_scale,
 )
 from precision_nn.derivatives.stencils import stencil
 from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
@@ -101,12 +108,14 @@ class Resolution:
 
 def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
                      reach: np.ndarray | None = None,
-                     cancelling: bool = False) -> Resolution | None:
+                     terms: float | None = None) -> Resolution | None:
     """Probe `f`'s real arithmetic at one coordinate of `result` (module notes); None when
     no probe step fits between the spacing of x and `reach` (default: the method's steps;
-    the complex step passes a longer one, since its own step is ~u). `cancelling` floors
-    the ``|f_j|`` of the bound at `term_size` (the complex step's cross-check: rounding
-    of a cancelling f is no evidence against the complex arithmetic)."""
+    the complex step passes a longer one, since its own step is ~u). The ``|f_j|`` of the
+    bound are floored at `terms` (default: `finite_difference.term_scale` of `result`, as
+    the method's own rounding terms; the complex step's cross-check passes the wider
+    `term_size`): rounding of a cancelling f is no evidence of a lower precision, nor
+    against the complex arithmetic (module notes)."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     value = ns.magnitude(result.value)
@@ -118,7 +127,8 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
         return None
     rule = stencil(rule_name, order)
     before = ev.evaluations
-    terms = term_size(ns, result, ev.x_flat) if cancelling else 0.0
+    if terms is None:
+        terms = term_scale(ns, result.value, ev.x_flat)
     ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result,
                                                            terms=terms)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
@@ -150,7 +160,9 @@ def term_size(ns: NumberSystem, result: FDResult, x_flat: np.ndarray) -> float:
     """``max_i |D_i|·max(|x_i|, 1)``: a size f's terms reach (every term that depends on
     x_i changes by about that when x_i moves by its own scale), so rounding of one
     evaluation up to ``κ u`` times it is the system's, even where f cancels to ~0
-    (Σ sin(x_i) at symmetric points: f = 0, rounding ~1e-16). NaN entries are skipped."""
+    (Σ sin(x_i) at symmetric points: f = 0, rounding ~1e-16). NaN entries are skipped.
+    Wider than `finite_difference.term_scale` near x = 0: a false alarm here calls the
+    complex step off, so the cross-check gives f's terms the benefit of the doubt."""
     wide = ns.error_dtype.type
     size = ns.magnitude(result.value) * scales(ns.magnitude(x_flat))
     size = size[np.isfinite(size)]
@@ -200,8 +212,7 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
                     NOISE_ROUNDINGS * ns.unit_roundoff * weight * wide(terms) / delta)
         out.append((max(gap - BAR_SAFETY * wide(result.error[i]) - truncation, 0.0),
                     bound, wide(level.magnitude[0]), delta,
-                    _consistent(gap, wide(result.error[i]),
-                                BAR_SAFETY * (wide(level.noise[0]) + truncation))))
+                    _consistent(gap, wide(result.error[i]), BAR_SAFETY * (bound + truncation))))
     return out
 
 

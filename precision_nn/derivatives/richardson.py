@@ -44,6 +44,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.finite_difference import (
     FDResult,
@@ -154,7 +155,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
             state.restart(active)
             error[active], worsened[active], previous = np.inf, False, []
             with ns.context():
-                h = h / ns.scalar(2)
+                h = h / exact_constant(ns, 2)
             continue
         last_h[active] = ns.magnitude(h_k)
         broken, checked = state.follow(ns, active, level)
@@ -193,7 +194,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         previous = [entry[~stop] for entry in row]
         active = active[~stop]
         with ns.context():
-            h = h / ns.scalar(2)
+            h = h / exact_constant(ns, 2)
         if len(active) == 0:
             break
     failed = ~np.isfinite(error)
@@ -296,7 +297,8 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
         factor = 4**j  # (h_{k-1}/h_k)^(2j) for the ratio 2
         amplification *= (factor + 1) / (factor - 1)
         with ns.context():
-            entry = (ns.scalar(factor) * row[j - 1] - previous[j - 1]) / ns.scalar(factor - 1)
+            entry = (exact_constant(ns, factor) * row[j - 1] - previous[j - 1]) / \
+                exact_constant(ns, factor - 1)
             distance = np.maximum(ns.magnitude(entry - row[j - 1]),
                                   ns.magnitude(entry - previous[j - 1]))
         estimate = distance + amplification * level.noise
