@@ -36,6 +36,7 @@ from mpmath.libmp import dps_to_prec
 
 from precision_nn.numbers.arb_complex_step import complex_step_guard, near_real_axis
 from precision_nn.numbers.arb_context import flint_module, flint_precision
+from precision_nn.numbers.arb_matrix import OperandCache, product
 from precision_nn.numbers.arb_series import BallSeries
 from precision_nn.numbers.ball_order import OrderedBalls
 from precision_nn.numbers.base import (
@@ -72,6 +73,7 @@ class ArbSystem(FunctionsByName, NumberSystem):
         self._mapped: dict[str, Any] = {}
         self._direct: dict[str, Any] = {}  # name -> ufunc of the ball method itself
         self._finite_of = np.frompyfunc(self._element.is_finite, 1, 1)
+        self._operands = OperandCache(self.flint.acb_mat if is_complex else self.flint.arb_mat)
 
     # -- counterparts ---------------------------------------------------------------------
     def complex(self) -> NumberSystem:
@@ -205,26 +207,31 @@ class ArbSystem(FunctionsByName, NumberSystem):
 
     # -- matrix product ----------------------------------------------------------------------
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a @ b`` through ``arb_mat``/``acb_mat`` (stacks: one product per matrix);
-        object arrays of anything but this system's balls take numpy's product."""
+        """``a @ b`` through ``arb_mat``/``acb_mat`` (stacks: one product per matrix),
+        each operand converted once while it is re-used (`arb_matrix.OperandCache`);
+        object arrays holding anything but numbers (series) take numpy's product."""
         a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-        if a.ndim < 2 or b.ndim < 2 or not (_all_type(a, self._element)
-                                             and _all_type(b, self._element)):
+        if a.ndim < 2 or b.ndim < 2:
             with self.context():
                 return a @ b
         if a.shape[-1] != b.shape[-2]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align.")
-        mat = self.flint.acb_mat if self.is_complex else self.flint.arb_mat
-        if a.ndim == b.ndim == 2:  # the network's products: no stack to broadcast
+        try:
             with self.context():
-                return _product(mat, a, b)
+                if a.ndim == b.ndim == 2:  # the network's products: no stack to broadcast
+                    return product(self._operands, a, b)
+                return self._stacked_product(a, b)
+        except TypeError:  # an element with no exact ball conversion: a series
+            with self.context():
+                return a @ b
+
+    def _stacked_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
         b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
         out = np.empty((*shape, a.shape[-2], b.shape[-1]), dtype=object)
-        with self.context():
-            for idx in np.ndindex(*shape):
-                out[idx + (slice(None), slice(None))] = _product(mat, a[idx], b[idx])
+        for idx in np.ndindex(*shape):
+            out[idx + (slice(None), slice(None))] = product(self._operands, a[idx], b[idx])
         return out
 
     # -- elementwise functions ---------------------------------------------------------------
@@ -267,8 +274,9 @@ class ArbSystem(FunctionsByName, NumberSystem):
 
     def sigmoid(self, x: Any) -> Any:
         """``1/(1 + e^{-x})``; no overflow in Arb (its exponents are unbounded)."""
+        one = self.one  # a ball: a Python 1 would be converted again at every entry
         with self.context():
-            return 1 / (1 + self.exp(-np.asarray(x, dtype=object)))
+            return one / (one + self.exp(-np.asarray(x, dtype=object)))
 
     def softplus(self, x: Any) -> Any:
         """``log(1 + e^x)`` as ``log1p(e^x)``: accurate for x ≪ 0, and for x ≫ 0, since
@@ -306,14 +314,6 @@ def _all_type(arr: np.ndarray, cls: type) -> bool:
     """Whether every element is a `cls` (python-flint's types have no subclasses here);
     ``map`` of the type check runs in C, ~20 ns an element."""
     return all(map(cls.__instancecheck__, arr.flat))
-
-
-def _product(mat: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    (n, k), m = a.shape, b.shape[1]
-    product = mat(n, k, a.ravel().tolist()) * mat(k, m, b.ravel().tolist())
-    out = np.empty(n * m, dtype=object)
-    out[:] = product.entries()
-    return out.reshape(n, m)
 
 
 def _check_domain(name: str, arr: np.ndarray, out: Any) -> None:
