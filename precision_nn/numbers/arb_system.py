@@ -8,7 +8,9 @@ a value computed here comes with a *proven* error bound: ``|exact − m| ≤ r``
 
 - ``to_float`` gives the midpoints; ``radius(array)`` the radii as float64 upper bounds
   (`arb_balls`, with the family's recogniser; both importable from here).
-- Matrix products go through ``arb_mat``/``acb_mat`` (C, ~30× faster than object loops).
+- Matrix products go through ``arb_mat``/``acb_mat`` (C, ~30× faster than object loops);
+  each operand is converted once while it is re-used (`arb_matrix.OperandCache`: the
+  weights forward and in backprop, the activations, the deltas).
 - Comparisons that balls cannot decide raise: ``real_part`` returns an array whose
   ``>``, ``<``, ``>=``, ``<=`` give a proven answer per entry or raise `ValueError` naming
   the entry (a ReLU at its kink); ``np.maximum``/``np.max`` return a ball enclosing the
