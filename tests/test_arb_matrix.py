@@ -8,6 +8,7 @@ when the old array is gone and its memory re-used), and that transposes are foun
 from __future__ import annotations
 
 import gc
+import threading
 
 import mpmath
 import numpy as np
@@ -149,3 +150,30 @@ def test_the_sigmoid_hook_is_accurate_and_finite_at_saturation(spec):
 def _mp(ball):
     man, exp = ball.mid().man_exp()
     return mpmath.mpf(int(man)) * mpmath.mpf(2) ** int(exp)
+
+
+def test_threads_sharing_the_cache_get_exact_products_of_transposes():
+    """Square operands and their transposes from four threads at once: a transposition
+    half-done by one thread must never be seen by another (it would, silently, give the
+    product of the wrong orientation)."""
+    ns = number_system("arb:20")
+    rng = np.random.default_rng(3)
+    pairs = [(_ints(ns, rng, (5, 5)), _ints(ns, rng, (5, 5))) for _ in range(4)]
+    errors = []
+
+    def work() -> None:
+        with ns.context():
+            for k in range(60):
+                a, b = pairs[k % len(pairs)]
+                for left, right in ((a, b), (a.T, b), (a, b.T), (a.T, b.T)):
+                    got = ns.matmul(left, right)
+                    if not all(p.mid() == q for p, q in
+                               zip(got.flat, _exact_product(left, right).flat)):
+                        errors.append(k)
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors

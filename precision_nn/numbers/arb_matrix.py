@@ -57,14 +57,13 @@ class OperandCache:
             return self._convert(arr)
         arr = np.ascontiguousarray(arr)
         key = (rows, cols, _pointers(arr))
-        with self._lock:
+        with self._lock:  # also the transposition: another thread may read the item
             item = self._items.pop(key, None)
             if item is not None:
                 self._items[key] = item  # most recently used last
-        if item is not None:
-            if item[2]:  # stored as the transpose of an earlier operand: transpose once
-                item[0], item[2] = item[0].transpose(), False
-            return item[0]
+                if item[2]:  # stored as the transpose of an earlier operand: once
+                    item[0], item[2] = item[0].transpose(), False
+                return item[0]
         elements = arr.ravel().tolist()
         mat = self._convert(arr)
         transposed = (cols, rows, _pointers(np.ascontiguousarray(arr.T)))
