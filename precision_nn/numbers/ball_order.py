@@ -75,8 +75,10 @@ def _compare_balls(op: str, left: Any, right: Any) -> np.ndarray | None:
     yes = np.asarray(holds(left, right), dtype=bool)
     rest = ~yes  # only these can straddle: the negation is asked of them alone
     if rest.any():
-        left, right = np.broadcast_arrays(left, right)
-        if not np.asarray(fails(left[rest], right[rest]), dtype=bool).all():
+        if left.shape != yes.shape or right.shape not in ((), yes.shape):
+            left, right = np.broadcast_arrays(left, right)  # (~15 µs: only when needed)
+        undecided = fails(left[rest], right if right.ndim == 0 else right[rest])
+        if not np.asarray(undecided, dtype=bool).all():
             return None
     return yes
 
