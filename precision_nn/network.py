@@ -28,16 +28,20 @@ from precision_nn.derivatives import Estimate
 from precision_nn.derivatives.core import estimate_from
 from precision_nn.gradcheck import GradientReport, check_network_gradient
 from precision_nn.losses import get_loss
+from precision_nn.network_inputs import (
+    check_data,
+    check_hidden,
+    check_l2,
+    check_layer_sizes,
+    check_pairing,
+    check_params,
+    check_X,
+    initial_params,
+)
 from precision_nn.numbers import NumberSystem, number_system
 from precision_nn.perturbation import NetworkEvaluator
 
 __all__ = ["MLP"]
-
-# outputs that stay inside (0, 1), as cross-entropy's logarithms need
-PROBABILITY_OUTPUTS = {"cross_entropy": {"sigmoid", "erf_logistic"},
-                       "softmax_cross_entropy": {"softmax"}}
-INITS = ("normal", "debug")
-
 
 class MLP:
     """A fully connected network ``layer_sizes[0] -> ... -> layer_sizes[-1]``.
@@ -81,22 +85,22 @@ class MLP:
                  output: str = "sigmoid", loss: str = "cross_entropy", l2: Any = 0.0,
                  numbers: str | NumberSystem = "float64", init: Any = "normal",
                  seed: int = 0):
-        self.layer_sizes = _check_layer_sizes(layer_sizes)
-        self.hidden = _check_hidden(hidden)
+        self.layer_sizes = check_layer_sizes(layer_sizes)
+        self.hidden = check_hidden(hidden)
         self.output = get_activation(output, argument="output")
         self.loss_fn = get_loss(loss)
-        _check_pairing(output, loss)
+        check_pairing(output, loss)
         # a loss on its canonical output is evaluated from z, in a stable form (losses.py)
         self._canonical = self.output.name == self.loss_fn.canonical_output
         self.numbers = number_system(numbers)
-        self.l2 = self._check_l2(l2)
+        self.l2 = check_l2(self.numbers, l2)
         self._has_l2 = bool(self.l2 != self.numbers.zero)
         self.shapes = [(fan_out, fan_in + 1) for fan_in, fan_out in
                        zip(self.layer_sizes[:-1], self.layer_sizes[1:])]
         self.n_params = sum(r * c for r, c in self.shapes)
         self.seed = seed
         self._init = init if isinstance(init, str) else "explicit"
-        self.params = self._initial_params(init, seed)
+        self.params = initial_params(self, init, seed)
 
     def __repr__(self) -> str:
         return (f"MLP({self.layer_sizes}, hidden={self.hidden.name!r}, "
@@ -274,129 +278,12 @@ class MLP:
                    loss=self.loss_fn.name, l2=self.l2, numbers=target,
                    init=target.asarray(self.params), seed=self.seed)
 
-    # -- validation ---------------------------------------------------------------------
-    def _check_l2(self, l2: Any) -> Any:
-        value = self.numbers.scalar(l2)
-        real = np.real(self.numbers.to_float(np.asarray([value], dtype=object)
-                                             if not hasattr(value, "dtype") else value))
-        if not np.all(np.isfinite(real)) or np.any(real < 0):
-            raise ValueError(f"`l2` must be a finite number >= 0; got {l2!r}.")
-        return value
-
-    def _initial_params(self, init: Any, seed: int) -> np.ndarray:
-        ns = self.numbers
-        if isinstance(init, str):
-            if init not in INITS:
-                raise ValueError(f"`init` must be one of {list(INITS)} or a flat vector of "
-                                 f"{self.n_params} parameters; got {init!r}.")
-            if init == "debug":
-                return self._debug_params()
-            rng = np.random.default_rng(seed)
-            mats = [rng.standard_normal(shape) / np.sqrt(shape[1]) for shape in self.shapes]
-            return ns.asarray(layout.flatten(mats))
-        return self._check_params(ns.asarray(np.asarray(init, dtype=object)
-                                             if _is_object_like(init) else init),
-                                  name="init")
-
-    def _debug_params(self) -> np.ndarray:
-        """sin(1..n)/10 per matrix, column-major (the Coursera ML debug initialisation)."""
-        ns = self.numbers
-        mats = []
-        with ns.context():
-            for rows, cols in self.shapes:
-                ramp = ns.sin(ns.asarray(np.arange(1, rows * cols + 1))) / 10
-                mats.append(np.asarray(ramp).reshape(rows, cols, order="F"))
-        return layout.flatten(mats)
-
+    # -- validation (precision_nn.network_inputs) ------------------------------------------
     def _check_params(self, params: Any, *, name: str = "params") -> np.ndarray:
-        if params is None:
-            return self.params
-        ns = self.numbers
-        arr = np.asarray(params, dtype=object) if isinstance(params, list) else \
-            np.asarray(params)
-        if isinstance(params, list):
-            arr = ns.asarray(arr)
-        foreign = ns.foreign_type(arr)
-        if foreign is not None:
-            raise TypeError(
-                f"`{name}` holds {foreign} values but the network computes in "
-                f"{ns.name!r}; convert with `net.numbers.asarray({name})` or use "
-                f"`net.to(...)` — mixing number systems would change precision silently."
-            )
-        if arr.ndim < 1 or arr.shape[-1] != self.n_params:
-            raise ValueError(f"`{name}` must have {self.n_params} entries along its last "
-                             f"axis for layers {self.layer_sizes}; got shape {arr.shape}.")
-        _check_finite(ns, arr, name)
-        return arr
+        return check_params(self, params, name=name)
 
     def _check_X(self, X: Any) -> np.ndarray:
-        ns = self.numbers
-        arr = ns.asarray(X)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != self.layer_sizes[0]:
-            raise ValueError(f"`X` must have shape (m, {self.layer_sizes[0]}) — one example "
-                             f"per row; got shape {np.shape(X)}.")
-        if arr.shape[0] == 0:
-            raise ValueError(f"`X` must hold at least one example (m >= 1; the loss is a "
-                             f"mean over examples); got shape {np.shape(X)}. Pass one "
-                             f"example per row.")
-        _check_finite(ns, arr, "X")
-        return arr
+        return check_X(self, X)
 
     def _check_data(self, X: Any, Y: Any) -> tuple[np.ndarray, np.ndarray]:
-        X = self._check_X(X)
-        ns, n_out = self.numbers, self.layer_sizes[-1]
-        arr = ns.asarray(Y)
-        if arr.ndim == 1 and n_out == 1 and arr.shape[0] == X.shape[0]:
-            arr = arr[:, None]
-        elif arr.ndim == 1 and X.shape[0] == 1:
-            arr = arr[None, :]
-        if arr.shape != (X.shape[0], n_out):
-            raise ValueError(f"`Y` must have shape (m, n_out) = {(X.shape[0], n_out)} to match "
-                             f"`X`; got shape {np.shape(Y)} (one-hot encode class labels).")
-        _check_finite(ns, arr, "Y")
-        if self.loss_fn.target_range is not None:
-            lo, hi = self.loss_fn.target_range
-            values = np.real(ns.to_float(arr))
-            if not (values.min() >= lo and values.max() <= hi):
-                raise ValueError(f"`Y` must lie in [{lo}, {hi}] for loss "
-                                 f"{self.loss_fn.name!r}; got values from {values.min()} to "
-                                 f"{values.max()}.")
-        return X, arr
-
-
-def _is_object_like(values: Any) -> bool:
-    return isinstance(values, (list, tuple)) or (isinstance(values, np.ndarray)
-                                                 and values.dtype == object)
-
-
-def _check_finite(ns: NumberSystem, arr: np.ndarray, name: str) -> None:
-    finite = np.asarray(ns.isfinite(arr), dtype=bool)
-    if not np.all(finite):
-        where = tuple(int(i) for i in np.argwhere(~finite)[0])
-        raise ValueError(f"`{name}` must be finite; found {arr[where]!r} at index {where}.")
-
-
-def _check_layer_sizes(layer_sizes: Sequence[int]) -> list[int]:
-    sizes = list(layer_sizes) if isinstance(layer_sizes, (list, tuple)) else None
-    if sizes is None or len(sizes) < 2 or not all(
-            isinstance(s, (int, np.integer)) and not isinstance(s, bool) and s >= 1
-            for s in sizes):
-        raise ValueError("`layer_sizes` must be a list of at least two positive integers "
-                         f"(input first); got {layer_sizes!r}.")
-    return [int(s) for s in sizes]
-
-
-def _check_hidden(hidden: str) -> Activation:
-    act = get_activation(hidden, argument="hidden")
-    if not act.elementwise:
-        raise ValueError(f"`hidden` must be elementwise; {hidden!r} is for the output only.")
-    return act
-
-
-def _check_pairing(output: str, loss: str) -> None:
-    allowed = PROBABILITY_OUTPUTS.get(loss)
-    if allowed is not None and output not in allowed:
-        raise ValueError(f"loss {loss!r} needs an output in {sorted(allowed)} (its logarithms "
-                         f"need probabilities); got output={output!r}.")
+        return check_data(self, X, Y)

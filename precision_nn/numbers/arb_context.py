@@ -7,9 +7,7 @@ it, correctly also when scopes of several threads interleave.
 
 from __future__ import annotations
 
-import contextlib
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 __all__ = ["flint_module", "flint_precision"]
@@ -36,19 +34,44 @@ _OPEN: list[tuple[object, int]] = []
 _BEFORE: list[int] = []
 
 
-@contextlib.contextmanager
-def flint_precision(prec: int) -> Iterator[None]:
-    """``flint.ctx.prec = prec`` for the scope; restored when every open scope has closed."""
-    flint = flint_module()
-    token = object()
-    with _LOCK:
-        if not _OPEN:
-            _BEFORE[:] = [flint.ctx.prec]
-        _OPEN.append((token, prec))
-        flint.ctx.prec = prec
-    try:
-        yield
-    finally:
+_THREAD = threading.local()  # .scopes: this thread's open precisions, innermost last
+
+
+class flint_precision:  # a function to its callers: ``with flint_precision(p):``
+    """``flint.ctx.prec = prec`` for the scope; restored when every open scope has closed.
+
+    A scope nested directly in one of the same precision in the same thread, while that
+    precision is in force, is only counted: the outer scope is registered and stays open
+    until the inner one has closed (a thread's scopes nest), so registering again would
+    change nothing but cost ~5 µs, and the network opens such scopes in every operation.
+    """
+
+    __slots__ = ("_token", "prec")
+
+    def __init__(self, prec: int):
+        self.prec = prec
+        self._token: object | None = None
+
+    def __enter__(self) -> None:
+        flint = flint_module()
+        scopes = _THREAD.__dict__.setdefault("scopes", [])
+        if scopes and scopes[-1] == self.prec and flint.ctx.prec == self.prec:
+            scopes.append(self.prec)
+            return
+        token = self._token = object()
+        with _LOCK:
+            if not _OPEN:
+                _BEFORE[:] = [flint.ctx.prec]
+            _OPEN.append((token, self.prec))
+            flint.ctx.prec = self.prec
+        scopes.append(self.prec)
+
+    def __exit__(self, *exc: object) -> None:
+        _THREAD.scopes.pop()
+        token, self._token = self._token, None
+        if token is None:
+            return
+        flint = flint_module()
         with _LOCK:
             _OPEN[:] = [scope for scope in _OPEN if scope[0] is not token]
             flint.ctx.prec = _OPEN[-1][1] if _OPEN else _BEFORE[0]

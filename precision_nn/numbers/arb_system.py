@@ -6,8 +6,11 @@ exact result for every choice of points in the argument balls (Johansson, "Arb: 
 arbitrary-precision midpoint-radius interval arithmetic", IEEE Trans. Comput. 66, 2017), so
 a value computed here comes with a *proven* error bound: ``|exact − m| ≤ r``.
 
-- ``to_float`` gives the midpoints; ``radius(array)`` the radii as float64 upper bounds.
-- Matrix products go through ``arb_mat``/``acb_mat`` (C, ~30× faster than object loops).
+- ``to_float`` gives the midpoints; ``radius(array)`` the radii as float64 upper bounds
+  (`arb_balls`, with the family's recogniser; both importable from here).
+- Matrix products go through ``arb_mat``/``acb_mat`` (C, ~30× faster than object loops);
+  each operand is converted once while it is re-used (`arb_matrix.OperandCache`: the
+  weights forward and in backprop, the activations, the deltas).
 - Comparisons that balls cannot decide raise: ``real_part`` returns an array whose
   ``>``, ``<``, ``>=``, ``<=`` give a proven answer per entry or raise `ValueError` naming
   the entry (a ReLU at its kink); ``np.maximum``/``np.max`` return a ball enclosing the
@@ -34,8 +37,10 @@ from typing import Any
 import numpy as np
 from mpmath.libmp import dps_to_prec
 
+from precision_nn.numbers.arb_balls import radius, radius_ball, recognise
 from precision_nn.numbers.arb_complex_step import complex_step_guard, near_real_axis
 from precision_nn.numbers.arb_context import flint_module, flint_precision
+from precision_nn.numbers.arb_matrix import OperandCache, product
 from precision_nn.numbers.arb_series import BallSeries
 from precision_nn.numbers.ball_order import OrderedBalls
 from precision_nn.numbers.base import (
@@ -72,6 +77,7 @@ class ArbSystem(FunctionsByName, NumberSystem):
         self._mapped: dict[str, Any] = {}
         self._direct: dict[str, Any] = {}  # name -> ufunc of the ball method itself
         self._finite_of = np.frompyfunc(self._element.is_finite, 1, 1)
+        self._operands = OperandCache(self.flint.acb_mat if is_complex else self.flint.arb_mat)
 
     # -- counterparts ---------------------------------------------------------------------
     def complex(self) -> NumberSystem:
@@ -205,26 +211,31 @@ class ArbSystem(FunctionsByName, NumberSystem):
 
     # -- matrix product ----------------------------------------------------------------------
     def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a @ b`` through ``arb_mat``/``acb_mat`` (stacks: one product per matrix);
-        object arrays of anything but this system's balls take numpy's product."""
+        """``a @ b`` through ``arb_mat``/``acb_mat`` (stacks: one product per matrix),
+        each operand converted once while it is re-used (`arb_matrix.OperandCache`);
+        object arrays holding anything but numbers (series) take numpy's product."""
         a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-        if a.ndim < 2 or b.ndim < 2 or not (_all_type(a, self._element)
-                                             and _all_type(b, self._element)):
+        if a.ndim < 2 or b.ndim < 2:
             with self.context():
                 return a @ b
         if a.shape[-1] != b.shape[-2]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align.")
-        mat = self.flint.acb_mat if self.is_complex else self.flint.arb_mat
-        if a.ndim == b.ndim == 2:  # the network's products: no stack to broadcast
+        try:
             with self.context():
-                return _product(mat, a, b)
+                if a.ndim == b.ndim == 2:  # the network's products: no stack to broadcast
+                    return product(self._operands, a, b)
+                return self._stacked_product(a, b)
+        except TypeError:  # an element with no exact ball conversion: a series
+            with self.context():
+                return a @ b
+
+    def _stacked_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
         a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
         b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
         out = np.empty((*shape, a.shape[-2], b.shape[-1]), dtype=object)
-        with self.context():
-            for idx in np.ndindex(*shape):
-                out[idx + (slice(None), slice(None))] = _product(mat, a[idx], b[idx])
+        for idx in np.ndindex(*shape):
+            out[idx + (slice(None), slice(None))] = product(self._operands, a[idx], b[idx])
         return out
 
     # -- elementwise functions ---------------------------------------------------------------
@@ -267,8 +278,9 @@ class ArbSystem(FunctionsByName, NumberSystem):
 
     def sigmoid(self, x: Any) -> Any:
         """``1/(1 + e^{-x})``; no overflow in Arb (its exponents are unbounded)."""
+        one = self.one  # a ball: a Python 1 would be converted again at every entry
         with self.context():
-            return 1 / (1 + self.exp(-np.asarray(x, dtype=object)))
+            return one / (one + self.exp(-np.asarray(x, dtype=object)))
 
     def softplus(self, x: Any) -> Any:
         """``log(1 + e^x)`` as ``log1p(e^x)``: accurate for x ≪ 0, and for x ≫ 0, since
@@ -308,14 +320,6 @@ def _all_type(arr: np.ndarray, cls: type) -> bool:
     return all(map(cls.__instancecheck__, arr.flat))
 
 
-def _product(mat: Any, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    (n, k), m = a.shape, b.shape[1]
-    product = mat(n, k, a.ravel().tolist()) * mat(k, m, b.ravel().tolist())
-    out = np.empty(n * m, dtype=object)
-    out[:] = product.entries()
-    return out.reshape(n, m)
-
-
 def _check_domain(name: str, arr: np.ndarray, out: Any) -> None:
     """A finite argument with a non-finite result: the ball reaches outside the domain of
     `name` (log of a ball containing 0, sqrt of a negative one). Say where."""
@@ -333,70 +337,3 @@ def _check_domain(name: str, arr: np.ndarray, out: Any) -> None:
 def _finite(v: Any) -> bool:
     test = getattr(v, "is_finite", None)
     return True if test is None else bool(test())
-
-
-def radius(array: Any) -> np.ndarray:
-    """The radius of each ball as a float64 array of upper bounds.
-
-    For ``arb`` the ball is ``[m ± r]`` and the entry is ``r`` rounded up to a float;
-    for ``acb`` (a rectangle) it is ``r_re + r_im``, which bounds ``|z − m|``. First-order
-    series give the radius of their slope (the derivative). A radius below the float range
-    becomes the smallest subnormal (still an upper bound), one above it ``inf``.
-
-    Examples
-    --------
-    >>> from precision_nn.numbers import number_system
-    >>> ns = number_system("arb:30")
-    >>> r = radius(ns.asarray(["0.1", "0.5"]))
-    >>> bool(0 < r[0] < 1e-30), float(r[1])  # 0.1 is rounded; 0.5 is exact
-    (True, 0.0)
-    """
-    arr = np.asarray(array, dtype=object)
-    out = np.empty(arr.shape, dtype=np.float64)
-    for idx, v in np.ndenumerate(arr):
-        out[idx] = _radius_upper(v)
-    return out
-
-
-def radius_ball(v: Any) -> Any:
-    """The exact radius of one element (an exact ``arb``); see `radius`."""
-    if isinstance(v, BallSeries):
-        v = v.slope
-    if hasattr(v, "imag") and type(v).__name__ == "acb":
-        return v.real.rad() + v.imag.rad()
-    return v.rad()
-
-
-def _radius_upper(v: Any) -> float:
-    flint = flint_module()
-    r = radius_ball(v)
-    if not r.is_finite():
-        return float("inf")
-    value = float(r.mid())
-    if flint.arb(value) < r.upper() or (value == 0.0 and not r.is_zero()):
-        value = float(np.nextafter(value, np.inf))  # float() rounded to nearest, below r
-    return value
-
-
-def recognise(array: np.ndarray) -> str | None:
-    """The ``arb:N``/``acb:N`` spec of an object array of balls (or first-order series), or
-    None when its first element is not one.
-
-    Balls carry no precision, so, as for Decimal, N is the larger of the digits of
-    ``flint.ctx.prec`` (inside ``ns.context()``: the system's) and the most digits any
-    midpoint holds (``floor(bits·log10 2)``).
-    """
-    flint = flint_module()
-    arr = np.asarray(array, dtype=object)
-    first = arr.flat[0] if arr.size else None
-    first = first.value if isinstance(first, BallSeries) else first
-    if not isinstance(first, (flint.arb, flint.acb)):
-        return None
-    bits = flint.ctx.prec
-    for v in arr.flat:
-        v = v.value if isinstance(v, BallSeries) else v
-        for part in ((v.real, v.imag) if isinstance(v, flint.acb) else (v,)):
-            if part.is_finite() and not part.mid().is_zero():
-                bits = max(bits, int(part.mid().man_exp()[0]).bit_length())
-    digits = max(1, int(bits * 0.30102999566398120))  # log10(2)
-    return f"{'acb' if isinstance(first, flint.acb) else 'arb'}:{digits}"

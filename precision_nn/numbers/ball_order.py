@@ -57,10 +57,11 @@ def _compare(op: str, left: Any, right: Any) -> np.ndarray:
 
 def _compare_balls(op: str, left: Any, right: Any) -> np.ndarray | None:
     """`_compare` of real balls (a real number on the right, such as ReLU's 0, taken as
-    the exact ball it is) in two C loops: flint's ``a > b`` is True only when proven,
+    the exact ball it is) in C loops: flint's ``a > b`` is True only when proven,
     and so is its negation ``a <= b``. Where neither holds the ball straddles the
     threshold; None then, and whenever an element is not a real ball, so the
-    entry-by-entry path decides (series) or raises naming the entry."""
+    entry-by-entry path decides (series) or raises naming the entry. The negation is
+    asked only where the comparison did not hold."""
     flint = flint_module()
     if isinstance(right, (int, float, np.integer, np.floating)) and \
             not isinstance(right, (bool, np.bool_)):
@@ -72,8 +73,13 @@ def _compare_balls(op: str, left: Any, right: Any) -> np.ndarray | None:
         return None
     holds, fails = _UFUNCS[op]
     yes = np.asarray(holds(left, right), dtype=bool)
-    if not (yes | np.asarray(fails(left, right), dtype=bool)).all():
-        return None
+    rest = ~yes  # only these can straddle: the negation is asked of them alone
+    if rest.any():
+        if left.shape != yes.shape or right.shape not in ((), yes.shape):
+            left, right = np.broadcast_arrays(left, right)  # (~15 µs: only when needed)
+        undecided = fails(left[rest], right if right.ndim == 0 else right[rest])
+        if not np.asarray(undecided, dtype=bool).all():
+            return None
     return yes
 
 

@@ -195,6 +195,21 @@ class NumberSystem(ABC):
     @abstractmethod
     def cos(self, x: Any) -> Any: ...
 
+    def sigmoid(self, x: Any) -> Any:
+        """The logistic function ``1/(1 + e^{-x})``, the network's sigmoid activation.
+
+        Default: from ``e = e^{-|x|} <= 1`` (``|x|`` by the sign of the real part) as
+        ``1/(1+e)`` where Re x > 0 and ``e/(1+e)`` elsewhere. ``e^{-x}`` for x << 0 would
+        overflow (an error in Decimal, inf in IEEE); both forms have a relative error of
+        a few u everywhere, and each is holomorphic on its side of Re x = 0, so the
+        complex step through them stays exact. A system whose exponent range is
+        unbounded may use the direct form (`arb:N` does: no branch to decide on a ball).
+        """
+        positive = np.asarray(self.real_part(x) > 0, dtype=bool)
+        e = self.exp(np.where(positive, -x, x))
+        r = self.one / (self.one + e)
+        return np.where(positive, r, e * r)
+
     @property
     @abstractmethod
     def pi(self) -> Any:
