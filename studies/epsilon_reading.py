@@ -33,7 +33,9 @@ def laws_md(laws: list[dict], description: str) -> str:
             "(– where the regime holds under four points or one decade); h* and E* fitted: "
             "the minimum of the sum of the two fitted power laws; model: C·h^p + S·u·|f|/h "
             "with exact constants, whose rounding term is a worst case; smallest error: "
-            "the best single step of the sweep (steps and errors are recorded as log10 in "
+            "the best single step of the sweep (beyond 100 digits the steps lie 20 decades "
+            "apart, so it can sit decades above the fitted optimum; steps and errors are "
+            "recorded as log10 in "
             "`fitted_laws.csv`, printed here as numbers).\n\n"
             + output.markdown_table(laws, columns,
                                     formatters=dict.fromkeys(LOG10_COLUMNS, fmt_log10)))
