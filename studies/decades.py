@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
-__all__ = ["LineFit", "decade_axis", "fmt_log10", "line_fit", "log10_of"]
+__all__ = ["LineFit", "decade_axis", "fmt_log10", "line_fit", "log10_norm", "log10_of",
+           "log10_rms"]
 
 STRIDES = (1, 2, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000)
 
@@ -51,6 +52,43 @@ def log10_of(value: object) -> float:
     magnitude = np.abs(np.asarray(value, dtype=np.clongdouble))
     with np.errstate(divide="ignore"):
         return float(np.log10(magnitude))
+
+
+def log10_norm(values: object) -> float:
+    """log10 of the 2-norm of `values` (floats, long doubles or complex), the largest
+    magnitude factored out so that no square underflows; −inf for all zeros.
+
+    Examples
+    --------
+    >>> tiny = np.exp2(np.longdouble(-3000))
+    >>> round(log10_norm([3 * tiny, 4 * tiny]) - log10_of(tiny), 12)  # ‖(3, 4)‖ = 5
+    0.69897
+    """
+    magnitude = np.abs(np.ravel(np.asarray(values, dtype=np.clongdouble)))
+    if magnitude.size == 0 or not np.all(np.isfinite(magnitude)):
+        return math.nan if np.any(np.isnan(magnitude)) or magnitude.size == 0 else math.inf
+    top = magnitude.max()
+    if top == 0:
+        return -math.inf
+    return float(np.log10(top) + np.log10(np.sum((magnitude / top) ** 2)) / 2)
+
+
+def log10_rms(log10_values: Sequence[float]) -> float:
+    """log10 of the root mean square of the numbers whose log10 are `log10_values`
+    (−inf entries are zeros; NaN if any is NaN), never leaving the float range.
+
+    Examples
+    --------
+    >>> round(log10_rms([-1000.0, -1000.0 + math.log10(7)]), 12)  # √((1 + 49)/2) = 5
+    -999.30103
+    """
+    values = np.asarray(log10_values, dtype=float)
+    if values.size == 0 or np.any(np.isnan(values)):
+        return math.nan
+    top = float(values.max())
+    if not math.isfinite(top):
+        return top
+    return top + float(np.log10(np.mean(10.0 ** (2 * (values - top))))) / 2
 
 
 @dataclass(frozen=True)

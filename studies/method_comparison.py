@@ -2,9 +2,16 @@
 
 Each cell calls the library once with its automatic step (``h=None``: what a user who
 does not tune anything gets) on a scalar function and on the full gradient of a 3-5-2
-MLP, and measures the relative error against the 260-digit reference, the number of
-function evaluations and the wall time. For the network, backprop (`MLP.gradient`) in the
-same number system is the baseline every numerical gradient is measured against.
+MLP, and measures the relative error against the reference, the number of function
+evaluations and the wall time. For the network, backprop (`MLP.gradient`) in the same
+number system is the baseline every numerical gradient is measured against.
+
+The systems run from float16 to 1000 digits (``mpf:1000``, ``arb:1000``,
+``decimal:1000``), where errors reach 10⁻¹⁰⁰¹, 0 as a float: errors and unit roundoffs are
+recorded as their log10 (`studies.decades`). The reference is mpmath at
+`studies.problems.REFERENCE_DPS` = 2·1000 + 20 digits (`studies.problems.reference_dps`
+of the largest precision studied): the smallest error measured, about u = 10⁻¹⁰⁰¹ (complex
+step, backprop), is then 10¹⁰¹⁹ times the reference's own error, which never shows.
 
 Wall times are the best of `REPEATS` repetitions (at least `MIN_SECONDS` of work in
 total), taken while the other cells run on the other cores: compare them within one run.
@@ -14,14 +21,14 @@ Columns of ``results.csv`` (one row per problem, system and method):
 ``problem``
     ``sigmoid`` (scalar, at x = 0.5) or ``mlp`` (the gradient of a 3-5-2 sigmoid network
     with cross-entropy loss on 8 examples: 32 parameters).
-``numbers``, ``u``
-    Number system and its unit roundoff.
+``numbers``, ``log10_u``
+    Number system and log10 of its unit roundoff.
 ``method``
     ``forward`` (order 1), ``central2``, ``central4``, ``richardson``, ``complex_step``,
     or ``backprop`` (network only).
-``error``, ``estimated_error``
-    Measured relative error (2-norm over coordinates) and the library's own estimate
-    (NaN for backprop, which does not estimate its error).
+``log10_error``, ``log10_estimated_error``
+    log10 of the measured relative error (2-norm over coordinates; −inf: exact) and of
+    the library's own estimate (NaN for backprop, which does not estimate its error).
 ``evaluations``
     Function (loss) evaluations; 1 for backprop (one forward and one backward pass).
 ``seconds``
@@ -30,6 +37,8 @@ Columns of ``results.csv`` (one row per problem, system and method):
     How many calls the timing took.
 ``note``
     The error message when the call raised.
+
+Files: ``accuracy_vs_cost.png/.svg``.
 """
 
 from __future__ import annotations
@@ -38,46 +47,60 @@ import math
 import time
 from pathlib import Path
 
+import mpmath
 import numpy as np
-from matplotlib.ticker import NullFormatter
 
 from precision_nn.numbers import number_system
 from studies import output
+from studies.decades import log10_norm
+from studies.method_figure import plot_accuracy_cost, table
 from studies.problems import (
     NetworkProblem,
     estimate,
     exact,
+    log10_relative_error,
     network_problem,
     problem,
-    relative_error,
 )
-from studies.rows import finite
+from studies.rows import finite, has_complex
 
 NAME = "method_comparison"
 TITLE = "Method comparison: accuracy against cost"
 SEED = 1  # seed of the network problem
 
-NUMBERS = ("float16", "float32", "float64", "mpf:30", "mpf:60", "decimal:30")
+NUMBERS = ("float16", "float32", "float64", "mpf:30", "mpf:60", "decimal:30", "mpf:1000",
+           "arb:1000", "decimal:1000")
+# The network gradient runs in the systems where one call costs seconds, not minutes:
+# measured at 1000 digits (one call, a loaded 2-core machine), a difference quotient of the
+# 32 coordinates takes 1.5–2.5 s in mpf:1000 and 0.4–1.3 s in arb:1000 but 44–129 s in
+# decimal:1000; and Richardson, ~100 evaluations a coordinate, 79 s in mpf:1000 and 42 s
+# in arb:1000, so it runs on the network only up to `NETWORK_RICHARDSON_DIGITS`.
+NETWORK_NUMBERS = ("float16", "float32", "float64", "mpf:30", "mpf:60", "decimal:30",
+                   "mpf:1000", "arb:1000")
+NETWORK_RICHARDSON_DIGITS = 100
 LABELS = ("forward", "central2", "central4", "richardson", "complex_step")
 NETWORK = {"layer_sizes": (3, 5, 2), "examples": 8}
 QUICK = {"numbers": ("float32", "float64", "mpf:30"),
+         "network_numbers": ("float32", "float64", "mpf:30"),
          "labels": ("forward", "central2", "complex_step"),
          "network": {"layer_sizes": (3, 4, 2), "examples": 5}}
 REPEATS = 20
 MIN_SECONDS = 0.05
 WARM_UP_BELOW = 1.0
+LOG10_2 = math.log10(2)
 
 
 def grid(quick: bool) -> list[dict]:
     """One cell per problem, number system and method (complex step where supported)."""
     numbers = QUICK["numbers"] if quick else NUMBERS
+    on_network = QUICK["network_numbers"] if quick else NETWORK_NUMBERS
     labels = QUICK["labels"] if quick else LABELS
     network = QUICK["network"] if quick else NETWORK
     cells = []
     for name in ("sigmoid", "mlp"):
-        for spec in numbers:
+        for spec in numbers if name == "sigmoid" else on_network:
             for label in labels + (("backprop",) if name == "mlp" else ()):
-                if label == "complex_step" and (spec == "float16" or spec.startswith("dec")):
+                if not _runs(name, spec, label):
                     continue
                 cells.append({"key": f"{name}/{spec}/{label}", "problem": name,
                               "numbers": spec, "method": label, "seed": SEED,
@@ -87,10 +110,22 @@ def grid(quick: bool) -> list[dict]:
     return cells
 
 
+def _runs(name: str, spec: str, label: str) -> bool:
+    """The complex step needs a complex counterpart; Richardson on the network only up to
+    `NETWORK_RICHARDSON_DIGITS` (see `NETWORK_NUMBERS`)."""
+    if label == "complex_step" and not has_complex(spec):
+        return False
+    return not (name == "mlp" and label == "richardson"
+                and number_system(spec).digits > NETWORK_RICHARDSON_DIGITS)
+
+
 def _cost(name: str, spec: str, label: str) -> float:
-    """Rough seconds of a cell: network gradients in mpmath/Decimal dominate the study."""
-    slow = name == "mlp" and spec.startswith(("mp", "dec"))
-    return (5.0 if slow else 0.1) * {"richardson": 3.0, "central4": 2.0}.get(label, 1.0)
+    """Rough seconds of a cell: network gradients in object systems dominate the study,
+    and grow with the digits (measured at 1000 digits: ~2 s a call, timed once)."""
+    ns = number_system(spec)
+    slow = name == "mlp" and ns.object_elements
+    return round((5.0 if slow else 0.1) * (1 + ns.digits / 300)
+                 * {"richardson": 3.0, "central4": 2.0}.get(label, 1.0), 2)
 
 
 def _problem(cell: dict):
@@ -105,9 +140,10 @@ def run_cell(cell: dict) -> list[dict]:
     p = _problem(cell)
     reference = exact(p)
     ns = number_system(cell["numbers"])
-    row = {"problem": cell["problem"], "numbers": ns.name, "u": ns.unit_roundoff,
-           "method": cell["method"], "error": math.nan, "estimated_error": math.nan,
-           "evaluations": 0, "seconds": math.nan, "repeats": 0, "note": ""}
+    row = {"problem": cell["problem"], "numbers": ns.name,
+           "log10_u": ns.log2_unit_roundoff * LOG10_2, "method": cell["method"],
+           "log10_error": math.nan, "log10_estimated_error": math.nan, "evaluations": 0,
+           "seconds": math.nan, "repeats": 0, "note": ""}
     call = _backprop(p, ns) if cell["method"] == "backprop" else \
         (lambda: estimate(p, ns.name, cell["method"], h=None))
     try:
@@ -117,13 +153,13 @@ def run_cell(cell: dict) -> list[dict]:
         return [row]
     row.update(seconds=seconds, repeats=repeats)
     if cell["method"] == "backprop":
-        row.update(error=relative_error(result, reference), evaluations=1)
+        row.update(log10_error=log10_relative_error(result, reference), evaluations=1)
     else:
-        scale = float(np.linalg.norm([float(abs(r)) for r in np.ravel(
-            np.asarray(reference, dtype=object))]))
-        row.update(error=relative_error(result.value, reference),
-                   estimated_error=float(np.linalg.norm(np.ravel(
-                       np.asarray(result.error, dtype=float)))) / scale,
+        with mpmath.workdps(30):  # the reference's norm, to 30 digits: mpf has no underflow
+            log10_scale = float(mpmath.log10(mpmath.norm(list(np.ravel(np.asarray(
+                reference, dtype=object))))))
+        row.update(log10_error=log10_relative_error(result.value, reference),
+                   log10_estimated_error=log10_norm(result.error) - log10_scale,
                    evaluations=int(result.evaluations))
     return [row]
 
@@ -155,109 +191,20 @@ def _timed(call):
     return result, best, repeats
 
 
-# -- drawing --------------------------------------------------------------------------------
-MARKERS = {"float16": "v", "float32": "^", "float64": "o", "mpf:30": "s", "mpf:60": "D",
-           "decimal:30": "P"}
-
-
+# -- the report -----------------------------------------------------------------------------
 def render(rows: list[dict], out: Path) -> str:
     """Accuracy-cost figure, one table per problem and the reading."""
-    fig, axes = output.figure(2, 2, width=6.0, height=4.6)
-    for k, name in enumerate(("sigmoid", "mlp")):
-        mine = [r for r in rows if r["problem"] == name and finite(r["error"])]
-        for ax, cost, label in ((axes[2 * k], "evaluations", "function evaluations (count)"),
-                                (axes[2 * k + 1], "seconds", "wall time per call (s)")):
-            _lines(ax, mine, cost)
-            ax.set(xlabel=label, ylabel="relative error (dimensionless)",
-                   title=f"{_title(name)}: error against {cost}")
-        _match_y(axes[2 * k], axes[2 * k + 1])  # the two panels of a problem compare
-    fig.legend(*_legend(rows), fontsize=8, loc="outside lower center", ncol=4,
-               title="number system (marker); each line joins one method's systems",
-               title_fontsize=8)
-    png = output.save_figure(fig, out, "accuracy_vs_cost")
-    columns = [("numbers", "system"), ("method", "method"), ("error", "relative error"),
-               ("estimated_error", "library's estimate"), ("evaluations", "evaluations"),
-               ("seconds", "seconds")]
-    tables = [f"{_title(name)}, automatic step (h=None):\n\n" + output.markdown_table(
-        [r for r in rows if r["problem"] == name], columns) for name in ("sigmoid", "mlp")]
+    png = plot_accuracy_cost(rows, out)
+    tables = [table(rows, name) for name in ("sigmoid", "mlp")]
     return "\n\n".join([_reading(rows), f"![Accuracy against cost]({png})", *tables])
-
-
-def _title(name: str) -> str:
-    return "sigmoid at x = 0.5" if name == "sigmoid" else "MLP loss gradient"
-
-
-def _lines(ax, rows: list[dict], cost: str) -> None:
-    """One line per method joining its number systems from the widest u to the narrowest,
-    a marker per system, the method's name written at its most precise end, and each
-    system's unit roundoff as a labelled floor."""
-    for method in dict.fromkeys(r["method"] for r in rows):
-        mine = sorted((r for r in rows if r["method"] == method), key=lambda r: -r["u"])
-        color = output.METHOD_COLORS[method]
-        x = [r[cost] for r in mine]
-        y = [max(r["error"], 1e-300) for r in mine]
-        ax.loglog(x, y, "-", color=color, lw=1.0, alpha=0.8, zorder=2)
-        for r, xi, yi in zip(mine, x, y):
-            ax.loglog(xi, yi, MARKERS.get(r["numbers"], "o"), color=color, ms=6, mec="k",
-                      mew=0.4, zorder=3)
-        ax.annotate(method, (x[-1], y[-1]), xytext=(5, -2), textcoords="offset points",
-                    fontsize=7, color=color, fontweight="bold", va="top")
-    _u_floors(ax, rows)
-    values = sorted({r[cost] for r in rows if r[cost] > 0})
-    if values:  # room on the right for the direct labels
-        ax.set_xlim(values[0] / 1.6, values[-1] * 4)
-    if cost == "evaluations":  # few distinct counts: tick those not crowding the last tick
-        gap = math.log10(values[-1] * 4 / (values[0] / 1.6)) / 9  # a ninth of the axis
-        ticks = [values[0]]
-        for v in values[1:]:
-            if math.log10(v / ticks[-1]) >= gap:
-                ticks.append(v)
-        ax.set_xticks(ticks, [f"{v:g}" for v in ticks], fontsize=7)
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.grid(True, alpha=0.3)
-
-
-def _u_floors(ax, rows: list[dict]) -> None:
-    """A dashed line at each system's u, labelled at the right edge (labels of systems
-    within 4 decades of each other share one line of text)."""
-    floors = sorted({r["numbers"]: r["u"] for r in rows}.items(), key=lambda item: -item[1])
-    groups: list[list[tuple[str, float]]] = []
-    for spec, u in floors:
-        ax.axhline(u, color="0.6", lw=0.6, ls="--", zorder=1)
-        if groups and math.log10(groups[-1][0][1] / u) < 4:
-            groups[-1].append((spec, u))
-        else:
-            groups.append([(spec, u)])
-    for group in groups:
-        ax.text(1.01, group[0][1], "u: " + ", ".join(spec for spec, _ in group),
-                transform=ax.get_yaxis_transform(), fontsize=6, color="0.35", va="center")
-
-
-def _match_y(*axes) -> None:
-    """The same y-range on panels that are read side by side."""
-    low = min(ax.get_ylim()[0] for ax in axes)
-    high = max(ax.get_ylim()[1] for ax in axes)
-    for ax in axes:
-        ax.set_ylim(low, high)
-
-
-def _legend(rows: list[dict]):
-    from matplotlib.lines import Line2D
-
-    systems = sorted({r["numbers"]: r["u"] for r in rows}.items(), key=lambda item: -item[1])
-    handles = [Line2D([], [], color="0.3", marker=MARKERS.get(s, "o"), ls="")
-               for s, _ in systems]
-    handles.append(Line2D([], [], color="0.6", ls="--", lw=0.6))
-    labels = [f"{s} (u = {output.fmt(u, 2)})" for s, u in systems]
-    return handles, labels + ["its unit roundoff u"]
 
 
 def _reading(rows: list[dict]) -> str:
     def pick(problem_name, numbers, method):
         return next((r for r in rows if (r["problem"], r["numbers"], r["method"])
-                     == (problem_name, numbers, method) and finite(r["error"])), None)
+                     == (problem_name, numbers, method) and finite(r["log10_error"])), None)
     sentences = []
-    for spec in ("float64", "mpf:30"):
+    for spec in ("float64", "mpf:30", "mpf:1000"):
         parts = []
         for method in ("forward", "central2", "central4", "richardson", "complex_step",
                        "backprop"):
@@ -265,19 +212,22 @@ def _reading(rows: list[dict]) -> str:
             if r is not None:
                 cost = "one pass" if method == "backprop" else \
                     f"{r['evaluations']} evaluations"
-                parts.append(f"{method} {output.fmt(r['error'], 2)} with {cost} in "
-                             f"{output.fmt(r['seconds'], 2)} s")
+                parts.append(f"{method} u^{r['log10_error'] / r['log10_u']:.2f} with {cost} "
+                             f"in {output.fmt(r['seconds'], 2)} s")
         if parts:
             sentences.append(f"in {spec}, " + "; ".join(parts))
     return (
         "**Reading.** More evaluations buy accuracy only up to the limit that the number "
-        "system and the method's order set: with the automatic step, forward differences "
-        "stop near √u, central ones near u^(2/3) and u^(4/5), while the complex step and "
-        "Richardson reach a few u — the complex step for about the cost of one central "
-        "difference (one complex evaluation per coordinate costs a few real ones), "
-        "Richardson for several times more evaluations. For the network gradient: "
-        + "; ".join(sentences) + ". Backprop is exact to rounding for the price of about "
-        "one extra pass, which is why numerical gradients are a check, never the method; "
-        "and the check is only as good as its reference, so a higher-order method or a "
-        "wider number system pays for itself when a tolerance must be tight.")
-
+        "system and the method's order set, and that limit is a power of the unit "
+        "roundoff u, the same at every precision: with the automatic step, forward "
+        "differences stop near u^(1/2), central ones near u^(2/3) and u^(4/5), while the "
+        "complex step and Richardson reach a few u — the complex step for about the cost "
+        "of one central difference (one complex evaluation per coordinate costs a few real "
+        "ones), Richardson for several times more evaluations. The figure therefore draws "
+        "each error as that power, log10(error)/log10(u), so that float16 and 1000 digits "
+        "read on one axis (the tables give the errors themselves). For the network "
+        "gradient, as error = u^a: " + "; ".join(sentences) + ". Backprop is exact to "
+        "rounding for the price of about one extra pass, which is why numerical gradients "
+        "are a check, never the method; and the check is only as good as its reference, "
+        "so a higher-order method or a wider number system pays for itself when a "
+        "tolerance must be tight.")

@@ -242,7 +242,10 @@ def log10_relative_error(value: Any, exact: Any) -> float:
     """
     with mpmath.workdps(REFERENCE_DPS):
         ratio = _relative_error(value, exact)
-        return -math.inf if ratio == 0 else float(mpmath.log10(ratio))
+    if ratio == 0:
+        return -math.inf
+    with mpmath.workdps(30):  # the ratio is exact to 2020 digits; its log10 needs 17
+        return float(mpmath.log10(ratio))
 
 
 def _relative_error(value: Any, exact: Any) -> Any:

@@ -7,7 +7,7 @@ import math
 
 from precision_nn.numbers import number_system
 
-__all__ = ["arithmetic", "finite", "has_complex", "rows_u"]
+__all__ = ["arithmetic", "finite", "has_complex", "rows_log10_u"]
 
 
 def finite(value: object) -> bool:
@@ -16,8 +16,8 @@ def finite(value: object) -> bool:
         and math.isfinite(value)
 
 
-def rows_u(rows: list[dict], numbers: str) -> float:
-    """The unit roundoff ``u`` recorded in the rows of number system `numbers`.
+def rows_log10_u(rows: list[dict], numbers: str) -> float:
+    """log10 of the unit roundoff (``log10_u``) recorded in the rows of system `numbers`.
 
     Raises
     ------
@@ -26,7 +26,7 @@ def rows_u(rows: list[dict], numbers: str) -> float:
     """
     for row in rows:
         if row["numbers"] == numbers:
-            return row["u"]
+            return row["log10_u"]
     present = sorted({row["numbers"] for row in rows})
     raise KeyError(f"no row of number system {numbers!r}; the rows hold {present}.")
 

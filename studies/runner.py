@@ -41,7 +41,8 @@ For each study, `run_study` takes ``grid(quick)``, skips the cells already finis
 ``<out>/<NAME>/cells.jsonl`` when resuming (a finished record whose cell is identical to
 the current one; failed cells are retried), submits the others to a
 `concurrent.futures.Executor` (a local process pool, an in-process serial executor for
-``jobs=1``, or a ``dask.distributed`` cluster's executor) and appends each record to the
+``jobs=1``, or a ``dask.distributed`` cluster's executor, all made by
+`studies.executors.make_executor`) and appends each record to the
 log the moment its cell finishes, so an interruption loses nothing finished (the log's
 rules against torn lines and foreign lines are in `studies.cell_log`). A tqdm progress line
 on stderr (`studies.progress`) shows cells done, elapsed time and a cost-weighted estimate
@@ -50,7 +51,7 @@ same folder stops at once), and Ctrl-C stops the workers and raises `Interrupted
 counts the cells saved. The
 runner then writes ``results.csv`` (rows of all successful cells in grid order, columns in
 first-seen order), ``summary.md`` (title, the study's body, any failed cells with their
-errors, the run's provenance) and ``run.json`` (provenance and counts), and finally
+errors, the run's provenance from `studies.provenance`) and ``run.json`` (provenance and counts), and finally
 `studies.output.write_index` writes ``<out>/index.md`` and ``<out>/index.html``.
 
 Only ``studies.__main__`` configures logging; this module only logs through
@@ -60,27 +61,22 @@ Only ``studies.__main__`` configures logging; this module only logs through
 from __future__ import annotations
 
 import concurrent.futures as cf
-import contextlib
 import importlib
 import importlib.util
 import json
 import logging
-import os
-import platform
-import signal
-import subprocess
-import sys
 import time
 import traceback
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import IO, Any
+from typing import IO
 
 import studies
 from studies.cell_log import CellLog, OutLocked, OutUnusable, lock_out, prepare_out
+from studies.executors import SerialExecutor, make_executor
 from studies.progress import Progress
+from studies.provenance import provenance
 
 __all__ = [
     "CellLog",
@@ -101,8 +97,6 @@ __all__ = [
 
 LOG = logging.getLogger(__name__)
 REQUIRED = ("NAME", "TITLE", "grid", "run_cell", "render")
-PACKAGES = ("precision_nn", "numpy", "scipy", "mpmath", "matplotlib", "dask", "distributed")
-REPO = Path(__file__).resolve().parent.parent
 
 
 # -- the study interface ------------------------------------------------------------------
@@ -138,86 +132,6 @@ def _cell_keys(cells: list[dict], name: str) -> list[str]:
         raise ValueError(f"cell keys of study {name!r} must be unique; {duplicate!r} repeats.")
     return keys
 
-
-# -- executors ----------------------------------------------------------------------------
-class SerialExecutor(cf.Executor):
-    """Run each submitted call at once in the calling process (``jobs=1``, debugging).
-
-    An `Exception` is stored in the returned future; a `BaseException` such as
-    `KeyboardInterrupt` propagates to the caller, exactly as an interrupted run would.
-    """
-
-    def submit(self, fn, /, *args, **kwargs):
-        future: cf.Future = cf.Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except Exception as exc:  # noqa: BLE001 - handed to the caller through the future
-            future.set_exception(exc)
-        return future
-
-
-@contextlib.contextmanager
-def make_executor(*, jobs: int | None = None, dask: str | None = None) -> Iterator[cf.Executor]:
-    """The executor that runs the cells, closed on exit.
-
-    Parameters
-    ----------
-    jobs : int or None
-        Worker processes of the local pool (None: one per core); 1 runs in-process.
-    dask : str or None
-        Address of a ``dask.distributed`` scheduler (``tcp://host:8786``); when given, the
-        cells run on that cluster through ``Client(dask).get_executor()``. Its workers must
-        be able to import `studies` and `precision_nn` (same code, same versions).
-    """
-    if jobs is not None and (not isinstance(jobs, int) or jobs < 1):
-        raise ValueError(f"`jobs` must be a positive integer (or None for one per core); "
-                         f"got {jobs!r}.")
-    if dask is not None:
-        try:
-            from dask.distributed import Client
-        except ImportError as exc:
-            raise ValueError("`--dask` needs dask.distributed; install the optional extra: "
-                             "pip install -e '.[dask]'.") from exc
-        try:
-            client = Client(dask)
-        except OSError as exc:
-            raise OSError(f"cannot reach the dask scheduler at {dask!r} ({exc}); start one "
-                          "with `dask scheduler` and workers with `dask worker ADDRESS`, or "
-                          "drop --dask to use the local process pool.") from exc
-        with client:
-            yield client.get_executor()
-    elif jobs == 1:
-        yield SerialExecutor()
-    else:
-        pool = cf.ProcessPoolExecutor(max_workers=jobs, initializer=_ignore_sigint)
-        try:
-            yield pool
-        except BaseException:
-            _stop(pool)
-            raise
-        pool.shutdown()
-
-
-def _ignore_sigint() -> None:
-    """Worker initializer: Ctrl-C reaches the whole process group, and only the parent
-    acts on it (it stops the workers itself), so no worker prints a traceback."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _stop(pool: cf.ProcessPoolExecutor) -> None:
-    """Stop `pool` now: cancel what has not started and terminate the running workers.
-
-    `ProcessPoolExecutor.shutdown` can only wait for running calls, which for a long cell
-    means a Ctrl-C that does nothing for minutes; the worker processes are reached through
-    the pool's ``_processes`` mapping (private, present since Python 3.2), and nothing they
-    were computing is lost that was not already lost: a cell is logged only when it ends.
-    """
-    workers = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in workers:
-        process.terminate()
-    for process in workers:
-        process.join(timeout=5)
 
 
 def execute_cell(module_name: str, cell: dict) -> dict:
@@ -450,49 +364,3 @@ def _import_failure(name: str) -> StudyResult:
 def load_module(name: str) -> ModuleType:
     """The checked module of study `name`."""
     return check_study(studies.load(name))
-
-
-# -- provenance ---------------------------------------------------------------------------
-def provenance(*, config: dict[str, Any], seed: int | None = None) -> dict[str, Any]:
-    """Where a run came from: configuration, seed, package versions, git commit, machine."""
-    return {
-        "config": config,
-        "seed": seed,
-        "command": _command(),
-        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "git": _git_commit(),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "packages": {name: _version(name) for name in PACKAGES},
-    }
-
-
-def _command() -> str:
-    """The command line of this run (``python -m studies ...`` when run as a module)."""
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name == "__main__.py" and Path(argv[0]).parent.name == "studies":
-        argv[0] = "-m studies"
-    return " ".join(["python", *argv])
-
-
-def _version(package: str) -> str:
-    from importlib import metadata
-
-    try:
-        return metadata.version(package)
-    except metadata.PackageNotFoundError:
-        return "not installed"
-
-
-def _git_commit() -> str:
-    """``<hash>`` of HEAD, with ``+dirty`` when tracked files differ from it."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
-    except (OSError, subprocess.SubprocessError):
-        return "unknown (not a git checkout)"
-    return commit + ("+dirty" if dirty else "")

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from studies import (
     decades,
-    epsilon_sweep,
+    epsilon_figure,
     gradcheck_reliability,
-    method_comparison,
+    method_figure,
     output,
     precision_figure,
 )
@@ -29,21 +31,39 @@ def test_a_zero_rate_bar_says_0_of_n_and_a_missing_one_not_run():
 
 def test_missing_complex_step_is_explained_by_the_system():
     _fig, ax = output.figure()
-    epsilon_sweep._note_missing(ax, "float16", ["complex_step"])
+    epsilon_figure.note_missing(ax, "float16", ["complex_step"])
     (note,) = texts(ax)
     assert "float16 has no complex\ncounterpart (numpy has no complex32)" in note
     _fig, ax = output.figure()
-    epsilon_sweep._note_missing(ax, "float64", ["richardson"])
+    epsilon_figure.note_missing(ax, "float64", ["richardson"])
     assert texts(ax) == ["no richardson: not run in this system"]
 
 
-def test_u_floors_are_labelled_and_close_ones_share_a_label():
+def test_accuracy_guides_are_the_powers_of_u_the_methods_reach():
     _fig, ax = output.figure()
-    rows = [{"numbers": "float64", "u": 2.0 ** -53}, {"numbers": "decimal:30", "u": 5e-30},
-            {"numbers": "mpf:30", "u": 4.9e-32}]
-    method_comparison._u_floors(ax, rows)
-    assert texts(ax) == ["u: float64", "u: decimal:30, mpf:30"]
-    assert len(ax.lines) == 3
+    method_figure.exponent_guides(ax)
+    assert texts(ax) == ["u^(1/2): forward", "u^(2/3): central-2", "u^(4/5): central-4",
+                         "u: every digit"]
+    assert [line.get_ydata()[0] for line in ax.lines] == [1 / 2, 2 / 3, 4 / 5, 1.0]
+
+
+def test_accuracy_power_reads_1000_digit_errors_and_exact_results():
+    # u = 1.2e-1001 and an error of 7.8e-668: a = 667.1/1000.9 ≈ 2/3, from log10 values
+    # only (both are 0 as floats); an exact result has a = +inf, drawn at EXACT_AT
+    row = {"log10_u": -1000.92, "log10_error": -667.11}
+    assert abs(method_figure.accuracy_power(row) - 0.6665) < 1e-4
+    assert method_figure.accuracy_power({**row, "log10_error": -math.inf}) == math.inf
+
+
+def test_accuracy_figure_draws_1000_digit_rows(tmp_path):
+    rows = [{"problem": name, "numbers": numbers, "log10_u": log10_u, "method": method,
+             "log10_error": a * log10_u, "evaluations": evaluations, "seconds": seconds}
+            for name in ("sigmoid", "mlp")
+            for numbers, log10_u, seconds in (("float64", -15.95, 0.002),
+                                              ("mpf:1000", -1000.92, 0.03))
+            for method, a, evaluations in (("central2", 2 / 3, 10), ("complex_step", 1.0, 8))]
+    png = method_figure.plot_accuracy_cost(rows, tmp_path)
+    assert (tmp_path / png).stat().st_size > 10_000
 
 
 def test_ratio_panel_is_symmetric_about_one():
@@ -71,5 +91,6 @@ def test_sweep_figure_draws_minima_far_below_the_float_range(tmp_path):
 
 
 def test_network_panels_name_their_norm_and_why_no_model():
-    assert "‖D − ∇L‖₂/‖∇L‖₂" in epsilon_sweep.NO_MODEL_NOTE
-    assert "higher derivatives" in epsilon_sweep.NO_MODEL_NOTE
+    assert "‖D − ∇L‖₂/‖∇L‖₂" in epsilon_figure.NO_MODEL_NOTE
+    assert "higher derivatives" in epsilon_figure.NO_MODEL_NOTE
+    assert "2020-digit reference" in epsilon_figure.NO_MODEL_NOTE

@@ -20,7 +20,7 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from studies import epsilon_sweep, gradcheck_reliability, method_comparison, precision_sweep, runner
-from studies.laws import METHODS, fit_slope, law, regime_masks
+from studies.laws import METHODS, fit_slope, fitted_optimum, law, regime_masks
 from studies.problems import problem
 
 STUDY_MODULES = (epsilon_sweep, precision_sweep, method_comparison, gradcheck_reliability)
@@ -87,7 +87,7 @@ def _laws(report: Path) -> dict[tuple, dict]:
     return {(r["problem"], r["numbers"], r["method"]): r for r in rows}
 
 
-@pytest.mark.parametrize("numbers", ["float64", "mpf:30"])
+@pytest.mark.parametrize("numbers", ["float64", "mpf:30", "mpf:1000"])
 @pytest.mark.parametrize("method, theory", [("forward", 1), ("central2", 2)])
 def test_truncation_slope_matches_the_order(report, numbers, method, theory):
     fitted = _laws(report)[("exp", numbers, method)]
@@ -95,7 +95,7 @@ def test_truncation_slope_matches_the_order(report, numbers, method, theory):
     assert abs(fitted["truncation_slope"] - theory) <= SLOPE_TOLERANCE
 
 
-@pytest.mark.parametrize("numbers", ["float32", "float64", "mpf:30"])
+@pytest.mark.parametrize("numbers", ["float32", "float64", "mpf:30", "mpf:1000"])
 @pytest.mark.parametrize("method", ["forward", "central2", "central4"])
 def test_rounding_slope_is_minus_one(report, numbers, method):
     fitted = _laws(report)[("exp", numbers, method)]
@@ -115,31 +115,35 @@ def test_rounding_slope_of_the_network_gradient_is_minus_one(report, method):
     assert abs(fitted["rounding_slope"] + 1) <= SLOPE_TOLERANCE
 
 
-@pytest.mark.parametrize("numbers", ["float32", "float64", "mpf:30"])
+@pytest.mark.parametrize("numbers", ["float32", "float64", "mpf:30", "mpf:1000"])
 def test_complex_step_error_is_flat_at_a_few_u(report, numbers):
     rows = [r for r in read_csv(report / "epsilon_sweep" / "results.csv")
             if (r["problem"], r["numbers"], r["method"]) == ("exp", numbers, "complex_step")]
-    u = rows[0]["u"]
-    model = law("complex_step", problem("exp").taylor(5), u)
+    log10_u = rows[0]["log10_u"]
+    model = law("complex_step", problem("exp").taylor(5), log10_u)
     # "small h": truncation C·h² below u/30, i.e. every step below √(u/30C)
-    small = [r for r in rows if r["h"] <= math.sqrt(u / (30 * model.C))]
-    assert len(small) >= 10 and min(r["h"] for r in small) < u  # flat down to below u
-    assert max(r["error"] for r in small) <= FLAT_UNITS * u
+    top = (log10_u - math.log10(30) - model.log10_C) / 2
+    small = [r for r in rows if r["log10_h"] <= top]
+    assert len(small) >= 10 and min(r["log10_h"] for r in small) < log10_u  # down below u
+    # every error finite (a row underflowed to 0 would read -inf, one lost NaN)
+    assert all(math.isfinite(r["log10_error"]) for r in small)
+    assert max(r["log10_error"] for r in small) <= math.log10(FLAT_UNITS) + log10_u
     assert _laws(report)[("exp", numbers, "complex_step")]["flat_over_u"] <= FLAT_UNITS
 
 
-@pytest.mark.parametrize("numbers", ["float32", "float64", "mpf:30"])
+@pytest.mark.parametrize("numbers", ["float32", "float64", "mpf:30", "mpf:1000"])
 @pytest.mark.parametrize("method", ["forward", "central2", "central4"])
 def test_fitted_optimum_is_near_the_model_optimum(report, numbers, method):
     fitted = _laws(report)[("exp", numbers, method)]
-    if not math.isfinite(fitted["h_opt"]):  # a regime too narrow to fit (float32 forward)
+    if not math.isfinite(fitted["log10_h_opt"]):  # a regime too narrow to fit (float32 forward)
         assert fitted["truncation_points"] < 4 or fitted["rounding_points"] < 4
         return
     # The model's rounding term S·u·|f|/h adds the stencil's rounding errors as if they
     # never cancelled: it overestimates the typical rounding error by a small factor c,
     # which moves h* up by c^(1/(p+1)) and E* by c^(p/(p+1)). A factor ~3 either way.
-    assert abs(math.log10(fitted["h_opt"] / fitted["h_opt_model"])) <= 0.5
-    assert fitted["e_opt_model"] / 30 <= fitted["e_opt"] <= 2 * fitted["e_opt_model"]
+    assert abs(fitted["log10_h_opt"] - fitted["log10_h_opt_model"]) <= 0.5
+    assert fitted["log10_e_opt_model"] - math.log10(30) <= fitted["log10_e_opt"] \
+        <= fitted["log10_e_opt_model"] + math.log10(2)
 
 
 # -- precision sweep -------------------------------------------------------------------------
@@ -167,14 +171,15 @@ def test_minimum_error_exponent_matches_theory(report, arithmetic, method, theor
 def test_accuracy_ranks_by_order_and_complex_step_reaches_u(report):
     rows = read_csv(report / "method_comparison" / "results.csv")
     for numbers in ("float64", "mpf:30"):
-        error = {r["method"]: r["error"] for r in rows
+        error = {r["method"]: r["log10_error"] for r in rows
                  if (r["problem"], r["numbers"]) == ("sigmoid", numbers)}
-        u = next(r["u"] for r in rows if r["numbers"] == numbers)
+        log10_u = next(r["log10_u"] for r in rows if r["numbers"] == numbers)
         # automatic steps: forward ~ √u, central-2 ~ u^(2/3), complex step ~ u
-        assert error["complex_step"] <= FLAT_UNITS * u < error["central2"] < error["forward"]
+        assert error["complex_step"] <= math.log10(FLAT_UNITS) + log10_u \
+            < error["central2"] < error["forward"]
         backprop = next(r for r in rows if (r["problem"], r["numbers"], r["method"])
                         == ("mlp", numbers, "backprop"))
-        assert backprop["error"] <= 100 * u and backprop["evaluations"] == 1
+        assert backprop["log10_error"] <= 2 + log10_u and backprop["evaluations"] == 1
 
 
 # -- gradient-check reliability --------------------------------------------------------------
@@ -217,23 +222,38 @@ def test_wilson_interval_matches_its_closed_form():
 
 # -- the fitting machinery on manufactured data ----------------------------------------------
 def test_fits_recover_the_laws_of_manufactured_errors():
-    u, law_ = 1e-16, law("central2", [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 1e-16)
-    h = np.logspace(0, -18, 109)
+    law_ = law("central2", [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], -16.0)
+    x = np.linspace(0, -18, 109)
     rng = np.random.default_rng(0)
-    err = law_.truncation(h) + law_.rounding(h) * rng.uniform(0.2, 1.0, h.size)
-    truncation, rounding = regime_masks(h, err, model=law_, u=u, x_scale=1.0)
-    assert abs(fit_slope(h, err, truncation).slope - 2) < 0.02
-    assert abs(fit_slope(h, err, rounding).slope + 1) < 0.1
+    y = np.log10(10.0 ** law_.truncation(x) + 10.0 ** law_.rounding(x)
+                 * rng.uniform(0.2, 1.0, x.size))
+    truncation, rounding = regime_masks(x, y, model=law_, log10_u=-16.0, x_scale=1.0)
+    assert abs(fit_slope(x, y, truncation).slope - 2) < 0.02
+    assert abs(fit_slope(x, y, rounding).slope + 1) < 0.1
     assert not np.any(truncation & rounding)
+
+
+def test_fits_recover_the_laws_far_below_the_float_range():
+    """The same manufactured V at u = 10^-1000: every value 0 as a float, none as log10."""
+    law_ = law("central2", [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], -1000.0)
+    x = np.linspace(0, -1002, 168)
+    rng = np.random.default_rng(1)
+    y = law_.total(x) + np.log10(rng.uniform(0.2, 1.0, x.size))  # rounding's luck
+    truncation, rounding = regime_masks(x, y, model=law_, log10_u=-1000.0, x_scale=1.0)
+    trunc, rnd = fit_slope(x, y, truncation), fit_slope(x, y, rounding)
+    assert abs(trunc.slope - 2) < 0.01 and abs(rnd.slope + 1) < 0.01
+    assert trunc.points >= 20 and rnd.points >= 50
+    h_opt, e_opt = fitted_optimum(trunc, rnd)
+    assert abs(h_opt - law_.log10_h_opt) < 1 and abs(e_opt - law_.log10_e_opt) < 1
 
 
 @pytest.mark.parametrize("label", ["forward", "central2", "central4"])
 def test_model_optimum_is_the_minimiser(label):
-    law_ = law(label, [1.0, 0.5, 2.0, 3.0, 4.0, 5.0], 2.0**-53)
-    found = minimize_scalar(lambda t: math.log(law_.total(10.0**t)), bounds=(-12, 0),
+    law_ = law(label, [1.0, 0.5, 2.0, 3.0, 4.0, 5.0], -53 * math.log10(2))
+    found = minimize_scalar(lambda t: float(law_.total(t)), bounds=(-12, 0),
                             method="bounded", options={"xatol": 1e-10})
-    assert abs(found.x - math.log10(law_.h_opt)) < 1e-4
-    assert math.isclose(law_.total(law_.h_opt), law_.e_opt, rel_tol=1e-12)
+    assert abs(found.x - law_.log10_h_opt) < 1e-4
+    assert float(law_.total(law_.log10_h_opt)) == pytest.approx(law_.log10_e_opt, abs=1e-12)
 
 
 def test_unknown_problem_is_named():

@@ -21,7 +21,7 @@ import pytest
 from scipy import stats
 
 from studies import decades, output, precision_sweep, problems, runner
-from studies.laws import law, optimum_log10
+from studies.laws import METHODS, optimum_log10
 from studies.precision_reading import reading
 from studies.problems import problem, problem_derivatives
 from studies.rows import arithmetic
@@ -196,12 +196,18 @@ def test_line_fit_matches_scipy_linregress_slope_and_standard_error():
 
 @pytest.mark.parametrize("label", ["forward", "central2", "central4", "complex_step"])
 @pytest.mark.parametrize("u", [2.0 ** -24, 1e-50, 1e-200])
-def test_log10_optimum_is_the_law_where_floats_hold_it(label, u):
+def test_log10_optimum_is_the_closed_form_where_floats_hold_it(label, u):
+    """The log10 law against its closed form evaluated in plain floats (independent code):
+    h* = (S·u·|f|/(p·C))^(1/(p+1)) and E* = (p+1)·C·h*^p with C = c_p·|f^(p+1)|/|f'|;
+    the complex step (S = 0) has no h* and E* = u."""
     derivatives = problem_derivatives(problem("sigmoid"))
-    model = law(label, derivatives, u)
+    spec = METHODS[label]
+    C = float(spec.taylor) * derivatives[spec.p + 1] / derivatives[1]
     log_h, log_e = optimum_log10(label, derivatives, math.log10(u))
-    assert log_e == pytest.approx(math.log10(model.e_opt), abs=1e-9)
     if label == "complex_step":
-        assert math.isnan(log_h) and math.isnan(model.h_opt)
-    else:
-        assert log_h == pytest.approx(math.log10(model.h_opt), abs=1e-9)
+        assert math.isnan(log_h) and log_e == pytest.approx(math.log10(u), abs=1e-12)
+        return
+    h = (float(spec.weight_sum) * u * derivatives[0] / derivatives[1]
+         / (spec.p * C)) ** (1 / (spec.p + 1))
+    assert log_h == pytest.approx(math.log10(h), abs=1e-9)
+    assert log_e == pytest.approx(math.log10((spec.p + 1) * C * h ** spec.p), abs=1e-9)
