@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from precision_nn.activations import signed_exp
+from precision_nn.activations import branch_positive, signed_exp
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["LOSSES", "Loss", "get_loss"]
@@ -85,11 +85,11 @@ def _cross_entropy_grad(ns, a, y):
 # (softplus(z) = max(z, 0) + log1p(e^{-|z|})); max(z, 0) - y·z is (1-y)·z for Re z > 0 and
 # -y·z otherwise, each >= 0 for y in [0, 1].
 def _sigmoid_cross_entropy_logits(ns, z, y):
-    positive, e = signed_exp(ns, z)
+    positive = branch_positive(ns, z)
     # one product with the coefficient chosen first: -(y·z) = (-y)·z exactly (negation is
     # exact and rounding symmetric), and one array product instead of two halves wasted
     linear = np.where(positive, ns.one - y, -y) * z
-    return _mean(linear + ns.log1p(e))
+    return _mean(linear + ns.log1p_exp(np.where(positive, -z, z)))
 
 
 # ∂/∂z = σ(z) - y. With e = e^{-|z|} and p = e/(1+e) = σ(-|z|): σ(z) = 1 - p for Re z > 0,

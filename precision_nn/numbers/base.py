@@ -210,6 +210,15 @@ class NumberSystem(ABC):
         r = self.one / (self.one + e)
         return np.where(positive, r, e * r)
 
+    def log1p_exp(self, w: Any) -> Any:
+        """``log(1 + e^w)`` for ``Re w <= 0`` (so ``|e^w| <= 1`` and nothing overflows):
+        the softplus term of the sigmoid cross-entropy, which passes ``w = -|z|``.
+
+        Default: ``log1p(exp(w))``. A system may fuse the two (the IEEE complex step
+        works on the real and imaginary parts without forming the complex ``e^w``).
+        """
+        return self.log1p(self.exp(w))
+
     @property
     @abstractmethod
     def pi(self) -> Any:
