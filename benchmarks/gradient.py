@@ -32,6 +32,8 @@ from precision_nn.numbers import NumberSystem
 SEED = 0
 # u^(1/3) of float64, a power of two: the central step every fixed-step row uses
 CENTRAL_STEP = 2.0**-17
+# the sizes of the generic gradient(f) tables
+VECTORISED_SIZES = (100, 300, 1000, 2000)
 
 
 @dataclass(frozen=True)
@@ -296,6 +298,14 @@ def stack_gain(f: Callable[[Any], Any], x: np.ndarray, dtype: type) -> Row:
                f"ratio {alone / inside:.2f}")
 
 
+def print_vectorised(n: int) -> None:
+    vec = vectorised_rows(n)
+    print(f"\n## generic gradient(f) on a vectorised f of {n} variables\n")
+    print(table(vec[:5], [vec[1], vec[3]]))
+    print()
+    print(table(vec[5:], [vec[6]]))
+
+
 # -- report ------------------------------------------------------------------------------
 def table(rows: list[Row], baselines: list[Row]) -> str:
     ratios = " | ".join(f"× faster than {b.tool} ({b.method})" for b in baselines)
@@ -315,7 +325,14 @@ def table(rows: list[Row], baselines: list[Row]) -> str:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small nets, a few seconds")
+    parser.add_argument("--vectorised", type=int, nargs="*", metavar="N",
+                        help="only the generic gradient(f) tables, at these sizes "
+                             f"(default {list(VECTORISED_SIZES)})")
     args = parser.parse_args(argv)
+    if args.vectorised is not None:
+        for n in args.vectorised or VECTORISED_SIZES:
+            print_vectorised(n)
+        return
     sizes, batch = ([16, 32, 10], 8) if args.quick else ([64, 128, 10], 32)
     mp_sizes, mp_batch = ([6, 8, 4], 4) if args.quick else ([20, 30, 10], 8)
 
@@ -327,12 +344,8 @@ def main(argv: list[str] | None = None) -> None:
     baselines = [rows[-2], next(r for r in rows if r.tool == "naive loop")]  # torch slow
     print(f"## float64 {sizes}, batch {batch}, {net.n_params} parameters\n")
     print(table(rows, baselines))
-    for n in (100, 2000):
-        vec = vectorised_rows(n)
-        print(f"\n## generic gradient(f) on a vectorised f of {n} variables\n")
-        print(table(vec[:5], [vec[1], vec[3]]))
-        print()
-        print(table(vec[5:], [vec[6]]))
+    for n in VECTORISED_SIZES:
+        print_vectorised(n)
     mp = multiprecision_rows(mp_sizes, mp_batch)
     print(f"\n## mpf:50 {mp_sizes}, batch {mp_batch}\n")
     print(table(mp, [mp[1]]))

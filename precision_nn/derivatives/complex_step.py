@@ -120,8 +120,8 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
         far = np.where(2 * steps >= witness, h * exact_constant(ns, 2), radix_steps(witness, ns))
     ratio = ns.magnitude(far) / steps
     with cs.context():
-        points = np.concatenate([xc + exact_constant(cs, 1j) * cs.asarray(h),
-                                 xc + exact_constant(cs, 1j) * cs.asarray(far)])
+        points = np.concatenate([xc + cs.asarray(h) * exact_constant(cs, 1j),
+                                 xc + cs.asarray(far) * exact_constant(cs, 1j)])
     values = ev.at_shifts(np.tile(np.arange(n), 2), points)
     with ns.context():
         first = ns.asarray(cs.imag(values[:n])) / h
