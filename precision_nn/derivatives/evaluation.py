@@ -26,13 +26,15 @@ from precision_nn.numbers import NumberSystem
 
 __all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
 
-# Input bytes per batch: 128 KiB. Each of f's stacked intermediates has the size of the
-# stack (complex ones twice), and a stack whose intermediates leave the core's cache costs
-# more per point than a point alone: on sum(w·exp(sin x)) of 100 complex variables,
-# 5-7 us per point in stacks of <= 200 KiB, 30-65 us in stacks of 0.4-1.6 MiB, 20 us alone
-# (the previous 1 MiB made the batched complex step 0.2x a loop at n = 2,000). 128 KiB is
-# 160 real points of 100 variables (2.5 us each against 11.5 us alone) and 8 of 2,000.
-BATCH_BYTES = 2**17
+# Input bytes per batch: 512 KiB. Each of f's stacked intermediates has the size of the
+# stack (complex ones twice), and a stack whose intermediates leave the core's cache (2 MiB
+# of L2 here) costs more per point than smaller ones; every batch also pays a fixed cost
+# (forming the rows, checking the values: ~30 us), which small batches of long points
+# repeat. Measured on gradient(f) of f = Σ w·exp(sin x) (`benchmarks/gradient.py`),
+# milliseconds for stacks of 128 / 512 / 1024 KiB: central 3.2 / 2.9 / 3.9 at n = 300,
+# 27 / 23 / 36 at n = 1,000, 110 / 92 / 148 at n = 2,000; complex step 237 / 224 / 299
+# at n = 2,000; at n = 100 the sizes tie within the timing noise (1.07 / 1.16 / 1.13).
+BATCH_BYTES = 2**19
 # numpy's warnings for NaN/inf inside f are replaced by our own check of every value
 def _quiet() -> np.errstate:
     return np.errstate(all="ignore")
@@ -109,8 +111,9 @@ class Evaluator:
             # two more evaluations than it saves (a probe's two points)
             return self._one_by_one(points)
         if self.batched is None:
-            alone, seconds = self._timed_alone(points[:2])
-            self._alone_seconds = seconds
+            # two points alone (timed), then stacked: whether f accepts a stack (their
+            # four evaluations are the probe's, counted as such by cost models elsewhere)
+            alone, self._alone_seconds = self._timed_alone(points[:2])
             self.batched = self._probe(points[:2], alone)
         if not self.batched:
             return self._one_by_one(points)
@@ -188,7 +191,7 @@ class Evaluator:
                 f"`f` returned {_describe(value)}, which is not a number of "
                 f"{self.ns.name!r}: {exc}"
             ) from exc
-        if not np.all(self.ns.isfinite(converted)):
+        if not np.asarray(self.ns.isfinite(converted)).all():
             raise NonFiniteValueError(
                 f"`f` returned a non-finite value ({_first_bad(converted, self.ns)!r}) "
                 f"near the evaluation point; the step leaves the domain of `f` or `f` "
