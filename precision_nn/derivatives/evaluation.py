@@ -26,15 +26,19 @@ from precision_nn.numbers import NumberSystem
 
 __all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
 
-# Input bytes per batch: 512 KiB. Each of f's stacked intermediates has the size of the
-# stack (complex ones twice), and a stack whose intermediates leave the core's cache (2 MiB
-# of L2 here) costs more per point than smaller ones; every batch also pays a fixed cost
-# (forming the rows, checking the values: ~30 us), which small batches of long points
-# repeat. Measured on gradient(f) of f = Σ w·exp(sin x) (`benchmarks/gradient.py`),
-# milliseconds for stacks of 128 / 512 / 1024 KiB: central 3.2 / 2.9 / 3.9 at n = 300,
-# 27 / 23 / 36 at n = 1,000, 110 / 92 / 148 at n = 2,000; complex step 237 / 224 / 299
-# at n = 2,000; at n = 100 the sizes tie within the timing noise (1.07 / 1.16 / 1.13).
-BATCH_BYTES = 2**19
+# Input bytes per batch: 128 KiB. Each of f's stacked intermediates has the size of the
+# stack (complex ones twice), and a stack whose intermediates leave the core's cache costs
+# more per point than a point alone: on sum(w·exp(sin x)) of 100 complex variables,
+# 5-7 us per point in stacks of <= 200 KiB, 30-65 us in stacks of 0.4-1.6 MiB, 20 us alone
+# (the previous 1 MiB made the batched complex step 0.2x a loop at n = 2,000). 128 KiB is
+# 160 real points of 100 variables (2.5 us each against 11.5 us alone) and 8 of 2,000.
+# Larger stacks looked faster in one process that had run other sizes first (glibc's
+# malloc serves arrays above its mmap threshold, 128 KiB at start, by fresh mappings until
+# a free raises it), but not in fresh processes: gradient(f) of f = Σ w·exp(sin x) in ms
+# for stacks of 128 / 256 / 512 KiB, each size in its own process, best of 7: central
+# 2.9-3.2 / 4.3 / 3.9 at n = 300, 27 / 39-40 / 33-35 at n = 1,000, 102-110 / 148-164 /
+# 135-138 at n = 2,000; complex step 236-237 / 292-333 / 262-273 at n = 2,000.
+BATCH_BYTES = 2**17
 # numpy's warnings for NaN/inf inside f are replaced by our own check of every value
 def _quiet() -> np.errstate:
     return np.errstate(all="ignore")
