@@ -15,19 +15,9 @@ from precision_nn.adapters.torch import findings as tf
 from precision_nn.adapters.torch.problem import BackwardPass
 from precision_nn.adapters.torch.tensors import TensorBlocks
 from precision_nn.torch import check_function, check_module
+from tests.torch_helpers import random_tensor as _x
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _x(*shape, seed=1, grad=False, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_(grad)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _seeded(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
