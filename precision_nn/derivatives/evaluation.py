@@ -108,6 +108,13 @@ class Evaluator:
                       for i in range(0, count, size)]
         return np.concatenate(chunks)
 
+    def at_points(self, points: np.ndarray) -> np.ndarray:
+        """``f`` at arbitrary points: a stack ``(k, n)`` of flat points of `ns`."""
+        rows = points[:, 0] if self.shape == () else points.reshape((len(points),
+                                                                     *self.shape))
+        with self.ns.context(), _quiet():  # a few points: never worth the batching probe
+            return self._batch(rows) if self.batched else self._one_by_one(rows)
+
     def _rows(self, coords: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """The stacked points: copies of x with one coordinate replaced per row."""
         if self.shape == ():
