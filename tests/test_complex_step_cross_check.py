@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from precision_nn.derivatives import gradient
+from precision_nn.derivatives import derivative, gradient
 from precision_nn.gradcheck import check_gradient
 from precision_nn.network import MLP
 
@@ -68,3 +68,25 @@ def test_sound_functions_keep_the_complex_step(spec):
     Y = net.numbers.asarray(np.eye(3)[[0, 1, 2, 0, 1]])
     est = net.numerical_gradient(X, Y, method="complex_step")
     assert est.method == "complex_step", est.note
+
+
+def test_a_pole_near_x_is_truncation_not_lost_digits():
+    """1/x at 1e-6: the witness step √u·max(|x|, 1) = 1.5e-8 is 1.5% of x, so D(h₂)
+    and D(h) differ by its h² term (2e8 of rounding); moved closer the difference falls
+    like h₂², which lost digits would not. The real cross-check's step shrinks the same
+    way until its expansion holds. The complex step stands, with bars bounding the error
+    (closed form −1/x²) and far below the 1e12 scale of the gradient."""
+    x = np.array([1e-6, 1.0, 3.0])
+    est = gradient(lambda v: np.sum(1 / v, axis=-1), x, method="complex_step")
+    assert est.method == "complex_step", est.note
+    exact = -1 / x**2
+    assert np.all(np.abs(est.value - exact) <= est.error)
+    assert est.error[0] <= 1e-9 * abs(exact[0])
+
+
+def test_lost_digits_still_call_the_complex_step_off():
+    """mpmath's asin near the real axis loses digits in Im f(x + ih): moving the witness
+    closer does not shrink that difference like h², so the fallback stands."""
+    est = derivative(lambda z: z.context.asin(z), "0.5", method="complex_step",
+                     numbers="mpf:30")
+    assert est.method == "richardson", est.note

@@ -83,10 +83,21 @@ COMPLEX_STEP_ROUNDINGS = 8
 DISAGREEMENT = 1024
 # either of the two values may carry the difference: count it twice
 DISAGREEMENT_SAFETY = 2
+# witness steps move closer (`_shrunk_witnesses`) by radix^4 per rung, at most 4 rungs; a
+# truncation falls by radix^8 per rung, so a difference that falls by less than 16 is not
+# one (lost digits stay where they are)
+WITNESS_RUNG = 4
+WITNESS_RUNGS = 4
+WITNESS_SHRINK = 16
 # the real cross-check's gap must exceed this many times its error allowance (a sum of
 # bounds: honest functions stay far below 1x); its seed makes the direction reproducible
 CROSS_CHECK_SAFETY = 4
 CROSS_CHECK_SEED = 20261202
+# its real difference counts only once its s² term is below 1/16 of it (the expansion
+# holds there); until then the step shrinks by radix^4, at most 3 times (12 evaluations)
+CROSS_CHECK_SETTLED = 16
+CROSS_CHECK_RUNG = 4
+CROSS_CHECK_RUNGS = 3
 # a gradient's largest entry may itself be c times smaller than the terms of its final sum:
 # c = 4 bounds all of 5,000 entries of random MLPs (float64 and mpf:40, 2 to 10 examples)
 # and the two-example loss of `MLP.numerical_gradient`'s docstring, whose output-bias entry
@@ -140,6 +151,8 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
         difference = ns.magnitude(second - first)
     rounding = COMPLEX_STEP_ROUNDINGS * ns.unit_roundoff * \
         _sum_scales(ns.magnitude(first))
+    far, difference = _shrunk_witnesses(ev, ns, h, first, far, difference, rounding)
+    ratio = ns.magnitude(far) / steps
     # steps decades apart: their whole difference, twice, is the bar (rounding that
     # differs between them shows in full, and either step may carry it); steps a factor 2
     # apart: the h² term at h is 1/3 of it
@@ -154,6 +167,49 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     return FDResult(value=first, error=truncation + rounding, h=steps,
                     coefficient=coefficient, magnitude=unmeasured, noise=rounding,
                     resolution=unmeasured.copy(), failed=failed)
+
+
+def _shrunk_witnesses(ev: Evaluator, ns: NumberSystem, h: np.ndarray, first: np.ndarray,
+                      far: np.ndarray, difference: np.ndarray, rounding: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """Witness steps moved closer where D(h₂) and D(h) disagree beyond rounding.
+
+    Hypothesis tested: the disagreement is the h₂² term, not lost digits. Near a pole or
+    a fast feature a length scale far below ``max(|x|, 1)`` makes ``h₂ ≈ √u·max(|x|, 1)``
+    long (1/x at 1e-6: h₂ = 1.5e-8 is 1.5% of x): its truncation then shows in full. Each
+    rung divides h₂ by ``radix^WITNESS_RUNG``; a truncation shrinks with h₂² (by 2^8 per
+    binary rung), lost digits do not. A coordinate whose difference falls below
+    ``DISAGREEMENT × rounding`` takes that witness (its bar is still the whole
+    difference, twice); one whose difference shrinks less than ``WITNESS_SHRINK`` per rung
+    keeps its long witness and so the disagreement (`derivative` falls back); at most
+    ``WITNESS_RUNGS`` rungs, one evaluation per rung and coordinate, never closer to h
+    than ``radix^WITNESS_RUNG``."""
+    cs = ev.ns
+    difference = difference.copy()
+    pending = np.flatnonzero(difference > DISAGREEMENT * rounding)
+    shrink = ns.radix_powers(np.array([-WITNESS_RUNG]))[0]
+    for _ in range(WITNESS_RUNGS):
+        with ns.context():
+            closer = far[pending] * shrink
+        pending = pending[ns.magnitude(closer) > ns.magnitude(h[pending]) *
+                          float(ns.radix) ** WITNESS_RUNG]
+        if pending.size == 0:
+            break
+        with ns.context():
+            closer = far[pending] * shrink
+        with cs.context():
+            points = ev.x_flat[pending] + cs.asarray(closer) * exact_constant(cs, 1j)
+        values = ev.at_shifts(pending, points)
+        with ns.context():
+            moved = ns.magnitude(ns.asarray(cs.imag(values)) / closer - first[pending])
+        shrinking = moved * WITNESS_SHRINK <= difference[pending]
+        far, difference = far.copy(), difference.copy()
+        far[pending[shrinking]] = closer[shrinking]
+        difference[pending[shrinking]] = moved[shrinking]
+        pending = pending[shrinking & (moved > DISAGREEMENT * rounding[pending])]
+        if pending.size == 0:
+            break
+    return far, difference
 
 
 def witness_steps(x_float: np.ndarray, ns: NumberSystem) -> np.ndarray:
@@ -189,7 +245,10 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     At ``t ≈ u^(1/3)`` the real quotient is good to ~u^(2/3) of f's scale (float64:
     ~1e-11), so a lost term of ~1e-9 of the gradient shows; the earlier probe at one
     coordinate with a step of u^(2/3) saw only lost terms beyond ~1e-5. Four evaluations
-    of f at real points.
+    of f at real points; where ``|c₂ − c₁|`` exceeds ``|c₁|/16`` (a pole or a fast
+    feature closer than the step: the expansion does not hold) the step shrinks by
+    radix^4 and the four are taken again, at most three times, and a difference that
+    never settles is no evidence (None).
     """
     ns = real.ns
     x = real.x_flat
@@ -199,18 +258,26 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     rng = np.random.default_rng(CROSS_CHECK_SEED)
     shape = rng.choice([-1.0, 1.0], n) * rng.uniform(0.5, 1.0, n)
     steps = radix_steps(scales(x_float) * np.exp2(wide(log2_unit_roundoff(ns) / 3)), ns)
-    with ns.context():
-        d = steps * ns.asarray(shape)
-        points = np.stack([x + d * exact_constant(ns, k) for k in (1, -1, 2, -2)])
-    try:
-        f1, f_1, f2, f_2 = real.at_points(points)
-    except (TypeError, ValueError):  # f refuses real points, or leaves its domain there
-        return None
-    with ns.context():
-        c1 = (f1 - f_1) / exact_constant(ns, 2)
-        c2 = (f2 - f_2) / exact_constant(ns, 4)
-        along = np.sum(d * result.value)
-        gap, truncation = ns.magnitude(ns.asarray([along - c1, c2 - c1]))
+    shrink = ns.radix_powers(np.array([-CROSS_CHECK_RUNG]))[0]
+    for _ in range(CROSS_CHECK_RUNGS):
+        with ns.context():
+            d = steps * ns.asarray(shape)
+            points = np.stack([x + d * exact_constant(ns, k) for k in (1, -1, 2, -2)])
+        try:
+            f1, f_1, f2, f_2 = real.at_points(points)
+        except (TypeError, ValueError):  # f refuses real points, or leaves its domain
+            return None
+        with ns.context():
+            c1 = (f1 - f_1) / exact_constant(ns, 2)
+            c2 = (f2 - f_2) / exact_constant(ns, 4)
+            along = np.sum(d * result.value)
+            gap, truncation, size = ns.magnitude(ns.asarray([along - c1, c2 - c1, c1]))
+        if truncation * CROSS_CHECK_SETTLED <= size:  # the s² term is small: asymptotic
+            break
+        with ns.context():
+            steps = steps * shrink  # a length scale below max(|x|, 1): a pole, a kink
+    else:
+        return None  # the real difference never settled: no evidence either way
     largest = np.max(ns.magnitude(ns.asarray([f1, f_1, f2, f_2])))
     moved = ns.magnitude(d)
     inputs = np.sum(scales(x_float) * ns.magnitude(result.value) * moved / ns.magnitude(steps))
