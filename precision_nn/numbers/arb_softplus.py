@@ -1,0 +1,172 @@
+"""``log(1 + e^w)`` on arrays of real Arb balls: directly, or by Taylor polynomials about
+nearby centres with a proven remainder.
+
+The sigmoid cross-entropy's softplus term (`NumberSystem.log1p_exp`) costs an ``exp`` and a
+``log1p`` per entry, ~0.5 µs each at 169 bits in python-flint. The structure-aware
+numerical gradient (`precision_nn.perturbation`) asks for it on stacks of perturbed
+networks: row r of a stack is the base network's output moved by one step, so every row is
+within ~h of the first. About such a centre ``c`` (row 0),
+
+    f(c + δ) = Σ_{n<=k} f^(n)(c) δ^n / n!  +  f^(k+1)(ξ) δ^(k+1) / (k+1)!,
+
+and the remainder's factor is bounded for every real ξ: ``f' = σ`` (the logistic) has
+``|σ(ζ)| <= 1`` on the strip ``|Im ζ| <= π/2`` (there ``Re e^{-ζ} >= 0``, so
+``|1 + e^{-ζ}| >= 1``), so Cauchy's estimate on the disc of radius π/2 about a real ξ gives
+``|σ^(k)(ξ)| <= k!·(2/π)^k`` and
+
+    |f^(k+1)(ξ)| / (k+1)!  <=  (2/π)^k / (k+1)  =:  B_k.
+
+Each column is therefore the polynomial with the exact-ball coefficients ``f^(n)(c)/n!``
+(from ``e^c``, ``log1p(e^c)`` and ``σ(c)``: ``f^(n) = P_n(σ)`` with ``P_1 = s``,
+``P_{n+1} = P_n'(s)·s(1 − s)``, exact rationals) and a top coefficient, the ball
+``[0 ± B_k]``, evaluated at the balls ``δ = w − c`` by ``arb_poly.evaluate`` (C, one call per
+column). Rigour: for any point ``c`` of the centre ball and ``w`` of an entry's ball, each
+coefficient's true value lies in its ball and ``w − c`` in the ball ``δ``, so the evaluated
+ball contains ``f(w)``; no bound on ``|δ|`` is needed for that.
+
+Accuracy is what chooses the degree: the midpoint drops the remainder, so ``k`` is the
+smallest degree with ``B_k·D^(k+1) <= ACCURACY·u·min f(c)`` (D bounds ``|δ|``, read from
+the midpoints), so the result is as accurate as the direct one; without such a degree
+(rows far apart, tiny terms, steps too long) the direct form is used. Measured on the
+stacks of the [20, 30, 10] × 8 arb:50 central gradient: ~0.7 µs an entry against ~1.0 µs.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from precision_nn.numbers.arb_context import flint_precision
+
+__all__ = ["MAX_DEGREE", "by_taylor", "log1p_exp", "remainder_bound"]
+
+# Taylor polynomials pay per column (its coefficients, one exp and log1p): only stacks of
+# at least this many rows use them
+MIN_ROWS = 8
+# the highest degree tried before the direct form is used
+MAX_DEGREE = 6
+# the dropped remainder stays below this fraction of u times the smallest value
+ACCURACY = 2.0**-10
+# an upper bound of 2/π = 0.63661977...
+TWO_OVER_PI_UP = Fraction(6367, 10000)
+# extra bits for the coefficients
+GUARD_BITS = 32
+
+
+def log1p_exp(flint: Any, w: np.ndarray, log2_u: float) -> Any:
+    """``log(1 + e^w)`` of an object array of real balls (any shape) at flint's current
+    precision: by Taylor polynomials about row 0 where that is as accurate (module notes),
+    else as ``log1p(exp(w))``; None where an entry has no finite enclosure (the caller
+    names it)."""
+    if w.ndim >= 1 and w.shape[0] >= MIN_ROWS and w.size:
+        out = by_taylor(flint, w, log2_u)
+        if out is not None:
+            return out
+    return _direct(flint, w)
+
+
+def _direct(flint: Any, w: np.ndarray) -> Any:
+    return _ufunc(flint.arb.log1p)(_ufunc(flint.arb.exp)(w))
+
+
+def by_taylor(flint: Any, w: np.ndarray, log2_u: float) -> np.ndarray | None:
+    """The Taylor form of `log1p_exp` about row ``w[0]``, or None when no degree up to
+    `MAX_DEGREE` is as accurate as the direct form (rows too far apart)."""
+    rows = w.reshape(w.shape[0], -1)
+    centre = rows[0]
+    # the last row first, so a stack whose rows are far apart costs one row's work
+    if _degree(flint, centre, rows[-1:] - centre, log2_u, None) is None:
+        return None
+    delta = rows - centre
+    # the coefficients (one set per column) with guard bits, so their roundings are
+    # negligible beside the evaluation's own
+    with flint_precision(flint.ctx.prec + GUARD_BITS):
+        e = _ufunc(flint.arb.exp)(centre)
+        values = _ufunc(flint.arb.log1p)(e)
+        degree = _degree(flint, centre, delta, log2_u, values)
+        if degree is None:
+            return None
+        s = e / (flint.arb(1) + e)  # σ(c)
+        coefficients = [values, s] + [
+            _rational_poly(flint, _sigma_poly(n), s) / math.factorial(n)
+            for n in range(2, degree + 1)]
+    top = flint.arb(0, remainder_bound(degree))
+    columns = np.ascontiguousarray(delta.T)
+    results: list = []
+    for j in range(columns.shape[0]):
+        poly = flint.arb_poly([c[j] for c in coefficients] + [top])
+        results.extend(poly.evaluate(columns[j].tolist(), algorithm="iter"))
+    # fromiter: no per-element search for nested sequences, as np.array(list) does
+    out = np.fromiter(results, dtype=object, count=len(results)).reshape(columns.shape)
+    return np.ascontiguousarray(out.T).reshape(w.shape)
+
+
+def _degree(flint: Any, centre: np.ndarray, delta: np.ndarray, log2_u: float,
+            values: np.ndarray | None) -> int | None:
+    """The smallest degree k whose remainder bound ``B_k·D^(k+1)`` is at most
+    ``ACCURACY·u·min f(c)``; None if there is none up to `MAX_DEGREE`. D is twice the
+    largest midpoint of |δ| (an estimate: rigour does not depend on it); f(c) is bounded
+    below by ``log1p(e^c) >= e^c/2`` for c <= 0 when `values` is None."""
+    with np.errstate(all="ignore"):
+        spread = np.abs(np.asarray(delta.astype(np.float64)))
+        if values is None:
+            low = np.exp(np.minimum(centre.astype(np.float64), 0.0)) / 2
+        else:
+            low = np.asarray(values.astype(np.float64))
+    if not (np.all(np.isfinite(spread)) and np.all(np.isfinite(low))):
+        return None
+    smallest = float(low.min())
+    reach = 2 * float(spread.max())
+    if smallest <= 0.0:
+        return None
+    if reach == 0.0:
+        return 1
+    # in log2, so nothing underflows at any precision
+    target = math.log2(ACCURACY) + log2_u + math.log2(smallest)
+    for k in range(1, MAX_DEGREE + 1):
+        if math.log2(float(remainder_bound(k))) + (k + 1) * math.log2(reach) <= target:
+            return k
+    return None
+
+
+@cache
+def remainder_bound(k: int) -> float:
+    """``B_k = (2/π)^k / (k+1)`` rounded up to a float: the bound on
+    ``|f^(k+1)(ξ)|/(k+1)!`` for ``f = log(1 + e^w)`` at every real ξ (module notes)."""
+    exact = TWO_OVER_PI_UP**k / (k + 1)
+    value = float(exact)
+    return value if Fraction(value) >= exact else math.nextafter(value, math.inf)
+
+
+@cache
+def _sigma_poly(n: int) -> tuple[Fraction, ...]:
+    """Coefficients (constant first) of ``P_n`` with ``f^(n) = P_n(σ)``: ``P_1 = s``,
+    ``P_{n+1}(s) = P_n'(s)·(s − s²)``, since ``σ' = σ − σ²``."""
+    if n == 1:
+        return (Fraction(0), Fraction(1))
+    previous = _sigma_poly(n - 1)
+    derivative = [i * c for i, c in enumerate(previous)][1:]
+    out = [Fraction(0)] * (len(derivative) + 2)
+    for i, c in enumerate(derivative):  # times s − s²
+        out[i + 1] += c
+        out[i + 2] -= c
+    return tuple(out)
+
+
+def _rational_poly(flint: Any, coefficients: tuple[Fraction, ...], s: np.ndarray) -> np.ndarray:
+    """``Σ coefficients[i]·s^i`` by Horner, each coefficient an exact ``fmpq``."""
+    out = None
+    for c in reversed(coefficients):
+        term = flint.arb(flint.fmpq(c.numerator, c.denominator))
+        out = np.full(s.shape, term, dtype=object) if out is None else out * s + term
+    return out
+
+
+@cache
+def _ufunc(method: Any) -> np.ufunc:
+    """A flint method as the loop of an object ufunc (no per-entry Python frame)."""
+    return np.frompyfunc(method, 1, 1)
