@@ -57,16 +57,17 @@ TWO_OVER_PI_UP = Fraction(6367, 10000)
 GUARD_BITS = 32
 
 
-def log1p_exp(flint: Any, w: np.ndarray, log2_u: float) -> Any:
+def log1p_exp(flint: Any, w: np.ndarray, log2_u: float) -> tuple[Any, bool]:
     """``log(1 + e^w)`` of an object array of real balls (any shape) at flint's current
-    precision: by Taylor polynomials about row 0 where that is as accurate (module notes),
-    else as ``log1p(exp(w))``; None where an entry has no finite enclosure (the caller
-    names it)."""
+    precision, and whether it came from the Taylor form: by Taylor polynomials about row 0
+    where that is as accurate (module notes), else as ``log1p(exp(w))``. The Taylor form
+    is finite wherever `w` is (a polynomial of finite balls has no domain to leave), so
+    only the direct form's values need the caller's domain check."""
     if w.ndim >= 1 and w.shape[0] >= MIN_ROWS and w.size:
         out = by_taylor(flint, w, log2_u)
         if out is not None:
-            return out
-    return _direct(flint, w)
+            return out, True
+    return _direct(flint, w), False
 
 
 def _direct(flint: Any, w: np.ndarray) -> Any:

@@ -293,7 +293,9 @@ class ArbSystem(FunctionsByName, NumberSystem):
         if self.is_complex or not _all_type(arr, self._element):
             return super().log1p_exp(w)
         with self.context():
-            out = log1p_exp(self.flint, arr, self.log2_unit_roundoff)
+            out, by_polynomial = log1p_exp(self.flint, arr, self.log2_unit_roundoff)
+        if by_polynomial:  # finite wherever w is
+            return out
         if not (self._finite_of(out).all() if np.ndim(out) else out.is_finite()):
             _check_domain("log1p_exp", arr, out)  # names the entry
         return out
