@@ -20,16 +20,21 @@ from precision_nn.numbers import arb_softplus
 from precision_nn.numbers.arb_context import flint_precision
 
 
-def _stack(ns, rows: int, spread: float, seed: int = 0, low: float = -12.0) -> np.ndarray:
-    """`rows` copies of a (3, 4) array of w <= 0, each moved by ~`spread` (exact binary
-    values, so the reference sees the same numbers)."""
+def _stack(ns, rows: int, spread: float | int, seed: int = 0, low: float = -12.0
+           ) -> np.ndarray:
+    """`rows` copies of a (3, 4) array of w <= 0, each moved by ~`spread` (an int: by
+    ~2^spread, formed in the system, below the float range too); exact binary values, so
+    the reference sees the same numbers."""
     rng = np.random.default_rng(seed)
     centre = rng.uniform(low, 0.0, size=(3, 4))
-    moves = rng.normal(size=(rows, 3, 4)) * spread
+    moves = rng.normal(size=(rows, 3, 4))
     moves[0] = 0.0
     with ns.context():
         c = ns.asarray(centre)
-        return c[None] + ns.asarray(moves) * ns.asarray(np.ones((rows, 3, 4)))
+        if isinstance(spread, int):
+            scale = ns.radix_powers(np.array([spread]))[0]
+            return c[None] + ns.asarray(moves) * scale
+        return c[None] + ns.asarray(moves * spread)
 
 
 def _reference(v, digits: int):
@@ -45,7 +50,7 @@ def _as_ball(value, digits: int):
         return flint.arb(mpmath.nstr(value, digits + 5))
 
 
-@pytest.mark.parametrize("digits", [30, 50, 200])
+@pytest.mark.parametrize("digits", [30, 50, 200, 1000])  # 1000: steps below the float range
 @pytest.mark.parametrize("power", [2 / 3, 1 / 3, 1 / 5])
 def test_taylor_form_encloses_mpmath_at_twice_the_digits(digits, power):
     """Rows moved by ~u^power (the steps of central differences are ~u^(1/3), of
@@ -53,12 +58,12 @@ def test_taylor_form_encloses_mpmath_at_twice_the_digits(digits, power):
     midpoint is within 4 u (relative) of it, the radius within 64 u: about the direct
     form's (an exp, a log1p, a few roundings), as the degree rule intends."""
     ns = number_system(f"arb:{digits}")
-    w = _stack(ns, 16, float(ns.unit_roundoff) ** power)
+    w = _stack(ns, 16, round(ns.log2_unit_roundoff * power))
     with ns.context():
         taylor = arb_softplus.by_taylor(flint, w, ns.log2_unit_roundoff)
     assert taylor is not None  # the Taylor form is what is tested here
     out = ns.log1p_exp(w)
-    u = float(ns.unit_roundoff)
+    u = mpmath.ldexp(1, int(ns.log2_unit_roundoff))  # below the float range at 1000
     for ball, direct_ball, v in zip(taylor.flat, out.flat, w.flat):
         ref = _reference(v, 2 * digits)
         assert ball.contains(_as_ball(ref, 2 * digits)), (v, ball, ref)
@@ -67,7 +72,8 @@ def test_taylor_form_encloses_mpmath_at_twice_the_digits(digits, power):
             man, exp = ball.mid().man_exp()
             mid = mpmath.ldexp(mpmath.mpf(int(man)), int(exp))
             assert abs(mid - ref) <= 4 * u * ref
-        assert float(ball.rad()) <= 64 * u * float(ref)
+            man, exp = ball.rad().mid().man_exp()
+            assert mpmath.ldexp(mpmath.mpf(int(man)), int(exp)) <= 64 * u * ref
 
 
 def test_taylor_form_encloses_whole_input_balls():

@@ -167,6 +167,19 @@ def test_functions_name_an_entry_outside_their_domain():
         ns.asarray(["one"])
 
 
+def test_series_safe_sigmoid_and_softplus():
+    ns = number_system("arb:40")
+    x = ns.asarray(["-800", "-3", "0.5", "800"])
+    with mpmath.workdps(100):
+        sig = [1 / (1 + mpmath.exp(-mpmath.mpf(p))) for p in ("-800", "-3", "0.5", "800")]
+        soft = [mpmath.log1p(mpmath.exp(mpmath.mpf(p))) for p in ("-800", "-3", "0.5", "800")]
+    for ball, ref in zip(ns.sigmoid(x), sig):
+        assert ball.contains(_point(ref))
+    for ball, ref in zip(ns.softplus(x), soft):
+        assert ball.contains(_point(ref))
+    assert max(map(_relative_radius, ns.softplus(x))) <= 100 * ns.unit_roundoff
+
+
 def test_sigmoid_and_log1p_exp_hooks_enclose_mpmath():
     ns = number_system("arb:40")
     points = ("-800", "-3", "0.5", "800")

@@ -55,6 +55,8 @@ ACCURACY = 2.0**-10
 TWO_OVER_PI_UP = Fraction(6367, 10000)
 # extra bits for the coefficients
 GUARD_BITS = 32
+# below this log2(u) the spread of the rows is read from the balls, not from float64s
+FLOAT_REACH_LOG2_U = -1000.0
 
 
 def log1p_exp(flint: Any, w: np.ndarray, log2_u: float) -> tuple[Any, bool]:
@@ -113,25 +115,45 @@ def _degree(flint: Any, centre: np.ndarray, delta: np.ndarray, log2_u: float,
     largest midpoint of |δ| (an estimate: rigour does not depend on it); f(c) is bounded
     below by ``log1p(e^c) >= e^c/2`` for c <= 0 when `values` is None."""
     with np.errstate(all="ignore"):
-        spread = np.abs(np.asarray(delta.astype(np.float64)))
         if values is None:
             low = np.exp(np.minimum(centre.astype(np.float64), 0.0)) / 2
         else:
             low = np.asarray(values.astype(np.float64))
-    if not (np.all(np.isfinite(spread)) and np.all(np.isfinite(low))):
+    smallest = float(low.min()) if np.all(np.isfinite(low)) else 0.0
+    reach = _log2_reach(flint, delta, log2_u)
+    if smallest <= 0.0 or reach is None:
         return None
-    smallest = float(low.min())
-    reach = 2 * float(spread.max())
-    if smallest <= 0.0:
-        return None
-    if reach == 0.0:
+    if reach == -math.inf:
         return 1
     # in log2, so nothing underflows at any precision
     target = math.log2(ACCURACY) + log2_u + math.log2(smallest)
     for k in range(1, MAX_DEGREE + 1):
-        if math.log2(float(remainder_bound(k))) + (k + 1) * math.log2(reach) <= target:
+        if math.log2(remainder_bound(k)) + (k + 1) * reach <= target:
             return k
     return None
+
+
+def _log2_reach(flint: Any, delta: np.ndarray, log2_u: float) -> float | None:
+    """``log2(2·max|mid δ|)`` (-inf when every δ is 0; None when one is not finite).
+
+    Where ``u >= 2^FLOAT_REACH_LOG2_U`` the midpoints are read as floats (one C loop): a δ
+    that underflows a float64 (< 2^-1074) then moves f by less than u·2^-74 relative and
+    cannot matter. At higher precision the steps themselves (~u^(1/3)) underflow, so the
+    largest |δ| is found among the balls (``arb.max``) and read by its exponent."""
+    if log2_u >= FLOAT_REACH_LOG2_U:
+        with np.errstate(all="ignore"):
+            spread = np.abs(np.asarray(delta.astype(np.float64)))
+        if not np.all(np.isfinite(spread)):
+            return None
+        top = float(spread.max())
+        return 1.0 + math.log2(top) if top > 0.0 else -math.inf
+    largest = _binary(flint.arb.max).reduce(np.abs(delta).ravel())
+    if not largest.is_finite():
+        return None
+    man, exp = largest.mid().man_exp()
+    if man == 0:
+        return -math.inf
+    return 1.0 + int(exp) + math.log2(abs(int(man)))  # math.log2 takes ints of any size
 
 
 @cache
@@ -171,3 +193,9 @@ def _rational_poly(flint: Any, coefficients: tuple[Fraction, ...], s: np.ndarray
 def _ufunc(method: Any) -> np.ufunc:
     """A flint method as the loop of an object ufunc (no per-entry Python frame)."""
     return np.frompyfunc(method, 1, 1)
+
+
+@cache
+def _binary(method: Any) -> np.ufunc:
+    """``arb.max`` as a binary object ufunc (for its ``reduce``)."""
+    return np.frompyfunc(method, 2, 1)

@@ -17,8 +17,9 @@ a value computed here comes with a *proven* error bound: ``|exact − m| ≤ r``
   maximum (for first-order series, the branch that is proven larger). A bare
   ``flint.arb`` comparison in user code answers False when undecided — not through here.
 - Functions also accept `BallSeries` elements (``f(x + t)`` in Taylor mode), and so do
-  the ``sigmoid`` and ``log1p_exp`` hooks; ``log1p_exp`` of real balls works on stacks of
-  nearby rows by Taylor polynomials with a proven remainder (`arb_softplus`).
+  the ``sigmoid``, ``log1p_exp`` and ``softplus`` (log(1 + e^x) for every real x) hooks;
+  ``log1p_exp`` of real balls works on stacks of nearby rows by Taylor polynomials with a
+  proven remainder (`arb_softplus`).
 
 Precision. python-flint keeps ONE process-wide working precision, ``flint.ctx.prec``,
 read by every arithmetic operation. ``context()`` sets it (restored on exit, also on
@@ -283,6 +284,12 @@ class ArbSystem(FunctionsByName, NumberSystem):
         one = self.one  # a ball: a Python 1 would be converted again at every entry
         with self.context():
             return one / (one + self.exp(-np.asarray(x, dtype=object)))
+
+    def softplus(self, x: Any) -> Any:
+        """``log(1 + e^x)`` for every real x (and series, in Taylor mode): `log1p_exp`,
+        whose ball form holds beyond its ``x <= 0`` contract since ``e^x`` cannot
+        overflow in Arb and ``log1p`` of it is ``x`` to relative rounding for x ≫ 0."""
+        return self.log1p_exp(x)
 
     def log1p_exp(self, w: Any) -> Any:
         """``log(1 + e^w)`` of real balls in one pass per function, or, on stacks of nearby
