@@ -17,7 +17,10 @@ every evaluation, so dropout draws the same mask each time).
 Besides the generic findings, the adapter reports ``ignores_grad_output`` (a backward
 that does not multiply by its upstream gradient), ``nondeterministic`` (two backward
 calls that differ beyond rounding), inputs modified in place by forward, gradients that
-are ``None``, a custom Function's gradient of a narrower dtype, and TF32 on CUDA.
+are ``None``, a custom Function's gradient of a narrower dtype, TF32 on CUDA, and
+train-mode state: a failed train-mode module whose forward rewrites buffers its output
+reads (spectral_norm's power iteration) is checked again in eval mode, and only if that
+passes is the failure traced to the buffers.
 
 Install with ``pip install torch==2.13.0`` (the pinned CPU build; a plain ``torch`` may
 pull a CUDA build of several GB).
@@ -25,6 +28,7 @@ pull a CUDA build of several GB).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -40,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 
 from precision_nn.adapters.torch import findings as tf
 from precision_nn.adapters.torch.kinks import KINK_MAX, KINK_STEPS, kink_finding
-from precision_nn.adapters.torch.problem import Objective, backward_pass
+from precision_nn.adapters.torch.problem import Objective, backward_pass, floating_outputs
 from precision_nn.adapters.torch.reference import Float64Reference
 from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import FunctionTarget, ModuleTarget
@@ -157,11 +161,61 @@ def check_module(module: torch.nn.Module, *inputs: Any,
     params = checked_parameters(module)
     checked = checked_inputs(inputs, required=not params, module=True)
     names = (*(n for n, _ in params), *(f"input {i}" for i in checked))
-    target = ModuleTarget(module, inputs, tuple(n for n, _ in params), checked)
     point = [p for _, p in params] + [inputs[i] for i in checked]
-    return _run(target, point, names, inputs, loss=loss, method=method,
-                directions=directions, numbers=numbers, h=h,
-                batch_size=batch_size_of(batch_size, inputs), seed=seed)
+    options = {"loss": loss, "method": method, "directions": directions, "numbers": numbers,
+               "h": h, "batch_size": batch_size_of(batch_size, inputs), "seed": seed}
+    target = ModuleTarget(module, inputs, tuple(n for n, _ in params), checked)
+    report = _run(target, point, names, inputs, **options)
+    if report.passed or not module.training or not target.copies.written:
+        return report
+    return _retested_in_eval_mode(report, target, point, names, inputs, options)
+
+
+def _retested_in_eval_mode(report: GradientReport, target: ModuleTarget,
+                           point: list[torch.Tensor], names: tuple[str, ...],
+                           inputs: tuple[Any, ...], options: dict) -> GradientReport:
+    """A failed train-mode check whose forward wrote into buffers, run again on an
+    eval-mode copy: if that copy writes nothing and passes, the failure is the train-mode
+    state's (`findings.train_mode_state`); otherwise the report stands as it was."""
+    if not _output_reads(target.module, inputs, target.copies.written):
+        return report  # the written buffers do not feed the output (running statistics)
+    frozen = copy.deepcopy(target.module).eval()
+    again = ModuleTarget(frozen, target.inputs, target.params, target.checked)
+    try:
+        in_eval = _run(again, point, names, inputs, **options)
+    except (ValueError, RuntimeError):  # the module refuses eval mode here: no evidence
+        return report
+    if not in_eval.passed or again.copies.written:
+        return report
+    found = tf.train_mode_state(target.copies.written, in_eval)
+    rest = tuple(f for f in report.findings if f.evidence.get("torch") or
+                 f.kind not in ("mismatch", "match", "localized"))
+    return replace(report, findings=(*found, *rest),
+                   evaluations=report.evaluations + in_eval.evaluations)
+
+
+def _output_reads(module: torch.nn.Module, inputs: tuple[Any, ...],
+                  written: tuple[str, ...]) -> bool:
+    """Whether the train-mode output changes when the floating buffers the forward writes
+    are moved (by 1/64 of their scale, seeded) before the call: a power iteration's start
+    vector feeds the output, BatchNorm's running statistics do not (train mode normalises
+    with the batch's own), and the outputs then agree bit for bit."""
+    outputs = []
+    for moved in (False, True):
+        work = copy.deepcopy(module)
+        buffers = dict(work.named_buffers())
+        generator = torch.Generator().manual_seed(0)
+        args = [a.detach().clone() if isinstance(a, torch.Tensor) else a for a in inputs]
+        with torch.no_grad(), torch.random.fork_rng():
+            for name in written if moved else ():
+                b = buffers[name]
+                if b.is_floating_point():
+                    noise = torch.randn(b.shape, generator=generator, dtype=torch.float64)
+                    scale = float(b.abs().max()) or 1.0
+                    b.add_((noise * scale / 64).to(b.dtype).to(b.device))
+            torch.manual_seed(0)
+            outputs.append(floating_outputs(work(*args)))
+    return any(not torch.equal(a, b) for a, b in zip(*outputs))
 
 
 FLOAT64 = number_system("float64")

@@ -74,3 +74,15 @@ def no_leaked_precision_state():
         if flint is not None:
             flint.ctx.prec = saved_flint
         pytest.fail(f"the test leaked precision state (before, after): {changed}")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Single-threaded torch (2 shared cores: intra-op threads only spin), restored after.
+    The torch test modules use it through ``pytestmark``."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -21,41 +21,16 @@ import pytest
 
 from precision_nn.derivatives import derivative, gradient
 from precision_nn.numbers import number_system
-
-SYM = np.array([0.3, -0.3, 1.1, -1.1, 2.0, -2.0])
-A = np.array([[1.0, 2.0, -0.5], [0.3, -1.2, 0.7], [2.0, 0.1, 1.5], [-0.4, 0.9, 0.2]])
-W0 = np.array([0.7, -1.3, 0.4])
-B = A @ W0  # an exact fit at W0: every residual (A w − b)_i rounds to ~0
-L0 = np.array([0.5, -1.0, 2.0, 0.25])
-LSE0 = float(np.log(np.sum(np.exp(L0))))
-
-
-def _lse(z):
-    m = np.max(z)
-    return m + np.log(np.sum(np.exp(z - m)))
-
-
-def _softmax(z):
-    e = np.exp(z - np.max(z))
-    return e / np.sum(e)
-
-
-# f (of one point), its gradient in closed form, the point where f cancels
-GRADIENTS = {
-    "sin at symmetric points": (lambda x: np.sum(np.sin(x)), np.cos, SYM),
-    "cubes of opposite pairs": (lambda x: np.sum(x**3), lambda x: 3 * x**2,
-                                np.array([0.7, -0.7, 1.9, -1.9, 1.3, -1.3])),
-    "log-sum-exp difference": (lambda z: _lse(z) - LSE0, _softmax, L0),
-    "residual at an exact fit": (lambda w: np.sum(A @ w - B), lambda w: A.T @ np.ones(4), W0),
-}
+from tests.cancelling_functions import CANCELLING, FIT_MATRIX
 
 # f of one variable, f', the point (f(x) = 0 up to rounding)
 SCALARS = {
     "t² − 2 at √2": (lambda t: t * t - 2.0, lambda t: 2 * t, float(np.sqrt(2.0))),
     "sin t − sin 0.7": (lambda t: np.sin(t) - np.sin(0.7), np.cos, 0.7),
     "linear residual at an exact fit": (
-        lambda w: np.sum(np.asarray(w)[..., None] * A[:, 0] - 3 * A[:, 0], axis=-1),
-        lambda w: np.sum(A[:, 0]), 3.0),
+        lambda w: np.sum(np.asarray(w)[..., None] * FIT_MATRIX[:, 0]
+                         - 3 * FIT_MATRIX[:, 0], axis=-1),
+        lambda w: np.sum(FIT_MATRIX[:, 0]), 3.0),
 }
 
 # The bar at a sane step: truncation ~h²|f'''| + rounding κu·T/h with h ≈ u^(1/3) ≈ 4e-6
@@ -71,9 +46,9 @@ METHODS = ["central", "forward", "backward"]
 
 
 @pytest.mark.parametrize("method", METHODS)
-@pytest.mark.parametrize("name", sorted(GRADIENTS))
+@pytest.mark.parametrize("name", sorted(CANCELLING))
 def test_gradient_of_a_cancelling_f_is_bounded_and_tight(name, method):
-    f, g, x = GRADIENTS[name]
+    f, g, x = CANCELLING[name]
     assert abs(f(x)) <= 1e-14  # it does cancel: a few ulps of O(1) terms at most
     est = gradient(f, x, method=method)
     err = np.abs(est.value - g(x))
@@ -134,7 +109,7 @@ def test_richardson_stays_honest_on_cancelling_f():
     widens the bars (1e-5 .. inf here): honest, not tight. Without that probe, or with
     the probe floored but the tableau not, its bar was 2e-15 against an error of 1e-8 on
     t² − 2 at √2."""
-    for f, g, x in GRADIENTS.values():
+    for f, g, x in CANCELLING.values():
         est = gradient(f, x, method="richardson")
         assert np.all(np.abs(est.value - g(x)) <= est.error), (est.value - g(x), est.error)
     for f, df, x in SCALARS.values():

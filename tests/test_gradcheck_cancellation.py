@@ -18,44 +18,18 @@ from precision_nn.gradcheck.decisions import cancels, is_lossy, with_terms
 from precision_nn.gradcheck.evidence import NoiseProbe
 from precision_nn.gradcheck.probes import noise_probe
 from precision_nn.numbers import number_system
+from tests.cancelling_functions import CANCELLING
 
 # the kinds that accuse the gradient code (a pass, precision_loss or "undecidable" do not)
 BUG_KINDS = {"sign", "scale", "layout", "regularization", "localized", "mismatch", "kink",
              "step_too_large", "step_too_small"}
 
-SYM = np.array([0.3, -0.3, 1.1, -1.1, 2.0, -2.0])
-A = np.array([[1.0, 2.0, -0.5], [0.3, -1.2, 0.7], [2.0, 0.1, 1.5], [-0.4, 0.9, 0.2]])
-W0 = np.array([0.7, -1.3, 0.4])
-B = A @ W0  # an exact fit at W0: every residual (A w - b)_i rounds to ~0
-L0 = np.array([0.5, -1.0, 2.0, 0.25])
-LSE0 = float(np.log(np.sum(np.exp(L0))))
 
 
-def _lse(z):
-    m = np.max(z)
-    return m + np.log(np.sum(np.exp(z - m)))
-
-
-def _softmax(z):
-    e = np.exp(z - np.max(z))
-    return e / np.sum(e)
-
-
-# (f, gradient, point): each f cancels at its point, exactly or to a few ulps of its terms
-FAMILIES = {
-    "sin at symmetric points": (lambda x: np.sum(np.sin(x)), np.cos, SYM),
-    "cubes of opposite pairs": (lambda x: np.sum(x ** 3), lambda x: 3 * x ** 2,
-                                np.array([0.7, -0.7, 1.9, -1.9, 1.3, -1.3])),
-    "log-sum-exp difference": (lambda z: _lse(z) - LSE0, _softmax, L0),
-    "residual at an exact fit": (lambda w: np.sum(A @ w - B), lambda w: A.T @ np.ones(4),
-                                 W0),
-}
-
-
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", CANCELLING)
 @pytest.mark.parametrize("method", ["auto", "complex_step"])
 def test_a_correct_gradient_of_a_cancelling_f_passes(name, method):
-    f, g, x = FAMILIES[name]
+    f, g, x = CANCELLING[name]
     assert abs(f(x)) <= 1e-14  # it does cancel: |f| is a few ulps of its O(1) terms at most
     r = check_gradient(f, g, x, method=method)
     assert r.passed, (name, r.kinds)
@@ -63,22 +37,22 @@ def test_a_correct_gradient_of_a_cancelling_f_passes(name, method):
     assert "noisier than float64 allows" not in r.reference_name
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", CANCELLING)
 @pytest.mark.parametrize("eps", [1e-3, 1e-4, 1e-5, 1e-6, 1e-7, 1e-8, 1e-9])
 def test_a_scale_bug_in_a_cancelling_f_is_named_scale(name, eps):
     # the complex step (or Richardson) at these points is accurate to ~1e-14 relative, so
     # a relative bug of 1e-9 is 1e5 of its error bar: a decidable gap, named by its pattern
-    f, g, x = FAMILIES[name]
+    f, g, x = CANCELLING[name]
     r = check_gradient(f, lambda x: g(x) * (1 + eps), x)
     assert not r.passed
     assert "scale" in r.kinds, (name, eps, r.kinds)
     assert "precision_loss" not in r.kinds
 
 
-@pytest.mark.parametrize("name", FAMILIES)
+@pytest.mark.parametrize("name", CANCELLING)
 def test_the_complex_step_is_not_called_off_where_f_cancels(name):
     # its real cross-check allows the rounding of f's terms, not only u·|f| = 0
-    f, g, x = FAMILIES[name]
+    f, g, x = CANCELLING[name]
     d = gradient(f, x, method="complex_step")
     assert "disagrees" not in d.note and "Richardson" not in d.note, d.note
     # closed form; the bar must hold it, and be tight (≤ 1e-13: 8u of terms ≤ 8)

@@ -12,15 +12,9 @@ import torch
 
 from precision_nn.adapters.torch.findings import tf32_finding
 from precision_nn.torch import check_function, check_module
+from tests.torch_helpers import random_tensor as _x
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Single-threaded torch (2 shared cores: intra-op threads only spin), restored after."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _net(dtype=torch.float32) -> torch.nn.Module:
@@ -30,11 +24,6 @@ def _net(dtype=torch.float32) -> torch.nn.Module:
         for p in net.parameters():
             p.copy_(torch.randn(p.shape, generator=g))
     return net.to(dtype)
-
-
-def _x(*shape, dtype=torch.float32, seed=1, grad=False):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_(grad)
 
 
 # -- imports ------------------------------------------------------------------------------------

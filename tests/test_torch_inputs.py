@@ -4,6 +4,7 @@ caller's module restored exactly; the TF32 finding wired into a CUDA float32 che
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import numpy as np
@@ -15,19 +16,9 @@ from precision_nn.adapters.torch import findings as tf
 from precision_nn.adapters.torch.problem import BackwardPass
 from precision_nn.adapters.torch.tensors import TensorBlocks
 from precision_nn.torch import check_function, check_module
+from tests.torch_helpers import random_tensor as _x
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _x(*shape, seed=1, grad=False, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype).requires_grad_(grad)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _seeded(module: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -355,6 +346,77 @@ def test_a_forward_that_updates_its_buffers_is_checked_as_one_function():
     report = check_module(net, _x(4, 3))
     assert report.passed and report.kinds == ("match",), report
     assert float(net.calls) == 0.0
+
+
+class _WrongSlope(torch.autograd.Function):
+    """y = 2x with a backward that returns 3·grad_output: wrong in every mode."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return 2 * x
+
+    @staticmethod
+    def backward(ctx, grad):
+        return 3 * grad
+
+
+class _Wrong(torch.nn.Module):
+    """The wrong backward in every mode, or (`train_only`) only in train mode."""
+
+    def __init__(self, train_only: bool = False):
+        super().__init__()
+        self.train_only = train_only
+
+    def forward(self, x):
+        return _WrongSlope.apply(x) if self.training or not self.train_only else 2 * x
+
+
+def _spectral(*after: torch.nn.Module) -> torch.nn.Module:
+    torch.manual_seed(3)  # spectral_norm draws its start vectors u, v
+    return torch.nn.Sequential(torch.nn.utils.spectral_norm(torch.nn.Linear(4, 3)),
+                               torch.nn.Tanh(), *after)
+
+
+def _train_mode_findings(report) -> list:
+    return [f for f in report.findings if f.evidence.get("torch") == "train_mode_state"]
+
+
+def test_spectral_norm_in_train_mode_is_traced_to_its_power_iteration():
+    """One power iteration per call from the restored u: the forward's W ↦ σ depends on W
+    through u, v, which torch's gradient treats as constants (exact only at convergence).
+    The check fails (the backward is not the derivative of this forward), names the
+    buffers, and says so only because the eval-mode copy passes; no generic 'look at your
+    gradient code' mismatch remains."""
+    net = _spectral()
+    state = {k: v.clone() for k, v in net.state_dict().items()}
+    report = check_module(net, _x(5, 4))
+    assert not report.passed
+    found = _train_mode_findings(report)
+    assert len(found) == 1, report
+    assert set(found[0].evidence["buffers"]) == {"0.weight_u", "0.weight_v"}
+    assert "eval mode" in found[0].message and "spectral_norm" in found[0].message
+    assert not [f for f in report.findings if f.kind in ("mismatch", "localized")
+                and not f.evidence.get("torch")], report
+    assert all(torch.equal(state[k], v) for k, v in net.state_dict().items())
+    assert net.training
+    assert check_module(net.eval(), _x(5, 4)).passed  # eval mode: u, v are constants
+
+
+def test_a_real_bug_behind_a_power_iteration_is_not_excused():
+    """The eval-mode copy fails too: the train-mode state explains nothing."""
+    report = check_module(_spectral(_Wrong()), _x(5, 4))
+    assert not report.passed and not _train_mode_findings(report), report
+
+
+def test_a_real_bug_beside_running_statistics_is_not_excused():
+    """BatchNorm writes its running statistics in train mode, but its train-mode output
+    does not read them (it normalises with the batch's own). The bug here is wrong only in
+    train mode, so an eval-mode retest alone would pass and excuse it: the check must see
+    that the output does not read the written buffers, and never run that retest."""
+    net = torch.nn.Sequential(_bn_net(), _Wrong(train_only=True)).train()
+    assert check_module(copy.deepcopy(net).eval(), _x(6, 3)).passed  # the trap is real
+    report = check_module(net, _x(6, 3))
+    assert not report.passed and not _train_mode_findings(report), report
 
 
 def test_check_function_on_a_module_never_runs_the_callers_module():

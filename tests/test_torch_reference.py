@@ -13,19 +13,9 @@ import torch.nn.functional as F
 from precision_nn.adapters.torch import reference as tr
 from precision_nn.adapters.torch.problem import cotangents
 from precision_nn.torch import check_function, check_module
+from tests.torch_helpers import random_tensor as _x
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def _x(*shape, seed=1, scale=1.0, dtype=torch.float32):
-    g = torch.Generator().manual_seed(seed)
-    return (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # functions with and without complex support; the exact gradient comes from autograd in

@@ -13,18 +13,12 @@ import torch
 
 from precision_nn.torch import check_function, check_module
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 _PATH = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "torch_zoo.py"
 _spec = importlib.util.spec_from_file_location("torch_zoo", _PATH)
 zoo = sys.modules.setdefault("torch_zoo", importlib.util.module_from_spec(_spec))
 _spec.loader.exec_module(zoo)
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run(problem, **options):

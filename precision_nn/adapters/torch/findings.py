@@ -31,7 +31,8 @@ from precision_nn.adapters.torch.problem import BackwardPass
 from precision_nn.adapters.torch.tensors import TensorBlocks
 from precision_nn.gradcheck import Finding
 
-__all__ = ["LINEAR_SHARE", "REPEAT_ULPS", "check_raw_gradients", "tf32_finding", "torch_findings"]
+__all__ = ["LINEAR_SHARE", "REPEAT_ULPS", "check_raw_gradients", "tf32_finding", "torch_findings",
+           "train_mode_state"]
 
 # two backward calls may differ by reordered sums (CUDA atomics): about √k·u·Σ|terms| for
 # k terms; 16 ulps of the block's largest entry covers a few hundred terms of that size
@@ -128,6 +129,33 @@ def modified_in_place(positions: Sequence[int]) -> list[Finding]:
                     "into its input declares it with ctx.mark_dirty. The check ran on "
                     f"copies: your tensor{'s are' if several else ' is'} unchanged.",
                     {"torch": "modified_in_place", "inputs": list(positions)})]
+
+
+def train_mode_state(written: Sequence[str], eval_report: Any) -> list[Finding]:
+    """A train-mode module whose check failed, whose forward wrote into `written`, whose
+    output reads those buffers, and whose eval-mode copy (a forward that writes nothing)
+    passes the same check.
+
+    Hypothesis tested: the disagreement lies in what the train-mode forward does
+    differently. Values it computes from the parameters and stores in buffers (a power
+    iteration's vectors) enter the output as constants to autograd, while the finite
+    differences, which restore the buffers before every evaluation, see them move with the
+    parameters. The test is the eval-mode check itself, not a guess from the names."""
+    names, several = _listed(written)
+    return [Finding("mismatch", f"Train-mode state: the forward writes into the buffer"
+                    f"{'s' if several else ''} {names} at every call (e.g. spectral_norm's "
+                    "power iteration), the output reads them (moving them before a call "
+                    "changes it), and the check restored them before each evaluation. In "
+                    "eval mode, "
+                    "where the forward writes no buffers, the same check passes "
+                    f"({eval_report.evaluations} more evaluations): the train-mode backward "
+                    "treats what the forward computed from the parameters and stored as "
+                    "constants, while the numerical derivative sees it move with them. That "
+                    "is the module's design (e.g. spectral_norm's gradient is exact only "
+                    "once its power iteration has converged), not a bug in your backward: "
+                    "check in eval mode, or converge the buffers first. The check ran on "
+                    "copies: your module is unchanged.",
+                    {"torch": "train_mode_state", "buffers": list(written)})]
 
 
 def missing_gradients(bp: BackwardPass, blocks: TensorBlocks, reference: np.ndarray,

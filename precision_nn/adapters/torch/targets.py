@@ -65,25 +65,27 @@ class _Copies:
     def __init__(self, module: torch.nn.Module, params: tuple[str, ...]):
         self.module, self.params = module, params
         self.restore = False
-        self._made: dict = {}  # dtype -> (copy, its Slots, [(buffer, snapshot)])
+        self.written: tuple[str, ...] = ()  # the buffers a forward wrote into, by name
+        self._made: dict = {}  # dtype -> (copy, its Slots, [(name, buffer, snapshot)])
 
     def get(self, dtype: torch.dtype | None) -> tuple[torch.nn.Module, Slots]:
         if dtype not in self._made:
             work = _converted(self.module, dtype)
-            buffers = [(b, b.detach().clone()) for b in work.buffers()]
+            buffers = [(name, b, b.detach().clone()) for name, b in work.named_buffers()]
             self._made[dtype] = (work, Slots(work, self.params), buffers)
         work, slots, buffers = self._made[dtype]
         if self.restore:
             with torch.no_grad():
-                for b, saved in buffers:
+                for _, b, saved in buffers:
                     b.copy_(saved)
         return work, slots
 
     def note_state(self) -> None:
         """Whether the forward so far wrote into a copy's buffers (then restore them)."""
-        self.restore = self.restore or any(
-            not torch.equal(b, saved) for _, _, buffers in self._made.values()
-            for b, saved in buffers)
+        written = {name for _, _, buffers in self._made.values()
+                   for name, b, saved in buffers if not torch.equal(b, saved)}
+        self.written = tuple(sorted(set(self.written) | written))
+        self.restore = bool(self.written)
 
 
 @dataclass

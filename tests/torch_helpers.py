@@ -1,0 +1,18 @@
+"""Set-up shared by the torch tests: single-threaded torch and seeded random tensors.
+
+A torch test module opts in with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``
+(the fixture lives in conftest.py, so modules that never import torch do not pay for it).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def random_tensor(*shape: int, seed: int = 1, scale: float = 1.0,
+                  dtype: torch.dtype = torch.float32, grad: bool = False) -> torch.Tensor:
+    """``scale·N(0, 1)`` of `shape`, drawn in float64 from `seed` and then cast, so every
+    dtype sees the same values up to its own rounding."""
+    g = torch.Generator().manual_seed(seed)
+    x = (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype)
+    return x.requires_grad_(grad)
