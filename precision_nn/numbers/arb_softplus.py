@@ -25,10 +25,12 @@ coefficient's true value lies in its ball and ``w − c`` in the ball ``δ``, so
 ball contains ``f(w)``; no bound on ``|δ|`` is needed for that.
 
 Accuracy is what chooses the degree: the midpoint drops the remainder, so ``k`` is the
-smallest degree with ``B_k·D^(k+1) <= ACCURACY·u·min f(c)`` (D bounds ``|δ|``, read from
-the midpoints), so the result is as accurate as the direct one; without such a degree
-(rows far apart, tiny terms, steps too long) the direct form is used. Measured on the
-stacks of the [20, 30, 10] × 8 arb:50 central gradient: ~0.7 µs an entry against ~1.0 µs.
+smallest degree with ``B_k·D^(k+1) <= ACCURACY·u·min f(c)`` (D estimates ``|δ|`` from the
+midpoints), and the coefficients carry `GUARD_BITS` extra bits; without such a degree
+(rows far apart, tiny terms, steps too long) the direct form is used. Measured on stacks
+like those of the [20, 30, 10] × 8 arb:50 central gradient (192 rows, spreads ~1e-17):
+~0.62 µs an entry against ~0.96 µs, midpoints within 0.7 u (median) of a 400-bit value
+against 1.3 u for the direct form, radii ~1.4× the direct form's.
 """
 
 from __future__ import annotations
