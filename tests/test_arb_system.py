@@ -180,6 +180,21 @@ def test_series_safe_sigmoid_and_softplus():
     assert max(map(_relative_radius, ns.softplus(x))) <= 100 * ns.unit_roundoff
 
 
+def test_sigmoid_and_log1p_exp_hooks_enclose_mpmath():
+    ns = number_system("arb:40")
+    points = ("-800", "-3", "0.5", "800")
+    x = ns.asarray(points)
+    w = ns.asarray([f"-{p.lstrip('-')}" for p in points])  # log1p_exp's domain: w <= 0
+    with mpmath.workdps(100):
+        sig = [1 / (1 + mpmath.exp(-mpmath.mpf(p))) for p in points]
+        soft = [mpmath.log1p(mpmath.exp(-abs(mpmath.mpf(p)))) for p in points]
+    for ball, ref in zip(ns.sigmoid(x), sig):
+        assert ball.contains(_point(ref))
+    for ball, ref in zip(ns.log1p_exp(w), soft):
+        assert ball.contains(_point(ref))
+    assert max(map(_relative_radius, ns.log1p_exp(w))) <= 100 * ns.unit_roundoff
+
+
 def test_precision_never_leaks_also_on_error_and_across_threads():
     ns = number_system("arb:60")
     before = flint.ctx.prec

@@ -16,8 +16,10 @@ a value computed here comes with a *proven* error bound: ``|exact − m| ≤ r``
   the entry (a ReLU at its kink); ``np.maximum``/``np.max`` return a ball enclosing the
   maximum (for first-order series, the branch that is proven larger). A bare
   ``flint.arb`` comparison in user code answers False when undecided — not through here.
-- Functions also accept `BallSeries` elements (``f(x + t)`` in Taylor mode), and the
-  series-safe ``sigmoid`` and ``softplus`` are provided.
+- Functions also accept `BallSeries` elements (``f(x + t)`` in Taylor mode), and so do
+  the ``sigmoid``, ``log1p_exp`` and ``softplus`` (log(1 + e^x) for every real x) hooks;
+  ``log1p_exp`` of real balls works on stacks of nearby rows by Taylor polynomials with a
+  proven remainder (`arb_softplus`).
 
 Precision. python-flint keeps ONE process-wide working precision, ``flint.ctx.prec``,
 read by every arithmetic operation. ``context()`` sets it (restored on exit, also on
@@ -42,6 +44,7 @@ from precision_nn.numbers.arb_complex_step import complex_step_guard, near_real_
 from precision_nn.numbers.arb_context import flint_module, flint_precision
 from precision_nn.numbers.arb_matrix import OperandCache, product
 from precision_nn.numbers.arb_series import BallSeries
+from precision_nn.numbers.arb_softplus import log1p_exp
 from precision_nn.numbers.ball_order import OrderedBalls
 from precision_nn.numbers.base import (
     FunctionsByName,
@@ -283,9 +286,26 @@ class ArbSystem(FunctionsByName, NumberSystem):
             return one / (one + self.exp(-np.asarray(x, dtype=object)))
 
     def softplus(self, x: Any) -> Any:
-        """``log(1 + e^x)`` as ``log1p(e^x)``: accurate for x ≪ 0, and for x ≫ 0, since
-        ``e^x`` cannot overflow and ``log1p`` of it is ``x`` to relative rounding."""
-        return self.log1p(self.exp(x))
+        """``log(1 + e^x)`` for every real x (and series, in Taylor mode): `log1p_exp`,
+        whose ball form holds beyond its ``x <= 0`` contract since ``e^x`` cannot
+        overflow in Arb and ``log1p`` of it is ``x`` to relative rounding for x ≫ 0."""
+        return self.log1p_exp(x)
+
+    def log1p_exp(self, w: Any) -> Any:
+        """``log(1 + e^w)`` of real balls in one pass per function, or, on stacks of nearby
+        rows (the perturbed losses of a numerical gradient), by Taylor polynomials about
+        the first row with a proven remainder (`arb_softplus`); anything else (series,
+        ``acb``) as ``log1p(exp(w))``."""
+        arr = np.asarray(w, dtype=object)
+        if self.is_complex or not _all_type(arr, self._element):
+            return super().log1p_exp(w)
+        with self.context():
+            out, by_polynomial = log1p_exp(self.flint, arr, self.log2_unit_roundoff)
+        if by_polynomial:  # finite wherever w is
+            return out
+        if not (self._finite_of(out).all() if np.ndim(out) else out.is_finite()):
+            _check_domain("log1p_exp", arr, out)  # names the entry
+        return out
 
     @property
     def pi(self) -> Any:
