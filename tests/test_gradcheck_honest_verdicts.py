@@ -43,3 +43,54 @@ def test_step_finding_on_a_correct_gradient_speaks_of_every_coordinate():
     report = check_gradient(_tanh_cubic, _tanh_cubic_grad, x, method="central", h=0.2)
     assert report.kinds == ("step_too_large",)
     assert "at every coordinate" in report.findings[0].message
+
+
+# -- a pattern explains a gap only if its residual is within tolerance everywhere ----------
+def _cosh_sum(x):
+    return np.sum(np.cosh(x)) + np.sum(x) ** 2 / 4
+
+
+def _cosh_sum_grad(x):
+    return np.sinh(x) + np.sum(x) / 2
+
+
+def test_one_entry_slightly_off_is_no_whole_gradient_scale():
+    x = RNG.normal(size=120)
+
+    def grad(x):
+        g = _cosh_sum_grad(x)
+        g[40] *= 1 + 3e-10  # far beyond float64's tolerance, far below the old 1e-9 rule
+        return g
+
+    report = check_gradient(_cosh_sum, grad, x)
+    assert not report.passed
+    assert "scale" not in report.kinds, report
+    named = [f for f in report.findings if f.kind in ("mismatch", "localized")]
+    assert named and 40 in named[0].evidence["coordinates"]
+
+
+def test_float_inside_a_decimal_gradient_is_no_scale():
+    from decimal import Decimal
+
+    from precision_nn.numbers import number_system
+    ns = number_system("decimal:30")
+    with ns.context():
+        x = np.array([Decimal("0.45"), Decimal("-1.3"), Decimal("0.8"), Decimal("2.1")],
+                     dtype=object)
+
+    def f(x):
+        return sum(v * v * v * v for v in x)
+
+    def grad(x):  # 4·v³ rounded through float64: relative errors of either sign ≈ 1e-16
+        return np.array([Decimal(4 * float(v) ** 3) for v in x], dtype=object)
+
+    report = check_gradient(f, grad, x, numbers=ns)
+    assert not report.passed
+    assert "scale" not in report.kinds, report
+
+
+def test_a_real_constant_factor_is_still_named():
+    x = RNG.normal(size=30)
+    report = check_gradient(_cosh_sum, lambda x: _cosh_sum_grad(x) * (1 + 1e-7), x)
+    assert report.kinds == ("scale",)
+    assert report.findings[0].evidence["factor"] - 1 == pytest.approx(1e-7, rel=1e-3)

@@ -10,8 +10,9 @@ row of a block the disagreement is confined to):
 * ``regularization`` — ``a - n = λ·θ`` on its support (a penalty the loss and the
   gradient treat differently).
 
-A pattern explains a region when it reproduces the reference there to the explain
-tolerance (see `evidence.EXPLAIN_RTOL`); when the user gave an explicit step, patterns are
+A pattern explains a region when, applied, it leaves a residual within each
+coordinate's own tolerance at every coordinate of the region (up to the rounding of
+the float64 copies, `evidence.EXPLAIN_ROUNDING`); when the user gave an explicit step, patterns are
 judged against the h → 0 limit instead (a factor fitted to a reference with a step error
 would carry that error).
 """
@@ -33,7 +34,7 @@ from precision_nn.gradcheck.diagnosis import (
     cap,
     explained,
 )
-from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.evidence import EXPLAIN_ROUNDING, CheckData
 
 __all__ = ["FACTOR_RTOL", "SCALE_RESOLVED", "block_label", "describe_factor",
            "layout_in", "narrow_regions", "pattern_detector", "regions", "regularization_in",
@@ -166,13 +167,22 @@ def sign_in(data: CheckData, region: Region) -> Finding | None:
 
 
 def scale_in(data: CheckData, region: Region) -> Finding | None:
-    a, n = data.analytic[region.indices], data.reference[region.indices]
-    # c and σ_c from the comparison's own tolerance (the uncertainty of each gap)
-    c, sigma = _factor_and_error(a, n, data.tolerance[region.indices])
-    if not np.isfinite(c) or c == 0 or abs(c + 1) <= FACTOR_RTOL or \
-            not abs(c - 1) > SCALE_RESOLVED * sigma:
+    n, d = data.reference[region.indices], data.difference[region.indices]
+    tol = data.tolerance[region.indices]
+    # c - 1 and σ_c from the accurately formed gaps a - n = (c - 1)·n and the comparison's
+    # own tolerance (the uncertainty of each gap); fitting c to float64 copies of a and n
+    # would bury a c - 1 below float64's rounding of the copies
+    delta, sigma = _factor_and_error(d, n, tol)
+    c = 1.0 + delta
+    # c must be resolved from 1 (no scale) and from 0 (a missing gradient, no factor)
+    if not np.isfinite(c) or not abs(c) > SCALE_RESOLVED * sigma or \
+            abs(c + 1) <= FACTOR_RTOL or not abs(delta) > SCALE_RESOLVED * sigma:
         return None
-    if not _fits(data, region, a / c, slack=max(1.0, 1 / abs(c))):
+    # explained only if a - c·n is within max(1, |c|)·tol at every coordinate claimed
+    # (a/c within tol of n when c > 1), up to the float64 rounding of forming it
+    residual = np.abs(d - delta * n)
+    slack = EXPLAIN_ROUNDING * (np.abs(d) + 2 * np.abs(delta * n))
+    if not np.all(residual <= max(1.0, abs(c)) * tol + slack):
         return None
     name = describe_factor(c, data.batch_size)
     if name == f"{c:.6g}":
