@@ -94,3 +94,27 @@ def test_a_real_constant_factor_is_still_named():
     report = check_gradient(_cosh_sum, lambda x: _cosh_sum_grad(x) * (1 + 1e-7), x)
     assert report.kinds == ("scale",)
     assert report.findings[0].evidence["factor"] - 1 == pytest.approx(1e-7, rel=1e-3)
+
+
+# -- a failure real arithmetic cannot resolve is undecidable, never passed ------------------
+@pytest.mark.parametrize("rel", ["2e-15", "3e-14"])
+def test_longdouble_small_bug_is_never_passed(rel):
+    from precision_nn.network import MLP
+
+    X = np.cos(np.arange(1, 16)).reshape(5, 3) / 2
+    Y = np.eye(2)[[1, 0, 1, 1, 0]]
+
+    class Slipped(MLP):
+        def gradient(self, X, Y, params=None):
+            g = super().gradient(X, Y, params).copy()
+            g[7] = g[7] * (1 + np.longdouble(rel))
+            return g
+
+    report = Slipped([3, 3, 2], seed=4, numbers="longdouble", l2="0.05").check_gradient(X, Y)
+    assert not report.passed, report
+    claimed = {c for f in report.findings for c in f.evidence.get("coordinates", [])}
+    assert 7 in claimed, report
+    if report.undecided:
+        assert "more digits" in " ".join(f.message for f in report.findings)
+    correct = MLP([3, 3, 2], seed=4, numbers="longdouble", l2="0.05").check_gradient(X, Y)
+    assert correct.passed, correct

@@ -216,6 +216,31 @@ def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Fi
                      "share": share})]
 
 
+def _unresolved_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """Coordinates where only the complex step saw a failure and real arithmetic could
+    neither confirm nor refute it (`Reference.unresolved`): undecidable, never passed."""
+    unresolved = data.probes.unresolved
+    if unresolved is None:
+        return []
+    coords = unresolved & ~explained(data, earlier)
+    if not coords.any():
+        return []
+    idx = np.flatnonzero(coords)
+    n = np.abs(data.reference)
+    share = float(np.max((np.abs(data.difference) / (n + float(np.max(n))))[coords]))
+    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
+    more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+    return [Finding("precision_loss", f"The check cannot decide {idx.size} {data.unit}(s) "
+                    f"({labels}{more}): the complex step puts the analytic gradient off by "
+                    f"up to {share:.2g} of the gradient's scale there, but real arithmetic "
+                    "(central differences, Richardson) cannot resolve a gap that small, so "
+                    "it can neither confirm that failure nor rule out that f's complex "
+                    "arithmetic is slightly unfaithful. Check with more digits (numbers=), "
+                    "where real arithmetic resolves it.",
+                    {"coordinates": idx.tolist(), "undecidable": True, "share": share,
+                     "unresolved": True})]
+
+
 def _binary_gradient_finding(data: CheckData) -> list[Finding]:
     kind = _binary_rounding(data)
     if kind is None:
@@ -236,6 +261,11 @@ def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[F
     """f is noisier than the unit roundoff of its number system allows; or the analytic
     gradient carries the rounding of a binary float; or the reference is too noisy to
     decide some coordinates."""
+    found = _precision_loss(data, earlier)
+    return found + _unresolved_finding(data, [*earlier, *found])
+
+
+def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     probe = data.probes.noise
     if not is_lossy(probe):
         if numerical(earlier) or explained(data, earlier)[data.failing].any():

@@ -129,6 +129,9 @@ class Probes:
     complex: ComplexProbe | None = None
     # the noise of the analytic gradient per coordinate (when measured)
     gradient_noise: np.ndarray | None = None
+    # coordinates a failure was seen at only through a reference that real arithmetic
+    # could neither confirm nor refute (flat bool, `Reference.unresolved`)
+    unresolved: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

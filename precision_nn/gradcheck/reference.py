@@ -50,6 +50,9 @@ class Reference:
     evaluations: int
     h: float | None = None
     steps: np.ndarray | None = None  # flat float: the step used per coordinate
+    # flat bool: where the reference alone said "fails" and no independent estimate could
+    # confirm or refute it (its error bar was widened to the disagreement): undecidable
+    unresolved: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
