@@ -118,3 +118,32 @@ def test_longdouble_small_bug_is_never_passed(rel):
         assert "more digits" in " ".join(f.message for f in report.findings)
     correct = MLP([3, 3, 2], seed=4, numbers="longdouble", l2="0.05").check_gradient(X, Y)
     assert correct.passed, correct
+
+
+# -- directions: a float named only when per-entry rounding can produce the gaps -----------
+def _weighted_cos(c):
+    return (lambda x: np.sum(np.cos(x) * c)), (lambda x: -np.sin(x) * c)
+
+
+def test_directions_do_not_call_a_one_entry_bug_float32_rounding():
+    rng = np.random.default_rng(4)
+    c, x = rng.normal(size=3000), rng.normal(size=3000)
+    f, g = _weighted_cos(c)
+
+    def grad(x):
+        out = g(x)
+        out[7] *= 1.01  # a 1 % bug at one entry of a pure float64 gradient
+        return out
+
+    report = check_gradient(f, grad, x, directions=8, progress=False)
+    assert not report.passed
+    assert all(fi.evidence.get("float") is None for fi in report.findings), report
+
+
+def test_directions_still_name_a_gradient_rounded_through_float32():
+    rng = np.random.default_rng(12)
+    c, x = rng.normal(size=2500), rng.normal(size=2500)
+    f, g = _weighted_cos(c)
+    report = check_gradient(f, lambda x: g(x).astype(np.float32).astype(float), x,
+                            directions=8, progress=False)
+    assert [fi.evidence.get("float") for fi in report.findings] == ["float32"], report

@@ -172,7 +172,8 @@ def _binary_rounding(data: CheckData) -> str | None:
     rounding errors have random signs (both signs among the relative gaps ``d_i/n_i``, at
     least ``BINARY_MIN_GAPS`` failing gaps to tell), every block carries them (a block
     that matches exactly did not go through the float), and their size is a few ulps of
-    that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps), never
+    that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps of
+    `CheckData.entry_scale`: along a direction, a sum of random-sign errors), never
     thousands. A constant relative offset was already named by ``scale``.
     """
     failing = data.failing
@@ -184,15 +185,22 @@ def _binary_rounding(data: CheckData) -> str | None:
     blocks = data.blocks
     if any(not failing[blocks.index(b)].any() for b in range(len(blocks.shapes))):
         return None
-    n = np.abs(data.reference)
-    scale = (n + float(np.max(n)))[failing]
     gap = np.abs(data.difference[failing])
-    ulps = gap / scale
+    ulps = gap / _entry_scale(data)[failing]
     for name, u_bin in BINARY_ROUNDING.items():
         if data.unit_roundoff * BINARY_ULPS < u_bin and \
                 BINARY_LEAST * u_bin <= np.max(ulps) <= BINARY_ULPS * u_bin:
             return name
     return None
+
+
+def _entry_scale(data: CheckData) -> np.ndarray:
+    """Per index, how far a rounding of every gradient entry by one relative unit
+    reaches (`CheckData.entry_scale`; ``|n_i| + max|n|`` for coordinates)."""
+    if data.entry_scale is not None:
+        return data.entry_scale
+    n = np.abs(data.reference)
+    return n + float(np.max(n))
 
 
 def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -245,8 +253,7 @@ def _binary_gradient_finding(data: CheckData) -> list[Finding]:
     kind = _binary_rounding(data)
     if kind is None:
         return []
-    n = np.abs(data.reference)
-    ulps = float(np.max(np.abs(data.difference) / (n + float(np.max(n))))) / \
+    ulps = float(np.max(np.abs(data.difference) / _entry_scale(data))) / \
         BINARY_ROUNDING[kind]
     return [Finding("precision_loss", f"The analytic gradient agrees with the reference "
                     f"only to the precision of {kind}: every gap is within {ulps:.3g} "

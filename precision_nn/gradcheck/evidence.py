@@ -159,6 +159,8 @@ class CheckData:
         Extra measurements.
     unit : str
         What one index is, for the sentences: ``"coordinate"`` or ``"direction"``.
+    entry_scale : ndarray or None
+        The scale of a per-entry rounding of the gradient at each index (see the field).
     """
 
     analytic: np.ndarray
@@ -173,6 +175,10 @@ class CheckData:
     reference_name: str = "reference"
     probes: Probes = field(default_factory=Probes)
     unit: str = "coordinate"  # what an index is: "coordinate", or "direction"
+    # per index, the size a rounding of every gradient entry (relative u_b, random signs)
+    # reaches, divided by u_b: ``|n_i| + max|n|`` for a coordinate (None); along a
+    # direction v, ``sqrt(Σ_k v_k² (|a_k| + max|a|)²)`` (a sum of independent errors)
+    entry_scale: np.ndarray | None = None
 
     @property
     def tolerance(self) -> np.ndarray:
