@@ -147,3 +147,50 @@ def test_directions_still_name_a_gradient_rounded_through_float32():
     report = check_gradient(f, lambda x: g(x).astype(np.float32).astype(float), x,
                             directions=8, progress=False)
     assert [fi.evidence.get("float") for fi in report.findings] == ["float32"], report
+
+
+# -- one non-finite coordinate does not discard the others -----------------------------------
+def test_a_coordinate_at_the_edge_of_the_domain_leaves_the_others_decided():
+    # x^1.5 at x = 1e-300: every step of a difference crosses 0 there (NaN beyond)
+    x = np.array([2.0, 1e-300, 0.5, 3.0])
+
+    def grad(x):
+        g = 1.5 * np.sqrt(x)
+        g[3] *= 1.002  # a 0.2 % bug far from the edge
+        return g
+
+    report = check_gradient(lambda x: np.sum(x ** 1.5), grad, x)
+    assert not report.passed
+    decided = np.isfinite(report.reference)
+    assert decided[[0, 2, 3]].all(), report
+    named = {c for f in report.findings if f.kind != "precision_loss"
+             for c in f.evidence.get("coordinates", [])}
+    assert 3 in named, report
+
+
+# -- huge x: no internal step error; 0-d x: a clear error ------------------------------------
+def test_huge_x_gives_a_verdict_not_an_internal_step_error():
+    x = np.array([2e150, 5e150])
+    # (the step rules of `derivatives` overflow in intermediate ratios at this scale)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        report = check_gradient(lambda x: np.sum(x ** 2),
+                                lambda x: 2 * x * np.r_[1, 1 + 1e-5], x)
+    assert not report.passed
+
+
+def test_scalar_x_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="at least one dimension.*atleast_1d"):
+        check_gradient(np.sin, np.cos, np.float64(0.7))
+    with pytest.raises(ValueError, match="at least one dimension"):
+        check_gradient(np.sin, np.cos, np.array(0.7))
+
+
+# -- a kink exactly at x is named; a notice does not turn undecided into failed --------------
+def test_kink_exactly_at_x_is_named():
+    w = np.array([1.5, -2.0, 0.5, 1.0])
+    x = np.array([0.4, 0.0, -1.1, 0.9])
+    report = check_gradient(lambda x: np.sum(w * np.maximum(x, 0)), lambda x: w * (x > 0), x)
+    assert "kink" in report.kinds, report
+    assert 1 in report.findings[report.kinds.index("kink")].evidence["coordinates"]
+    assert "say the comparison cannot be trusted" not in report.verdict() or \
+        report.verdict().count("1 finding(s)") == 1

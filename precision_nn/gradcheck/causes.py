@@ -59,7 +59,9 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     hit, at, below = kink_hits(probe, kink_threshold(data, probe.indices))
     # a kink matters where the check fails, or where the user's own step straddles it;
     # a nearby kink that the automatic reference stepped around is no finding
-    relevant = fails(data) if data.probes.step is None else suspects(data)
+    # (and where the reference cannot decide: a kink at x is what widens its error bar)
+    relevant = (fails(data) | undecidable(data)) if data.probes.step is None \
+        else suspects(data)
     hit &= (relevant & ~explained(data, earlier))[probe.indices]
     if not hit.any():
         return []

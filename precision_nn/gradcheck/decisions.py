@@ -65,8 +65,10 @@ def undecided(data: CheckData) -> np.ndarray:
 
 
 def suspects(data: CheckData) -> np.ndarray:
-    """Coordinates worth a kink scan: failing, undecided, or where the user's step is off."""
-    found = data.failing | undecided(data)
+    """Coordinates worth a kink scan: failing, undecided, undecidable (a kink at x widens
+    the reference's error bar, and a gradient that jumps within a few ulps of x widens
+    the tolerance as well), or where the user's step is off."""
+    found = data.failing | undecided(data) | undecidable(data)
     step = data.probes.step
     if step is not None:
         found |= step.step_error > np.maximum(step.limit_tolerance, step.relevant)

@@ -92,6 +92,10 @@ def point_in(ns: NumberSystem, x: Any) -> np.ndarray:
         raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
     if arr.size == 0:
         raise ValueError("`x` must have at least one entry; got an empty array.")
+    if arr.ndim == 0:
+        raise ValueError("`x` must be an array with at least one dimension; got a scalar "
+                         f"({x!r}). Pass np.atleast_1d(x), with f and grad taking and "
+                         "grad returning arrays of that shape.")
     return arr
 
 
