@@ -194,3 +194,24 @@ def test_kink_exactly_at_x_is_named():
     assert 1 in report.findings[report.kinds.index("kink")].evidence["coordinates"]
     assert "say the comparison cannot be trusted" not in report.verdict() or \
         report.verdict().count("1 finding(s)") == 1
+
+
+# -- an enclosure of infinite radius is refused, not called a mismatch -----------------------
+def test_arb_gradient_of_infinite_radius_is_refused():
+    flint = pytest.importorskip("flint")
+    from precision_nn.numbers import number_system
+    ns = number_system("arb:30")
+    x = ns.asarray(["0.4", "-1.1"])
+
+    def f(x):
+        total = 0
+        for v in x:
+            total = total + v.sin() * v
+        return total
+
+    def unbounded(x):  # the midpoints are right, the radius says nothing
+        return np.array([flint.arb((v.sin() + v * v.cos()).mid(), float("inf")) for v in x],
+                        dtype=object)
+
+    with pytest.raises(ValueError, match="infinite radius"):
+        check_gradient(f, unbounded, x)
