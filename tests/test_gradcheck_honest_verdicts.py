@@ -159,7 +159,8 @@ def test_a_coordinate_at_the_edge_of_the_domain_leaves_the_others_decided():
         g[3] *= 1.002  # a 0.2 % bug far from the edge
         return g
 
-    report = check_gradient(lambda x: np.sum(x ** 1.5), grad, x)
+    with np.errstate(invalid="ignore"):  # f and grad are NaN beyond the edge
+        report = check_gradient(lambda x: np.sum(x ** 1.5), grad, x)
     assert not report.passed
     decided = np.isfinite(report.reference)
     assert decided[[0, 2, 3]].all(), report

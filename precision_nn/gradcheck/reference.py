@@ -155,7 +155,8 @@ def _per_coordinate(setup: Setup, method: str, ns: NumberSystem, ref: Reference 
     finite value: a derivative routine that raises when f is not finite at one of its
     points (a step of sqrt at x = 1e-300 that crosses 0) would otherwise discard every
     other coordinate. Each coordinate is a 1-D derivative along its own axis, by `method`
-    and then its fallbacks; where none is finite the value stays NaN (undecidable there)."""
+    and then its fallbacks (the real ones); where none is finite the value stays NaN
+    (undecidable there)."""
     bad = np.ones(setup.flat.size, dtype=bool) if ref is None else ~_finite(ref)
     flat = ns.asarray(setup.flat)
     value = flat.copy() if ref is None else ref.value.copy()
@@ -169,7 +170,9 @@ def _per_coordinate(setup: Setup, method: str, ns: NumberSystem, ref: Reference 
             point[i] = t
             return setup.at(point)
 
-        for m in (method, *FALLBACKS[method]):
+        # real methods only: the point is built by assignment into a real array, where a
+        # complex argument would lose its imaginary part
+        for m in (k for k in (method, *FALLBACKS[method]) if k != "complex_step"):
             try:
                 est = derivative(along, flat[i], method=m, numbers=ns)
             except _NUMERICAL_FAILURES:
