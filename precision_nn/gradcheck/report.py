@@ -142,7 +142,7 @@ class GradientReport:
         if self.passed:
             return f"PASSED: all {self.difference.size} {what} within tolerance"
         if self.undecided:
-            return (f"UNDECIDED: the numerical reference cannot decide "
+            return (f"UNDECIDED: the check cannot decide "
                     f"{self._undecided_count()} of {self.difference.size} {what}; no bug "
                     "was found, and none could be ruled out there")
         if failing == 0:
