@@ -235,3 +235,24 @@ def test_small_entry_bug_within_only_the_normwise_allowance_is_undecided():
     assert "more digits" in finding.message
     correct = check_gradient(lambda x: np.sum(1 / x), lambda x: -1 / x ** 2, x)
     assert correct.passed, correct
+
+
+# -- patterns are not fitted where the tolerance cannot test them ----------------------------
+def test_no_layout_is_fitted_through_undecidable_coordinates():
+    x = np.array([0.5, 0.5 + 1e-13, -1.0, 0.1])  # max(x) has a near-tie at [0], [1]
+    report = check_gradient(lambda x: np.max(x), lambda x: (x == x.min()).astype(float), x)
+    assert not report.passed
+    assert "layout" not in report.kinds, report
+    named = {c for f in report.findings if f.kind in ("mismatch", "localized")
+             for c in f.evidence.get("coordinates", [])}
+    assert 2 in named, report
+
+
+def test_a_sign_wrong_on_one_branch_is_a_sign_not_a_penalty():
+    x = np.array([0.8, -1.3, 0.4, -0.6, -2.1, 1.7])
+    # d/dx x·|x| = 2|x|; the gradient returns 2x, wrong wherever x < 0
+    report = check_gradient(lambda x: np.sum(x * np.abs(x)), lambda x: 2 * x, x,
+                            method="richardson")
+    assert "regularization" not in report.kinds, report
+    sign = [f for f in report.findings if f.kind == "sign"]
+    assert sign and sorted(sign[0].evidence["coordinates"]) == [1, 3, 4]
