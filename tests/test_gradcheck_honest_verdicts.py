@@ -256,3 +256,40 @@ def test_a_sign_wrong_on_one_branch_is_a_sign_not_a_penalty():
     assert "regularization" not in report.kinds, report
     sign = [f for f in report.findings if f.kind == "sign"]
     assert sign and sorted(sign[0].evidence["coordinates"]) == [1, 3, 4]
+
+
+# -- smaller misnamings: a float16 rounding is named; noise does not hide a large bug --------
+def test_a_float32_gradient_rounded_through_float16_is_named():
+    rng = np.random.default_rng(21)
+    B = rng.normal(size=(9, 7)).astype(np.float32)
+    w = (rng.normal(size=7) * 0.4).astype(np.float32)
+
+    def f(w):
+        return np.sum(np.sin(B @ w))
+
+    def grad(w):  # right formula, stored through float16 on the way out
+        return (B.T @ np.cos(B @ w)).astype(w.dtype).astype(np.float16).astype(np.float32)
+
+    report = check_gradient(f, grad, w)
+    assert [fi.evidence.get("float") for fi in report.findings] == ["float16"], report
+
+
+def test_noise_in_f_does_not_excuse_a_bug_far_beyond_it():
+    rng = np.random.default_rng(22)
+    x = rng.normal(size=5)
+    jitter = np.random.default_rng(23)
+
+    def f(x):  # f carries relative noise ~1e-11 (far above float64's rounding)
+        return np.sum(np.cosh(x)) + 3e-11 * jitter.normal()
+
+    def grad(x):
+        g = np.sinh(x)
+        g[2] += 2e-3  # a bug 10⁷ times the noise
+        return g
+
+    report = check_gradient(f, grad, x)
+    assert not report.passed
+    noise = [fi for fi in report.findings if fi.kind == "precision_loss"]
+    bug = [fi for fi in report.findings if fi.kind in ("mismatch", "localized")]
+    assert bug and 2 in bug[0].evidence["coordinates"], report
+    assert not noise or 2 not in noise[0].evidence["coordinates"]

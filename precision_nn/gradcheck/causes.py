@@ -22,7 +22,7 @@ from precision_nn.gradcheck.decisions import (
 )
 from precision_nn.gradcheck.diagnosis import Finding, explained, fails, numerical
 from precision_nn.gradcheck.evidence import CheckData
-from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
+from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, ROUNDING_FACTOR
 
 __all__ = ["detect_kink", "detect_not_complex_safe", "detect_precision_loss",
            "detect_step_too_large", "detect_step_too_small"]
@@ -36,7 +36,7 @@ ROUNDING_SHARE = 0.1
 # most of its coordinates (a wrong term hits a few); rounding several entries leaves at
 # least one gap above 1/16 ulp (the largest of k uniform rounding errors in ±½ ulp
 # exceeds 1/16 ulp with probability 1 - (1/8)^k)
-BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11}
 
 
 BINARY_ULPS = 100.0
@@ -318,6 +318,7 @@ def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding
             return _undecidable_finding(data, earlier)
         return _binary_gradient_finding(data) or _undecidable_finding(data, earlier)
     ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
+    covered = _noise_covers(data, probe)
     higher = ""
     if probe.higher is not None and probe.higher_ratio is not None:
         higher = (f" Evaluated in {probe.higher} it is still {probe.higher_ratio:.2g} times "
@@ -328,8 +329,30 @@ def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding
                     f"u·|f| = {probe.expected:.3g}. Something inside f computes at a lower "
                     "precision (e.g. a float activation inside a Decimal network), which makes "
                     "every finite difference at small steps unreliable." + higher,
-                    {"coordinates": np.flatnonzero(data.failing).tolist(),
-                     "sigma": probe.sigma, "expected": probe.expected, "ratio": ratio})]
+                    {"coordinates": np.flatnonzero(covered).tolist(),
+                     "sigma": probe.sigma, "expected": probe.expected, "ratio": ratio,
+                     "partial": bool(np.any(data.failing & ~covered))})]
+
+
+def _noise_covers(data: CheckData, probe: Any) -> np.ndarray:
+    """The failing coordinates a lower precision inside f can explain in the gradient.
+
+    Hypothesis tested: f and its gradient compute at the lower precision whose rounding
+    shows as f's relative noise ``ρ = σ/|f|``; a gradient at that precision errs by up
+    to ``ROUNDING_FACTOR·ρ·(|n_i| + max|n|)`` (the rounding model of the tolerance). A
+    gap beyond that fails against a reference whose error bar already carries the
+    noise (`reference.noisy_reference`): it is named by the bug detectors. With an
+    explicit step (judged against the noise-fitted limit) every failure stays covered.
+    """
+    failing = data.failing
+    if data.probes.step is not None:
+        return failing
+    f_scale = max(probe.expected, probe.terms) / data.unit_roundoff
+    rho = probe.sigma / f_scale if f_scale > 0 else np.inf
+    n = np.abs(data.reference)
+    with np.errstate(over="ignore", invalid="ignore"):
+        allowed = ROUNDING_FACTOR * rho * (n + float(np.max(n, initial=0.0)))
+    return failing & ~(np.abs(data.difference) > allowed)
 
 
 def detect_not_complex_safe(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:

@@ -90,9 +90,10 @@ def fails(data: CheckData) -> np.ndarray:
 
 def numerical(earlier: Sequence[Finding]) -> bool:
     """Whether a numerical cause already explains the disagreement as a whole (an
-    undecidable reference explains only its own coordinates)."""
+    undecidable reference, or a noisy f that covers only some gaps, explains only its
+    own coordinates)."""
     return any(f.kind in EXPLAINS_ALL and not f.evidence.get("undecidable")
-               for f in earlier)
+               and not f.evidence.get("partial") for f in earlier)
 
 
 # a step finding explains only the coordinates where the h → 0 limit agrees (the bug
