@@ -251,42 +251,6 @@ def _unresolved_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Fin
                      "unresolved": True})]
 
 
-def _normwise_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
-    """Passing coordinates whose gap exceeds the reference's bar plus the entry's own
-    rounding (``128·u·(|a_i| + |n_i|)``, the measured noise, underflow) and fits only the
-    norm-wise part ``128·u·max|a|``: undecidable, not passed.
-
-    Hypothesis tested: a small entry made of cancelling terms as large as the largest
-    entries carries their rounding. Measured on correct gradients (the
-    tests/correct_functions.py corpus, 80 cases; 220 random MLPs in float32/float64 by
-    complex step, Richardson and central differences; 40 deeper MLPs), no entry's gap
-    exceeded its own allowance, so a gap there is not what correct gradients show; yet
-    a bug of that size cannot be told from such rounding without more digits.
-    """
-    tol = data.tol
-    if tol.entry_part is None or numerical(earlier) or \
-            not np.array_equal(tol.values, tol.reference_part + tol.rounding_part):
-        return []
-    d = np.abs(data.difference)
-    own = tol.reference_part + tol.entry_part
-    coords = ~data.failing & (d > own) & np.isfinite(d) & ~explained(data, earlier)
-    if not coords.any():
-        return []
-    idx = np.flatnonzero(coords)
-    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
-    more = f" and {idx.size - 5} more" if idx.size > 5 else ""
-    share = float(np.max(d[coords] / own[coords]))
-    return [Finding("precision_loss", f"The check cannot decide {idx.size} {data.unit}(s) "
-                    f"({labels}{more}): the gap there is up to {share:.3g} × what the "
-                    "reference's error bar and the entry's own rounding (128·u·(|a_i| + "
-                    "|n_i|)) allow, within only the norm-wise rounding a gradient's shared "
-                    "sums can leave in a small entry (128·u·max|a|). Correct gradients "
-                    "measured do not land there, but a bug of that size cannot be told "
-                    "from such rounding: check in more digits (numbers=).",
-                    {"coordinates": idx.tolist(), "undecidable": True, "share": share,
-                     "normwise": True})]
-
-
 def _binary_gradient_finding(data: CheckData) -> list[Finding]:
     kind = _binary_rounding(data)
     if kind is None:
@@ -307,8 +271,7 @@ def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[F
     gradient carries the rounding of a binary float; or the reference is too noisy to
     decide some coordinates."""
     found = _precision_loss(data, earlier)
-    found += _unresolved_finding(data, [*earlier, *found])
-    return found + _normwise_finding(data, [*earlier, *found])
+    return found + _unresolved_finding(data, [*earlier, *found])
 
 
 def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:

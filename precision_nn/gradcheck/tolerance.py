@@ -59,10 +59,6 @@ class Tolerance:
     reference_part: np.ndarray
     rounding_part: np.ndarray
     source: str
-    # the rounding allowance from the entry's own size, ROUNDING_FACTOR·(u·(|a_i| + |n_i|)
-    # + underflow) or the measured noise where larger: the part of `rounding_part` that
-    # does not lend a small entry the largest entry's allowance (None: not formed)
-    entry_part: np.ndarray | None = None
 
 
 def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.ndarray, *,
@@ -109,14 +105,11 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     base = a if rounding_scale is None else np.asarray(rounding_scale, dtype=float)
     top = float(np.max(a)) if a.size and rounding_scale is None else 0.0
     rounding = ROUNDING_FACTOR * (unit_roundoff * base + unit_roundoff * top + underflow)
-    own = None if rounding_scale is not None else \
-        ROUNDING_FACTOR * (unit_roundoff * a + unit_roundoff * n + underflow)
     widened = 0
     if analytic_noise is not None:
         noisy = ANALYTIC_NOISE_SAFETY * np.nan_to_num(analytic_noise, nan=0.0)
         widened = int(np.sum(noisy > rounding))
         rounding = np.maximum(rounding, noisy)
-        own = None if own is None else np.maximum(own, noisy)
     missing = ~np.isfinite(err)
     trust = unit_roundoff ** NO_ESTIMATE_EXPONENT
     fallback = trust * n + trust * (float(np.max(n)) if n.size else 0.0)
@@ -127,8 +120,7 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
         sentence += (f" At {widened} coordinate(s) the rounding part is "
                      f"{ANALYTIC_NOISE_SAFETY:g} × the measured noise of the analytic "
                      "gradient instead (it is noisier than that model).")
-    return Tolerance(ref_part + rounding, ref_part, rounding, sentence,
-                     None if own is None else np.minimum(own, rounding))
+    return Tolerance(ref_part + rounding, ref_part, rounding, sentence)
 
 
 def _sentence(ref_part: np.ndarray, rounding: np.ndarray, missing: np.ndarray, u: float,
