@@ -37,6 +37,10 @@ ROUNDING_SHARE = 0.1
 # least one gap above 1/16 ulp (the largest of k uniform rounding errors in ±½ ulp
 # exceeds 1/16 ulp with probability 1 - (1/8)^k)
 BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11}
+# floats so coarse that random gaps of their size also fit other causes (thousands of
+# float32 ulps): named only when every analytic entry is one of their values (the
+# gradient was stored through that float)
+STORED_ONLY = {"float16": np.float16}
 
 
 BINARY_ULPS = 100.0
@@ -176,7 +180,8 @@ def _binary_rounding(data: CheckData) -> str | None:
     that matches exactly did not go through the float), and their size is a few ulps of
     that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps of
     `CheckData.entry_scale`: along a direction, a sum of random-sign errors), never
-    thousands. A constant relative offset was already named by ``scale``.
+    thousands. A constant relative offset was already named by ``scale``. float16, whose
+    ulps are thousands of float32's, is named only when every entry is a float16 number.
     """
     failing = data.failing
     if failing.mean() < BINARY_SHARE or failing.sum() < BINARY_MIN_GAPS:
@@ -190,10 +195,18 @@ def _binary_rounding(data: CheckData) -> str | None:
     gap = np.abs(data.difference[failing])
     ulps = gap / _entry_scale(data)[failing]
     for name, u_bin in BINARY_ROUNDING.items():
+        if name in STORED_ONLY and not _stored_in(data.analytic, STORED_ONLY[name]):
+            continue
         if data.unit_roundoff * BINARY_ULPS < u_bin and \
                 BINARY_LEAST * u_bin <= np.max(ulps) <= BINARY_ULPS * u_bin:
             return name
     return None
+
+
+def _stored_in(values: np.ndarray, dtype: Any) -> bool:
+    """Whether every (finite) value is exactly one of `dtype`'s numbers."""
+    with np.errstate(over="ignore"):
+        return bool(np.all(values.astype(dtype).astype(values.dtype) == values))
 
 
 def _entry_scale(data: CheckData) -> np.ndarray:
