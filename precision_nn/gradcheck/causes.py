@@ -22,7 +22,7 @@ from precision_nn.gradcheck.decisions import (
 )
 from precision_nn.gradcheck.diagnosis import Finding, explained, fails, numerical
 from precision_nn.gradcheck.evidence import CheckData
-from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
+from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, ROUNDING_FACTOR
 
 __all__ = ["detect_kink", "detect_not_complex_safe", "detect_precision_loss",
            "detect_step_too_large", "detect_step_too_small"]
@@ -36,7 +36,11 @@ ROUNDING_SHARE = 0.1
 # most of its coordinates (a wrong term hits a few); rounding several entries leaves at
 # least one gap above 1/16 ulp (the largest of k uniform rounding errors in ±½ ulp
 # exceeds 1/16 ulp with probability 1 - (1/8)^k)
-BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
+BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11}
+# floats so coarse that random gaps of their size also fit other causes (thousands of
+# float32 ulps): named only when every analytic entry is one of their values (the
+# gradient was stored through that float)
+STORED_ONLY = {"float16": np.float16}
 
 
 BINARY_ULPS = 100.0
@@ -59,7 +63,9 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     hit, at, below = kink_hits(probe, kink_threshold(data, probe.indices))
     # a kink matters where the check fails, or where the user's own step straddles it;
     # a nearby kink that the automatic reference stepped around is no finding
-    relevant = fails(data) if data.probes.step is None else suspects(data)
+    # (and where the reference cannot decide: a kink at x is what widens its error bar)
+    relevant = (fails(data) | undecidable(data)) if data.probes.step is None \
+        else suspects(data)
     hit &= (relevant & ~explained(data, earlier))[probe.indices]
     if not hit.any():
         return []
@@ -106,11 +112,27 @@ def _step_verdict(data: CheckData, earlier: Sequence[Finding]
         return None
     agrees = np.abs(probe.limit_difference) <= probe.limit_tolerance
     off = probe.step_error > np.maximum(probe.limit_tolerance, probe.relevant)
-    coords = agrees & off & ~explained(data, earlier)
-    if not coords.any():
+    # the finding explains exactly the coordinates where the limit agrees (tested there):
+    # those where the step errs, and those that fail only against the step's reference;
+    # a coordinate where the limit disagrees too is left for the bug detectors
+    coords = agrees & (off | data.failing) & ~explained(data, earlier)
+    if not (coords & off).any():
         return None
-    share = np.median(probe.rounding[coords] / np.maximum(probe.step_error[coords], 1e-300))
+    share = np.median(probe.rounding[coords & off]
+                      / np.maximum(probe.step_error[coords & off], 1e-300))
     return ("step_too_small" if share >= ROUNDING_SHARE else "step_too_large"), coords
+
+
+def _limit_scope(data: CheckData, coords: np.ndarray) -> str:
+    """Where the h → 0 limit was found to agree: every coordinate, or the ones listed
+    (the limit disagrees at the others, and the finding makes no claim there)."""
+    if coords.all():
+        return f"at every {data.unit}"
+    idx = np.flatnonzero(coords)
+    labels = ", ".join(data.blocks.label(int(i)) if data.unit != "direction"
+                       else f"direction {int(i)}" for i in idx[:5])
+    more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+    return f"at these {idx.size} of {coords.size} {data.unit}s ({labels}{more})"
 
 
 def detect_step_too_large(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -123,7 +145,7 @@ def detect_step_too_large(data: CheckData, earlier: Sequence[Finding]) -> list[F
     agree = float(np.max(np.abs(probe.limit_difference[failing])))
     return [Finding("step_too_large", f"The step h = {probe.h:.6g} is too large: the "
                     f"{probe.method} difference at that step is off by up to {err:.3g} "
-                    f"(truncation error, it shrinks with h) at {int(failing.sum())} {data.unit}(s), "
+                    f"(truncation error, it shrinks with h) {_limit_scope(data, failing)}, "
                     f"where the h → 0 limit ({probe.limit_name}) agrees with the analytic "
                     f"gradient to {agree:.2g}. Use method='auto' or a step near the optimum.",
                     {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
@@ -141,7 +163,8 @@ def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[F
     return [Finding("step_too_small", f"The step h = {probe.h:.3g} is too small: rounding "
                     f"in f(x ± h) is amplified by 1/h to about {rnd:.3g} (u·|f|/h), and the "
                     f"{probe.method} difference is off by up to {err:.3g}; the h → 0 limit "
-                    f"({probe.limit_name}) agrees with the analytic gradient. Use "
+                    f"({probe.limit_name}) agrees with the analytic gradient "
+                    f"{_limit_scope(data, failing)}. Use "
                     "method='auto' or a step near the optimum (≈ u^(1/3) for central).",
                     {"coordinates": np.flatnonzero(failing).tolist(), "h": probe.h,
                      "step_error": err, "rounding": rnd})]
@@ -155,8 +178,10 @@ def _binary_rounding(data: CheckData) -> str | None:
     rounding errors have random signs (both signs among the relative gaps ``d_i/n_i``, at
     least ``BINARY_MIN_GAPS`` failing gaps to tell), every block carries them (a block
     that matches exactly did not go through the float), and their size is a few ulps of
-    that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps), never
-    thousands. A constant relative offset was already named by ``scale``.
+    that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps of
+    `CheckData.entry_scale`: along a direction, a sum of random-sign errors), never
+    thousands. A constant relative offset was already named by ``scale``. float16, whose
+    ulps are thousands of float32's, is named only when every entry is a float16 number.
     """
     failing = data.failing
     if failing.mean() < BINARY_SHARE or failing.sum() < BINARY_MIN_GAPS:
@@ -167,15 +192,30 @@ def _binary_rounding(data: CheckData) -> str | None:
     blocks = data.blocks
     if any(not failing[blocks.index(b)].any() for b in range(len(blocks.shapes))):
         return None
-    n = np.abs(data.reference)
-    scale = (n + float(np.max(n)))[failing]
     gap = np.abs(data.difference[failing])
-    ulps = gap / scale
+    ulps = gap / _entry_scale(data)[failing]
     for name, u_bin in BINARY_ROUNDING.items():
+        if name in STORED_ONLY and not _stored_in(data.analytic, STORED_ONLY[name]):
+            continue
         if data.unit_roundoff * BINARY_ULPS < u_bin and \
                 BINARY_LEAST * u_bin <= np.max(ulps) <= BINARY_ULPS * u_bin:
             return name
     return None
+
+
+def _stored_in(values: np.ndarray, dtype: Any) -> bool:
+    """Whether every (finite) value is exactly one of `dtype`'s numbers."""
+    with np.errstate(over="ignore"):
+        return bool(np.all(values.astype(dtype).astype(values.dtype) == values))
+
+
+def _entry_scale(data: CheckData) -> np.ndarray:
+    """Per index, how far a rounding of every gradient entry by one relative unit
+    reaches (`CheckData.entry_scale`; ``|n_i| + max|n|`` for coordinates)."""
+    if data.entry_scale is not None:
+        return data.entry_scale
+    n = np.abs(data.reference)
+    return n + float(np.max(n))
 
 
 def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -199,12 +239,36 @@ def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Fi
                      "share": share})]
 
 
+def _unresolved_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """Coordinates where only the complex step saw a failure and real arithmetic could
+    neither confirm nor refute it (`Reference.unresolved`): undecidable, never passed."""
+    unresolved = data.probes.unresolved
+    if unresolved is None:
+        return []
+    coords = unresolved & ~explained(data, earlier)
+    if not coords.any():
+        return []
+    idx = np.flatnonzero(coords)
+    n = np.abs(data.reference)
+    share = float(np.max((np.abs(data.difference) / (n + float(np.max(n))))[coords]))
+    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
+    more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+    return [Finding("precision_loss", f"The check cannot decide {idx.size} {data.unit}(s) "
+                    f"({labels}{more}): the complex step puts the analytic gradient off by "
+                    f"up to {share:.2g} of the gradient's scale there, but real arithmetic "
+                    "(central differences, Richardson) cannot resolve a gap that small, so "
+                    "it can neither confirm that failure nor rule out that f's complex "
+                    "arithmetic is slightly unfaithful. Check with more digits (numbers=), "
+                    "where real arithmetic resolves it.",
+                    {"coordinates": idx.tolist(), "undecidable": True, "share": share,
+                     "unresolved": True})]
+
+
 def _binary_gradient_finding(data: CheckData) -> list[Finding]:
     kind = _binary_rounding(data)
     if kind is None:
         return []
-    n = np.abs(data.reference)
-    ulps = float(np.max(np.abs(data.difference) / (n + float(np.max(n))))) / \
+    ulps = float(np.max(np.abs(data.difference) / _entry_scale(data))) / \
         BINARY_ROUNDING[kind]
     return [Finding("precision_loss", f"The analytic gradient agrees with the reference "
                     f"only to the precision of {kind}: every gap is within {ulps:.3g} "
@@ -219,12 +283,18 @@ def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[F
     """f is noisier than the unit roundoff of its number system allows; or the analytic
     gradient carries the rounding of a binary float; or the reference is too noisy to
     decide some coordinates."""
+    found = _precision_loss(data, earlier)
+    return found + _unresolved_finding(data, [*earlier, *found])
+
+
+def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     probe = data.probes.noise
     if not is_lossy(probe):
         if numerical(earlier) or explained(data, earlier)[data.failing].any():
             return _undecidable_finding(data, earlier)
         return _binary_gradient_finding(data) or _undecidable_finding(data, earlier)
     ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
+    covered = _noise_covers(data, probe)
     higher = ""
     if probe.higher is not None and probe.higher_ratio is not None:
         higher = (f" Evaluated in {probe.higher} it is still {probe.higher_ratio:.2g} times "
@@ -235,8 +305,30 @@ def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[F
                     f"u·|f| = {probe.expected:.3g}. Something inside f computes at a lower "
                     "precision (e.g. a float activation inside a Decimal network), which makes "
                     "every finite difference at small steps unreliable." + higher,
-                    {"coordinates": np.flatnonzero(data.failing).tolist(),
-                     "sigma": probe.sigma, "expected": probe.expected, "ratio": ratio})]
+                    {"coordinates": np.flatnonzero(covered).tolist(),
+                     "sigma": probe.sigma, "expected": probe.expected, "ratio": ratio,
+                     "partial": bool(np.any(data.failing & ~covered))})]
+
+
+def _noise_covers(data: CheckData, probe: Any) -> np.ndarray:
+    """The failing coordinates a lower precision inside f can explain in the gradient.
+
+    Hypothesis tested: f and its gradient compute at the lower precision whose rounding
+    shows as f's relative noise ``ρ = σ/|f|``; a gradient at that precision errs by up
+    to ``ROUNDING_FACTOR·ρ·(|n_i| + max|n|)`` (the rounding model of the tolerance). A
+    gap beyond that fails against a reference whose error bar already carries the
+    noise (`reference.noisy_reference`): it is named by the bug detectors. With an
+    explicit step (judged against the noise-fitted limit) every failure stays covered.
+    """
+    failing = data.failing
+    if data.probes.step is not None:
+        return failing
+    f_scale = max(probe.expected, probe.terms) / data.unit_roundoff
+    rho = probe.sigma / f_scale if f_scale > 0 else np.inf
+    n = np.abs(data.reference)
+    with np.errstate(over="ignore", invalid="ignore"):
+        allowed = ROUNDING_FACTOR * rho * (n + float(np.max(n, initial=0.0)))
+    return failing & ~(np.abs(data.difference) > allowed)
 
 
 def detect_not_complex_safe(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:

@@ -57,7 +57,8 @@ def undecided(data: CheckData) -> np.ndarray:
     """
     d = np.abs(data.difference)
     n = np.abs(data.reference)
-    reference_part = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=np.inf)
+    with np.errstate(over="ignore"):  # an error bar near the float maximum counts as inf
+        reference_part = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=np.inf)
     rounding_part = np.maximum(data.tolerance - reference_part, 0.0)
     wide = data.reference_error > data.unit_roundoff ** WIDE_EXPONENT * (n + float(np.max(n)))
     close = data.failing & (d <= CLOSE_CALL * reference_part) & (reference_part > rounding_part)
@@ -65,8 +66,10 @@ def undecided(data: CheckData) -> np.ndarray:
 
 
 def suspects(data: CheckData) -> np.ndarray:
-    """Coordinates worth a kink scan: failing, undecided, or where the user's step is off."""
-    found = data.failing | undecided(data)
+    """Coordinates worth a kink scan: failing, undecided, undecidable (a kink at x widens
+    the reference's error bar, and a gradient that jumps within a few ulps of x widens
+    the tolerance as well), or where the user's step is off."""
+    found = data.failing | undecided(data) | undecidable(data)
     step = data.probes.step
     if step is not None:
         found |= step.step_error > np.maximum(step.limit_tolerance, step.relevant)
@@ -193,7 +196,8 @@ def undecidable(data: CheckData) -> np.ndarray:
     gradient's scale ``|n_i| + max|n|`` (missing estimates count as decidable: the
     tolerance then trusts the reference to √u)."""
     n = np.abs(data.reference)
-    err = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=0.0)
+    with np.errstate(over="ignore"):  # an error bar near the float maximum counts as inf
+        err = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=0.0)
     limit = data.unit_roundoff ** DECIDABLE_EXPONENT
     # the scale summed after scaling: |n_i| + max|n| overflows near the float64 maximum
     # (and an infinite error bar decides nothing whatever the scale)

@@ -86,9 +86,13 @@ def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.n
     tol = tolerance(an, ref, errors, unit_roundoff=ns.unit_roundoff, numbers=ns.name,
                     reference_name=name, rounding_scale=scale)
     x_dir = V @ np.ravel(np.real(ns.to_float(setup.x)), order=setup.order)
+    # a rounding of each entry by up to u_b·(|a_k| + max|a|) with random signs reaches
+    # about u_b·sqrt(Σ v_k² (|a_k| + max|a|)²) along v (not the aligned worst case `scale`)
+    entry_scale = np.sqrt((V * V) @ ((a_abs + float(np.max(a_abs))) ** 2))
     data = CheckData(an, ref, d, errors, tol, x_dir,
                      Blocks.from_shapes(None, order="C", size=len(V)), setup.batch_size,
-                     ns.unit_roundoff, name, Probes(complex=probe), unit="direction")
+                     ns.unit_roundoff, name, Probes(complex=probe), unit="direction",
+                     entry_scale=entry_scale)
     findings = diagnose(data)
     passed = not data.failing.any() and all(f.kind in ("match", *NOTICES) for f in findings)
     rel = relative_errors(d, an, ref)

@@ -17,7 +17,7 @@ from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.tolerance import Tolerance
 
 __all__ = [
-    "EXPLAIN_RTOL",
+    "EXPLAIN_ROUNDING",
     "CheckData",
     "ComplexProbe",
     "KinkProbe",
@@ -26,11 +26,13 @@ __all__ = [
     "StepProbe",
 ]
 
-# A bug pattern (a factor, a permutation, λ·θ) "explains" a disagreement when it
-# reproduces the reference to this relative accuracy, or to the tolerance when that is
-# wider: nine digits are far beyond chance, and it keeps the test meaningful when `a` and
-# `n` are 30-digit numbers seen through float64.
-EXPLAIN_RTOL = 1e-9
+# A bug pattern (a factor, a permutation, λ·θ) "explains" a disagreement when, after it
+# is applied, the residual at every coordinate it claims is within that coordinate's own
+# tolerance (the one that decides pass/fail), widened only by the rounding of the float64
+# copies the detectors compute with: a residual formed from float64 copies of a and n
+# (a sign, a permutation) is known to about 2 ulps of float64 of |a| + |n| (each copy
+# rounds by half an ulp, the subtraction by another), so EXPLAIN_ROUNDING of them.
+EXPLAIN_ROUNDING = 4 * 2.0 ** -53
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,9 @@ class Probes:
     complex: ComplexProbe | None = None
     # the noise of the analytic gradient per coordinate (when measured)
     gradient_noise: np.ndarray | None = None
+    # coordinates a failure was seen at only through a reference that real arithmetic
+    # could neither confirm nor refute (flat bool, `Reference.unresolved`)
+    unresolved: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,8 @@ class CheckData:
         Extra measurements.
     unit : str
         What one index is, for the sentences: ``"coordinate"`` or ``"direction"``.
+    entry_scale : ndarray or None
+        The scale of a per-entry rounding of the gradient at each index (see the field).
     """
 
     analytic: np.ndarray
@@ -168,6 +175,10 @@ class CheckData:
     reference_name: str = "reference"
     probes: Probes = field(default_factory=Probes)
     unit: str = "coordinate"  # what an index is: "coordinate", or "direction"
+    # per index, the size a rounding of every gradient entry (relative u_b, random signs)
+    # reaches, divided by u_b: ``|n_i| + max|n|`` for a coordinate (None); along a
+    # direction v, ``sqrt(Σ_k v_k² (|a_k| + max|a|)²)`` (a sum of independent errors)
+    entry_scale: np.ndarray | None = None
 
     @property
     def tolerance(self) -> np.ndarray:
@@ -181,7 +192,8 @@ class CheckData:
 
     @property
     def explain_tolerance(self) -> np.ndarray:
-        """How closely a bug pattern must reproduce the reference to explain it."""
+        """How closely a bug pattern, applied to float64 copies of ``a``, must reproduce
+        the reference to explain it: the tolerance, plus the copies' own rounding."""
         # each term scaled before the sum (|a| + |n| overflows near the float maximum)
-        rel = EXPLAIN_RTOL * np.abs(self.analytic) + EXPLAIN_RTOL * np.abs(self.reference)
-        return np.maximum(self.tolerance, rel)
+        rel = EXPLAIN_ROUNDING * np.abs(self.analytic) + EXPLAIN_ROUNDING * np.abs(self.reference)
+        return self.tolerance + rel

@@ -25,6 +25,7 @@ from precision_nn.gradcheck.diagnosis import (
     NOTICES,
     Detector,
     Finding,
+    against_limit,
     explained,
     fails,
     numerical,
@@ -117,6 +118,9 @@ def detect_mismatch(data: CheckData, earlier: Sequence[Finding]) -> list[Finding
     rest = fails(data) & ~explained(data, earlier)
     if not rest.any() or numerical(earlier):
         return []
+    # with the user's step probed, the gap is shown against the h → 0 limit (the better
+    # reference, which the failure was also judged against)
+    data = against_limit(data)
     worst = int(np.argmax(np.where(rest, np.abs(data.difference), -np.inf)))
     cause = ("Likely a wrong term in backprop (a missing chain-rule factor, g'(a) for "
              "g'(z))." if _layered(data) else

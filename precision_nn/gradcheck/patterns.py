@@ -10,8 +10,9 @@ row of a block the disagreement is confined to):
 * ``regularization`` — ``a - n = λ·θ`` on its support (a penalty the loss and the
   gradient treat differently).
 
-A pattern explains a region when it reproduces the reference there to the explain
-tolerance (see `evidence.EXPLAIN_RTOL`); when the user gave an explicit step, patterns are
+A pattern explains a region when, applied, it leaves a residual within each
+coordinate's own tolerance at every coordinate of the region (up to the rounding of
+the float64 copies, `evidence.EXPLAIN_ROUNDING`); when the user gave an explicit step, patterns are
 judged against the h → 0 limit instead (a factor fitted to a reference with a step error
 would carry that error).
 """
@@ -25,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck.blocks import OTHER_ORDER
+from precision_nn.gradcheck.decisions import undecidable
 from precision_nn.gradcheck.diagnosis import (
     Detector,
     Finding,
@@ -33,7 +35,7 @@ from precision_nn.gradcheck.diagnosis import (
     cap,
     explained,
 )
-from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.evidence import EXPLAIN_ROUNDING, CheckData
 
 __all__ = ["FACTOR_RTOL", "SCALE_RESOLVED", "block_label", "describe_factor",
            "layout_in", "narrow_regions", "pattern_detector", "regions", "regularization_in",
@@ -166,13 +168,22 @@ def sign_in(data: CheckData, region: Region) -> Finding | None:
 
 
 def scale_in(data: CheckData, region: Region) -> Finding | None:
-    a, n = data.analytic[region.indices], data.reference[region.indices]
-    # c and σ_c from the comparison's own tolerance (the uncertainty of each gap)
-    c, sigma = _factor_and_error(a, n, data.tolerance[region.indices])
-    if not np.isfinite(c) or c == 0 or abs(c + 1) <= FACTOR_RTOL or \
-            not abs(c - 1) > SCALE_RESOLVED * sigma:
+    n, d = data.reference[region.indices], data.difference[region.indices]
+    tol = data.tolerance[region.indices]
+    # c - 1 and σ_c from the accurately formed gaps a - n = (c - 1)·n and the comparison's
+    # own tolerance (the uncertainty of each gap); fitting c to float64 copies of a and n
+    # would bury a c - 1 below float64's rounding of the copies
+    delta, sigma = _factor_and_error(d, n, tol)
+    c = 1.0 + delta
+    # c must be resolved from 1 (no scale) and from 0 (a missing gradient, no factor)
+    if not np.isfinite(c) or not abs(c) > SCALE_RESOLVED * sigma or \
+            abs(c + 1) <= FACTOR_RTOL or not abs(delta) > SCALE_RESOLVED * sigma:
         return None
-    if not _fits(data, region, a / c, slack=max(1.0, 1 / abs(c))):
+    # explained only if a - c·n is within max(1, |c|)·tol at every coordinate claimed
+    # (a/c within tol of n when c > 1), up to the float64 rounding of forming it
+    residual = np.abs(d - delta * n)
+    slack = EXPLAIN_ROUNDING * (np.abs(d) + 2 * np.abs(delta * n))
+    if not np.all(residual <= max(1.0, abs(c)) * tol + slack):
         return None
     name = describe_factor(c, data.batch_size)
     if name == f"{c:.6g}":
@@ -194,7 +205,12 @@ def layout_in(data: CheckData, region: Region) -> Finding | None:
     if b is None or region.indices.size != data.blocks.sizes[b] or region.indices.size < 2:
         return None
     a = data.analytic[region.indices]
+    # a permutation is tested only where it moves values between coordinates whose
+    # tolerance decides (a reference error bar beyond u^(1/4) of the scale fits anything)
+    blind = undecidable(data)[region.indices]
     for slip, how, corrected in _permutations(data, b, a):
+        if np.any(blind & (corrected != a)):
+            continue
         if _fits(data, region, corrected):
             return _pattern("layout", region, f"{cap(region.label)} holds the right numbers "
                             f"in the wrong places: the gradient is {how}.",
@@ -241,6 +257,8 @@ def regularization_in(data: CheckData, region: Region) -> Finding | None:
     fitted = np.where(support, lam * theta, 0.0)
     if not np.all(np.abs(d - fitted) <= data.explain_tolerance[region.indices]):
         return None
+    if not support.all() and _flipped(data, region, support):
+        return _partial_sign(data, region, support, lam)
     where = _support_text(data, region, support)
     support_d = d[support]
     _, lam_sigma = _factor_and_error(support_d, theta[support],
@@ -251,6 +269,31 @@ def regularization_in(data: CheckData, region: Region) -> Finding | None:
                     f"λ·θ with λ = {measured(lam, lam_sigma)} (measured) on {where}: {side} — a regulariser that the cost and "
                     "the gradient treat differently (e.g. the bias counted in one of them).",
                     {"factor": lam, "factor_error": lam_sigma, "support": region.indices[support].tolist()})
+
+
+def _flipped(data: CheckData, region: Region, support: np.ndarray) -> bool:
+    """Whether ``a = -n`` holds on the support as well (there ``n ∝ θ``, as for the
+    gradient of a sum of squares, and the two hypotheses fit the same numbers)."""
+    idx = region.indices[support]
+    a, n = data.analytic[idx], data.reference[idx]
+    return bool(np.any(a != 0) and np.all(np.abs(-a - n) <= data.explain_tolerance[idx]))
+
+
+def _partial_sign(data: CheckData, region: Region, support: np.ndarray,
+                  lam: float) -> Finding:
+    """A sign error on part of a region, which also reads as λ·θ there (see `_flipped`)."""
+    idx = region.indices[support]
+    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
+    more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+    return _pattern("sign", Region(idx, f"{cap(region.label)}, {idx.size} of its "
+                                   f"{support.size} {data.unit}s", region.block),
+                    f"{cap(region.label)}: at {idx.size} of its {support.size} "
+                    f"{data.unit}s ({labels}{more}) the analytic gradient has the opposite "
+                    "sign of the reference, and matches it at the others: a sign that "
+                    "depends on a branch (e.g. of x·|x| or a case split) is wrong on one "
+                    f"side. (The same numbers also read as a - n = λ·θ with λ = {lam:.3g} "
+                    "there, a penalty on exactly those entries, which is less likely.)",
+                    {"factor": -1.0, "partial": True})
 
 
 def _support_text(data: CheckData, region: Region, support: np.ndarray) -> str:
@@ -294,7 +337,7 @@ def pattern_detector(kind: str, test: Callable[[CheckData, Region], Finding | No
 def _merge_whole(data: CheckData, kind: str, found: list[Finding]) -> list[Finding]:
     """One finding when every block shows the same pattern with the same parameter."""
     nblocks = len(data.blocks.shapes)
-    if len(found) < 2 or len(found) != nblocks:
+    if len(found) < 2 or len(found) != nblocks or len({f.kind for f in found}) != 1:
         return found
     factors = [f.evidence.get("factor") for f in found]
     same = all(_same(factors[0], f) for f in factors[1:])
@@ -307,8 +350,8 @@ def _merge_whole(data: CheckData, kind: str, found: list[Finding]) -> list[Findi
         message = ("Every block holds the right numbers in the wrong places: each block's "
                    f"gradient is {first.evidence['how']}.")
     coords = [c for f in found for c in f.evidence["coordinates"]]
-    return [Finding(kind, message, {**first.evidence, "region": "every block", "block": None,
-                                    "coordinates": coords})]
+    return [Finding(first.kind, message, {**first.evidence, "region": "every block",
+                                          "block": None, "coordinates": coords})]
 
 
 def _same(p: Any, q: Any) -> bool:

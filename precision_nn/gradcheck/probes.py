@@ -212,7 +212,10 @@ def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarra
     with ns.context():
         fourth = arr[:-4] - 4 * arr[1:-3] + 6 * arr[2:-2] - 4 * arr[3:-1] + arr[4:]
     fourth = np.real(ns.to_float(fourth))
-    sigma = float(np.sqrt(np.mean(fourth ** 2) / FOURTH_DIFFERENCE_VARIANCE))
+    # the root mean square of the scaled values: fourth² itself overflows for |f| ~ 1e300
+    top = float(np.max(np.abs(fourth))) if fourth.size else 0.0
+    rms = top * float(np.sqrt(np.mean((fourth / top) ** 2))) if 0 < top < np.inf else top
+    sigma = rms / float(np.sqrt(FOURTH_DIFFERENCE_VARIANCE))
     return sigma, float(np.max(np.abs(np.real(ns.to_float(arr)))))
 
 

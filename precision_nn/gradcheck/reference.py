@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from precision_nn.derivatives import gradient
+from precision_nn.derivatives import derivative, gradient
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.decisions import undecidable, undecided
 from precision_nn.gradcheck.evidence import CheckData
@@ -50,6 +50,9 @@ class Reference:
     evaluations: int
     h: float | None = None
     steps: np.ndarray | None = None  # flat float: the step used per coordinate
+    # flat bool: where the reference alone said "fails" and no independent estimate could
+    # confirm or refute it (its error bar was widened to the disagreement): undecidable
+    unresolved: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Ref
             continue
         ref = other if ref is None else _patch(ref, other, bad)
         used.append(METHOD_NAMES[alt])
+    if h is None and (ref is None or not _finite(ref).all()):
+        ref, why = _per_coordinate(setup, method, ns, ref, why)
     if ref is None:
         raise NoReference(f"no numerical reference could be computed at x ({why})")
     base = original.name if original is not None else METHOD_NAMES[method]
@@ -142,6 +147,48 @@ def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Ref
     elif why:
         ref = replace(ref, name=f"{base} ({why}; no other method gave a finite value there)")
     return ref
+
+
+def _per_coordinate(setup: Setup, method: str, ns: NumberSystem, ref: Reference | None,
+                    why: str) -> tuple[Reference | None, str]:
+    """`ref` completed one coordinate at a time where no whole-gradient method gave a
+    finite value: a derivative routine that raises when f is not finite at one of its
+    points (a step of sqrt at x = 1e-300 that crosses 0) would otherwise discard every
+    other coordinate. Each coordinate is a 1-D derivative along its own axis, by `method`
+    and then its fallbacks (the real ones); where none is finite the value stays NaN
+    (undecidable there)."""
+    bad = np.ones(setup.flat.size, dtype=bool) if ref is None else ~_finite(ref)
+    flat = ns.asarray(setup.flat)
+    value = flat.copy() if ref is None else ref.value.copy()
+    error = np.full(flat.size, np.inf) if ref is None else ref.error.copy()
+    if ref is None:
+        value[:] = ns.asarray([np.nan])[0]
+    done = 0
+    for i in np.flatnonzero(bad):
+        def along(t: Any, i: int = int(i)) -> Any:
+            point = flat.copy()
+            point[i] = t
+            return setup.at(point)
+
+        # real methods only: the point is built by assignment into a real array, where a
+        # complex argument would lose its imaginary part
+        for m in (k for k in (method, *FALLBACKS[method]) if k != "complex_step"):
+            try:
+                est = derivative(along, flat[i], method=m, numbers=ns)
+            except _NUMERICAL_FAILURES:
+                continue
+            v = probes.as_float(ns, est.value)
+            if np.isfinite(v) and np.isfinite(float(est.error)):
+                value[i], error[i] = est.value, float(est.error)
+                done += 1
+                break
+    if done == 0:
+        return ref, why
+    note = (f"{why}; " if why else "") + (f"coordinate by coordinate at {done} of "
+                                          f"{int(bad.sum())} coordinate(s)")
+    if ref is None:
+        return Reference(value, error, ns.real(), METHOD_NAMES[method], method, 0), note
+    return replace(ref, value=value, error=error, steps=None), note
 
 
 class NoReference(ValueError):

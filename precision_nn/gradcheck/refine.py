@@ -75,7 +75,8 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
             compared = _restart_below_kinks(setup, analytic, compared, kink)
             compared = _cross_check(setup, analytic, compared, noise)
     found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe,
-                   gradient_noise=setup.analytic_noise)
+                   gradient_noise=setup.analytic_noise,
+                   unresolved=compared.reference.unresolved)
     compared = _say_cancels(compared, noise)
     return replace(compared, data=replace(compared.data, probes=found))
 
@@ -227,9 +228,11 @@ def _confirm_complex_step(setup: Setup, analytic: np.ndarray, compared: Compared
     alone says the gradient is wrong, and its error bar is widened to
     ``|n - r| + err(r)``: the check then decides only what real arithmetic confirms
     (Richardson resolves ~1e-12 relative on smooth float64 functions, so bugs down to
-    that size are still seen; ulp-sized gaps seen only through complex arithmetic are
-    not called bugs). An abs() inside a stable softplus drops terms like exp(-28)
-    from Im f: 1e-13 relative, far below what the safety probe can see.
+    that size are still seen). Such a coordinate is neither passed nor failed: it is
+    marked `Reference.unresolved`, and the check says it is undecidable there (real
+    arithmetic cannot tell a gap seen only through complex arithmetic from a bug of
+    that size; more digits can). An abs() inside a stable softplus drops terms like
+    exp(-28) from Im f: 1e-13 relative, far below what the safety probe can see.
     """
     ref, ns = compared.reference, compared.reference.ns
     real = [r for r in (_try_reference(setup, m, ns, noise) for m in ("central", "richardson"))
@@ -255,10 +258,13 @@ def _confirm_complex_step(setup: Setup, analytic: np.ndarray, compared: Compared
     value[wrong] = ns.asarray(r_value)[wrong]
     error = np.where(wrong, r_err, np.where(unconfirmed, np.maximum(error, gap + r_err),
                                             error))
+    unresolved = unconfirmed & ~wrong
     name = (f"{ref.name}; checked in real arithmetic (central differences, Richardson): "
             f"replaced at {int(wrong.sum())} and widened to what real arithmetic confirms "
-            f"at {int((unconfirmed & ~wrong).sum())} coordinate(s)")
-    return compare(setup, analytic, replace(ref, value=value, error=error, name=name))
+            f"at {int(unresolved.sum())} coordinate(s)")
+    return compare(setup, analytic, replace(ref, value=value, error=error, name=name,
+                                            unresolved=unresolved if unresolved.any()
+                                            else None))
 
 
 def _noise_fitted(setup: Setup, ns: NumberSystem, noise: Any) -> Reference | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from precision_nn.gradcheck.blocks import Blocks
-from precision_nn.gradcheck.findings import Finding
+from precision_nn.gradcheck.findings import NOTICES, Finding
 
 __all__ = ["Coordinate", "GradientReport", "relative_errors"]
 
@@ -99,9 +99,10 @@ class GradientReport:
     def undecided(self) -> bool:
         """Whether the check failed only because the reference could not decide (every
         finding an undecidable ``precision_loss``): no bug found, none ruled out."""
-        return bool(self.findings) and not self.passed and all(
-            f.kind == "precision_loss" and f.evidence.get("undecidable")
-            for f in self.findings)
+        # notices (a complex step that fell back to a sound reference) inform only
+        undecidable = [f.kind == "precision_loss" and f.evidence.get("undecidable")
+                       for f in self.findings if f.kind not in NOTICES]
+        return bool(undecidable) and not self.passed and all(undecidable)
 
     def _undecided_count(self) -> int:
         coords = {c for f in self.findings for c in f.evidence.get("coordinates", [])}
@@ -141,12 +142,13 @@ class GradientReport:
         if self.passed:
             return f"PASSED: all {self.difference.size} {what} within tolerance"
         if self.undecided:
-            return (f"UNDECIDED: the numerical reference cannot decide "
+            return (f"UNDECIDED: the check cannot decide "
                     f"{self._undecided_count()} of {self.difference.size} {what}; no bug "
                     "was found, and none could be ruled out there")
         if failing == 0:
+            doubts = sum(f.kind not in NOTICES for f in self.findings)
             return (f"FAILED: all {self.difference.size} {what} within tolerance, but "
-                    f"{len(self.findings)} finding(s) say the comparison cannot be trusted")
+                    f"{doubts} finding(s) say the comparison cannot be trusted")
         return (f"FAILED: {failing} of {self.difference.size} {what} outside tolerance, "
                 f"{len(self.findings)} finding(s)")
 

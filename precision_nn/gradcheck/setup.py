@@ -92,6 +92,10 @@ def point_in(ns: NumberSystem, x: Any) -> np.ndarray:
         raise ValueError(f"`x` cannot be represented in {ns.name!r}: {exc}") from exc
     if arr.size == 0:
         raise ValueError("`x` must have at least one entry; got an empty array.")
+    if arr.ndim == 0:
+        raise ValueError("`x` must be an array with at least one dimension; got a scalar "
+                         f"({x!r}). Pass np.atleast_1d(x), with f and grad taking and "
+                         "grad returning arrays of that shape.")
     return arr
 
 
@@ -187,4 +191,23 @@ def analytic_gradient(grad: Callable[[Any], Any], setup: Setup) -> np.ndarray:
                          f"got shape {g.shape}.")
     g = g.reshape(setup.x.shape) if g.shape != setup.x.shape else g
     flat = np.ravel(g, order=setup.order)
-    return setup.ns.asarray(np.real(flat) if flat.dtype.kind == "c" else flat)
+    out = setup.ns.asarray(np.real(flat) if flat.dtype.kind == "c" else flat)
+    _refuse_unbounded(setup.ns, out)
+    return out
+
+
+def _refuse_unbounded(ns: NumberSystem, g: np.ndarray) -> None:
+    """A gradient entry the system calls not finite although its value reads as a finite
+    float (an interval of infinite radius around a finite midpoint) claims nothing: no
+    comparison can call it right or wrong, so the check refuses it. (A plain inf or NaN
+    reads as non-finite and is reported as a finding instead.)"""
+    unbounded = ~np.asarray(ns.isfinite(g), dtype=bool) & \
+        np.isfinite(np.real(ns.to_float(g)))
+    if unbounded.any():
+        idx = np.flatnonzero(unbounded)
+        raise ValueError(f"`grad(x)` returned {idx.size} entr{'y' if idx.size == 1 else 'ies'} "
+                         f"(flat indices {idx[:5].tolist()}) that {ns.name} does not count as "
+                         f"finite although their value is, e.g. {g[idx[0]]!r}: an enclosure "
+                         "of infinite radius holds every number, so it can be neither "
+                         "confirmed nor refuted. Compute the gradient with enough working "
+                         "precision that every entry is a finite ball.")

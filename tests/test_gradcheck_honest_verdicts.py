@@ -1,0 +1,276 @@
+"""Verdicts that must not claim more than their evidence shows (red-team review of
+2026-12): each test builds its own buggy gradient and fails on the behaviour it guards."""
+
+import numpy as np
+import pytest
+
+from precision_nn.gradcheck import check_gradient
+
+RNG = np.random.default_rng(20261202)
+
+
+# -- an explicit step never takes the blame for a bug the h -> 0 limit shows ---------------
+def _tanh_cubic(x):
+    return np.sum(np.tanh(x) * x ** 3)
+
+
+def _tanh_cubic_grad(x):
+    return (1 - np.tanh(x) ** 2) * x ** 3 + 3 * np.tanh(x) * x ** 2
+
+
+@pytest.mark.parametrize("h", [1e-11, 0.2])
+def test_explicit_step_does_not_hide_a_wrong_coordinate(h):
+    x = RNG.uniform(0.5, 1.5, size=7)
+
+    def grad(x):
+        g = _tanh_cubic_grad(x)
+        g[3] *= -0.5  # one wrong coordinate
+        return g
+
+    report = check_gradient(_tanh_cubic, grad, x, method="central", h=h)
+    assert not report.passed
+    step = [f for f in report.findings if f.kind.startswith("step_too")]
+    assert step, report  # the step is really off at the other coordinates
+    assert 3 not in step[0].evidence["coordinates"]
+    assert "6 of 7" in step[0].message or "at these" in step[0].message
+    # the bug is named, against the h -> 0 limit
+    bug = [f for f in report.findings if f.kind in ("mismatch", "localized")]
+    assert bug and 3 in bug[0].evidence.get("coordinates", bug[0].evidence.get("entries"))
+
+
+def test_step_finding_on_a_correct_gradient_speaks_of_every_coordinate():
+    x = RNG.uniform(0.5, 1.5, size=5)
+    report = check_gradient(_tanh_cubic, _tanh_cubic_grad, x, method="central", h=0.2)
+    assert report.kinds == ("step_too_large",)
+    assert "at every coordinate" in report.findings[0].message
+
+
+# -- a pattern explains a gap only if its residual is within tolerance everywhere ----------
+def _cosh_sum(x):
+    return np.sum(np.cosh(x)) + np.sum(x) ** 2 / 4
+
+
+def _cosh_sum_grad(x):
+    return np.sinh(x) + np.sum(x) / 2
+
+
+def test_one_entry_slightly_off_is_no_whole_gradient_scale():
+    x = RNG.normal(size=120)
+
+    def grad(x):
+        g = _cosh_sum_grad(x)
+        g[40] *= 1 + 3e-10  # far beyond float64's tolerance, far below the old 1e-9 rule
+        return g
+
+    report = check_gradient(_cosh_sum, grad, x)
+    assert not report.passed
+    assert "scale" not in report.kinds, report
+    named = [f for f in report.findings if f.kind in ("mismatch", "localized")]
+    assert named and 40 in named[0].evidence["coordinates"]
+
+
+def test_float_inside_a_decimal_gradient_is_no_scale():
+    from decimal import Decimal
+
+    from precision_nn.numbers import number_system
+    ns = number_system("decimal:30")
+    with ns.context():
+        x = np.array([Decimal("0.45"), Decimal("-1.3"), Decimal("0.8"), Decimal("2.1")],
+                     dtype=object)
+
+    def f(x):
+        return sum(v * v * v * v for v in x)
+
+    def grad(x):  # 4·v³ rounded through float64: relative errors of either sign ≈ 1e-16
+        return np.array([Decimal(4 * float(v) ** 3) for v in x], dtype=object)
+
+    report = check_gradient(f, grad, x, numbers=ns)
+    assert not report.passed
+    assert "scale" not in report.kinds, report
+
+
+def test_a_real_constant_factor_is_still_named():
+    x = RNG.normal(size=30)
+    report = check_gradient(_cosh_sum, lambda x: _cosh_sum_grad(x) * (1 + 1e-7), x)
+    assert report.kinds == ("scale",)
+    assert report.findings[0].evidence["factor"] - 1 == pytest.approx(1e-7, rel=1e-3)
+
+
+# -- a failure real arithmetic cannot resolve is undecidable, never passed ------------------
+@pytest.mark.parametrize("rel", ["2e-15", "3e-14"])
+def test_longdouble_small_bug_is_never_passed(rel):
+    from precision_nn.network import MLP
+
+    X = np.cos(np.arange(1, 16)).reshape(5, 3) / 2
+    Y = np.eye(2)[[1, 0, 1, 1, 0]]
+
+    class Slipped(MLP):
+        def gradient(self, X, Y, params=None):
+            g = super().gradient(X, Y, params).copy()
+            g[7] = g[7] * (1 + np.longdouble(rel))
+            return g
+
+    report = Slipped([3, 3, 2], seed=4, numbers="longdouble", l2="0.05").check_gradient(X, Y)
+    assert not report.passed, report
+    claimed = {c for f in report.findings for c in f.evidence.get("coordinates", [])}
+    assert 7 in claimed, report
+    if report.undecided:
+        assert "more digits" in " ".join(f.message for f in report.findings)
+    correct = MLP([3, 3, 2], seed=4, numbers="longdouble", l2="0.05").check_gradient(X, Y)
+    assert correct.passed, correct
+
+
+# -- directions: a float named only when per-entry rounding can produce the gaps -----------
+def _weighted_cos(c):
+    return (lambda x: np.sum(np.cos(x) * c)), (lambda x: -np.sin(x) * c)
+
+
+def test_directions_do_not_call_a_one_entry_bug_float32_rounding():
+    rng = np.random.default_rng(4)
+    c, x = rng.normal(size=3000), rng.normal(size=3000)
+    f, g = _weighted_cos(c)
+
+    def grad(x):
+        out = g(x)
+        out[7] *= 1.01  # a 1 % bug at one entry of a pure float64 gradient
+        return out
+
+    report = check_gradient(f, grad, x, directions=8, progress=False)
+    assert not report.passed
+    assert all(fi.evidence.get("float") is None for fi in report.findings), report
+
+
+def test_directions_still_name_a_gradient_rounded_through_float32():
+    rng = np.random.default_rng(12)
+    c, x = rng.normal(size=2500), rng.normal(size=2500)
+    f, g = _weighted_cos(c)
+    report = check_gradient(f, lambda x: g(x).astype(np.float32).astype(float), x,
+                            directions=8, progress=False)
+    assert [fi.evidence.get("float") for fi in report.findings] == ["float32"], report
+
+
+# -- one non-finite coordinate does not discard the others -----------------------------------
+def test_a_coordinate_at_the_edge_of_the_domain_leaves_the_others_decided():
+    # x^1.5 at x = 1e-300: every step of a difference crosses 0 there (NaN beyond)
+    x = np.array([2.0, 1e-300, 0.5, 3.0])
+
+    def grad(x):
+        g = 1.5 * np.sqrt(x)
+        g[3] *= 1.002  # a 0.2 % bug far from the edge
+        return g
+
+    with np.errstate(invalid="ignore"):  # f and grad are NaN beyond the edge
+        report = check_gradient(lambda x: np.sum(x ** 1.5), grad, x)
+    assert not report.passed
+    decided = np.isfinite(report.reference)
+    assert decided[[0, 2, 3]].all(), report
+    named = {c for f in report.findings if f.kind != "precision_loss"
+             for c in f.evidence.get("coordinates", [])}
+    assert 3 in named, report
+
+
+# -- huge x: no internal step error; 0-d x: a clear error ------------------------------------
+def test_huge_x_gives_a_verdict_not_an_internal_step_error():
+    x = np.array([2e150, 5e150])
+    # (the step rules of `derivatives` overflow in intermediate ratios at this scale)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        report = check_gradient(lambda x: np.sum(x ** 2),
+                                lambda x: 2 * x * np.r_[1, 1 + 1e-5], x)
+    assert not report.passed
+
+
+def test_scalar_x_is_refused_with_a_clear_message():
+    with pytest.raises(ValueError, match="at least one dimension.*atleast_1d"):
+        check_gradient(np.sin, np.cos, np.float64(0.7))
+    with pytest.raises(ValueError, match="at least one dimension"):
+        check_gradient(np.sin, np.cos, np.array(0.7))
+
+
+# -- a kink exactly at x is named; a notice does not turn undecided into failed --------------
+def test_kink_exactly_at_x_is_named():
+    w = np.array([1.5, -2.0, 0.5, 1.0])
+    x = np.array([0.4, 0.0, -1.1, 0.9])
+    report = check_gradient(lambda x: np.sum(w * np.maximum(x, 0)), lambda x: w * (x > 0), x)
+    assert "kink" in report.kinds, report
+    assert 1 in report.findings[report.kinds.index("kink")].evidence["coordinates"]
+    assert "say the comparison cannot be trusted" not in report.verdict() or \
+        report.verdict().count("1 finding(s)") == 1
+
+
+# -- an enclosure of infinite radius is refused, not called a mismatch -----------------------
+def test_arb_gradient_of_infinite_radius_is_refused():
+    flint = pytest.importorskip("flint")
+    from precision_nn.numbers import number_system
+    ns = number_system("arb:30")
+    x = ns.asarray(["0.4", "-1.1"])
+
+    def f(x):
+        total = 0
+        for v in x:
+            total = total + v.sin() * v
+        return total
+
+    def unbounded(x):  # the midpoints are right, the radius says nothing
+        return np.array([flint.arb((v.sin() + v * v.cos()).mid(), float("inf")) for v in x],
+                        dtype=object)
+
+    with pytest.raises(ValueError, match="infinite radius"):
+        check_gradient(f, unbounded, x)
+
+
+# -- patterns are not fitted where the tolerance cannot test them ----------------------------
+def test_no_layout_is_fitted_through_undecidable_coordinates():
+    x = np.array([0.5, 0.5 + 1e-13, -1.0, 0.1])  # max(x) has a near-tie at [0], [1]
+    report = check_gradient(lambda x: np.max(x), lambda x: (x == x.min()).astype(float), x)
+    assert not report.passed
+    assert "layout" not in report.kinds, report
+    named = {c for f in report.findings if f.kind in ("mismatch", "localized")
+             for c in f.evidence.get("coordinates", [])}
+    assert 2 in named, report
+
+
+def test_a_sign_wrong_on_one_branch_is_a_sign_not_a_penalty():
+    x = np.array([0.8, -1.3, 0.4, -0.6, -2.1, 1.7])
+    # d/dx x·|x| = 2|x|; the gradient returns 2x, wrong wherever x < 0
+    report = check_gradient(lambda x: np.sum(x * np.abs(x)), lambda x: 2 * x, x,
+                            method="richardson")
+    assert "regularization" not in report.kinds, report
+    sign = [f for f in report.findings if f.kind == "sign"]
+    assert sign and sorted(sign[0].evidence["coordinates"]) == [1, 3, 4]
+
+
+# -- smaller misnamings: a float16 rounding is named; noise does not hide a large bug --------
+def test_a_float32_gradient_rounded_through_float16_is_named():
+    rng = np.random.default_rng(21)
+    B = rng.normal(size=(9, 7)).astype(np.float32)
+    w = (rng.normal(size=7) * 0.4).astype(np.float32)
+
+    def f(w):
+        return np.sum(np.sin(B @ w))
+
+    def grad(w):  # right formula, stored through float16 on the way out
+        return (B.T @ np.cos(B @ w)).astype(w.dtype).astype(np.float16).astype(np.float32)
+
+    report = check_gradient(f, grad, w)
+    assert [fi.evidence.get("float") for fi in report.findings] == ["float16"], report
+
+
+def test_noise_in_f_does_not_excuse_a_bug_far_beyond_it():
+    rng = np.random.default_rng(22)
+    x = rng.normal(size=5)
+    jitter = np.random.default_rng(23)
+
+    def f(x):  # f carries relative noise ~1e-11 (far above float64's rounding)
+        return np.sum(np.cosh(x)) + 3e-11 * jitter.normal()
+
+    def grad(x):
+        g = np.sinh(x)
+        g[2] += 2e-3  # a bug 10⁷ times the noise
+        return g
+
+    report = check_gradient(f, grad, x)
+    assert not report.passed
+    noise = [fi for fi in report.findings if fi.kind == "precision_loss"]
+    bug = [fi for fi in report.findings if fi.kind in ("mismatch", "localized")]
+    assert bug and 2 in bug[0].evidence["coordinates"], report
+    assert not noise or 2 not in noise[0].evidence["coordinates"]
