@@ -1,0 +1,204 @@
+"""The fused complex-step functions of `numbers/ieee_fused.py` against mpmath at 60 digits:
+log(1 + e^w) for Re w <= 0 and the sigmoid cross-entropy's entries, on the tiny and the
+small path and at their bounds (Re w at 0 and very negative, underflow of e^w), in
+complex128 and complex64, and the general path (the unfused functions, bitwise) for
+every input off the fast paths (Re w > 0, NaN, ±inf, large imaginary parts).
+
+Tolerances, in u = 2^-p of the result's parts (module notes of `ieee_fused`):
+- complex128: Re log(1 + e^w) within 4u (fl(e^a) 2u carried at condition <= 1, log1p's
+  own 2u) plus the series' u/4; Im within 5u (e^a, 1 + E, the quotient, the product);
+  the loss entry adds one rounding of c·x or c·Im z and one sum: Re (two terms >= 0)
+  within 5.5u, Im within 6.5u of |c·Im z| + |Im f| (the entry's Im may cancel);
+- complex64 works in float64 and rounds each part once: u + u/8 (series) + 2^-40;
+- where the exact part is below the smallest normal number the gap is bounded by the
+  smallest subnormal instead (gradual underflow rounds absolutely there).
+"""
+
+from __future__ import annotations
+
+import mpmath
+import numpy as np
+import pytest
+
+from precision_nn.numbers import number_system
+from precision_nn.numbers.base import NumberSystem
+from precision_nn.numbers.ieee_complex import complex_exp, complex_log1p
+from precision_nn.numbers.ieee_fused import (
+    FUSED_PATHS,
+    _path,
+    complex_log1p_exp,
+    complex_sigmoid_cross_entropy,
+)
+
+RNG = np.random.default_rng(2026)
+DTYPES = [np.complex128, np.complex64]
+# (Re, Im) tolerances in u per dtype: log1p_exp and the loss entry (module docstring)
+LOG1P_EXP_TOL = {np.complex128: (4.25, 5.0), np.complex64: (1.13, 1.13)}
+ENTRY_TOL = {np.complex128: (5.5, 6.5), np.complex64: (1.13, 1.13)}
+
+
+def _u(dtype) -> float:
+    return float(np.finfo(np.dtype(dtype).type(0).real.dtype).eps) / 2
+
+
+def _tiny_normal(dtype) -> tuple[float, float]:
+    real = np.finfo(np.dtype(dtype).type(0).real.dtype)
+    return float(real.tiny), float(real.smallest_subnormal)
+
+
+def _gap_in_u(value: float, exact: mpmath.mpf, scale: mpmath.mpf, dtype) -> float:
+    """|value − exact| in units of u·scale; below the normal range, of the subnormal."""
+    normal, subnormal = _tiny_normal(dtype)
+    gap = abs(mpmath.mpf(float(value)) - exact)
+    if abs(exact) < normal:
+        return 0.0 if gap <= subnormal else float("inf")
+    return float(gap / (scale * _u(dtype)))
+
+
+def _imaginary_parts(bound: float, below: float, n: int) -> np.ndarray:
+    """|b| log-uniform over (below, bound], both signs, the bound and 0 included."""
+    mags = np.exp(RNG.uniform(np.log(below), np.log(bound), n))
+    mags[:3] = [bound, np.nextafter(bound, 0), 0.0]
+    return mags * RNG.choice([-1.0, 1.0], n)
+
+
+def _real_parts_nonpositive(n: int) -> np.ndarray:
+    """Re w <= 0 across the range: 0 and −0, near 0, moderate, very negative, e^a
+    subnormal (a < −708) and 0 (a < −745)."""
+    a = -np.concatenate([np.exp(RNG.uniform(np.log(1e-12), np.log(40), n - 8)),
+                         [0.0, 1e-300, 20.0, 300.0, 700.0, 720.0, 744.0, 800.0]])
+    a[0] = -0.0
+    return a
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", ["tiny", "small"])
+def test_log1p_exp_on_each_path_against_mpmath(dtype, path):
+    tiny, small = FUSED_PATHS[np.dtype(dtype)]
+    bound, below = (tiny, tiny * 1e-8) if path == "tiny" else (small, tiny)
+    a = _real_parts_nonpositive(160)
+    w = (a + 1j * _imaginary_parts(bound, below, len(a))).astype(dtype)
+    if dtype == np.complex64:  # keep the float32 range: e^a for a < −104 is 0 there
+        w.real = np.maximum(w.real, -110)
+    assert _path(w.dtype, w.imag.astype(np.float64)) == path  # the whole array takes it
+    values = complex_log1p_exp(w)
+    assert values.dtype == dtype
+    tol_re, tol_im = LOG1P_EXP_TOL[dtype]
+    with mpmath.workdps(60):
+        for v, wi in zip(values, w):
+            exact = mpmath.log1p(mpmath.exp(mpmath.mpc(float(wi.real), float(wi.imag))))
+            assert _gap_in_u(v.real, exact.real, abs(exact.real), dtype) <= tol_re, wi
+            if wi.imag != 0:
+                assert _gap_in_u(v.imag, exact.imag, abs(exact.imag), dtype) <= tol_im, wi
+            else:  # a real w stays real
+                assert v.imag == 0
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log1p_exp_off_the_fast_paths_is_the_unfused_function(dtype):
+    _, small = FUSED_PATHS[np.dtype(dtype)]
+    cases = [[-1 + 2 * small * 1j, -0.5 + 1e-9j],   # |Im w| beyond the small bound
+             [0.25 + 1e-12j, -0.1 + 0j],            # Re w > 0: outside the hook's domain
+             [np.nan - 1e-20j, -0.1 + 0j], [-0.1 + np.nan * 1j], [-0.2 + np.inf * 1j],
+             [np.inf + 0j], [-np.inf + 1e-20j, -1 + 0j]]
+    with np.errstate(all="ignore"):
+        for case in cases:
+            w = np.array(case, dtype=dtype)
+            np.testing.assert_array_equal(complex_log1p_exp(w),
+                                          complex_log1p(complex_exp(w)))
+        long = np.array([-1 + 1e-20j], dtype=np.clongdouble)  # no fused path
+        np.testing.assert_array_equal(complex_log1p_exp(long),
+                                      complex_log1p(complex_exp(long)))
+        assert complex_log1p_exp(np.zeros(0, dtype=dtype)).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_log1p_exp_agrees_with_the_unfused_pair_on_the_fast_paths(dtype):
+    """Same function, other rounding: within the two tolerances of each other."""
+    tiny, small = FUSED_PATHS[np.dtype(dtype)]
+    for bound in (tiny, small):
+        w = (-np.abs(RNG.normal(size=500) * 5) + 1j * RNG.uniform(-bound, bound, 500)
+             ).astype(dtype)
+        fused, unfused = complex_log1p_exp(w), complex_log1p(complex_exp(w))
+        u = _u(dtype)
+        assert np.all(np.abs(fused.real - unfused.real) <= 10 * u * np.abs(unfused.real))
+        assert np.all(np.abs(fused.imag - unfused.imag) <= 10 * u * np.abs(unfused.imag))
+
+
+def _exact_entry(z: complex, y: float) -> tuple[mpmath.mpc, mpmath.mpf]:
+    """The entry −y·log σ(z) − (1 − y)·log σ(−z) = y·log1p(e^−z) + (1 − y)·log1p(e^z)
+    (principal logs: near the real axis that is the holomorphic continuation), and the
+    scale of its imaginary part, |c·Im z| + |Im log(1 + e^−|z|)|."""
+    zz = mpmath.mpc(z.real, z.imag)
+    value = y * mpmath.log1p(mpmath.exp(-zz)) + (1 - y) * mpmath.log1p(mpmath.exp(zz))
+    s = -1 if z.real > 0 else 1
+    c = (1 - mpmath.mpf(y)) if z.real > 0 else -mpmath.mpf(y)
+    im_f = mpmath.log1p(mpmath.exp(s * zz)).imag
+    return value, abs(c * zz.imag) + abs(im_f)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", ["tiny", "small"])
+def test_loss_entries_on_each_path_against_mpmath(dtype, path):
+    tiny, small = FUSED_PATHS[np.dtype(dtype)]
+    bound, below = (tiny, tiny * 1e-8) if path == "tiny" else (small, tiny)
+    n = 120
+    x = np.concatenate([RNG.normal(size=n - 8) * 6, [0.0, -0.0, 1e-300, -1e-300, 40.0,
+                                                   -40.0, 90.0, -90.0]])
+    z = (x + 1j * _imaginary_parts(bound, below, n)).astype(dtype)
+    # one-hot and soft targets in [0, 1], 0 and 1 included
+    y = np.concatenate([RNG.integers(0, 2, n // 2), RNG.uniform(0, 1, n - n // 2)])
+    y[:4] = [0.0, 1.0, 0.5, 1.0]
+    y = y.astype(dtype)
+    values = complex_sigmoid_cross_entropy(z[None], y[None])
+    assert values is not None and values.dtype == dtype  # the fused path applies
+    values = values[0]
+    tol_re, tol_im = ENTRY_TOL[dtype]
+    with mpmath.workdps(60):
+        for v, zi, yi in zip(values, z, y):
+            exact, im_scale = _exact_entry(complex(zi), float(yi.real))
+            assert _gap_in_u(v.real, exact.real, abs(exact.real), dtype) <= tol_re, (zi, yi)
+            if im_scale > 0:
+                assert _gap_in_u(v.imag, exact.imag, im_scale, dtype) <= tol_im, (zi, yi)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_systems_hook_takes_the_fused_entries_and_matches_the_generic_formula(dtype):
+    ns = number_system(np.dtype(dtype).name)
+    z = (RNG.normal(size=(3, 8, 4)) * 4 + 1j * RNG.normal(size=(3, 8, 4)) * 1e-9
+         ).astype(dtype)
+    y = np.eye(4)[RNG.integers(0, 4, 8)].astype(dtype)
+    fused = ns.sigmoid_cross_entropy(z, y)
+    generic = NumberSystem.sigmoid_cross_entropy(ns, z, y)
+    np.testing.assert_array_equal(fused, complex_sigmoid_cross_entropy(z, y))
+    u = _u(dtype)
+    assert np.all(np.abs(fused.real - generic.real) <= 12 * u * np.abs(generic.real))
+    scale = np.abs(z.imag) * (1 + np.abs(y.real))  # |c·Im z| + |Im f| <= |Im z|(1 + |y|)
+    assert np.all(np.abs(fused.imag - generic.imag) <= 14 * u * scale)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_loss_entries_off_the_fast_paths_are_the_generic_formula(dtype):
+    ns = number_system(np.dtype(dtype).name)
+    _, small = FUSED_PATHS[np.dtype(dtype)]
+    y = np.array([1.0, 0.0], dtype=dtype)
+    cases = [(np.array([2 + 2 * small * 1j, -1 + 0j], dtype=dtype), y),  # Im z too large
+             (np.array([np.nan + 0j, 1 + 0j], dtype=dtype), y),
+             (np.array([np.inf + 1e-20j, 1 + 0j], dtype=dtype), y),
+             (np.array([1 + np.inf * 1j, 1 + 0j], dtype=dtype), y),
+             (np.array([1 + 1e-20j, -1 + 0j], dtype=dtype),
+              np.array([1 + 1e-20j, 0], dtype=dtype)),                    # complex target
+             (np.array([1 + 1e-20j, -1 + 0j], dtype=dtype), y.real)]      # real dtype
+    with np.errstate(all="ignore"):
+        for z, t in cases:
+            assert complex_sigmoid_cross_entropy(z, t) is None
+            np.testing.assert_array_equal(ns.sigmoid_cross_entropy(z, t),
+                                          NumberSystem.sigmoid_cross_entropy(ns, z, t))
+
+
+def test_real_systems_keep_the_generic_formula():
+    ns = number_system("float64")
+    z, y = np.array([3.0, -2.0, 0.0]), np.array([1.0, 0.0, 0.5])
+    np.testing.assert_array_equal(ns.sigmoid_cross_entropy(z, y),
+                                  NumberSystem.sigmoid_cross_entropy(ns, z, y))
+    np.testing.assert_array_equal(ns.log1p_exp(-np.abs(z)), np.log1p(np.exp(-np.abs(z))))
