@@ -242,6 +242,12 @@ class NumberSystem(ABC):
         linear = np.where(positive, self.one - y, -y) * z
         return linear + self.log1p_exp(np.where(positive, -z, z))
 
+    def sigmoid_cross_entropy_sum(self, z: Any, y: Any) -> Any:
+        """Σ of `sigmoid_cross_entropy` over the last two axes (examples and outputs):
+        the loss's data term times m. Default: numpy's sum of the entries; a system that
+        fuses the entries may sum their parts without assembling them."""
+        return np.sum(self.sigmoid_cross_entropy(z, y), axis=(-2, -1))
+
     def log1p_exp(self, w: Any) -> Any:
         """``log(1 + e^w)`` for ``Re w <= 0`` (so ``|e^w| <= 1`` and nothing overflows):
         the softplus term of the sigmoid cross-entropy, which passes ``w = -|z|``.

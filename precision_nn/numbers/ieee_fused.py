@@ -1,4 +1,5 @@
-"""The complex step's softplus and sigmoid cross-entropy on numpy parts, fused.
+"""The complex step's softplus, sigmoid cross-entropy and logistic function on numpy
+parts, fused.
 
 The sigmoid cross-entropy's entries are ``c·z + f(w)`` with ``f(w) = log(1 + e^w)``,
 ``w = −|z|`` (the sign chosen on Re z) and ``c = 1 − y`` where Re z > 0, ``−y`` elsewhere
@@ -19,8 +20,9 @@ the holomorphic f about the real point a), with ``D = E/(1 + E) ∈ [0, ½]``:
 Every coefficient is ≥ 0 and nothing cancels. The O(b⁴) terms, relative to the part
 (Re f ≥ L − g·b²/2 ≥ D(1 − b²)): Re's is ``σ'''(a)·b⁴/24`` with ``|σ'''(a)| =
 g·|1 − 6g| ≤ D``, so at most ``b⁴/24``; Im's at most ``b⁴/120`` (the coefficient's maximum
-over D ∈ [0, ½], computed symbolically); the next terms are b² times smaller again. So, with ``p`` the bits
-of the result's parts and ``u = 2^-p``, per whole array (one path for all of it):
+over D ∈ [0, ½], computed symbolically); the next terms are b² times smaller again. So,
+with ``p`` the bits of the result's parts and ``u = 2^-p``, per whole array (one path for
+all of it):
 
 - **tiny** (``|b| ≤ 2^-(p+1)/2``, complex128: 2^-27): ``Re f = L`` and ``Im f = D·b``,
   dropping ``½gb² ≤ (b²/2)·L ≤ u/4·L`` and ``k·b² ≤ b²/6 ≤ u/12`` relative;
@@ -37,6 +39,19 @@ rounds each part once at the end: within ``u + u/8`` of the exact part. The loss
 adds ``c·x`` (Re: both terms ≥ 0 for y in [0, 1]) and ``c·Im z``; its parts are those
 numpy's complex ``c·z + f`` forms (for real c, ``Re(c·z) = c·x`` and ``Im(c·z) = c·Im z``
 exactly), with f's parts now from the fused evaluation.
+
+The logistic function (the hidden layers' sigmoid) is the same idea for ``σ(x + iη)``, with
+``E = e^{−|x|}``, ``r = 1/(1 + E)``, ``D = E·r = σ(−|x|)`` and ``g = D·r = σ'(x)``, each
+as `NumberSystem.sigmoid` forms them (``σ(x) = r`` for x > 0, ``D`` elsewhere); its series
+in η about x (σ'' = ∓g(1 − 2D) by the sign of x, σ''' = g(1 − 6g)):
+
+    Re σ = σ(x) ± ½·η²·g·(1 − 2D) + O(η⁴),   Im σ = η·g·(1 − η²(1 − 6g)/6 + O(η⁴)).
+
+Relative to the part, the η² terms are at most ``η²/2`` (Re, as ``g(1 − 2D) <= σ(x)``)
+and ``η²/6`` (Im), so the tiny path drops them (``<= u/4``); the η⁴ terms are at most
+``η⁴/24`` and ``η⁴/120`` (symbolic maxima), which the small path drops. Rounding: σ(x)
+as the generic sigmoid (E 2u, then 1 + E, the quotient and the product: <= 5u); Im two
+products more (g = D·r, then η·g: <= 7u); complex64 again rounds once from float64 work.
 """
 
 from __future__ import annotations
@@ -45,7 +60,8 @@ import numpy as np
 
 from precision_nn.numbers.ieee_complex import complex_exp, complex_log1p
 
-__all__ = ["FUSED_PATHS", "complex_log1p_exp", "complex_sigmoid_cross_entropy"]
+__all__ = ["FUSED_PATHS", "complex_log1p_exp", "complex_sigmoid",
+           "complex_sigmoid_cross_entropy"]
 
 _F64 = np.dtype(np.float64)
 # per complex dtype: the bounds of the tiny and the small path on |Im w| (module notes)
@@ -77,29 +93,54 @@ def _path(dtype: np.dtype, b: np.ndarray) -> str | None:
     return "small" if largest <= small else None  # NaN fails both comparisons
 
 
-def _softplus_parts(a: np.ndarray, b: np.ndarray, path: str
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(Re, Im) of log(1 + e^(a + ib)) for float arrays a <= 0 (or -inf) and b on `path`
-    (module notes)."""
+def _softplus_of_real(a: np.ndarray, path: str) -> dict[str, np.ndarray]:
+    """The functions of the real part a <= 0 (or -inf) that f's parts need on `path`:
+    L = log1p(E), D = E/(1 + E) and, on the small path, ½g and k (module notes)."""
     E = np.exp(a)
-    L = np.log1p(E)
-    D = E / (1 + E)
-    Db = D * b
+    terms = {"L": np.log1p(E), "D": E / (1 + E)}
+    if path == "small":
+        D = terms["D"]
+        one_minus = 1 - D
+        terms["half_g"] = 0.5 * (D * one_minus)
+        terms["k"] = one_minus * (1 - 2 * D) * (1 / 6)  # a rounding of 1/6: u of a b² term
+    return terms
+
+
+def _softplus_parts(terms: dict[str, np.ndarray], Db: np.ndarray, b: np.ndarray,
+                    path: str) -> tuple[np.ndarray, np.ndarray]:
+    """(Re, Im) of log(1 + e^(a + ib)) from `_softplus_of_real(a)` and ``D·b`` (module
+    notes); the terms may be rows that broadcast against b."""
     if path == "tiny":
-        return L, Db
+        return terms["L"], Db
     b2 = b * b
-    one_minus = 1 - D
-    g = D * one_minus
-    k = one_minus * (1 - 2 * D) * (1 / 6)  # a rounding of 1/6 is u of a b² term
-    return L - 0.5 * (g * b2), Db * (1 - k * b2)
+    re = terms["half_g"] * b2
+    np.subtract(terms["L"], re, out=re)
+    b2 *= terms["k"]
+    np.subtract(1, b2, out=b2)
+    b2 *= Db
+    return re, b2
 
 
 def _assembled(dtype: np.dtype, re: np.ndarray, im: np.ndarray) -> np.ndarray:
-    """A complex array of `dtype` from float64 parts, each rounded once."""
-    out = np.empty(re.shape, dtype=dtype)
+    """A complex array of `dtype` from float64 parts, each rounded once (a part that is
+    a shared row broadcasts)."""
+    out = np.empty(np.broadcast_shapes(re.shape, im.shape), dtype=dtype)
     out.real = re
     out.imag = im
     return out
+
+
+def _shared_rows(x: np.ndarray) -> np.ndarray:
+    """x[:1] if every row of x along its first axis equals the first one, else x.
+
+    The complex step moves imaginary parts only: on the tiny paths the real parts of a
+    stack of perturbed output pre-activations are those of the base point, bit for bit,
+    in every row. Every function of x alone is then evaluated once, on that row, and
+    broadcast; that is the same arithmetic on the same numbers as row by row, so the
+    result is identical (NaN never equals itself, so NaN rows are never shared)."""
+    if x.ndim < 2 or x.shape[0] < 2 or not np.equal(x, x[:1]).all():
+        return x
+    return x[:1]
 
 
 def _all_finite_nonpositive(a: np.ndarray) -> bool:
@@ -131,14 +172,20 @@ def complex_log1p_exp(w: np.ndarray) -> np.ndarray:
         path = _path(w.dtype, b)
         if path is None or not _all_finite_nonpositive(a):
             return complex_log1p(complex_exp(w))
-        return _assembled(w.dtype, *_softplus_parts(a, b, path))
+        terms = _softplus_of_real(a, path)
+        return _assembled(w.dtype, *_softplus_parts(terms, terms["D"] * b, b, path))
 
 
-def complex_sigmoid_cross_entropy(z: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+def complex_sigmoid_cross_entropy(z: np.ndarray, y: np.ndarray, *, summed: bool = False
+                                  ) -> np.ndarray | None:
     """The sigmoid cross-entropy's entries ``c·z + log(1 + e^(−|z|))`` (module notes) for
     a complex array z and real targets y (of z's dtype, imaginary parts 0), from float parts;
     None where this does not apply (another dtype, complex targets, a non-finite part or
     imaginary parts off the fast paths): the caller takes the general formula.
+
+    ``summed=True`` gives their sums over the last two axes instead (z at least 2-D), each
+    part summed in float64 (numpy's pairwise sum) and rounded once: the complex entries
+    are then never assembled, and a shared row's real part is summed once.
 
     Examples
     --------
@@ -150,22 +197,80 @@ def complex_sigmoid_cross_entropy(z: np.ndarray, y: np.ndarray) -> np.ndarray | 
     True
     """
     z, y = np.asarray(z), np.asarray(y)
-    if z.dtype not in FUSED_PATHS or y.dtype != z.dtype or np.any(y.imag != 0):
+    if z.dtype not in FUSED_PATHS or y.dtype != z.dtype or y.imag.any():
         return None
     x, eta = _float_parts(z)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         path = _path(z.dtype, eta)
-        if path is None or x.size == 0 or not np.isfinite(np.add.reduce(x, axis=None)):
+        if path is None or x.size == 0:
+            return None
+        x = _shared_rows(x)
+        if not np.isfinite(np.add.reduce(x, axis=None)):
             return None  # also |x| so large that their sum overflows: the general path
         positive = x > 0
         a = np.abs(x)
         np.negative(a, out=a)
-        b = np.where(positive, -eta, eta)  # Im w (a masked np.negative is 6x slower)
-        re_f, im_f = _softplus_parts(a, b, path)
+        terms = _softplus_of_real(a, path)
+        # Im w = −Im z where Re z > 0: D·Im w = (∓D)·Im z, the sign exact either way
+        signed_D = np.where(positive, -terms["D"], terms["D"])
+        re_f, im_f = _softplus_parts(terms, signed_D * eta, eta, path)
         targets = np.ascontiguousarray(y.real, dtype=_F64)
         c = np.where(positive, 1 - targets, -targets)  # as ns.one − y and −y round
         re = c * x
-        re += re_f
+        re = re + re_f  # not in place: re may be a shared row, re_f full
         im = c * eta
         im += im_f
+    if not summed:
+        return _assembled(z.dtype, re, im)
+    lead = im.shape[:-2]
+    re_sum = _sum_last_two(re)
+    return _assembled(z.dtype, re_sum, _sum_last_two(im)).reshape(lead)[()]
+
+
+def _sum_last_two(v: np.ndarray) -> np.ndarray:
+    """Σ over the last two axes, as one contiguous axis (numpy's pairwise sum)."""
+    return np.add.reduce(v.reshape(*v.shape[:-2], -1), axis=-1)
+
+
+_FINITE = float(np.finfo(np.float64).max)
+
+
+def complex_sigmoid(z: np.ndarray) -> np.ndarray | None:
+    """The logistic function ``1/(1 + e^{−z})`` of a complex array from float parts
+    (module notes), or None off the fast paths (another dtype, a non-finite part, large
+    imaginary parts): the caller takes the general formula.
+
+    No floating-point state is touched: on finite inputs nothing here overflows
+    (``E <= 1``) or is invalid, and an underflow (``E`` or ``η²`` below the normal
+    range) rounds gradually as in the generic formula.
+
+    Examples
+    --------
+    >>> z = np.array([3.0 + 1e-20j, -2.0 + 1e-20j])
+    >>> out = complex_sigmoid(z)
+    >>> s = 1 / (1 + np.exp(-z.real))
+    >>> exact = s + 1j * 1e-20 * s * (1 - s)
+    >>> bool(np.all(np.abs(out - exact) <= 2**-50 * np.abs(exact)))
+    True
+    """
+    z = np.asarray(z)
+    if z.dtype not in FUSED_PATHS:
+        return None
+    x, eta = _float_parts(z)
+    path = _path(z.dtype, eta)
+    if path is None or not _largest(x) <= _FINITE:  # NaN fails too
+        return None
+    positive = x > 0
+    E = np.abs(x)
+    np.negative(E, out=E)
+    np.exp(E, out=E)
+    r = 1 / (1 + E)
+    D = E * r
+    g = D * r
+    if path == "tiny":
+        return _assembled(z.dtype, np.where(positive, r, D), eta * g)
+    eta2 = eta * eta
+    change = 0.5 * (eta2 * (g * (1 - 2 * D)))
+    re = np.where(positive, r + change, D - change)
+    im = (eta * g) * (1 - eta2 * (1 - 6 * g) * (1 / 6))
     return _assembled(z.dtype, re, im)
