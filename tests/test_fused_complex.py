@@ -1,5 +1,6 @@
 """The fused complex-step functions of `numbers/ieee_fused.py` against mpmath at 60 digits:
-log(1 + e^w) for Re w <= 0 and the sigmoid cross-entropy's entries, on the tiny and the
+log(1 + e^w) for Re w <= 0, the sigmoid cross-entropy's entries (and their sums, with rows
+of equal real parts evaluated once) and the logistic function, on the tiny and the
 small path and at their bounds (Re w at 0 and very negative, underflow of e^w), in
 complex128 and complex64, and the general path (the unfused functions, bitwise) for
 every input off the fast paths (Re w > 0, NaN, ±inf, large imaginary parts).
@@ -27,6 +28,7 @@ from precision_nn.numbers.ieee_fused import (
     FUSED_PATHS,
     _path,
     complex_log1p_exp,
+    complex_sigmoid,
     complex_sigmoid_cross_entropy,
 )
 
@@ -202,3 +204,86 @@ def test_real_systems_keep_the_generic_formula():
     np.testing.assert_array_equal(ns.sigmoid_cross_entropy(z, y),
                                   NumberSystem.sigmoid_cross_entropy(ns, z, y))
     np.testing.assert_array_equal(ns.log1p_exp(-np.abs(z)), np.log1p(np.exp(-np.abs(z))))
+
+
+# -- the logistic function (the hidden layers' sigmoid) -----------------------------------
+# complex128: σ(x) as the generic sigmoid (E 2u, 1 + E, the quotient, the product) within
+# 5u plus the series' u/4; Im two products more, 7u; complex64: one rounding, u + u/8
+SIGMOID_TOL = {np.complex128: (5.25, 7.0), np.complex64: (1.13, 1.13)}
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", ["tiny", "small"])
+def test_sigmoid_on_each_path_against_mpmath(dtype, path):
+    tiny, small = FUSED_PATHS[np.dtype(dtype)]
+    bound, below = (tiny, tiny * 1e-8) if path == "tiny" else (small, tiny)
+    x = np.concatenate([RNG.normal(size=150) * 8, [0.0, -0.0, 1e-300, -1e-300, 36.0, -36.0,
+                                                   80.0, -80.0, 700.0, -700.0]])
+    if dtype == np.complex64:  # σ(−x) below float32's range rounds to 0 absolutely
+        x = np.clip(x, -80, 80)
+    z = (x + 1j * _imaginary_parts(bound, below, len(x))).astype(dtype)
+    values = complex_sigmoid(z)
+    assert values is not None and values.dtype == dtype
+    tol_re, tol_im = SIGMOID_TOL[dtype]
+    with mpmath.workdps(60):
+        for v, zi in zip(values, z):
+            exact = 1 / (1 + mpmath.exp(-mpmath.mpc(float(zi.real), float(zi.imag))))
+            assert _gap_in_u(v.real, exact.real, abs(exact.real), dtype) <= tol_re, zi
+            if zi.imag != 0:
+                assert _gap_in_u(v.imag, exact.imag, abs(exact.imag), dtype) <= tol_im, zi
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_off_the_fast_paths_is_the_generic_formula(dtype):
+    ns = number_system(np.dtype(dtype).name)
+    _, small = FUSED_PATHS[np.dtype(dtype)]
+    cases = [[1 + 2 * small * 1j, -1 + 0j], [np.nan + 0j, 1 + 0j], [np.inf + 1e-20j],
+             [-np.inf + 1e-20j, 1 + 0j], [1 + np.inf * 1j]]
+    with np.errstate(all="ignore"):
+        for case in cases:
+            z = np.array(case, dtype=dtype)
+            assert complex_sigmoid(z) is None
+            np.testing.assert_array_equal(ns.sigmoid(z), NumberSystem.sigmoid(ns, z))
+    assert complex_sigmoid(np.array([1 + 1e-20j], dtype=np.clongdouble)) is None
+
+
+# -- shared rows and sums --------------------------------------------------------------------
+@pytest.mark.parametrize("path_scale", [1e-12, 1e-6])
+def test_rows_with_equal_real_parts_give_the_row_by_row_result_bit_for_bit(path_scale):
+    """The complex step's stacks of perturbed outputs: every row the base point's real
+    parts, other imaginary parts. Shared evaluation is the same arithmetic: same bits."""
+    x0 = RNG.normal(size=(6, 4)) * 5
+    z = (np.broadcast_to(x0, (5, 6, 4)) + 1j * RNG.normal(size=(5, 6, 4)) * path_scale
+         ).astype(np.complex128)
+    y = np.eye(4)[RNG.integers(0, 4, 6)].astype(np.complex128)
+    stacked = complex_sigmoid_cross_entropy(z, y)
+    alone = np.stack([complex_sigmoid_cross_entropy(row[None], y)[0] for row in z])
+    np.testing.assert_array_equal(stacked, alone)
+    z[3, 2, 1] += 1e-9  # one real part differs: nothing is shared, the rows still agree
+    stacked = complex_sigmoid_cross_entropy(z, y)
+    alone = np.stack([complex_sigmoid_cross_entropy(row[None], y)[0] for row in z])
+    np.testing.assert_array_equal(stacked, alone)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_the_summed_entries_match_numpys_sum_of_the_entries(dtype):
+    ns = number_system(np.dtype(dtype).name)
+    x0 = RNG.normal(size=(8, 3)) * 4
+    for z in [(np.broadcast_to(x0, (4, 8, 3)) + 1j * RNG.normal(size=(4, 8, 3)) * 1e-10),
+              (RNG.normal(size=(4, 8, 3)) * 4 + 1j * RNG.normal(size=(4, 8, 3)) * 1e-5),
+              (x0 + 1j * RNG.normal(size=(8, 3)) * 1e-10)]:
+        z = z.astype(dtype)
+        y = RNG.uniform(0, 1, (8, 3)).astype(dtype)
+        entries = complex_sigmoid_cross_entropy(z, y)
+        summed = ns.sigmoid_cross_entropy_sum(z, y)
+        assert np.shape(summed) == z.shape[:-2]
+        np.testing.assert_array_equal(summed, complex_sigmoid_cross_entropy(z, y, summed=True))
+        # 24 entries: each sum's rounding is at most 24u of Σ|parts|, beside the entries'
+        reference = np.sum(entries.astype(np.complex128), axis=(-2, -1))
+        scale_re = np.sum(np.abs(entries.real.astype(np.float64)), axis=(-2, -1))
+        scale_im = np.sum(np.abs(entries.imag.astype(np.float64)), axis=(-2, -1))
+        u = _u(dtype)
+        assert np.all(np.abs(summed.real - reference.real) <= 25 * u * scale_re)
+        assert np.all(np.abs(summed.imag - reference.imag) <= 25 * u * scale_im)
+    generic = NumberSystem.sigmoid_cross_entropy_sum(ns, z, y)
+    assert abs(summed - generic) <= 50 * _u(dtype) * (scale_re + scale_im)
