@@ -198,7 +198,8 @@ class NetworkEvaluator:
         layers on the stack."""
         net, ns = self.net, self.ns
         change = a_col - self.a_t[layer][i]  # (R, m)
-        z = self.z[layer + 1][None] + change[:, :, None] * self.w_t[layer][1 + i][:, None, :]
+        z = change[:, :, None] * self.w_t[layer][1 + i][:, None, :]
+        z += self.z[layer + 1]  # in place: one (R, m, n) temporary fewer
         for later in range(layer + 1, len(self.mats)):
             a = net._activation(later).value(ns, z)
             z = self._affine(a, self.mats[later])

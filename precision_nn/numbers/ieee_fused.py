@@ -124,7 +124,8 @@ def _softplus_parts(terms: dict[str, np.ndarray], Db: np.ndarray, b: np.ndarray,
 def _assembled(dtype: np.dtype, re: np.ndarray, im: np.ndarray) -> np.ndarray:
     """A complex array of `dtype` from float64 parts, each rounded once (a part that is
     a shared row broadcasts)."""
-    out = np.empty(np.broadcast_shapes(re.shape, im.shape), dtype=dtype)
+    shape = im.shape if re.shape == im.shape else np.broadcast_shapes(re.shape, im.shape)
+    out = np.empty(shape, dtype=dtype)
     out.real = re
     out.imag = im
     return out
@@ -197,8 +198,28 @@ def complex_sigmoid_cross_entropy(z: np.ndarray, y: np.ndarray, *, summed: bool 
     True
     """
     z, y = np.asarray(z), np.asarray(y)
-    if z.dtype not in FUSED_PATHS or y.dtype != z.dtype or y.imag.any():
+    if z.dtype not in FUSED_PATHS or y.dtype != z.dtype or y.imag.any() or z.ndim < 2:
         return None
+    shape = np.broadcast_shapes(z.shape, y.shape)
+    # entries as (rows, m·n) when y is one (m, n) block or z's own shape: every pass then
+    # runs long inner loops, not n-long ones (numpy's broadcast over short last axes)
+    flat = y.shape in (z.shape[-2:], z.shape)
+    if flat:
+        z = z.reshape(-1, z.shape[-2] * z.shape[-1])
+        y = y.reshape(-1) if y.ndim == 2 else y.reshape(z.shape)
+    parts = _entry_parts(z, y)
+    if parts is None:
+        return None
+    re, im = parts
+    if not summed:
+        return _assembled(z.dtype, re, im).reshape(shape)
+    total = (lambda v: np.add.reduce(v, axis=-1)) if flat else _sum_last_two
+    return _assembled(z.dtype, total(re), total(im)).reshape(shape[:-2])[()]
+
+
+def _entry_parts(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """(Re, Im) of the entries as float64 arrays (Re possibly one shared row), or None
+    off the fast paths."""
     x, eta = _float_parts(z)
     with np.errstate(over="ignore", invalid="ignore", under="ignore"):
         path = _path(z.dtype, eta)
@@ -220,11 +241,7 @@ def complex_sigmoid_cross_entropy(z: np.ndarray, y: np.ndarray, *, summed: bool 
         re = re + re_f  # not in place: re may be a shared row, re_f full
         im = c * eta
         im += im_f
-    if not summed:
-        return _assembled(z.dtype, re, im)
-    lead = im.shape[:-2]
-    re_sum = _sum_last_two(re)
-    return _assembled(z.dtype, re_sum, _sum_last_two(im)).reshape(lead)[()]
+    return re, im
 
 
 def _sum_last_two(v: np.ndarray) -> np.ndarray:
