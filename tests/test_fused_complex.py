@@ -259,6 +259,15 @@ def test_rows_with_equal_real_parts_give_the_row_by_row_result_bit_for_bit(path_
     stacked = complex_sigmoid_cross_entropy(z, y)
     alone = np.stack([complex_sigmoid_cross_entropy(row[None], y)[0] for row in z])
     np.testing.assert_array_equal(stacked, alone)
+    # the next stack with the same real parts reuses the remembered row; other targets or
+    # the other path must not
+    for scale, targets in ((path_scale, y), (path_scale, y[::-1].copy()),
+                           (1e-12 if path_scale > 1e-9 else 1e-6, y)):
+        again = z.real + 1j * RNG.normal(size=z.shape) * scale
+        stacked = complex_sigmoid_cross_entropy(again, targets)
+        alone = np.stack([complex_sigmoid_cross_entropy(row[None], targets)[0]
+                          for row in again])
+        np.testing.assert_array_equal(stacked, alone)
     z[3, 2, 1] += 1e-9  # one real part differs: nothing is shared, the rows still agree
     stacked = complex_sigmoid_cross_entropy(z, y)
     alone = np.stack([complex_sigmoid_cross_entropy(row[None], y)[0] for row in z])

@@ -225,23 +225,60 @@ def _entry_parts(z: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] 
         path = _path(z.dtype, eta)
         if path is None or x.size == 0:
             return None
+        rows = x.shape[0]
         x = _shared_rows(x)
-        if not np.isfinite(np.add.reduce(x, axis=None)):
-            return None  # also |x| so large that their sum overflows: the general path
-        positive = x > 0
-        a = np.abs(x)
-        np.negative(a, out=a)
-        terms = _softplus_of_real(a, path)
-        # Im w = −Im z where Re z > 0: D·Im w = (∓D)·Im z, the sign exact either way
-        signed_D = np.where(positive, -terms["D"], terms["D"])
-        re_f, im_f = _softplus_parts(terms, signed_D * eta, eta, path)
         targets = np.ascontiguousarray(y.real, dtype=_F64)
-        c = np.where(positive, 1 - targets, -targets)  # as ns.one − y and −y round
-        re = c * x
-        re = re + re_f  # not in place: re may be a shared row, re_f full
-        im = c * eta
+        of_x = _functions_of_x(x, targets, path, shared=x.shape[0] < rows)
+        if of_x is None:
+            return None
+        im = of_x["c"] * eta
+        Db = of_x["signed_D"] * eta  # D·Im w, Im w = ∓Im z
+        if path == "tiny":
+            im += Db
+            return of_x["re"], im
+        re_f, im_f = _softplus_parts(of_x, Db, eta, path)
         im += im_f
-    return re, im
+    return of_x["cx"] + re_f, im
+
+
+# the last shared row's functions of x: (path, x, targets, values), values read-only
+_LAST_ROW: list = [None]
+
+
+def _functions_of_x(x: np.ndarray, targets: np.ndarray, path: str, *, shared: bool
+                    ) -> dict[str, np.ndarray] | None:
+    """What the entries need of x and y alone: the signed D, c, and c·x + L (tiny) or c·x
+    with f's real terms (small); None if x holds a non-finite value.
+
+    A shared row (`_shared_rows`) is remembered, and the next shared row that equals it
+    in x and in the targets takes the same values: the complex step's stacks of one
+    gradient mostly share the base point's row. The values are then the same arithmetic
+    on equal numbers (x = ±0 compare equal and give the same entries: c·x = ±0 is added
+    to L > 0); they are read-only, so nothing downstream can change them."""
+    if shared:
+        last = _LAST_ROW[0]
+        if (last is not None and last[0] == path and last[1].shape == x.shape
+                and last[2].shape == targets.shape and (last[1] == x).all()
+                and (last[2] == targets).all()):
+            return last[3]
+    if not np.isfinite(np.add.reduce(x, axis=None)):
+        return None  # also |x| so large that their sum overflows: the general path
+    positive = x > 0
+    a = np.abs(x)
+    np.negative(a, out=a)
+    values = _softplus_of_real(a, path)
+    values["signed_D"] = np.where(positive, -values["D"], values["D"])
+    values["c"] = np.where(positive, 1 - targets, -targets)  # as ns.one − y and −y round
+    cx = values["c"] * x
+    if path == "tiny":
+        values["re"] = cx + values["L"]
+    else:
+        values["cx"] = cx
+    if shared:
+        for v in values.values():
+            v.flags.writeable = False
+        _LAST_ROW[0] = (path, x.copy(), targets.copy(), values)
+    return values
 
 
 def _sum_last_two(v: np.ndarray) -> np.ndarray:
