@@ -312,10 +312,12 @@ def complex_sigmoid(z: np.ndarray) -> np.ndarray | None:
         return None
     x, eta = _float_parts(z)
     path = _path(z.dtype, eta)
-    if path is None or not _largest(x) <= _FINITE:  # NaN fails too
+    if path is None:
+        return None
+    E = np.abs(x)
+    if E.size and not np.maximum.reduce(E, axis=None) <= _FINITE:  # NaN fails too
         return None
     positive = x > 0
-    E = np.abs(x)
     np.negative(E, out=E)
     np.exp(E, out=E)
     r = 1 / (1 + E)
