@@ -40,6 +40,13 @@ adds ``c·x`` (Re: both terms ≥ 0 for y in [0, 1]) and ``c·Im z``; its parts 
 numpy's complex ``c·z + f`` forms (for real c, ``Re(c·z) = c·x`` and ``Im(c·z) = c·Im z``
 exactly), with f's parts now from the fused evaluation.
 
+Two exact economies, neither an approximation: the loss's sums over examples and outputs
+are taken of the float parts (the complex entries are never assembled), and the complex
+step's stacks of perturbed outputs whose every row has the base point's real parts (the
+tiny step moves imaginary parts only) evaluate the functions of x once, on one row,
+remembered for the next such stack (`_shared_rows`, `_functions_of_x`): the same
+arithmetic on equal numbers, so the same bits (tested row by row).
+
 The logistic function (the hidden layers' sigmoid) is the same idea for ``σ(x + iη)``, with
 ``E = e^{−|x|}``, ``r = 1/(1 + E)``, ``D = E·r = σ(−|x|)`` and ``g = D·r = σ'(x)``, each
 as `NumberSystem.sigmoid` forms them (``σ(x) = r`` for x > 0, ``D`` elsewhere); its series
