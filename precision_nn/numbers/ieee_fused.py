@@ -50,7 +50,7 @@ arithmetic on equal numbers, so the same bits (tested row by row).
 The logistic function (the hidden layers' sigmoid) is the same idea for ``σ(x + iη)``, with
 ``E = e^{−|x|}``, ``r = 1/(1 + E)``, ``D = E·r = σ(−|x|)`` and ``g = D·r = σ'(x)``, each
 as `NumberSystem.sigmoid` forms them (``σ(x) = r`` for x > 0, ``D`` elsewhere); its series
-in η about x (σ'' = ∓g(1 − 2D) by the sign of x, σ''' = g(1 − 6g)):
+in η about x (σ'' = ∓g(1 − 2D), the upper sign for x > 0; σ''' = g(1 − 6g)):
 
     Re σ = σ(x) ± ½·η²·g·(1 − 2D) + O(η⁴),   Im σ = η·g·(1 − η²(1 − 6g)/6 + O(η⁴)).
 
