@@ -39,18 +39,9 @@ def branch_positive(ns: NumberSystem, z: Any) -> np.ndarray:
     """Re z > 0 for choosing between two forms of ONE function (both valid everywhere, each
     the better-conditioned on its side), so a tie may go either way: in ball arithmetic an
     entry whose ball straddles 0 cannot be ordered, and takes the ``Re z <= 0`` form,
-    which still gives a rigorous enclosure. (ReLU's kink is a real branch: `real_positive`
-    keeps its error there.)"""
-    try:
-        return real_positive(ns, z)
-    except ValueError:
-        out = np.zeros(np.shape(z), dtype=bool)
-        for idx, v in np.ndenumerate(np.asarray(ns.real_part(z), dtype=object)):
-            try:
-                out[idx] = bool(v > 0)
-            except ValueError:  # undecidable: either form is right
-                out[idx] = False
-        return out
+    which still gives a rigorous enclosure (`NumberSystem.branch_positive`). (ReLU's kink
+    is a real branch: `real_positive` keeps its error there.)"""
+    return ns.branch_positive(z)
 
 
 def signed_exp(ns: NumberSystem, z: Any) -> tuple[np.ndarray, Any]:

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from precision_nn.activations import branch_positive, signed_exp
+from precision_nn.activations import signed_exp
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["LOSSES", "Loss", "get_loss"]
@@ -83,13 +83,11 @@ def _cross_entropy_grad(ns, a, y):
 
 # with a = σ(z): -y log σ(z) - (1-y) log σ(-z) = max(z, 0) - y·z + log1p(e^{-|z|})
 # (softplus(z) = max(z, 0) + log1p(e^{-|z|})); max(z, 0) - y·z is (1-y)·z for Re z > 0 and
-# -y·z otherwise, each >= 0 for y in [0, 1].
+# -y·z otherwise, each >= 0 for y in [0, 1]. The system forms the entries
+# (`NumberSystem.sigmoid_cross_entropy`: that formula, or a fused evaluation of it) and
+# sums them over examples and outputs.
 def _sigmoid_cross_entropy_logits(ns, z, y):
-    positive = branch_positive(ns, z)
-    # one product with the coefficient chosen first: -(y·z) = (-y)·z exactly (negation is
-    # exact and rounding symmetric), and one array product instead of two halves wasted
-    linear = np.where(positive, ns.one - y, -y) * z
-    return _mean(linear + ns.log1p_exp(np.where(positive, -z, z)))
+    return ns.sigmoid_cross_entropy_sum(z, y) / _m(z)
 
 
 # ∂/∂z = σ(z) - y. With e = e^{-|z|} and p = e/(1+e) = σ(-|z|): σ(z) = 1 - p for Re z > 0,

@@ -29,15 +29,19 @@ element of the network's `NumberSystem` (complex ones too: the complex step runs
 same code on the converted network), and nothing is validated here: the data and point
 were checked once at the entry (`MLP.numerical_gradient`).
 
-What bounds the cost (cProfile of the float64 complex-step gradient of [64, 128, 10] × 32,
-9,610 weights, 2 steps each: 5.4 M complex loss terms, ~0.41 s in one run): complex log1p
-27%, complex exp 30% (loss and hidden sigmoid; `numbers/ieee_complex.py` works on the
-parts as float arrays, ~6-8 ns per element of real exp/log1p each), the loss's other
-complex passes (branch, ±z, linear term, sum) ~17%, the hidden sigmoid's other passes
-~10%, the rank-one update ~8%. About a fifth is the real exp/log1p that any complex
-evaluation of the loss must do; the rest is ~30 numpy passes per loss term and ~50 numpy
-calls per chunk, whose chunks cannot grow past glibc's mmap threshold (above: measured
-2× slower per element). Going further needs fused kernels (none installed).
+What bounds the cost (the float64 complex-step gradient of [64, 128, 10] × 32, 9,610
+weights, 2 steps each: 5.4 M complex loss terms, ~0.10-0.14 s; each part timed in one run
+of 0.138 s): the loss entries, evaluated fused on float parts (`numbers/ieee_fused.py`
+through `NumberSystem.sigmoid_cross_entropy_sum`), ~16 ns per entry on stacks whose real
+parts differ row by row (the √u witness step: 31%) and ~8 ns where every row has the base
+point's real parts (the u step: its functions of x are evaluated once, 15%); the rank-one
+update, numpy's complex multiply broadcast over the 10-long output axis (~4 ns per entry,
+16%); the hidden sigmoid, fused too but ~20 numpy calls on (R, m) arrays (15%); moving
+the columns 4%; the rest (output-layer perturbations, the evaluator's setup, the
+complex-step driver) ~19%. The real exp and log1p that any evaluation needs are now ~2 ns
+per entry; what remains is ~15 numpy passes per entry at 0.3-1.5 ns each and ~1 µs per
+numpy call, ~70 calls per chunk, whose chunks stay under glibc's mmap threshold (2-4×
+larger chunks measured no faster). Going further needs compiled kernels (none installed).
 
 `NetworkEvaluator` has the interface of `precision_nn.derivatives.evaluation.Evaluator`
 (``ns``, ``x_flat``, ``evaluations``, ``at_point()``, ``at_shifts(coords, values)``), so
@@ -213,7 +217,8 @@ class NetworkEvaluator:
         layers on the stack."""
         net, ns = self.net, self.ns
         change = a_col - self.a_t[layer][i]  # (R, m)
-        z = self.z[layer + 1][None] + change[:, :, None] * self.w_t[layer][1 + i][:, None, :]
+        z = change[:, :, None] * self.w_t[layer][1 + i][:, None, :]
+        z += self.z[layer + 1]  # in place: one (R, m, n) temporary fewer
         for later in range(layer + 1, len(self.mats)):
             a = net._activation(later).value(ns, z)
             z = self._affine(a, self.mats[later])

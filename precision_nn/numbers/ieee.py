@@ -19,6 +19,11 @@ import scipy.special
 from precision_nn.numbers.base import NumberSystem
 from precision_nn.numbers.ieee_complex import complex_exp as _complex_exp
 from precision_nn.numbers.ieee_complex import complex_log1p as _complex_log1p
+from precision_nn.numbers.ieee_fused import (
+    complex_log1p_exp,
+    complex_sigmoid,
+    complex_sigmoid_cross_entropy,
+)
 from precision_nn.numbers.literals import exact_mpmath, exact_parts
 
 __all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem", "recognise"]
@@ -170,6 +175,32 @@ class IEEESystem(NumberSystem):
         if self.is_complex:
             return self._keep(_complex_log1p, x)
         return self._keep(np.log1p, x)
+
+    def log1p_exp(self, w: Any) -> Any:
+        if self.is_complex:  # fused on the parts (numbers/ieee_fused.py)
+            return self._keep(complex_log1p_exp, w)
+        return super().log1p_exp(w)
+
+    def sigmoid(self, x: Any) -> Any:
+        if self.is_complex:  # fused on the parts where it applies (numbers/ieee_fused.py)
+            fused = complex_sigmoid(x)
+            if fused is not None:
+                return fused
+        return super().sigmoid(x)
+
+    def sigmoid_cross_entropy(self, z: Any, y: Any) -> Any:
+        if self.is_complex:  # fused on the parts where it applies (numbers/ieee_fused.py)
+            fused = complex_sigmoid_cross_entropy(z, y)
+            if fused is not None:
+                return fused
+        return super().sigmoid_cross_entropy(z, y)
+
+    def sigmoid_cross_entropy_sum(self, z: Any, y: Any) -> Any:
+        if self.is_complex and np.ndim(z) >= 2:
+            fused = complex_sigmoid_cross_entropy(z, y, summed=True)
+            if fused is not None:
+                return fused
+        return super().sigmoid_cross_entropy_sum(z, y)
 
     def sqrt(self, x: Any) -> Any:
         return self._keep(np.sqrt, x)
