@@ -20,7 +20,7 @@ from precision_nn.numbers import arb_softplus
 from precision_nn.numbers.arb_context import flint_precision
 
 
-def _stack(ns, rows: int, spread: float | int, seed: int = 0, low: float = -12.0
+def _stack(ns, rows: int, spread: float, seed: int = 0, low: float = -12.0
            ) -> np.ndarray:
     """`rows` copies of a (3, 4) array of w <= 0, each moved by ~`spread` (an int: by
     ~2^spread, formed in the system, below the float range too); exact binary values, so

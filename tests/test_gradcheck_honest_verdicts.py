@@ -274,3 +274,27 @@ def test_noise_in_f_does_not_excuse_a_bug_far_beyond_it():
     bug = [fi for fi in report.findings if fi.kind in ("mismatch", "localized")]
     assert bug and 2 in bug[0].evidence["coordinates"], report
     assert not noise or 2 not in noise[0].evidence["coordinates"]
+
+
+# -- a missing term of one size is a term, not float32 rounding -----------------------------
+def test_a_missing_l1_term_is_named_not_called_float32_rounding():
+    """f = least squares + λ·Σ|w| with the λ·sign(w) term forgotten: every gap is λ = 1e-7,
+    within a float32 ulp of the gradient's scale but of one size at every coordinate, which
+    roundings of different entries never are. The check names the L1 term (its λ
+    measured), never "computes in float32". (np.abs drops the imaginary part, so the
+    complex step is called off by the real cross-check first.)"""
+    rng = np.random.default_rng(11)
+    A, b, w = rng.normal(size=(25, 12)), rng.normal(size=25), rng.normal(size=12)
+    lam = 1e-7
+
+    def f(v):
+        return 0.5 * np.mean((A @ v - b) ** 2) + lam * np.sum(np.abs(v))
+
+    forgot = check_gradient(f, lambda v: A.T @ (A @ v - b) / len(b), w)
+    assert not forgot.passed
+    assert forgot.kinds == ("regularization",), forgot
+    finding = forgot.findings[0]
+    assert finding.evidence["penalty"] == "l1"
+    assert abs(finding.evidence["factor"] + lam) <= 1e-3 * lam
+    right = check_gradient(f, lambda v: A.T @ (A @ v - b) / len(b) + lam * np.sign(v), w)
+    assert right.passed, right

@@ -52,6 +52,10 @@ BINARY_LEAST = 1 / 16
 BINARY_SHARE = 0.5
 # random signs can be told from a systematic offset only on a few gaps
 BINARY_MIN_GAPS = 4
+# roundings of k >= 4 different entries all within 1% of one size: for errors uniform in
+# ±½ ulp of entries of unequal sizes that has probability below 0.02^3 (a missing term of
+# one size, λ·sign θ, gives exactly that)
+BINARY_SAME_SIZE = 0.01
 
 
 def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -180,7 +184,8 @@ def _binary_rounding(data: CheckData) -> str | None:
     that matches exactly did not go through the float), and their size is a few ulps of
     that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps of
     `CheckData.entry_scale`: along a direction, a sum of random-sign errors), never
-    thousands. A constant relative offset was already named by ``scale``. float16, whose
+    thousands, and of different sizes (roundings of different entries do not all come
+    out within ``BINARY_SAME_SIZE`` of one magnitude; a missing term λ·sign(θ) does). A constant relative offset was already named by ``scale``. float16, whose
     ulps are thousands of float32's, is named only when every entry is a float16 number.
     """
     failing = data.failing
@@ -193,6 +198,8 @@ def _binary_rounding(data: CheckData) -> str | None:
     if any(not failing[blocks.index(b)].any() for b in range(len(blocks.shapes))):
         return None
     gap = np.abs(data.difference[failing])
+    if np.max(gap) <= (1 + BINARY_SAME_SIZE) * np.min(gap):
+        return None  # one size at every entry: a term (λ·sign θ), not roundings
     ulps = gap / _entry_scale(data)[failing]
     for name, u_bin in BINARY_ROUNDING.items():
         if name in STORED_ONLY and not _stored_in(data.analytic, STORED_ONLY[name]):

@@ -253,6 +253,9 @@ def regularization_in(data: CheckData, region: Region) -> Finding | None:
     support = np.abs(d) > data.explain_tolerance[region.indices]
     if support.sum() < 2 or np.ptp(theta[support]) == 0:
         return None
+    found = _l1_penalty(data, region)
+    if found is not None:
+        return found
     lam = _factor(d[support], theta[support], data.explain_tolerance[region.indices][support])
     fitted = np.where(support, lam * theta, 0.0)
     if not np.all(np.abs(d - fitted) <= data.explain_tolerance[region.indices]):
@@ -269,6 +272,31 @@ def regularization_in(data: CheckData, region: Region) -> Finding | None:
                     f"λ·θ with λ = {measured(lam, lam_sigma)} (measured) on {where}: {side} — a regulariser that the cost and "
                     "the gradient treat differently (e.g. the bias counted in one of them).",
                     {"factor": lam, "factor_error": lam_sigma, "support": region.indices[support].tolist()})
+
+
+def _l1_penalty(data: CheckData, region: Region) -> Finding | None:
+    """``a - n = λ·sign(θ)`` at every coordinate of the region: an L1 penalty (``λ·Σ|θ|``)
+    that the cost and the gradient treat differently. Hypothesis tested: one λ fits
+    every gap within its tolerance, with θ of both signs and gaps that differ from 0 (a
+    constant offset fits only one sign; an L2 term λ·θ has gaps that follow |θ|)."""
+    idx = region.indices
+    d, theta, tol = data.difference[idx], data.x[idx], data.explain_tolerance[idx]
+    signs = np.sign(theta)
+    if not (np.any(signs > 0) and np.any(signs < 0)) or np.any(signs == 0):
+        return None
+    lam, lam_sigma = _factor_and_error(d, signs, tol)
+    if not (np.isfinite(lam) and abs(lam) > 2 * lam_sigma):
+        return None
+    if not np.all(np.abs(d - lam * signs) <= tol):
+        return None
+    side = ("the analytic gradient adds an L1 penalty's λ·sign(θ) the loss does not have"
+            if lam > 0 else "the loss has an L1 penalty λ·Σ|θ| whose λ·sign(θ) is missing "
+            "from the analytic gradient")
+    return _pattern("regularization", region, f"{cap(region.label)}: the difference a - n "
+                    f"is λ·sign(θ) with λ = {measured(lam, lam_sigma)} (measured) at every "
+                    f"{data.unit}: {side}.",
+                    {"factor": lam, "factor_error": lam_sigma, "penalty": "l1",
+                     "support": idx.tolist()})
 
 
 def _flipped(data: CheckData, region: Region, support: np.ndarray) -> bool:
