@@ -298,3 +298,19 @@ def test_a_missing_l1_term_is_named_not_called_float32_rounding():
     assert abs(finding.evidence["factor"] + lam) <= 1e-3 * lam
     right = check_gradient(f, lambda v: A.T @ (A @ v - b) / len(b) + lam * np.sign(v), w)
     assert right.passed, right
+
+
+def test_curvature_near_a_pole_is_not_noise_that_widens_every_bar():
+    """1/x with x = [1e-6, 1, 3]: the noise probe's offsets (~4e-6) reach past the pole,
+    so its fourth differences are huge, but they fall ~2000-fold at the fine spacing
+    (curvature, not noise). Added to every bar they gave a tolerance of 5e6 and a sign
+    error at x = 3 passed."""
+    x = np.array([1e-6, 1.0, 3.0])
+
+    def f(v):
+        return np.sum(1 / v)
+
+    wrong = check_gradient(f, lambda v: -1 / v**2 * np.array([1, 1, -1]), x)
+    assert not wrong.passed
+    assert np.flatnonzero(np.abs(wrong.difference) > wrong.tolerance).tolist() == [2]
+    assert check_gradient(f, lambda v: -1 / v**2, x).passed

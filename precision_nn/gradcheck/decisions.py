@@ -16,8 +16,9 @@ from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
 
 __all__ = ["CLOSE_CALL", "DECIDABLE_EXPONENT", "KINK_KEEP", "NOISE_FACTOR", "NOISE_PERSIST",
-           "WIDE_EXPONENT", "cancels", "is_lossy", "kink_hits", "kink_threshold", "smooth_below",
-           "suspects", "undecidable", "undecided", "with_terms"]
+           "WIDE_EXPONENT", "cancels", "is_lossy", "kink_hits", "kink_threshold",
+           "persistent_above", "smooth_below", "suspects", "undecidable", "undecided",
+           "with_terms"]
 
 # across a kink the one-sided differences keep at least this share of their gap over a
 # 16-fold shrinking of the step (h, h/4, h/16); a smooth f would keep 1/16 of it
@@ -161,7 +162,7 @@ def with_terms(probe: Any, reference: np.ndarray, x: np.ndarray, unit_roundoff: 
     return replace(probe, terms=unit_roundoff * top)
 
 
-def _persistent_above(probe: Any, floor: float) -> bool:
+def persistent_above(probe: Any, floor: float) -> bool:
     """σ above `floor` at both spacings, the fine one keeping its share (rounding noise)."""
     return bool(probe.sigma > floor and probe.sigma_fine > floor
                 and probe.sigma_fine >= NOISE_PERSIST * probe.sigma)
@@ -179,7 +180,7 @@ def is_lossy(probe: Any) -> bool:
     if probe is None:
         return False
     floor = NOISE_FACTOR * max(probe.expected, probe.terms)
-    return _persistent_above(probe, floor)
+    return persistent_above(probe, floor)
 
 
 def cancels(probe: Any) -> bool:
@@ -188,7 +189,7 @@ def cancels(probe: Any) -> bool:
     these values cannot tell which."""
     if probe is None or is_lossy(probe):
         return False
-    return _persistent_above(probe, NOISE_FACTOR * probe.expected)
+    return persistent_above(probe, NOISE_FACTOR * probe.expected)
 
 
 def undecidable(data: CheckData) -> np.ndarray:

@@ -224,6 +224,8 @@ def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarra
 # differences are rounding noise (variance 70·σ²)
 GRADIENT_NOISE_POINTS = 7
 GRADIENT_NOISE_ULPS = 4.0
+# noise above this share of the gradient's size is a jump of grad (a kink at x)
+GRADIENT_JUMP_SHARE = 1 / 64
 
 
 def gradient_noise(grad: Callable[[Any], Any], flat: np.ndarray, shape: tuple[int, ...],
@@ -245,7 +247,15 @@ def gradient_noise(grad: Callable[[Any], Any], flat: np.ndarray, shape: tuple[in
         fourth = [v[k] - 4 * v[k + 1] + 6 * v[k + 2] - 4 * v[k + 3] + v[k + 4]
                   for k in range(len(v) - 4)]
     fourth = np.array([np.real(ns.to_float(d)).astype(float) for d in fourth])
-    return np.sqrt(np.mean(fourth ** 2, axis=0) / FOURTH_DIFFERENCE_VARIANCE)
+    sigma = np.sqrt(np.mean(fourth ** 2, axis=0) / FOURTH_DIFFERENCE_VARIANCE)
+    # a jump is not noise: grad at a kink exactly at x (ReLU's 0) flips between its two
+    # sides within these few ulps, by a share of its own size that no rounding reaches
+    # (float16's is 2^-11); such an entry gets no noise allowance, fails, and the kink
+    # scan names it
+    size = np.max(np.abs(np.array([np.real(ns.to_float(g)).astype(float) for g in v])),
+                  axis=0)
+    jump = sigma > GRADIENT_JUMP_SHARE * (size + float(np.max(size, initial=0.0)))
+    return np.where(jump, 0.0, sigma)
 
 
 def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,
