@@ -20,8 +20,9 @@ runs (`needs_confirmation`):
 How the wider check decides (`decide`):
 
 * it fails: its findings name the bug (a dtype-independent bug fails in both; a 1e-5
-  relative bug is 10^9 float64 allowances). Only a float32 check that passed and whose
-  float64 check finds nothing but precision troubles (``PRECISION_KINDS``) keeps its pass.
+  relative bug is 10^9 float64 allowances). A float32 check whose float64 check finds
+  nothing but precision troubles (``PRECISION_KINDS``: its reference cannot decide
+  either, the code rounds to float32 inside) keeps its own report.
 * it passes where D failed: D's failure is D's own (`float32_rounding`), if the wider
   tolerance at each failing coordinate is below ``DECISIVE_SHARE`` of D's gap there (so
   the wider check did test that gap and the backward's result moved between the dtypes),
@@ -78,8 +79,9 @@ DECISIVE_SHARE = 0.25
 # of 128) they compute different functions (a random mask drawn in each dtype differs in
 # O(1) of the entries)
 FORWARD_ULPS = 1024.0
-# a float64 failure made of these alone names no bug in a float32 check that passed (the
-# code computes in float32 somewhere whatever it is given)
+# a float64 failure made of these alone names no bug in float32 code (a reference that
+# cannot decide there either, code that computes in float32 somewhere whatever it is
+# given): the float32 check's own report stands
 PRECISION_KINDS = frozenset({"precision_loss", "not_complex_safe", "step_too_small",
                              "step_too_large", "match"})
 
@@ -216,8 +218,8 @@ def decide(narrow: Checked, wider: Checked, reason: Reason) -> GradientReport:
         verdict = "it passes there" + (" too" if narrow.report.passed else ", so the "
                                        f"failure comes from {narrow.report.numbers} itself")
         return _noted(narrow.report, f"{why}: {verdict}")
-    if reason.kind == "doubtful" and {f.kind for f in wider.report.findings} <= PRECISION_KINDS:
-        return _noted(narrow.report, f"{why}, which cannot decide them: "
+    if reason.kind != "wide" and {f.kind for f in wider.report.findings} <= PRECISION_KINDS:
+        return _noted(narrow.report, f"{why}, which cannot decide either: "
                       f"{wider.report.findings[0].message}")
     return replace(wider.report, tolerance_source=f"{why}; this is that check, which fails. "
                    f"{wider.report.tolerance_source}")
