@@ -4,7 +4,15 @@ Both return the `GradientReport` of `precision_nn.gradcheck.check_gradient`, run
 flat vector of the tensors that require grad, each a block named as torch names it
 (``fc1.weight``; ``input 0`` for the inputs). The check runs in the dtype the user trains
 in: the gradient under test is the user's own backward in that dtype, and the tolerance
-follows from that dtype's unit roundoff. The numerical reference differentiates the
+follows from that dtype's unit roundoff. Where that tolerance cannot tell a bug from the
+dtype's rounding, the same backward is checked again in a wider dtype on converted copies
+(`adapters.torch.confirm`): bfloat16/float16 in float32 when the tolerance admits more than
+a tenth of the gradient's scale; float32 in float64 when the float32 check fails, or
+passes only by the norm-wise part of its allowance somewhere, or with a tolerance above
+half an entry's value. A failure there decides and names the bug; a float32 failure that
+passes in float64 is reported as float32 rounding (with the measured float32-vs-float64
+gap) or, if the two forwards differ beyond rounding, as a dtype-dependent forward. Code
+that does not run in the wider dtype keeps its own dtype's report. The numerical reference differentiates the
 objective on a deep copy converted to float64, or complex128 for the complex step (which
 ``method="auto"`` takes where every op of the forward supports complex numbers; else
 float64 central differences with a measured error bar), each taken where its bar is far
