@@ -215,8 +215,11 @@ def decide(narrow: Checked, wider: Checked, reason: Reason) -> GradientReport:
     if _passes(wider):
         if reason.kind == "fails":
             return _float32_own(narrow, wider, reason, why)
-        verdict = "it passes there" + (" too" if narrow.report.passed else ", so the "
-                                       f"failure comes from {narrow.report.numbers} itself")
+        verdict = "it passes there" + ("" if wider.report.passed else " (but for "
+                                       f"{wider.report.numbers}'s own rounding, which "
+                                       "float64 confirms)") + (
+            " too" if narrow.report.passed else ", so the failure comes from "
+            f"{narrow.report.numbers} itself")
         return _noted(narrow.report, f"{why}: {verdict}")
     if reason.kind != "wide" and {f.kind for f in wider.report.findings} <= PRECISION_KINDS:
         return _noted(narrow.report, f"{why}, which cannot decide either: "
@@ -279,7 +282,11 @@ def _forward_gap(narrow: tuple[torch.Tensor, ...], wider: tuple[torch.Tensor, ..
 
 
 def _where(report: GradientReport, idx: np.ndarray, shown: int = 4) -> str:
-    labels = ", ".join(report.blocks.label(int(i)) for i in idx[:shown])
+    if report.directional:
+        labels = "direction" + "s" * (idx.size > 1) + " " + ", ".join(
+            str(int(i)) for i in idx[:shown])
+    else:
+        labels = ", ".join(report.blocks.label(int(i)) for i in idx[:shown])
     return labels + (f" and {idx.size - shown} more" if idx.size > shown else "")
 
 
