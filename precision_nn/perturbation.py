@@ -126,6 +126,21 @@ class NetworkEvaluator:
         self.evaluations += 1
         return self.loss
 
+    def at_points(self, points: np.ndarray) -> np.ndarray:
+        """J at arbitrary parameter vectors, a stack ``(k, n)``: full forward passes."""
+        out = self.ns.zeros(len(points))
+        with self.ns.context():
+            for r, p in enumerate(points):
+                out[r] = self._loss_at(p)
+        self.evaluations += len(points)
+        return out
+
+    def _loss_at(self, p: np.ndarray) -> Any:
+        """J at the parameter vector p, by a full forward pass."""
+        net = self.net
+        z, a = net._forward(self.X, p, layout.unflatten(p, net.shapes))
+        return net._data_loss(z[-1], a[-1], self.Y) + net._penalty(p, m=self.m)
+
     def at_shifts(self, coords: np.ndarray, values: np.ndarray) -> np.ndarray:
         """J at θ with ``θ[coords[r]] = values[r]``, one value per r."""
         coords = np.asarray(coords, dtype=np.int64)

@@ -128,7 +128,7 @@ def test_evaluations_match_the_generic_count(method, kind):
     fast = net.numerical_gradient(X, Y, method=method, h=h)
     generic = gradient(_loss_by_system(net, X, Y), net.params, method=method, h=h)
     # the generic evaluator's batching probe: two points alone, two stacked (the complex
-    # step's cross-check in f's real arithmetic, 2 points in both paths, is too small a
+    # step's cross-check in f's real arithmetic, 4 points in both paths, is too small a
     # request for its evaluator to probe batching)
     probe = 4
     assert fast.evaluations == generic.evaluations - probe
@@ -150,8 +150,14 @@ def test_evaluations_count_the_losses_really_computed(method, monkeypatch):
         formed.append(1)
         return at_point(self)
 
+    def counting_full(self, p):
+        formed.append(1)
+        return loss_at(self, p)
+
+    loss_at = NetworkEvaluator._loss_at
     monkeypatch.setattr(NetworkEvaluator, "_block_losses", counting_block)
     monkeypatch.setattr(NetworkEvaluator, "at_point", counting_point)
+    monkeypatch.setattr(NetworkEvaluator, "_loss_at", counting_full)
     net, X, Y = _problem("float64", "deep-softmax")
     est = net.numerical_gradient(X, Y, method=method)
     assert est.evaluations == sum(formed) > net.n_params

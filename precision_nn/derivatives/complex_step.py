@@ -21,10 +21,13 @@ pattern changes. For a large user ``h`` (``2h ≥ √u``) the steps are ``h, 2h`
 term at ``h`` is ``|D(2h) − D(h)|/3`` as before.
 
 The complex arithmetic is also cross-checked against f's *real* arithmetic
-(`cross_check`: a central difference at one coordinate, `resolution`); when they disagree
-beyond the rounding bound (which counts the rounding of f's terms, not only ``u·|f|``:
-an f that cancels to ~0 rounds by ~u times its terms, `resolution.term_size`), or when ``f(x + ih)`` is not finite (an overflow the real
-``f`` avoids), `derivative` falls back to Richardson and says so in the note.
+(`cross_check`: a central difference along a random direction at a step of ~u^(1/3),
+against the complex step's ``Σ d_i·D_i``): an f that drops the imaginary part in one of
+its terms (``abs``) agrees with itself at both steps but not with its real values. When
+they disagree beyond the real difference's truncation and rounding (which counts the
+rounding of f's inputs, not only ``u·|f|``) and the complex step's own bar, or when
+``f(x + ih)`` is not finite (an overflow the real ``f`` avoids), `derivative` falls back
+to Richardson and says so in the note.
 
 Rounding: ``Im f(x + ih)`` is ``h·f'`` assembled from the imaginary parts of `f`'s
 intermediates; each operation errs by a few ``u`` relative to its own imaginary part, so
@@ -58,8 +61,12 @@ import numpy as np
 from precision_nn.derivatives.constants import exact_constant
 from precision_nn.derivatives.evaluation import Evaluator
 from precision_nn.derivatives.finite_difference import FDResult
-from precision_nn.derivatives.resolution import probe_resolution, term_size
-from precision_nn.derivatives.steps import log2_unit_roundoff, radix_steps, scales
+from precision_nn.derivatives.steps import (
+    NOISE_ROUNDINGS,
+    log2_unit_roundoff,
+    radix_steps,
+    scales,
+)
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["COMPLEX_STEP_ROUNDINGS", "SHARED_SUM_CANCELLATION", "complex_counterpart",
@@ -76,6 +83,10 @@ COMPLEX_STEP_ROUNDINGS = 8
 DISAGREEMENT = 1024
 # either of the two values may carry the difference: count it twice
 DISAGREEMENT_SAFETY = 2
+# the real cross-check's gap must exceed this many times its error allowance (a sum of
+# bounds: honest functions stay far below 1x); its seed makes the direction reproducible
+CROSS_CHECK_SAFETY = 4
+CROSS_CHECK_SEED = 20261202
 # a gradient's largest entry may itself be c times smaller than the terms of its final sum:
 # c = 4 bounds all of 5,000 entries of random MLPs (float64 and mpf:40, 2 to 10 examples)
 # and the two-example loss of `MLP.numerical_gradient`'s docstring, whose output-bias entry
@@ -120,8 +131,8 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
         far = np.where(2 * steps >= witness, h * exact_constant(ns, 2), radix_steps(witness, ns))
     ratio = ns.magnitude(far) / steps
     with cs.context():
-        points = np.concatenate([xc + exact_constant(cs, 1j) * cs.asarray(h),
-                                 xc + exact_constant(cs, 1j) * cs.asarray(far)])
+        points = np.concatenate([xc + cs.asarray(h) * exact_constant(cs, 1j),
+                                 xc + cs.asarray(far) * exact_constant(cs, 1j)])
     values = ev.at_shifts(np.tile(np.arange(n), 2), points)
     with ns.context():
         first = ns.asarray(cs.imag(values[:n])) / h
@@ -153,23 +164,68 @@ def witness_steps(x_float: np.ndarray, ns: NumberSystem) -> np.ndarray:
 
 
 def cross_check(real: Evaluator, result: FDResult) -> str | None:
-    """Compare the complex step with a central difference of f's *real* arithmetic at one
-    coordinate (`resolution.probe_resolution`): a note saying why they disagree, or None
-    when they agree (or f cannot be evaluated at real points)."""
+    """Compare the complex step with f's *real* arithmetic along one random direction: a
+    note saying why they disagree, or None when they agree (or f cannot be evaluated at
+    the real points).
+
+    Hypothesis tested: the complex step differentiates the same function the real
+    arithmetic computes. An f that drops the imaginary part somewhere (``abs``, a cast to
+    the real part, a comparison-based branch) differentiates only the rest, and its
+    complex step agrees with itself at both steps; a detour through fewer digits
+    (``complex()`` inside an mpf:50 f) keeps only those. Along ``d`` (``d_i = ±(½..1)·t·
+    max(|x_i|, 1)``, ``t ≈ u^(1/3)`` a radix power, seeded signs and sizes: every
+    coordinate takes part, so a term lost in any of them shows), the complex step's
+    ``Σ d_i D_i`` must match the real central difference ``c₁ = (f(x+d) − f(x−d))/2``
+    within ``CROSS_CHECK_SAFETY`` times the sum of
+
+    - c₁'s truncation, bounded by ``|c₂ − c₁|`` with ``c₂ = (f(x+2d) − f(x−2d))/4``
+      (with g(s) = f(x + s·d), the s² terms of the two are g‴/6 and 4g‴/6: their
+      difference is 3 times the first, so this counts it 3 times);
+    - c₁'s rounding, ``2u·(κ·max|f| + Σ_i max(|x_i|, 1)·|D_i|·|d_i|/t)``: κu|f| for each
+      evaluation and the rounding of the points ``x ± k·d`` (u·|x_i| per coordinate,
+      which moves f by ~u·|x_i|·|D_i|; the ``|d_i|/t`` weight is between ½ and 1);
+    - the complex step's own bar along d, ``Σ |d_i|·error_i``.
+
+    At ``t ≈ u^(1/3)`` the real quotient is good to ~u^(2/3) of f's scale (float64:
+    ~1e-11), so a lost term of ~1e-9 of the gradient shows; the earlier probe at one
+    coordinate with a step of u^(2/3) saw only lost terms beyond ~1e-5. Four evaluations
+    of f at real points.
+    """
     ns = real.ns
-    x_float = ns.magnitude(real.x_flat)
-    reach = 4 * witness_steps(x_float, ns)  # the probe's step stays a quarter of this
+    x = real.x_flat
+    n = len(x)
+    wide = ns.error_dtype.type
+    x_float = ns.magnitude(x)
+    rng = np.random.default_rng(CROSS_CHECK_SEED)
+    shape = rng.choice([-1.0, 1.0], n) * rng.uniform(0.5, 1.0, n)
+    steps = radix_steps(scales(x_float) * np.exp2(wide(log2_unit_roundoff(ns) / 3)), ns)
+    with ns.context():
+        d = steps * ns.asarray(shape)
+        points = np.stack([x + d * exact_constant(ns, k) for k in (1, -1, 2, -2)])
     try:
-        found = probe_resolution(real, result, "central", reach=reach,
-                                 terms=term_size(ns, result, real.x_flat))
+        f1, f_1, f2, f_2 = real.at_points(points)
     except (TypeError, ValueError):  # f refuses real points, or leaves its domain there
         return None
-    if found is None or found.noise == 0:
+    with ns.context():
+        c1 = (f1 - f_1) / exact_constant(ns, 2)
+        c2 = (f2 - f_2) / exact_constant(ns, 4)
+        along = np.sum(d * result.value)
+        gap, truncation = ns.magnitude(ns.asarray([along - c1, c2 - c1]))
+    largest = np.max(ns.magnitude(ns.asarray([f1, f_1, f2, f_2])))
+    moved = ns.magnitude(d)
+    inputs = np.sum(scales(x_float) * ns.magnitude(result.value) * moved / ns.magnitude(steps))
+    rounding = 2 * wide(ns.unit_roundoff) * (NOISE_ROUNDINGS * largest + inputs)
+    bar = CROSS_CHECK_SAFETY * (truncation + rounding + np.sum(moved * result.error))
+    if not gap > bar:  # (also NaN: nothing to go on)
         return None
-    return (f"complex step disagrees with f's real arithmetic at coordinate "
-            f"{found.coordinate} by {found.ratio:.1e} times the rounding allowed (f's "
-            "complex arithmetic loses digits, e.g. a library function near the real axis, "
-            "or f computes below the system's precision); fell back to Richardson")
+    complex_value, real_value = ns.to_float(ns.asarray([along, c1]))
+    return (f"complex step disagrees with f's real arithmetic along a random direction: "
+            f"Σ d_i·D_i = {complex_value:.6g} by the complex step, but central differences "
+            f"on real points give {real_value:.6g}, {float(gap / bar) * CROSS_CHECK_SAFETY:.1e} "
+            "times the error allowed (something inside f drops or conjugates the imaginary "
+            "part: abs, a real-part cast, conj, a comparison; or f's complex arithmetic "
+            "loses digits, or f computes below the system's precision); fell back to "
+            "Richardson")
 
 
 def _sum_scales(magnitudes: np.ndarray) -> np.ndarray:

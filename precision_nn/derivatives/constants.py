@@ -7,6 +7,11 @@ in float64: a quarter of the fixed cost of a 100-variable gradient before this c
 An integer or ``i`` converts to the same number of a system every time (exactly for
 the small integers of the stencils; Richardson's ``4^j − 1`` rounds in float64 beyond
 2^53 as it always did), so one conversion per system serves every call.
+
+Multiply an array by a constant as ``array * constant``, never ``constant * array``: an
+mpmath scalar on the left tries to convert the whole array first, and mpmath's
+conversion of a numpy value formats it with ``repr()`` before giving up (588 us against
+53 us for 100 mpf:30 values, about a quarter of a 30-digit gradient's fixed cost).
 """
 
 from __future__ import annotations

@@ -170,9 +170,13 @@ def estimate_from(evaluator_for: Callable[[NumberSystem], Any], ns: NumberSystem
     method, h, order
         As for `gradient`.
     """
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
-    _check_order(method, order)
+    _check_method(method, order)
+    return _validated(evaluator_for, ns, shape, method, h, order)
+
+
+def _validated(evaluator_for: Callable[[NumberSystem], Any], ns: NumberSystem,
+               shape: tuple[int, ...], method: str, h: Any, order: int) -> Estimate:
+    """`estimate_from` after `method` and `order` were checked (once, at the entry)."""
     h_arr = None if h is None else _convert_h(ns, h, shape)
     problem = _Problem(evaluator_for=evaluator_for, ns=ns, shape=shape, order=order, h=h_arr)
     return _estimate(problem, method)
@@ -184,9 +188,7 @@ def _differentiate(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: 
         raise TypeError(f"`f` must be callable; got {type(f).__name__}.")
     if method == "taylor":  # certified: f on first-order ball series (taylor_mode)
         return taylor(f, x, numbers=numbers, scalar=scalar, h=h, order=order)
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
-    _check_order(method, order)
+    _check_method(method, order)
     ns = _resolve_numbers(x, numbers)
     x_arr = convert_point(ns, x, scalar)
     x_flat, shape = x_arr.reshape(-1), x_arr.shape
@@ -195,7 +197,7 @@ def _differentiate(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: 
         return Evaluator(f, system, system.asarray(x_flat), shape,
                          require_complex=system.is_complex and not ns.is_complex)
 
-    return estimate_from(evaluator_for, ns, shape, method=method, h=h, order=order)
+    return _validated(evaluator_for, ns, shape, method, h, order)
 
 
 # -- the methods ----------------------------------------------------------------------
@@ -356,6 +358,12 @@ _ORDERS = {
     "richardson": (2,),
     "complex_step": (2,),
 }
+
+
+def _check_method(method: Any, order: Any) -> None:
+    if method not in METHODS:
+        raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
+    _check_order(method, order)
 
 
 def _check_order(method: str, order: Any) -> None:

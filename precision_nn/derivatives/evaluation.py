@@ -16,6 +16,7 @@ per evaluation than the loop it replaces, up to the timing of one batch.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,6 +33,12 @@ __all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
 # 5-7 us per point in stacks of <= 200 KiB, 30-65 us in stacks of 0.4-1.6 MiB, 20 us alone
 # (the previous 1 MiB made the batched complex step 0.2x a loop at n = 2,000). 128 KiB is
 # 160 real points of 100 variables (2.5 us each against 11.5 us alone) and 8 of 2,000.
+# Larger stacks looked faster in one process that had run other sizes first (glibc's
+# malloc serves arrays above its mmap threshold, 128 KiB at start, by fresh mappings until
+# a free raises it), but not in fresh processes: gradient(f) of f = Σ w·exp(sin x) in ms
+# for stacks of 128 / 256 / 512 KiB, each size in its own process, best of 7: central
+# 2.9-3.2 / 4.3 / 3.9 at n = 300, 27 / 39-40 / 33-35 at n = 1,000, 102-110 / 148-164 /
+# 135-138 at n = 2,000; complex step 236-237 / 292-333 / 262-273 at n = 2,000.
 BATCH_BYTES = 2**17
 # numpy's warnings for NaN/inf inside f are replaced by our own check of every value
 def _quiet() -> np.errstate:
@@ -75,24 +82,38 @@ class Evaluator:
         self._alone_seconds: float | None = None  # per point, from the probe
         self._timed_batch = False
         self._at_point: Any = None
+        per_point = max(1, math.prod(shape))
+        itemsize = _OBJECT_BYTES if x_flat.dtype == object else x_flat.dtype.itemsize
+        self._batch_rows = max(2, BATCH_BYTES // (per_point * itemsize))
 
     def at_point(self) -> Any:
         """``f(x)`` as a scalar of `ns`, evaluated once (every round and probe of a method
         shares it)."""
         if self._at_point is None:
-            self._at_point = self._one_by_one(self._rows(
-                np.zeros(1, dtype=int), self.x_flat[:1] if self.shape == () else None))[0]
+            point = self._rows(np.zeros(1, dtype=int),
+                               self.x_flat[:1] if self.shape == () else None)
+            with self.ns.context(), _quiet():
+                self._at_point = self._one_by_one(point)[0]
         return self._at_point
 
     def at_shifts(self, coords: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``f`` at the points ``x`` with ``x[coords[r]] = values[r]``, one value per row."""
-        count = len(coords)
-        per_point = max(1, int(np.prod(self.shape, dtype=np.int64)))
-        itemsize = _OBJECT_BYTES if self.x_flat.dtype == object else self.x_flat.dtype.itemsize
-        size = max(2, BATCH_BYTES // (per_point * itemsize))
-        chunks = [self._evaluate(self._rows(coords[i:i + size], values[i:i + size]))
-                  for i in range(0, count, size)]
-        return np.concatenate(chunks) if chunks else self.ns.zeros(0)
+        count, size = len(coords), self._batch_rows
+        # the system's precision and quiet numpy for every call of f below, entered once
+        # (not per batch: 5 us each, a tenth of a batch's own cost at n = 2,000)
+        with self.ns.context(), _quiet():
+            if count <= size:
+                return self._evaluate(self._rows(coords, values))
+            chunks = [self._evaluate(self._rows(coords[i:i + size], values[i:i + size]))
+                      for i in range(0, count, size)]
+        return np.concatenate(chunks)
+
+    def at_points(self, points: np.ndarray) -> np.ndarray:
+        """``f`` at arbitrary points: a stack ``(k, n)`` of flat points of `ns`."""
+        rows = points[:, 0] if self.shape == () else points.reshape((len(points),
+                                                                     *self.shape))
+        with self.ns.context(), _quiet():  # a few points: never worth the batching probe
+            return self._batch(rows) if self.batched else self._one_by_one(rows)
 
     def _rows(self, coords: np.ndarray, values: np.ndarray | None) -> np.ndarray:
         """The stacked points: copies of x with one coordinate replaced per row."""
@@ -109,8 +130,9 @@ class Evaluator:
             # two more evaluations than it saves (a probe's two points)
             return self._one_by_one(points)
         if self.batched is None:
-            alone, seconds = self._timed_alone(points[:2])
-            self._alone_seconds = seconds
+            # two points alone (timed), then stacked: whether f accepts a stack (their
+            # four evaluations are the probe's, counted as such by cost models elsewhere)
+            alone, self._alone_seconds = self._timed_alone(points[:2])
             self.batched = self._probe(points[:2], alone)
         if not self.batched:
             return self._one_by_one(points)
@@ -127,25 +149,24 @@ class Evaluator:
     def _timed_alone(self, points: np.ndarray) -> tuple[np.ndarray, float]:
         """The values of `points` one by one and the faster call's seconds (the first
         call of a function often pays a warm-up that later calls do not)."""
-        values, seconds = [], []
+        values, seconds = self.ns.zeros(points.shape[0]), []
         for k in range(points.shape[0]):
             start = time.perf_counter()
-            values.append(self._one_by_one(points[k:k + 1]))
+            values[k] = self._convert(self.f(points[k]), scalar=True)
             seconds.append(time.perf_counter() - start)
-        return np.concatenate(values), min(seconds)
+        self.evaluations += points.shape[0]
+        return values, min(seconds)
 
-    # -- the two ways of calling ------------------------------------------------------
+    # -- the two ways of calling (inside the system's context and `_quiet`) ------------
     def _one_by_one(self, points: np.ndarray) -> np.ndarray:
         out = self.ns.zeros(points.shape[0])
-        with self.ns.context(), _quiet():
-            for k in range(points.shape[0]):
-                out[k] = self._convert(self.f(points[k]), scalar=True)
+        for k in range(points.shape[0]):
+            out[k] = self._convert(self.f(points[k]), scalar=True)
         self.evaluations += points.shape[0]
         return out
 
     def _batch(self, points: np.ndarray) -> np.ndarray:
-        with self.ns.context(), _quiet():
-            values = self.f(points)
+        values = self.f(points)
         if np.shape(values) != (points.shape[0],):
             raise ValueError(
                 f"`f` accepted a stack of 2 points but returned shape {np.shape(values)} "
@@ -158,8 +179,7 @@ class Evaluator:
     def _probe(self, two: np.ndarray, alone: np.ndarray) -> bool:
         """Whether `f` maps a stack of two points to their two values (same as alone)."""
         try:
-            with self.ns.context(), _quiet():
-                stacked = self.f(two)
+            stacked = self.f(two)
             if np.shape(stacked) != (2,):
                 return False
             stacked = self._convert(stacked, scalar=False)
@@ -168,8 +188,9 @@ class Evaluator:
         finally:
             self.evaluations += 2
         # batched linear algebra may sum in another order: allow a few ulps of |f| per point
-        tol = 64 * self.ns.unit_roundoff * np.abs(self.ns.to_float(alone))
-        return bool(np.all(np.abs(self.ns.to_float(stacked) - self.ns.to_float(alone)) <= tol))
+        alone = self.ns.to_float(alone)
+        tol = 64 * self.ns.unit_roundoff * np.abs(alone)
+        return bool((np.abs(self.ns.to_float(stacked) - alone) <= tol).all())
 
     # -- checking what f returned -----------------------------------------------------
     def _convert(self, value: Any, *, scalar: bool) -> np.ndarray | Any:
@@ -188,7 +209,7 @@ class Evaluator:
                 f"`f` returned {_describe(value)}, which is not a number of "
                 f"{self.ns.name!r}: {exc}"
             ) from exc
-        if not np.all(self.ns.isfinite(converted)):
+        if not np.asarray(self.ns.isfinite(converted)).all():
             raise NonFiniteValueError(
                 f"`f` returned a non-finite value ({_first_bad(converted, self.ns)!r}) "
                 f"near the evaluation point; the step leaves the domain of `f` or `f` "

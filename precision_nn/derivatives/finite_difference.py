@@ -196,8 +196,9 @@ def _level(ns: NumberSystem, rule: Stencil, m: int, h: np.ndarray,
     nodes = [m * s for s in rule.offsets]
     numerators, denominator, sizes = integer_weights(rule)
     with ns.context():
-        total = sum(exact_constant(ns, n) * values[k] for k, n in zip(nodes, numerators))
-        value = total / (exact_constant(ns, denominator * m) * h)
+        # array first: an mpf scalar on the left formats the whole array (mpmath's repr)
+        total = sum(values[k] * exact_constant(ns, n) for k, n in zip(nodes, numerators))
+        value = total / (h * exact_constant(ns, denominator * m))
     weights = np.repeat(sizes[:, None], len(h), axis=1)
     regular = np.logical_and.reduce([exact[k] for k in nodes])
     for i in np.flatnonzero(~regular):
@@ -284,7 +285,7 @@ def _input_rounding(ns: NumberSystem, x: np.ndarray, witness: tuple[int, ...],
     k = next(j for j in range(len(witness) - 2) if witness[j] <= 0 <= witness[j + 2])
     a, b, c = (values[witness[k + j]] for j in range(3))
     with ns.context():  # in the system: in floats the difference would be all rounding
-        difference = ns.magnitude(a - exact_constant(ns, 2) * b + c)
+        difference = ns.magnitude(a - b * exact_constant(ns, 2) + c)
     with np.errstate(over="ignore", invalid="ignore"):
         second = difference / steps / steps
     x_float = ns.magnitude(x)

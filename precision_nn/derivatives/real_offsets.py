@@ -99,7 +99,7 @@ def witness_difference(ns: NumberSystem, witness: tuple[int, ...], h: np.ndarray
     p1 = len(witness) - 1
     binomial = [(-1) ** (p1 - j) * math.comb(p1, j) for j in range(p1 + 1)]
     with ns.context():
-        difference = sum(exact_constant(ns, b) * values[k] for b, k in zip(binomial, witness))
+        difference = sum(values[k] * exact_constant(ns, b) for b, k in zip(binomial, witness))
     weights = np.repeat(np.abs(np.array(binomial, dtype=float))[:, None], len(h), axis=1)
     regular = np.logical_and.reduce([exact[k] for k in witness])
     for i in np.flatnonzero(~regular):

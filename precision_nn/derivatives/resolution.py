@@ -51,6 +51,7 @@ coordinates' paths can escape it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -64,7 +65,7 @@ from precision_nn.derivatives.finite_difference import (
     stencil_levels,
     term_scale,
 )
-from precision_nn.derivatives.stencils import stencil
+from precision_nn.derivatives.stencils import Stencil, stencil
 from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
@@ -191,7 +192,7 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
     step (one batched call of f)."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
-    weight = wide(sum(abs(w) for w in rule.weights))
+    weight = wide(_weight_sum(rule))
     h = realize(ns, ev.x_flat[i : i + 1], radix_steps(np.array([step]), ns))
     levels = stencil_levels(ev, np.array([i]), h, rule, multipliers)
     coefficient = TRUNCATION_SAFETY * wide(np.nan_to_num(result.coefficient[i]))
@@ -216,6 +217,12 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
     return out
 
 
+@functools.cache
+def _weight_sum(rule: Stencil) -> float:
+    """``Σ|w_j|`` of a rule, as a float (summed exactly as Fractions, once per rule)."""
+    return float(sum(abs(w) for w in rule.weights))
+
+
 def _consistent(gap: float, error: float, probe_error: float) -> float:
     """The bar the probe demands: ``gap + probe_error`` when the probe's value lies outside
     the method's bar by more than the probe's own (doubled) error, else 0 (no demand)."""
@@ -225,7 +232,7 @@ def _consistent(gap: float, error: float, probe_error: float) -> float:
 def _ladder(ev: Evaluator, i: int, start: float, h_i: float, rule, result: FDResult,
             terms: float = 0.0) -> tuple[float, float]:
     """ε ≈ max over rungs δ_j of ``excess_j · δ_j / Σ|w|`` (module notes)."""
-    weight = float(sum(abs(w) for w in rule.weights))
+    weight = _weight_sum(rule)
     top = PROBE_FRACTION * h_i
     # at most MAX_RUNGS rungs a power of the radix apart (so that m·δ is exact),
     # however many decades lie between u^(2/3) and h (mpf:1000)

@@ -297,7 +297,7 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
         factor = 4**j  # (h_{k-1}/h_k)^(2j) for the ratio 2
         amplification *= (factor + 1) / (factor - 1)
         with ns.context():
-            entry = (exact_constant(ns, factor) * row[j - 1] - previous[j - 1]) / \
+            entry = (row[j - 1] * exact_constant(ns, factor) - previous[j - 1]) / \
                 exact_constant(ns, factor - 1)
             distance = np.maximum(ns.magnitude(entry - row[j - 1]),
                                   ns.magnitude(entry - previous[j - 1]))

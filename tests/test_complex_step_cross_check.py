@@ -1,0 +1,70 @@
+"""The complex step's real cross-check along a random direction (`complex_step.cross_check`).
+
+An f that drops the imaginary part in one of its terms (``abs``, a real-part cast) has a
+complex step that agrees with itself at both of its steps but differentiates only the
+other terms: a gradient that forgets the same term then matches it. The cross-check
+compares ``Σ d_i·D_i`` with a real central difference along a random ``d`` at a step of
+~u^(1/3), good to ~1e-11 of f's scale in float64. References: closed forms.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from precision_nn.derivatives import gradient
+from precision_nn.gradcheck import check_gradient
+from precision_nn.network import MLP
+
+RNG = np.random.default_rng(7)
+A, B, W = RNG.normal(size=(30, 20)), RNG.normal(size=30), RNG.normal(size=20)
+
+
+def _least_squares(w):
+    return 0.5 * np.mean((A @ w - B) ** 2, axis=-1) if w.ndim == 1 else \
+        0.5 * np.mean((w @ A.T - B) ** 2, axis=-1)
+
+
+def _least_squares_gradient(w):
+    return A.T @ (A @ w - B) / len(B)
+
+
+@pytest.mark.parametrize("weight", [1e-7, 1e-9])
+def test_a_small_term_that_drops_the_imaginary_part_is_caught(weight):
+    def f(w):
+        return _least_squares(w) + weight * np.sum(np.abs(w), axis=-1)
+
+    est = gradient(f, W, method="complex_step")
+    assert est.method == "richardson" and "random direction" in est.note, est.note
+    exact = _least_squares_gradient(W) + weight * np.sign(W)
+    assert np.all(np.abs(est.value - exact) <= est.error)
+    forgot = check_gradient(f, _least_squares_gradient, W)  # the term's gradient missing
+    assert not forgot.passed, forgot
+    assert check_gradient(f, lambda w: _least_squares_gradient(w) + weight * np.sign(w),
+                          W).passed
+
+
+def test_a_term_lost_in_one_coordinate_is_caught():
+    """Every coordinate takes part in the direction, not only the largest entry's."""
+    def f(w):
+        return _least_squares(w) + 1e-6 * np.abs(w[..., 7])
+
+    est = gradient(f, W, method="complex_step")
+    assert est.method == "richardson", est.note
+    exact = _least_squares_gradient(W)
+    exact[7] += 1e-6 * np.sign(W[7])
+    assert np.all(np.abs(est.value - exact) <= est.error)
+
+
+@pytest.mark.parametrize("spec", ["float64", "float32", "mpf:30"])
+def test_sound_functions_keep_the_complex_step(spec):
+    """No false alarm: analytic f, including a network loss with a saturated unit."""
+    est = gradient(lambda w: _least_squares(w) + np.sum(np.sin(w), axis=-1), W,
+                   method="complex_step")
+    assert est.method == "complex_step", est.note
+    net = MLP([4, 6, 3], seed=3).to(spec)
+    rng = np.random.default_rng(1)
+    X = net.numbers.asarray(rng.normal(size=(5, 4)) * 3)
+    Y = net.numbers.asarray(np.eye(3)[[0, 1, 2, 0, 1]])
+    est = net.numerical_gradient(X, Y, method="complex_step")
+    assert est.method == "complex_step", est.note
