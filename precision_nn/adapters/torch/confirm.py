@@ -307,7 +307,9 @@ def float32_rounding(report: GradientReport, wide: GradientReport, idx: np.ndarr
         f"float32 run differs from the float64 run by up to {moved:.2g}, {share:.2g} of "
         f"max|g| ({share / u:.0f} float32 ulps of it): float32 arithmetic loses that much "
         "in this backward (cancellation, e.g. 1 - p at a saturated softmax or sigmoid, or "
-        "long sums). Training in float32 sees gradients this inaccurate here; if it "
+        "long sums), unless the backward takes another path in float32 (a branch on the "
+        "dtype, a float32-only kernel). Training in float32 sees gradients this "
+        "inaccurate here; if it "
         "matters, compute the sensitive part in float64 or in a stable form (log_softmax "
         "with nll_loss instead of softmax then log), or check at a less saturated point.",
         {"torch": "float32_rounding", "coordinates": idx.tolist(), "gap": moved,
