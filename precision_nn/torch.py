@@ -4,7 +4,15 @@ Both return the `GradientReport` of `precision_nn.gradcheck.check_gradient`, run
 flat vector of the tensors that require grad, each a block named as torch names it
 (``fc1.weight``; ``input 0`` for the inputs). The check runs in the dtype the user trains
 in: the gradient under test is the user's own backward in that dtype, and the tolerance
-follows from that dtype's unit roundoff. The numerical reference differentiates the
+follows from that dtype's unit roundoff. Where that tolerance cannot tell a bug from the
+dtype's rounding, the same backward is checked again in a wider dtype on converted copies
+(`adapters.torch.confirm`): bfloat16/float16 in float32 when the tolerance admits more than
+a tenth of the gradient's scale; float32 in float64 when the float32 check fails, or
+passes only by the norm-wise part of its allowance somewhere, or with a tolerance above
+half an entry's value. A failure there decides and names the bug; a float32 failure that
+passes in float64 is reported as float32 rounding (with the measured float32-vs-float64
+gap) or, if the two forwards differ beyond rounding, as a dtype-dependent forward. Code
+that does not run in the wider dtype keeps its own dtype's report. The numerical reference differentiates the
 objective on a deep copy converted to float64, or complex128 for the complex step (which
 ``method="auto"`` takes where every op of the forward supports complex numbers; else
 float64 central differences with a measured error bar), each taken where its bar is far
@@ -43,12 +51,19 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
                       "several GB), or pip install 'precision_nn[torch]'.") from exc
 
 from precision_nn.adapters.torch import findings as tf
+from precision_nn.adapters.torch.confirm import (
+    CONFIRM_IN,
+    Checked,
+    decide,
+    needs_confirmation,
+    not_in_dtype,
+)
 from precision_nn.adapters.torch.kinks import KINK_MAX, KINK_STEPS, kink_finding
 from precision_nn.adapters.torch.problem import Objective, backward_pass, floating_outputs
 from precision_nn.adapters.torch.reference import Float64Reference
 from precision_nn.adapters.torch.rng import Rng
 from precision_nn.adapters.torch.targets import FunctionTarget, ModuleTarget
-from precision_nn.adapters.torch.tensors import TensorBlocks, numbers_of
+from precision_nn.adapters.torch.tensors import NUMBERS, TensorBlocks, numbers_of
 from precision_nn.adapters.torch.validation import (
     batch_size_of,
     check_dtype,
@@ -228,16 +243,34 @@ def _run(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
     dtype = check_dtype(point, names, numbers)
     options = {"loss": loss, "method": method, "directions": directions, "h": h,
                "batch_size": batch_size, "seed": seed}
-    report = _check_in(target, point, names, dtype, **options)
-    if dtype in CONFIRM_IN and _too_wide(report):
-        wider = _check_in(target, point, names, CONFIRM_IN[dtype], **options)
-        return _confirmed(report, wider, dtype)
-    return report
+    return _confirmed_check(target, point, names, dtype, options).report
+
+
+def _confirmed_check(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
+                     dtype: torch.dtype, options: dict) -> Checked:
+    """The check in `dtype`, confirmed in the wider dtype where `dtype` cannot decide
+    (`adapters.torch.confirm`; the wider check is confirmed in turn: bfloat16 → float32
+    → float64)."""
+    checked = _check_in(target, point, names, dtype, **options)
+    reason = needs_confirmation(checked.report, dtype, numbers_of(dtype).unit_roundoff)
+    if reason is None:
+        return checked
+    try:
+        wider = _confirmed_check(target, point, names, CONFIRM_IN[dtype], options)
+    except Exception as exc:  # noqa: BLE001 - the user's code does not run in that dtype
+        wider = None
+        refusal = f"the code raises there ({type(exc).__name__}: {exc})"
+    if wider is None:
+        return replace(checked, report=replace(
+            checked.report, tolerance_source=f"{checked.report.tolerance_source} "
+            f"({reason.sentence}; the same backward cannot be checked in "
+            f"{NUMBERS[CONFIRM_IN[dtype]]}: {refusal}; this verdict stands.)"))
+    return replace(checked, report=decide(checked, wider, reason))
 
 
 def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
               dtype: torch.dtype, *, loss: Any, method: str, directions: int | None,
-              h: Any, batch_size: int | None, seed: int) -> GradientReport:
+              h: Any, batch_size: int | None, seed: int) -> Checked:
     """The check in `dtype` (the user's backward run in it on converted copies if the
     tensors have another dtype)."""
     device = point[0].device
@@ -264,7 +297,9 @@ def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
         report = _with_kinks(report, objective, x)
     finally:
         rng.restore()
-    return _with_torch_findings(report, bp, blocks, ns.unit_roundoff, early, device, dtype)
+    report = _with_torch_findings(report, bp, blocks, ns.unit_roundoff, early, device, dtype)
+    return Checked(report, dtype, bp.outputs, rng.used,
+                   not_in_dtype(dtype, bp.raw, bp.outputs) if convert else None)
 
 
 def _with_kinks(report: GradientReport, objective: Any, x: Any) -> GradientReport:
@@ -288,42 +323,6 @@ def _with_kinks(report: GradientReport, objective: Any, x: Any) -> GradientRepor
     spent = 1 + 2 * KINK_STEPS * min(len(indices), KINK_MAX)
     return replace(report, passed=False, findings=(*found, *report.findings),
                    evaluations=report.evaluations + spent)
-
-
-# a dtype whose rounding lets the tolerance accept this share of a coordinate's scale
-# (bfloat16: 128·2^-8 = 1/2) cannot tell a factor 2 from rounding, nor fit a pattern to
-# name a bug: the same code is also checked in the wider dtype (float32 holds its numbers
-# exactly), whose failure decides and names the bug; a failure only in the narrow dtype
-# stays that dtype's own (overflow, lost digits)
-WIDE_TOLERANCE = 0.1
-CONFIRM_IN = {torch.bfloat16: torch.float32, torch.float16: torch.float32}
-
-
-def _too_wide(report: GradientReport) -> bool:
-    """Whether the tolerance admits more than `WIDE_TOLERANCE` of the gradient's scale."""
-    a, n = np.abs(report.analytic), np.abs(report.reference)
-    scale = np.maximum(a, n) + float(np.max(np.maximum(a, n), initial=0.0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        share = np.where(scale > 0, report.tolerance / scale, 0.0)
-    return bool(np.max(share, initial=0.0) > WIDE_TOLERANCE)
-
-
-def _confirmed(narrow: GradientReport, wider: GradientReport, dtype: torch.dtype
-               ) -> GradientReport:
-    """The narrow dtype's check, decided by the wider dtype's when that one fails."""
-    a, n = np.abs(narrow.analytic), np.abs(narrow.reference)
-    share = float(np.max(narrow.tolerance / (np.maximum(a, n) + max(float(np.max(a)),
-                                                                   float(np.max(n)), 1e-300))))
-    why = (f"{narrow.numbers}'s rounding lets the tolerance accept up to {share:.2g} of the "
-           f"gradient's scale, too wide to tell a bug from rounding, so the same backward "
-           f"was also checked in {wider.numbers} on converted copies")
-    if wider.passed:
-        verdict = "it passes there" + (" too" if narrow.passed else ", so the failure "
-                                       f"comes from {narrow.numbers} itself")
-        return replace(narrow, tolerance_source=f"{narrow.tolerance_source} ({why}: "
-                       f"{verdict}.)")
-    return replace(wider, tolerance_source=f"{why}; this is that check, which fails. "
-                   f"{wider.tolerance_source}")
 
 
 def _with_torch_findings(report: GradientReport, bp: Any, blocks: TensorBlocks, u: float,

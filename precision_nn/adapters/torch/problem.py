@@ -85,6 +85,7 @@ class BackwardPass:
     modified: tuple[int, ...]  # positions of inputs the forward modified in place
     raw: list[Any]  # what a custom Function's backward returned, before torch cast it
     v: list[torch.Tensor]  # the cotangents of the outputs (the objective's, without a loss)
+    outputs: tuple[torch.Tensor, ...] = ()  # the floating outputs of that forward, detached
 
 
 def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBlocks, *,
@@ -125,7 +126,7 @@ def backward_pass(target: Any, point: Sequence[torch.Tensor], blocks: TensorBloc
     return BackwardPass(_flat(grads[0], point), _flat(grads[1], point),
                         None if other is None else _flat(other, point),
                         None if first is None else _flat(first, point), missing,
-                        modified, raw, v1)
+                        modified, raw, v1, tuple(o.detach() for o in outs))
 
 
 def _vjp(tensors: list[torch.Tensor], outs: list[torch.Tensor]):
