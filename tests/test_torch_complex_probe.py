@@ -49,5 +49,7 @@ def test_a_small_abs_term_is_not_left_to_the_complex_step(correct):
     assert "not_complex_safe" in report.kinds
     assert "complex step" not in report.reference_name.split(";")[0]
     assert report.passed is correct, report
-    if not correct:  # the missing 1e-7·sign(w) is named where it is: the weight only
-        assert "mismatch" in report.kinds and "l.weight" in str(report)
+    if not correct:  # the missing 1e-7·sign(w) is named for what it is, where it is
+        found = [f for f in report.findings if f.kind == "regularization"]
+        assert found and found[0].evidence.get("penalty") == "l1", report
+        assert "l.weight" in found[0].message

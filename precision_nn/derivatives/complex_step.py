@@ -245,7 +245,7 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     At ``t ≈ u^(1/3)`` the real quotient is good to ~u^(2/3) of f's scale (float64:
     ~1e-11), so a lost term of ~1e-9 of the gradient shows; the earlier probe at one
     coordinate with a step of u^(2/3) saw only lost terms beyond ~1e-5. Four evaluations
-    of f at real points; where ``|c₂ − c₁|`` exceeds ``|c₁|/16`` (a pole or a fast
+    of f at real points; where ``|c₂ − c₁|`` exceeds ``Σ|d_i·D_i|/16`` (a pole or a fast
     feature closer than the step: the expansion does not hold) the step shrinks by
     radix^4 and the four are taken again, at most three times, and a difference that
     never settles is no evidence (None).
@@ -271,7 +271,9 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
             c1 = (f1 - f_1) / exact_constant(ns, 2)
             c2 = (f2 - f_2) / exact_constant(ns, 4)
             along = np.sum(d * result.value)
-            gap, truncation, size = ns.magnitude(ns.asarray([along - c1, c2 - c1, c1]))
+            gap, truncation = ns.magnitude(ns.asarray([along - c1, c2 - c1]))
+        # the size of the directional derivative's terms Σ|d_i·D_i| (c₁ itself may cancel)
+        size = np.sum(ns.magnitude(d) * ns.magnitude(result.value))
         if truncation * CROSS_CHECK_SETTLED <= size:  # the s² term is small: asymptotic
             break
         with ns.context():
