@@ -1,0 +1,85 @@
+"""The composite functions of a `NumberSystem`: generic defaults a family may fuse.
+
+Each is written once from the system's own elementwise functions (``exp``, ``log1p``,
+``real_part``), in a form that neither overflows nor cancels, and is complex-step safe
+(branches on the real part, both sides one holomorphic function). A family overrides one
+where it can do better without changing the function: IEEE complex systems evaluate them
+on real and imaginary parts (`numbers/ieee_fused.py`), ``arb:N`` takes the direct sigmoid
+(no branch to decide on a ball) and a Taylor form of ``log1p_exp`` on stacks of nearby
+rows (`numbers/arb_softplus.py`). Callers (activations, losses) never test a family.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+__all__ = ["CompositeFunctions"]
+
+
+class CompositeFunctions:
+    """The sigmoid, the ball-safe branch and the stable sigmoid cross-entropy, for a
+    class that provides ``exp``, ``log1p``, ``real_part``, ``one`` (`NumberSystem`)."""
+
+    def sigmoid(self, x: Any) -> Any:
+        """The logistic function ``1/(1 + e^{-x})``, the network's sigmoid activation.
+
+        Default: from ``e = e^{-|x|} <= 1`` (``|x|`` by the sign of the real part) as
+        ``1/(1+e)`` where Re x > 0 and ``e/(1+e)`` elsewhere. ``e^{-x}`` for x << 0 would
+        overflow (an error in Decimal, inf in IEEE); both forms have a relative error of
+        a few u everywhere, and each is holomorphic on its side of Re x = 0, so the
+        complex step through them stays exact. A system whose exponent range is
+        unbounded may use the direct form (`arb:N` does: no branch to decide on a ball).
+        """
+        positive = np.asarray(self.real_part(x) > 0, dtype=bool)
+        e = self.exp(np.where(positive, -x, x))
+        r = self.one / (self.one + e)
+        return np.where(positive, r, e * r)
+
+    def branch_positive(self, x: Any) -> np.ndarray:
+        """Re x > 0 as a boolean array, for choosing between two forms of ONE function
+        (both valid everywhere, each the better-conditioned on its side), so a tie may go
+        either way: an entry whose real part cannot be ordered against 0 (a ball
+        straddling 0, whose comparison raises `ValueError`) takes the ``Re x <= 0``
+        form, which still gives a rigorous enclosure."""
+        try:
+            return np.asarray(self.real_part(x) > 0, dtype=bool)
+        except ValueError:
+            out = np.zeros(np.shape(x), dtype=bool)
+            for idx, v in np.ndenumerate(np.asarray(self.real_part(x), dtype=object)):
+                try:
+                    out[idx] = bool(v > 0)
+                except ValueError:  # undecidable: either form is right
+                    out[idx] = False
+            return out
+
+    def sigmoid_cross_entropy(self, z: Any, y: Any) -> Any:
+        """The sigmoid cross-entropy's entries ``−y·log σ(z) − (1−y)·log σ(−z)`` from the
+        logits, in the stable form ``c·z + log1p_exp(−|z|)`` with ``c = 1 − y`` where
+        Re z > 0 and ``−y`` elsewhere (`precision_nn.losses`: for y in [0, 1] both terms
+        are >= 0 and nothing cancels; the branch is on the real part, both sides one
+        holomorphic function, so the complex step through it stays exact).
+
+        Default: that formula on the system's arrays, the coefficient chosen first so
+        one product forms ``c·z`` (``−(y·z) = (−y)·z`` exactly). A system may evaluate
+        it fused (the IEEE complex step works on the parts, `numbers/ieee_fused.py`).
+        """
+        positive = self.branch_positive(z)
+        linear = np.where(positive, self.one - y, -y) * z
+        return linear + self.log1p_exp(np.where(positive, -z, z))
+
+    def sigmoid_cross_entropy_sum(self, z: Any, y: Any) -> Any:
+        """Σ of `sigmoid_cross_entropy` over the last two axes (examples and outputs):
+        the loss's data term times m. Default: numpy's sum of the entries; a system that
+        fuses the entries may sum their parts without assembling them."""
+        return np.sum(self.sigmoid_cross_entropy(z, y), axis=(-2, -1))
+
+    def log1p_exp(self, w: Any) -> Any:
+        """``log(1 + e^w)`` for ``Re w <= 0`` (so ``|e^w| <= 1`` and nothing overflows):
+        the softplus term of the sigmoid cross-entropy, which passes ``w = -|z|``.
+
+        Default: ``log1p(exp(w))``. A system may fuse the two (the IEEE complex step
+        works on the real and imaginary parts without forming the complex ``e^w``).
+        """
+        return self.log1p(self.exp(w))
