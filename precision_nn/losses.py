@@ -59,9 +59,10 @@ def _m(a: Any) -> int:
     return np.shape(a)[-2]
 
 
-def _mean(terms: Any) -> Any:
-    """Σ over examples and outputs, divided by m (the last two axes)."""
-    return np.sum(terms, axis=(-2, -1)) / _m(terms)
+def _mean(ns: NumberSystem, terms: Any) -> Any:
+    """Σ over examples and outputs, divided by m (the last two axes), summed by the
+    system's `accurate_sum` (a loss is one evaluation a finite difference rounds)."""
+    return ns.accurate_sum(terms, (-2, -1)) / _m(terms)
 
 
 def _xlogy(ns: NumberSystem, y: Any, a: Any) -> Any:
@@ -74,7 +75,7 @@ def _xlogy(ns: NumberSystem, y: Any, a: Any) -> Any:
 # Coursera convention: J = -(1/m) Σ_i Σ_k [y log a + (1-y) log(1-a)]
 def _cross_entropy(ns, a, y):
     ones = ns.one - y
-    return -_mean(_xlogy(ns, y, a) + _xlogy(ns, ones, ns.one - a))
+    return -_mean(ns, _xlogy(ns, y, a) + _xlogy(ns, ones, ns.one - a))
 
 
 def _cross_entropy_grad(ns, a, y):
@@ -102,7 +103,7 @@ def _sigmoid_delta(ns, z, a, y):
 # -- softmax cross-entropy ------------------------------------------------------------------
 # J = -(1/m) Σ y log softmax(z)
 def _softmax_cross_entropy(ns, a, y):
-    return -_mean(_xlogy(ns, y, a))
+    return -_mean(ns, _xlogy(ns, y, a))
 
 
 def _softmax_cross_entropy_grad(ns, a, y):
@@ -132,7 +133,7 @@ def _top(ns: NumberSystem, z: Any) -> tuple[np.ndarray, Any, Any, Any]:
 # -log softmax_k = lse - z_k = (z_t - z_k) + log1p(S); so J = (1/m) Σ_i Σ_k y_k [gap_k + log1p S]
 def _softmax_cross_entropy_logits(ns, z, y):
     _, gap, _, rest = _top(ns, z)
-    return _mean(y * (gap + ns.log1p(rest)))
+    return _mean(ns, y * (gap + ns.log1p(rest)))
 
 
 # ∂/∂z_k = (Σ_j y_j)·a_k − y_k (Σ y = 1 for one-hot rows, but soft targets need not sum
@@ -155,7 +156,7 @@ def _softmax_delta(ns, z, a, y):
 # J = (1/2m) Σ (y - a)²
 def _squared_error(ns, a, y):
     r = y - a
-    return np.sum(r * r, axis=(-2, -1)) / (2 * _m(a))
+    return ns.accurate_sum(r * r, (-2, -1)) / (2 * _m(a))
 
 
 def _squared_error_grad(ns, a, y):

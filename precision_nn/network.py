@@ -179,7 +179,8 @@ class MLP:
         """(λ/2m)·Σ θ² over every weight but the bias column."""
         if not self._has_l2:
             return self.numbers.zero
-        total = sum(np.sum(W[..., 1:] * W[..., 1:], axis=(-2, -1))
+        ns = self.numbers
+        total = sum(ns.accurate_sum(W[..., 1:] * W[..., 1:], (-2, -1))
                     for W in layout.unflatten(params, self.shapes))
         return self.l2 * total / (2 * m)
 

@@ -18,6 +18,7 @@ import mpmath
 import numpy as np
 
 from precision_nn.numbers.base import NumberSystem, fast_real_system, optional_system
+from precision_nn.numbers.composite import rowwise_sum
 from precision_nn.numbers.literals import exact_mpmath, exact_parts
 
 __all__ = ["DecimalSystem", "recognise"]
@@ -51,6 +52,10 @@ def _half_ulp(digits: int) -> float | np.longdouble:
     if digits < 300:
         return 0.5 * 10.0 ** (1 - digits)
     return np.longdouble(5) * np.longdouble(10) ** np.longdouble(-digits)
+
+
+# digits beyond the system's with which `DecimalSystem.accurate_sum` adds its terms
+SUM_GUARD_DIGITS = 12
 
 
 class DecimalSystem(NumberSystem):
@@ -163,6 +168,21 @@ class DecimalSystem(NumberSystem):
             if not isinstance(v, decimal.Decimal):
                 return type(v).__name__
         return None
+
+    def accurate_sum(self, values: Any, axis: tuple[int, ...] = (-2, -1)) -> Any:
+        """Σ over the trailing `axis`: the terms added with ``SUM_GUARD_DIGITS`` more
+        digits than the system's and the total rounded once to them, so the sum errs by
+        one rounding plus ``N·10^-guard`` of ``u·Σ|v|`` (`CompositeFunctions.accurate_sum`)."""
+        wide = self._ctx.copy()
+        wide.prec = self.digits + SUM_GUARD_DIGITS
+
+        def row_sum(row: np.ndarray) -> Any:
+            total = decimal.Decimal(0)
+            for v in row:
+                total = wide.add(total, v)
+            return self._ctx.plus(total)
+
+        return rowwise_sum(values, axis, row_sum)
 
     def isfinite(self, x: Any) -> np.ndarray:
         return np.vectorize(lambda v: v.is_finite(), otypes=[bool])(np.asarray(x, dtype=object))

@@ -42,6 +42,7 @@ from precision_nn.numbers.base import (
     wide_from_parts,
     wide_power_of_two,
 )
+from precision_nn.numbers.composite import rowwise_sum
 from precision_nn.numbers.literals import exact_parts
 from precision_nn.numbers.mpmath_system import _componentwise
 
@@ -167,6 +168,17 @@ class MPFRSystem(FunctionsByName, NumberSystem):
             if v.precision != self._precision:
                 return f"{type(v).__name__} of another precision"
         return None
+
+    def accurate_sum(self, values: Any, axis: tuple[int, ...] = (-2, -1)) -> Any:
+        """Σ over the trailing `axis` by gmpy2's ``fsum`` (correctly rounded), each part
+        of a complex sum on its own (`CompositeFunctions.accurate_sum`)."""
+        def row_sum(row: np.ndarray) -> Any:
+            if not self.is_complex:
+                return gmpy2.fsum(row)
+            return gmpy2.mpc(gmpy2.fsum(v.real for v in row), gmpy2.fsum(v.imag for v in row))
+
+        with self.context():
+            return rowwise_sum(values, axis, row_sum)
 
     def isfinite(self, x: Any) -> np.ndarray:
         return np.vectorize(gmpy2.is_finite, otypes=[bool])(np.asarray(x, dtype=object))

@@ -24,6 +24,7 @@ from precision_nn.numbers.base import (
     wide_from_parts,
     wide_power_of_two,
 )
+from precision_nn.numbers.composite import rowwise_sum
 from precision_nn.numbers.literals import exact_mpmath
 
 __all__ = ["MPMathSystem", "recognise"]
@@ -194,6 +195,11 @@ class MPMathSystem(NumberSystem):
                     return f"{type(v).__name__} of another precision"
                 return type(v).__name__
         return None
+
+    def accurate_sum(self, values: Any, axis: tuple[int, ...] = (-2, -1)) -> Any:
+        """Σ over the trailing `axis` by mpmath's ``fsum``: the terms added exactly and
+        the total rounded once (`CompositeFunctions.accurate_sum`)."""
+        return rowwise_sum(values, axis, self.ctx.fsum)
 
     def isfinite(self, x: Any) -> np.ndarray:
         return np.vectorize(self.ctx.isfinite, otypes=[bool])(np.asarray(x, dtype=object))
