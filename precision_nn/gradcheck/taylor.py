@@ -8,7 +8,10 @@ so halving ``h`` divides ``r`` by 4: the observed order ``log2(r(h)/r(h/2))`` is
 gradient leaves a term ``h·|vᵀ(g - ĝ)|`` and the order drops to 1. The test needs no
 tolerance and no step choice. Orders measured where the remainder is within
 ``FLOOR_FACTOR`` times the rounding floor ``u·(|f(x)| + |f(x + hv)|)`` (the rounding of
-the two values of f whose difference the remainder is) are not used.
+the two values of f whose difference the remainder is) are not used. Where f rounds by
+more (its terms cancel, or it computes below its system's precision) the floor is at
+least ``NOISE_FLOOR`` times the noise σ measured near x (`_measured_noise`), and at such
+a floor only the h²-free remainders below can decide: too few of them is undecided.
 
 How far the default steps go. A relative gradient error ε adds ``ε·h·|vᵀg|`` to the
 remainder ``h²·c`` (``c = |vᵀ∇²f v|/2``); it pulls the order from 2 towards 1 once it is a
@@ -61,7 +64,9 @@ from typing import Any
 
 import numpy as np
 
-from precision_nn.gradcheck.probes import as_float, call, random_direction
+from precision_nn.gradcheck.decisions import persistent_above
+from precision_nn.gradcheck.probes import as_float, call, noise_probe, random_direction
+from precision_nn.gradcheck.reference import ROUNDING_NOISE
 from precision_nn.numbers import NumberSystem, infer_number_system
 
 __all__ = ["TaylorReport", "taylor_test"]
@@ -74,6 +79,9 @@ PASS_ORDER = 1.8  # an observed order at least this close to 2 passes
 MIN_ORDERS = 2  # at least this many usable halvings are needed for a verdict
 ASYMPTOTIC = 3  # the observed order is the median of the last this-many usable orders
 ELIMINATED_PASS_ORDER = 2.0  # the h²-free remainder shrinks as h³ (right) or h (wrong)
+# the floor is at least this many times the measured noise σ of one evaluation (a
+# remainder is a difference of two noisy values: √2·σ, counted with room)
+NOISE_FLOOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -127,7 +135,8 @@ class TaylorReport:
     decided: bool = True
 
     def __str__(self) -> str:
-        verdict = ("UNDECIDED (too few steps above the rounding floor)" if not self.decided
+        verdict = ("UNDECIDED (too few steps above the floor of rounding or f's measured "
+                   "noise)" if not self.decided
                    else "PASSED" if self.passed else "FAILED")
         lines = [(f"Taylor test {verdict}: observed order {self.observed_order:.3g} "
                  f"(2 for a correct gradient, 1 for a wrong one), vᵀg = "
@@ -188,6 +197,7 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
     f0 = call(f, xs, ns)
     _require_finite("f(x)", ns, np.array([f0], dtype=object), "f is not finite at x: "
                     "move x into the domain of f.")
+    noise = _measured_noise(f, xs, ns)
     rem, zeroth, floor, signed = [], [], [], []
     for k, h in enumerate(hs):
         with ns.context():
@@ -197,12 +207,34 @@ def taylor_test(f: Callable[[Any], Any], grad: Callable[[Any], Any], x: Any, *,
             signed.append(ns.to_error_float(fh - f0 - ns.scalar(h) * vg)[()])
             rem.append(abs(signed[-1]))
             zeroth.append(ns.magnitude(fh - f0)[()])
-        floor.append(ns.unit_roundoff * (ns.magnitude(f0) + ns.magnitude(fh))[()])
+        floor.append(max(ns.unit_roundoff * (ns.magnitude(f0) + ns.magnitude(fh))[()],
+                         NOISE_FLOOR * noise))
         if steps is None and k + 1 >= STEP_COUNT and _at_floor(rem, floor):
             hs = hs[:k + 1]
             break
     return _assemble(hs, np.array(signed), np.array(zeroth), np.array(floor),
-                     as_float(ns, vg), ns.name)
+                     as_float(ns, vg), ns.name, noise_limited=noise > 0)
+
+
+def _measured_noise(f: Callable[[Any], Any], xs: np.ndarray, ns: NumberSystem) -> float:
+    """σ of one evaluation of f near x where it persists at the probe's fine spacing
+    (`probes.noise_probe`, `decisions.persistent_above`), else 0.
+
+    The floor ``u·(|f(x)| + |f(x + hv)|)`` assumes f accurate to its own rounding; an f
+    whose terms cancel (its value far below them) or that computes below its system's
+    precision rounds by more, and remainders at that level are noise with no order: read
+    as orders they failed correct gradients (a cancelling f: eliminated order 0.2-1; a
+    noisy one: below 0). Fourth differences that fall with the spacing are curvature,
+    not noise; noise within ``ROUNDING_NOISE·u·|f|`` is rounding, which the floor holds."""
+    try:
+        with np.errstate(all="ignore"):  # (an f not finite there gives σ = NaN: no noise)
+            probe = noise_probe(f, xs, ns)
+    except (TypeError, ValueError, ArithmeticError):  # f refuses the probe's points
+        return 0.0
+    # a few u·|f| is rounding the floor's FLOOR_FACTOR already covers; beyond
+    # ROUNDING_NOISE of it the noise is f's own (as for the check's references)
+    return float(probe.sigma) if persistent_above(probe, ROUNDING_NOISE * probe.expected) \
+        else 0.0
 
 
 def _require_finite(what: str, ns: Any, values: np.ndarray, fix: str) -> None:
@@ -261,7 +293,7 @@ def _orders(hs: np.ndarray, values: np.ndarray, usable: np.ndarray
 
 
 def _assemble(hs: np.ndarray, signed: np.ndarray, zeroth: np.ndarray, floor: np.ndarray,
-              vg: float, numbers: str) -> TaylorReport:
+              vg: float, numbers: str, *, noise_limited: bool = False) -> TaylorReport:
     rem = np.abs(signed)
     if not np.isfinite(rem).any():
         raise ValueError("f is not finite at any step x + h·v of the Taylor test (it "
@@ -269,8 +301,10 @@ def _assemble(hs: np.ndarray, signed: np.ndarray, zeroth: np.ndarray, floor: np.
                          f"{hs[-1]:.3g}); pass smaller `steps`.")
     usable = rem > FLOOR_FACTOR * floor
     orders, observed, count = _orders(hs, rem, usable)
-    # fewer than MIN_ORDERS orders above the floor (but some remainders there): no verdict
-    decided = count >= MIN_ORDERS or not usable.any()
+    # fewer than MIN_ORDERS orders above the floor (but some remainders there): no verdict;
+    # every remainder at a floor set by f's measured noise: none either (a gradient error
+    # up to 100·σ/h passes unseen there, while at the rounding floor that bound is tight)
+    decided = count >= MIN_ORDERS or not (usable.any() or noise_limited)
     passed = observed >= PASS_ORDER if count >= MIN_ORDERS else True
     # the h² term eliminated between consecutive steps (module docstring)
     q = hs[:-1] / hs[1:]
@@ -279,5 +313,10 @@ def _assemble(hs: np.ndarray, signed: np.ndarray, zeroth: np.ndarray, floor: np.
     e_orders, e_observed, e_count = _orders(hs[:-1], eliminated, e_usable)
     if e_count >= MIN_ORDERS and e_observed < ELIMINATED_PASS_ORDER:
         passed, decided = False, True
+    elif noise_limited and e_count < MIN_ORDERS:
+        # at a floor of f's measured noise the order of r itself stays 2 down to that
+        # floor whatever a small gradient error adds (c·h² hides e·h there): only the
+        # h²-free remainders can decide, and too few of them rise above the noise
+        decided = False
     return TaylorReport(hs, rem, zeroth, orders, observed, bool(passed), vg, numbers,
                         eliminated, e_orders, e_observed, bool(decided))
