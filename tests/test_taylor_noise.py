@@ -37,3 +37,25 @@ def test_a_wrong_gradient_still_fails_above_the_noise(family):
         case = family(np.random.default_rng(seed))
         report = taylor_test(case.f, lambda p, g=case.grad: 1.01 * g(p), case.x)
         assert not (report.decided and report.passed), (seed, str(report).splitlines()[0])
+
+
+def test_steps_above_the_length_scale_do_not_fail_a_correct_gradient():
+    """log-sum-exp of logits ~1e2..1e7: at steps of 0.1·max|x| the max switches (order
+    1, pre-asymptotic), below the length scale f is linear and the remainders sit at the
+    floor. Before: 11 of these 30 correct cases failed. The floor bounds the error term
+    far below what the order-1 remainders would need, so they are not the gradient's.
+    (Seed 21 still fails: below its length scale the remainders sit at ~300 times the
+    assumed floor u·|f| at |x| ~ 1e5, and their orders are erratic; a known limitation.)"""
+    from tests.correct_functions import huge_logits
+
+    failed = []
+    for seed in range(30):
+        case = huge_logits(np.random.default_rng(seed))
+        report = taylor_test(case.f, case.grad, case.x)
+        if report.decided and not report.passed:
+            failed.append(seed)
+    assert failed in ([], [21]), failed
+    for seed in range(10):  # a 1% error keeps e·h above the floor at every step: it fails
+        case = huge_logits(np.random.default_rng(seed))
+        report = taylor_test(case.f, lambda p, g=case.grad: 1.01 * g(p), case.x)
+        assert report.decided and not report.passed, (seed, str(report).splitlines()[0])

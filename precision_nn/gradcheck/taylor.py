@@ -82,6 +82,9 @@ ELIMINATED_PASS_ORDER = 2.0  # the h²-free remainder shrinks as h³ (right) or 
 # the floor is at least this many times the measured noise σ of one evaluation (a
 # remainder is a difference of two noisy values: √2·σ, counted with room)
 NOISE_FLOOR = 2.0
+# a failing order counts only if the error it needs is within this factor of what the
+# floor of the smallest steps allows (`_pre_asymptotic`)
+FLOOR_EVIDENCE = 10.0
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,31 @@ def _measured_noise(f: Callable[[Any], Any], xs: np.ndarray, ns: NumberSystem) -
         else 0.0
 
 
+def _pre_asymptotic(hs: np.ndarray, rem: np.ndarray, floor: np.ndarray, orders: np.ndarray,
+                    eliminated: np.ndarray, e_orders: np.ndarray, q: np.ndarray) -> bool:
+    """Whether a failing order comes from steps above f's length scale, not from the
+    gradient: the remainders end at the floor from some step h_f on (at least
+    ``FLOOR_RUN`` of them), which bounds the gradient's error term by
+    ``|e| <= 2·FLOOR_FACTOR·floor_f/h_f`` (``|e·h| <= r + c·h²`` at two consecutive floor
+    steps), while the failing orders need an e ``FLOOR_EVIDENCE`` times larger (``r/h`` at
+    the last usable step, ``D/(h·(q² − q))`` for the h²-free remainder). A log-sum-exp of
+    huge logits is piecewise linear at steps of 1e5 (order 1) and exactly linear below
+    its length scale (remainders at the floor): its correct gradient failed."""
+    at = rem <= FLOOR_FACTOR * floor
+    if at.size < FLOOR_RUN or not at[-FLOOR_RUN:].all():
+        return False
+    first = at.size - int(np.argmin(at[::-1])) if not at.all() else 0
+    if first == 0:
+        return False
+    bound = 2 * FLOOR_FACTOR * floor[first] / hs[first]
+    implied = []
+    for k in np.flatnonzero(~np.isnan(orders)):
+        implied.append(rem[k + 1] / hs[k + 1])
+    for k in np.flatnonzero(~np.isnan(e_orders)):
+        implied.append(eliminated[k + 1] / (hs[k + 2] * (q[k + 1] ** 2 - q[k + 1])))
+    return bool(implied) and min(implied[-ASYMPTOTIC:]) > FLOOR_EVIDENCE * bound
+
+
 def _require_finite(what: str, ns: Any, values: np.ndarray, fix: str) -> None:
     """A Taylor test needs finite x, f(x) and grad(x): with NaN every remainder is NaN,
     and NaN never compares below a threshold, so the test would have no evidence at all."""
@@ -313,6 +341,8 @@ def _assemble(hs: np.ndarray, signed: np.ndarray, zeroth: np.ndarray, floor: np.
     e_orders, e_observed, e_count = _orders(hs[:-1], eliminated, e_usable)
     if e_count >= MIN_ORDERS and e_observed < ELIMINATED_PASS_ORDER:
         passed, decided = False, True
+    if not passed and _pre_asymptotic(hs, rem, floor, orders, eliminated, e_orders, q):
+        passed, decided = True, False
     elif noise_limited and e_count < MIN_ORDERS:
         # at a floor of f's measured noise the order of r itself stays 2 down to that
         # floor whatever a small gradient error adds (c·h² hides e·h there): only the
