@@ -244,8 +244,9 @@ def gradient_noise(grad: Callable[[Any], Any], flat: np.ndarray, shape: tuple[in
         # the differences are formed in the system: 30-digit values that agree to 28
         # digits would otherwise differ by float64's rounding of each
         v = values
-        fourth = [v[k] - 4 * v[k + 1] + 6 * v[k + 2] - 4 * v[k + 3] + v[k + 4]
-                  for k in range(len(v) - 4)]
+        with np.errstate(invalid="ignore", over="ignore"):  # an inf entry: σ = NaN there
+            fourth = [v[k] - 4 * v[k + 1] + 6 * v[k + 2] - 4 * v[k + 3] + v[k + 4]
+                      for k in range(len(v) - 4)]
     fourth = np.array([np.real(ns.to_float(d)).astype(float) for d in fourth])
     sigma = np.sqrt(np.mean(fourth ** 2, axis=0) / FOURTH_DIFFERENCE_VARIANCE)
     # a jump is not noise: grad at a kink exactly at x (ReLU's 0) flips between its two

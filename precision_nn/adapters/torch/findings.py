@@ -48,9 +48,17 @@ def _blocks_where(a: np.ndarray, b: np.ndarray, blocks: TensorBlocks, u: float,
     (block, max gap, max entry)."""
     out = []
     for k, span in enumerate(blocks.block_slices()):
-        gap = float(np.max(np.abs(a[span] - b[span]), initial=0.0))
-        size = float(max(np.max(np.abs(a[span]), initial=0.0),
-                         np.max(np.abs(b[span]), initial=0.0)))
+        x, y = a[span], b[span]
+        # equal entries agree, also an inf in both or a NaN in both (inf − inf would read
+        # as NaN: torch.sqrt's gradient at 0 twice is no nondeterminism); any other
+        # non-finite pair differs without bound; the scale is that of the finite entries
+        with np.errstate(invalid="ignore"):
+            diff = np.abs(x - y)
+        equal = (x == y) | (np.isnan(x) & np.isnan(y))
+        diff = np.where(equal, 0.0, np.where(np.isnan(diff), np.inf, diff))
+        gap = float(np.max(diff, initial=0.0))
+        finite = np.abs(np.concatenate([x[np.isfinite(x)], y[np.isfinite(y)]]))
+        size = float(np.max(finite, initial=0.0))
         close = gap <= ulps * u * size
         if size > 0 and close == same:
             out.append((k, gap, size))
@@ -72,8 +80,10 @@ def ignores_grad_output(bp: BackwardPass, blocks: TensorBlocks, u: float) -> lis
     first = bp.gradient if bp.first is None else bp.first
     hits = []
     for k, span in enumerate(blocks.block_slices()):
-        size = float(np.max(np.abs(first[span]), initial=0.0))
-        change = float(np.max(np.abs(bp.other[span] - first[span]), initial=0.0))
+        # on the entries finite in both (an inf gradient doubles to inf: no evidence)
+        ok = np.isfinite(first[span]) & np.isfinite(bp.other[span])
+        size = float(np.max(np.abs(first[span][ok]), initial=0.0))
+        change = float(np.max(np.abs(bp.other[span][ok] - first[span][ok]), initial=0.0))
         if size > 0 and change < LINEAR_SHARE * size:
             hits.append((k, change, size))
     if not hits:
