@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from precision_nn.derivatives.arguments import check_order, convert_h, resolve_numbers
 from precision_nn.derivatives.complex_step import complex_counterpart, complex_step, cross_check
 from precision_nn.derivatives.estimate import Estimate
 from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
@@ -45,10 +46,9 @@ from precision_nn.derivatives.finite_difference import FDResult, finite_differen
 from precision_nn.derivatives.point import convert_point
 from precision_nn.derivatives.resolution import probe_resolution, reconciled, widened
 from precision_nn.derivatives.richardson import richardson
-from precision_nn.derivatives.stencils import CENTRAL_ORDERS, ONE_SIDED_ORDERS
 from precision_nn.derivatives.steps import check_steps
 from precision_nn.derivatives.taylor_mode import taylor
-from precision_nn.numbers import NumberSystem, infer_number_system, number_system
+from precision_nn.numbers import NumberSystem
 
 __all__ = ["METHODS", "derivative", "estimate_from", "gradient"]
 
@@ -177,7 +177,7 @@ def estimate_from(evaluator_for: Callable[[NumberSystem], Any], ns: NumberSystem
 def _validated(evaluator_for: Callable[[NumberSystem], Any], ns: NumberSystem,
                shape: tuple[int, ...], method: str, h: Any, order: int) -> Estimate:
     """`estimate_from` after `method` and `order` were checked (once, at the entry)."""
-    h_arr = None if h is None else _convert_h(ns, h, shape)
+    h_arr = None if h is None else convert_h(ns, h, shape)
     problem = _Problem(evaluator_for=evaluator_for, ns=ns, shape=shape, order=order, h=h_arr)
     return _estimate(problem, method)
 
@@ -189,7 +189,7 @@ def _differentiate(f: Any, x: Any, *, method: Any, h: Any, order: Any, numbers: 
     if method == "taylor":  # certified: f on first-order ball series (taylor_mode)
         return taylor(f, x, numbers=numbers, scalar=scalar, h=h, order=order)
     _check_method(method, order)
-    ns = _resolve_numbers(x, numbers)
+    ns = resolve_numbers(x, numbers)
     x_arr = convert_point(ns, x, scalar)
     x_flat, shape = x_arr.reshape(-1), x_arr.shape
 
@@ -351,57 +351,9 @@ def _error_scalar(values: np.ndarray) -> float | np.longdouble:
 
 
 # -- validation at the entry ----------------------------------------------------------
-_ORDERS = {
-    "forward": ONE_SIDED_ORDERS,
-    "backward": ONE_SIDED_ORDERS,
-    "central": CENTRAL_ORDERS,
-    "richardson": (2,),
-    "complex_step": (2,),
-}
 
 
 def _check_method(method: Any, order: Any) -> None:
     if method not in METHODS:
         raise ValueError(f"`method` must be one of {sorted(METHODS)}; got {method!r}.")
-    _check_order(method, order)
-
-
-def _check_order(method: str, order: Any) -> None:
-    if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or \
-            order not in _ORDERS[method]:
-        hint = " (its order is fixed)" if method in ("richardson", "complex_step") else ""
-        raise ValueError(
-            f"`order` must be one of {_ORDERS[method]} for method={method!r}{hint}; "
-            f"got {order!r}."
-        )
-
-
-def _resolve_numbers(x: Any, numbers: Any) -> NumberSystem:
-    if numbers is not None:
-        return number_system(numbers)
-    try:
-        return infer_number_system(x)
-    except (TypeError, ValueError) as exc:
-        raise TypeError(
-            f"cannot tell the number system of `x` ({type(x).__name__}): {exc} Pass "
-            "`numbers=` (e.g. numbers='mpf:50' with x='0.1')."
-        ) from exc
-
-
-def _convert_h(ns: NumberSystem, h: Any, shape: tuple[int, ...]) -> np.ndarray:
-    real = ns.real()
-    try:
-        steps = real.asarray(h)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"`h` must be a positive real number of {real.name!r}; "
-                         f"got {h!r} ({exc}).") from exc
-    sizes = real.magnitude(steps)
-    if not np.all(np.isfinite(sizes) & (sizes > 0) & (np.real(real.to_float(steps)) >= 0)):
-        raise ValueError(f"`h` must be positive and finite; got {h!r}. Pass a step > 0, "
-                         "or h=None to choose it from the error model.")
-    try:
-        steps = np.broadcast_to(steps, shape).reshape(-1)
-    except ValueError:
-        raise ValueError(f"`h` must be a scalar or have the shape of `x` {shape}; got "
-                         f"shape {np.shape(steps)}.") from None
-    return ns.asarray(steps)
+    check_order(method, order)
