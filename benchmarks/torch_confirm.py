@@ -16,31 +16,19 @@ group ran the confirmation. torch runs single-threaded.
 from __future__ import annotations
 
 import argparse
-import importlib.util
-import pathlib
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
 import torch
+import torch_zoo as zoo  # benchmarks/torch_zoo.py, beside this script
 
 import precision_nn.torch as pt
 from precision_nn.adapters.torch import confirm
 from precision_nn.torch import check_function, check_module
 
-_HERE = pathlib.Path(__file__).resolve().parent
-
-
-def _load_zoo() -> Any:
-    spec = importlib.util.spec_from_file_location("torch_zoo", _HERE / "torch_zoo.py")
-    module = sys.modules.setdefault("torch_zoo", importlib.util.module_from_spec(spec))
-    spec.loader.exec_module(module)
-    return module
-
 
 def _zoo_runs(bad: bool) -> list[Callable[[], Any]]:
-    zoo = _load_zoo()
     runs = []
     for case in zoo.CASES:
         if case.expected == "error":

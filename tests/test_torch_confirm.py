@@ -15,27 +15,13 @@ import torch
 from precision_nn.adapters.torch import confirm
 from precision_nn.gradcheck.tolerance import ROUNDING_FACTOR
 from precision_nn.torch import check_module
+from tests.torch_helpers import scaled_linear
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 U32 = 2.0 ** -24
 
 
-def _linear_function(sign: float) -> type:
-    """y = x Wᵀ with the weight gradient multiplied by `sign` (-1: the sign bug)."""
-
-    class Linear(torch.autograd.Function):
-        @staticmethod
-        def forward(ctx, x, w):
-            ctx.save_for_backward(x, w)
-            return x @ w.T
-
-        @staticmethod
-        def backward(ctx, g):
-            x, w = ctx.saved_tensors
-            return g @ w, sign * (g.T @ x)
-
-    return Linear
 
 
 class _First(torch.nn.Module):
@@ -53,7 +39,7 @@ def _deep_sigmoid_net(sign: float) -> torch.nn.Module:
     the largest entry (each sigmoid' ≤ 1/4), so float32's tolerance there, 128·u·max|g|,
     exceeds the entries themselves."""
     torch.manual_seed(3)
-    layers = [_First(_linear_function(sign)), torch.nn.Sigmoid()]
+    layers = [_First(scaled_linear(sign)), torch.nn.Sigmoid()]
     for _ in range(6):
         layers += [torch.nn.Linear(3, 3), torch.nn.Sigmoid()]
     return torch.nn.Sequential(*layers)

@@ -17,6 +17,7 @@ from precision_nn.adapters.torch.problem import BackwardPass
 from precision_nn.adapters.torch.tensors import TensorBlocks
 from precision_nn.torch import check_function, check_module
 from tests.torch_helpers import random_tensor as _x
+from tests.torch_helpers import scaled_linear
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -91,19 +92,9 @@ def test_a_tied_weight_is_one_block_perturbed_in_every_place_it_is_used():
                                rtol=1e-6, atol=1e-7)  # (float32 sums in another order)
 
 
-class _HalfTiedGradient(torch.autograd.Function):
-    """x @ w.T whose backward drops half of the weight gradient (a tied weight's gradient
-    from one of its two uses is the usual way to lose it)."""
-
-    @staticmethod
-    def forward(ctx, x, w):
-        ctx.save_for_backward(x, w)
-        return x @ w.T
-
-    @staticmethod
-    def backward(ctx, g):
-        x, w = ctx.saved_tensors
-        return g @ w, 0.5 * (g.T @ x)
+# x @ w.T whose backward drops half of the weight gradient (a tied weight's gradient from
+# one of its two uses is the usual way to lose it)
+_HalfTiedGradient = scaled_linear(0.5)
 
 
 class _TiedNet(torch.nn.Module):

@@ -16,3 +16,22 @@ def random_tensor(*shape: int, seed: int = 1, scale: float = 1.0,
     g = torch.Generator().manual_seed(seed)
     x = (scale * torch.randn(*shape, generator=g, dtype=torch.float64)).to(dtype)
     return x.requires_grad_(grad)
+
+
+def scaled_linear(weight_factor: float) -> type:
+    """``x @ w.T`` as a custom autograd Function whose backward multiplies the weight
+    gradient by `weight_factor` (1: right; -1: a sign bug; 0.5: half of a tied weight's
+    gradient lost)."""
+
+    class ScaledLinear(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w):
+            ctx.save_for_backward(x, w)
+            return x @ w.T
+
+        @staticmethod
+        def backward(ctx, g):
+            x, w = ctx.saved_tensors
+            return g @ w, weight_factor * (g.T @ x)
+
+    return ScaledLinear

@@ -191,12 +191,10 @@ def _shrunk_witnesses(ev: Evaluator, ns: NumberSystem, h: np.ndarray, first: np.
     for _ in range(WITNESS_RUNGS):
         with ns.context():
             closer = far[pending] * shrink
-        pending = pending[ns.magnitude(closer) > ns.magnitude(h[pending]) *
-                          float(ns.radix) ** WITNESS_RUNG]
+        keep = ns.magnitude(closer) > ns.magnitude(h[pending]) * float(ns.radix) ** WITNESS_RUNG
+        pending, closer = pending[keep], closer[keep]
         if pending.size == 0:
             break
-        with ns.context():
-            closer = far[pending] * shrink
         with cs.context():
             points = ev.x_flat[pending] + cs.asarray(closer) * exact_constant(cs, 1j)
         values = ev.at_shifts(pending, points)
@@ -259,6 +257,7 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     shape = rng.choice([-1.0, 1.0], n) * rng.uniform(0.5, 1.0, n)
     steps = radix_steps(scales(x_float) * np.exp2(wide(log2_unit_roundoff(ns) / 3)), ns)
     shrink = ns.radix_powers(np.array([-CROSS_CHECK_RUNG]))[0]
+    derivative = ns.magnitude(result.value)
     for _ in range(CROSS_CHECK_RUNGS):
         with ns.context():
             d = steps * ns.asarray(shape)
@@ -273,7 +272,7 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
             along = np.sum(d * result.value)
             gap, truncation = ns.magnitude(ns.asarray([along - c1, c2 - c1]))
         # the size of the directional derivative's terms Σ|d_i·D_i| (c₁ itself may cancel)
-        size = np.sum(ns.magnitude(d) * ns.magnitude(result.value))
+        size = np.sum(ns.magnitude(d) * derivative)
         if truncation * CROSS_CHECK_SETTLED <= size:  # the s² term is small: asymptotic
             break
         with ns.context():
@@ -282,7 +281,7 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
         return None  # the real difference never settled: no evidence either way
     largest = np.max(ns.magnitude(ns.asarray([f1, f_1, f2, f_2])))
     moved = ns.magnitude(d)
-    inputs = np.sum(scales(x_float) * ns.magnitude(result.value) * moved / ns.magnitude(steps))
+    inputs = np.sum(scales(x_float) * derivative * moved / ns.magnitude(steps))
     rounding = 2 * wide(ns.unit_roundoff) * (NOISE_ROUNDINGS * largest + inputs)
     bar = CROSS_CHECK_SAFETY * (truncation + rounding + np.sum(moved * result.error))
     if not gap > bar:  # (also NaN: nothing to go on)

@@ -27,6 +27,13 @@ from precision_nn.gradcheck.decisions import (
     with_terms,
 )
 from precision_nn.gradcheck.evidence import Probes, StepProbe
+from precision_nn.gradcheck.measurements import (
+    kink_scan,
+    more_precise,
+    noise_near,
+    with_gradient_noise,
+    with_wider_noise,
+)
 from precision_nn.gradcheck.reference import (
     Compared,
     Reference,
@@ -42,11 +49,7 @@ from precision_nn.gradcheck.setup import STEP_METHODS, Setup
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
 from precision_nn.numbers import NumberSystem, number_system
 
-__all__ = ["WIDER_GAIN", "follow_up"]
-
-# a wider system serves the reference only when f's noise measured there is at least this
-# many times below its noise (or rounding u·|f|) in the system of the check: two more digits
-WIDER_GAIN = 100.0
+__all__ = ["follow_up"]
 
 
 def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: str, h: Any,
@@ -59,9 +62,9 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
     """
     noise = step_probe = kink = None
     if hinges(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
-        noise = with_terms(_noise(setup), compared.data.reference,
+        noise = with_terms(noise_near(setup), compared.data.reference,
                            np.real(setup.ns.to_float(setup.flat)), setup.ns.unit_roundoff)
-        setup = _with_gradient_noise(setup)
+        setup = with_gradient_noise(setup)
         ref = compared.reference
         # f noisier than rounding: the reference's error bar must say so
         compared = compare(setup, analytic,
@@ -70,7 +73,7 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
             setup, analytic, compared, method, h, complex_probe, noise)
     suspect = suspects(replace(compared.data, probes=Probes(step=step_probe)))
     if suspect.any():
-        kink = _kink(setup, compared, h, suspect, 0.0 if noise is None else noise.sigma)
+        kink = kink_scan(setup, compared, h, suspect, 0.0 if noise is None else noise.sigma)
         if h is None:
             compared = _restart_below_kinks(setup, analytic, compared, kink)
             compared = _cross_check(setup, analytic, compared, noise)
@@ -93,19 +96,6 @@ def _say_cancels(compared: Compared, noise: Any) -> Compared:
             f"{noise.terms:.2g}): f cancels or computes in lower precision, undecidable "
             "which from these values")
     return replace(compared, reference=replace(ref, name=name))
-
-
-def _with_gradient_noise(setup: Setup) -> Setup:
-    """`setup` with the measured noise of the analytic gradient (every later comparison
-    allows for it); unchanged when grad cannot be evaluated near x."""
-    if setup.grad is None:
-        return setup
-    try:
-        noise = probes.gradient_noise(setup.grad, setup.flat, setup.x.shape, setup.order,
-                                      setup.ns)
-    except Exception:  # noqa: BLE001 - a grad that fails near x gives no noise measure
-        return setup
-    return replace(setup, analytic_noise=noise)
 
 
 def _settle_reference(setup: Setup, analytic: np.ndarray, compared: Compared, method: str,
@@ -325,8 +315,8 @@ def _widen(setup: Setup, analytic: np.ndarray, compared: Compared, why: str,
     """
     if setup.ns.wider() is None:
         return compared, noise
-    noise = _measure_higher(setup, noise)
-    if not _more_precise(noise):
+    noise = with_wider_noise(setup, noise)
+    if not more_precise(noise):
         return compared, noise
     wider = number_system(noise.higher)
     method = compared.reference.method
@@ -345,14 +335,6 @@ def _has_complex(ns: NumberSystem) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _more_precise(noise: Any) -> bool:
-    """Whether f measured in the wider system is ``WIDER_GAIN`` times less noisy there
-    than in its own (whose level is its measured noise or its rounding ``u·|f|``)."""
-    if noise is None or noise.higher is None or noise.higher_sigma is None:
-        return False
-    return noise.higher_sigma * WIDER_GAIN <= max(noise.sigma, noise.expected)
 
 
 def _step_probe(setup: Setup, analytic: np.ndarray, compared: Compared,
@@ -374,33 +356,3 @@ def _step_probe(setup: Setup, analytic: np.ndarray, compared: Compared,
                      lim.tol.values, step_error, rounding, relevant)
 
 
-def _noise(setup: Setup):
-    """The noise of f in its system, and in the wider one when it exceeds rounding."""
-    probe = probes.noise_probe(setup.f, setup.x, setup.ns)
-    if probe.sigma <= probe.expected:
-        return probe
-    return _measure_higher(setup, probe)
-
-
-def _measure_higher(setup: Setup, probe: Any) -> Any:
-    """`probe` with f's noise in the next wider system at the same offsets (if f runs
-    there and it was not measured yet)."""
-    wider = setup.ns.wider()
-    if probe is None or wider is None or probe.higher is not None:
-        return probe
-    xw = probes.runs_in(setup.f, setup.x, wider)
-    if xw is None:
-        return probe
-    high = probes.noise_probe(setup.f, xw, wider, delta=probe.delta)
-    ratio = high.sigma / high.expected if high.expected > 0 else float("inf")
-    return replace(probe, higher=wider.name, higher_ratio=ratio, higher_sigma=high.sigma)
-
-
-def _kink(setup: Setup, compared: Compared, h: Any, suspect: np.ndarray, sigma: float):
-    """The kink scan at the suspect coordinates, largest gaps first."""
-    data = compared.data
-    order = np.argsort(-np.where(suspect, np.abs(data.difference), -1.0), kind="stable")
-    # the indices refer to the flat vector in `order`
-    return probes.kink_probe(setup.at, setup.flat, setup.ns,
-                             order[: int(np.sum(suspect))], None if h is None else float(h),
-                             sigma=sigma)

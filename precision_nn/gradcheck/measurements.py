@@ -1,0 +1,74 @@
+"""Measurements of f and grad near x that the check's follow-ups act on: the noise of f
+(in its system and in the next wider one), the noise of the analytic gradient, and the
+kink scan at suspect coordinates."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from precision_nn.gradcheck import probes
+from precision_nn.gradcheck.reference import Compared
+from precision_nn.gradcheck.setup import Setup
+
+__all__ = ["WIDER_GAIN", "kink_scan", "more_precise", "noise_near", "with_gradient_noise",
+           "with_wider_noise"]
+
+# a wider system serves the reference only when f's noise measured there is at least this
+# many times below its noise (or rounding u·|f|) in the system of the check: two more digits
+WIDER_GAIN = 100.0
+
+
+def with_gradient_noise(setup: Setup) -> Setup:
+    """`setup` with the measured noise of the analytic gradient (every later comparison
+    allows for it); unchanged when grad cannot be evaluated near x."""
+    if setup.grad is None:
+        return setup
+    try:
+        noise = probes.gradient_noise(setup.grad, setup.flat, setup.x.shape, setup.order,
+                                      setup.ns)
+    except Exception:  # noqa: BLE001 - a grad that fails near x gives no noise measure
+        return setup
+    return replace(setup, analytic_noise=noise)
+
+
+def more_precise(noise: Any) -> bool:
+    """Whether f measured in the wider system is ``WIDER_GAIN`` times less noisy there
+    than in its own (whose level is its measured noise or its rounding ``u·|f|``)."""
+    if noise is None or noise.higher is None or noise.higher_sigma is None:
+        return False
+    return noise.higher_sigma * WIDER_GAIN <= max(noise.sigma, noise.expected)
+
+
+def noise_near(setup: Setup):
+    """The noise of f in its system, and in the wider one when it exceeds rounding."""
+    probe = probes.noise_probe(setup.f, setup.x, setup.ns)
+    if probe.sigma <= probe.expected:
+        return probe
+    return with_wider_noise(setup, probe)
+
+
+def with_wider_noise(setup: Setup, probe: Any) -> Any:
+    """`probe` with f's noise in the next wider system at the same offsets (if f runs
+    there and it was not measured yet)."""
+    wider = setup.ns.wider()
+    if probe is None or wider is None or probe.higher is not None:
+        return probe
+    xw = probes.runs_in(setup.f, setup.x, wider)
+    if xw is None:
+        return probe
+    high = probes.noise_probe(setup.f, xw, wider, delta=probe.delta)
+    ratio = high.sigma / high.expected if high.expected > 0 else float("inf")
+    return replace(probe, higher=wider.name, higher_ratio=ratio, higher_sigma=high.sigma)
+
+
+def kink_scan(setup: Setup, compared: Compared, h: Any, suspect: np.ndarray, sigma: float):
+    """The kink scan at the suspect coordinates, largest gaps first."""
+    data = compared.data
+    order = np.argsort(-np.where(suspect, np.abs(data.difference), -1.0), kind="stable")
+    # the indices refer to the flat vector in `order`
+    return probes.kink_probe(setup.at, setup.flat, setup.ns,
+                             order[: int(np.sum(suspect))], None if h is None else float(h),
+                             sigma=sigma)
