@@ -56,6 +56,7 @@ from precision_nn.adapters.torch.confirm import (
     Checked,
     decide,
     needs_confirmation,
+    without_cancellation,
     not_in_dtype,
 )
 from precision_nn.adapters.torch.kinks import KINK_MAX, KINK_STEPS, kink_finding
@@ -294,7 +295,7 @@ def _check_in(target: Any, point: list[torch.Tensor], names: tuple[str, ...],
         report = run_check(objective, lambda _x: gradient, x, method=method, h=h,
                            numbers=ns, shapes=blocks.shapes_mapping(), order="C",
                            directions=directions, batch_size=batch_size, provider=provider)
-        report = _with_kinks(report, objective, x)
+        report = _with_kinks(without_cancellation(report), objective, x)
     finally:
         rng.restore()
     report = _with_torch_findings(report, bp, blocks, ns.unit_roundoff, early, device, dtype)

@@ -14,6 +14,7 @@ import numpy as np
 
 from precision_nn.gradcheck.decisions import (
     DECIDABLE_EXPONENT,
+    cancellation_only,
     is_lossy,
     kink_hits,
     kink_threshold,
@@ -291,7 +292,47 @@ def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[F
     gradient carries the rounding of a binary float; or the reference is too noisy to
     decide some coordinates."""
     found = _precision_loss(data, earlier)
-    return found + _unresolved_finding(data, [*earlier, *found])
+    found += _unresolved_finding(data, [*earlier, *found])
+    return found + _cancellation_finding(data, [*earlier, *found])
+
+
+def _cancellation_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """Coordinates that pass only if their entries cancel larger terms, which the noise
+    of the analytic gradient did not show (`decisions.cancellation_only`): undecidable.
+    Asked only when nothing fails (a failure elsewhere is the verdict already)."""
+    if data.failing.any() or any(f.kind != "precision_loss" for f in earlier):
+        return []
+    coords = cancellation_only(data) & ~explained(data, earlier)
+    if not coords.any():
+        return []
+    idx = np.flatnonzero(coords)
+    a = np.abs(data.analytic)
+    gap = np.abs(data.difference)
+    worst = int(idx[np.argmax(gap[idx] / np.maximum(data.tol.entry_part[idx], 1e-300))])
+    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
+    more = f" and {idx.size - 5} more" if idx.size > 5 else ""
+    noise = data.probes.gradient_noise
+    largest = None if noise is None else float(np.max(noise[idx]))
+    seen = ("moving x by a few ulps leaves these entries unchanged, so no such "
+            "cancellation is seen" if largest == 0 else
+            f"moving x by a few ulps changes these entries by at most {largest:.2g}, so no "
+            "such cancellation is seen" if largest is not None else "the analytic gradient could not be evaluated near "
+            "x to look for such cancellation")
+    own = data.tol.reference_part[worst] + data.tol.entry_part[worst]
+    return [Finding("precision_loss", f"The check cannot decide {idx.size} {data.unit}(s) "
+                    f"({labels}{more}): at {data.blocks.label(worst)} the analytic "
+                    f"{data.analytic[worst]:.6g} and the reference {data.reference[worst]:.6g} "
+                    f"differ by {gap[worst]:.2g} ({gap[worst] / max(a[worst], 1e-300):.2g} "
+                    f"relative), more than the {own:.2g} that the reference's error and the "
+                    "rounding of an entry of that size allow. If the reference's error "
+                    "estimate holds, only a gradient that forms this entry by cancelling "
+                    "terms as large as its largest entry "
+                    f"({float(np.max(a)):.3g}) rounds that much, but {seen}. A bug of "
+                    "this size or an unseen cancellation: the values cannot tell. Compute "
+                    "these entries in more digits (numbers=, if grad runs there), or check "
+                    "at a point where they are not so small against the largest.",
+                    {"coordinates": idx.tolist(), "undecidable": True,
+                     "cancellation": True, "worst": worst})]
 
 
 def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:

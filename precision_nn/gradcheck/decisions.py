@@ -16,7 +16,7 @@ from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
 
 __all__ = ["CLOSE_CALL", "DECIDABLE_EXPONENT", "KINK_KEEP", "NOISE_FACTOR", "NOISE_PERSIST",
-           "WIDE_EXPONENT", "cancels", "is_lossy", "kink_hits", "kink_threshold",
+           "WIDE_EXPONENT", "cancellation_only", "cancels", "is_lossy", "kink_hits", "kink_threshold",
            "persistent_above", "smooth_below", "suspects", "undecidable", "undecided",
            "with_terms"]
 
@@ -203,3 +203,25 @@ def undecidable(data: CheckData) -> np.ndarray:
     # the scale summed after scaling: |n_i| + max|n| overflows near the float64 maximum
     # (and an infinite error bar decides nothing whatever the scale)
     return np.isinf(err) | (err > limit * n + limit * float(np.max(n)))
+
+
+def cancellation_only(data: CheckData) -> np.ndarray:
+    """Coordinates that pass only on the hypothesis that their entry cancels terms as
+    large as the gradient's largest entry.
+
+    The rounding model allows ``ROUNDING_FACTOR·u·(|a_i| + max|a|)``: the ``max|a|`` term
+    is there for an entry that results from cancellation (`tolerance`). A gap beyond
+    the reference's error and ``ROUNDING_FACTOR·u·|a_i|`` (or 8 × the measured noise of
+    the analytic gradient, when measured: `Tolerance.entry_part`) needs that hypothesis,
+    and a bug of the gap's size passes with it. The hypothesis is tested by the noise of
+    the analytic gradient when x moves by a few ulps: a sum that cancels terms depending
+    on x rounds differently at every such move, by about ``u`` times its terms
+    (`refine.follow_up` measures it for these coordinates, and the entry part grows to
+    cover what it shows). What remains here was not seen to cancel: undecidable, never
+    passed. Not asked of directions (their scale is a sum over every entry), nor of a
+    comparison with the user's step (judged against its own limit)."""
+    entry = data.tol.entry_part
+    if entry is None or data.unit != "coordinate" or data.probes.step is not None:
+        return np.zeros(data.difference.shape, dtype=bool)
+    own = data.tol.reference_part + entry
+    return ~data.failing & (np.abs(data.difference) > own)

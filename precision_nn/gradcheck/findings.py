@@ -45,7 +45,7 @@ from precision_nn.gradcheck.patterns import (
 SHOWN = 5  # entries a finding lists by name
 
 __all__ = ["ADAPTER_KINDS", "DETECTORS", "KINDS", "NOTICES", "Finding", "describe_factor",
-           "diagnose"]
+           "diagnose", "match_finding"]
 
 def detect_non_finite(data: CheckData) -> list[Finding]:
     """An analytic gradient with inf or NaN entries fails, naming them (it is checked
@@ -167,11 +167,16 @@ def detect_match(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """Nothing failed and nothing else was found."""
     if any(f.kind not in NOTICES for f in earlier) or fails(data).any():
         return []
-    rel = np.abs(data.difference) / np.maximum(np.abs(data.tolerance), 1e-300)
+    return [match_finding(data.difference, data.tolerance, data.unit)]
+
+
+def match_finding(difference: np.ndarray, tolerance: np.ndarray, unit: str) -> Finding:
+    """The ``match`` finding: every gap within its tolerance, and the largest share."""
+    rel = np.abs(difference) / np.maximum(np.abs(tolerance), 1e-300)
     share = float(np.max(rel, initial=0))
-    return [Finding("match", "The analytic gradient matches the reference at every "
-                    f"{data.unit} within its tolerance (the largest gap is {share:.2g} of its "
-                    "tolerance).", {"largest_share_of_tolerance": share})]
+    return Finding("match", "The analytic gradient matches the reference at every "
+                   f"{unit} within its tolerance (the largest gap is {share:.2g} of its "
+                   "tolerance).", {"largest_share_of_tolerance": share})
 
 
 DETECTORS: dict[str, Detector] = {

@@ -23,8 +23,8 @@ WIDER_GAIN = 100.0
 
 def with_gradient_noise(setup: Setup) -> Setup:
     """`setup` with the measured noise of the analytic gradient (every later comparison
-    allows for it); unchanged when grad cannot be evaluated near x."""
-    if setup.grad is None:
+    allows for it); unchanged when grad cannot be evaluated near x or was measured."""
+    if setup.grad is None or setup.analytic_noise is not None:
         return setup
     try:
         noise = probes.gradient_noise(setup.grad, setup.flat, setup.x.shape, setup.order,

@@ -19,6 +19,7 @@ from precision_nn.derivatives import derivative
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.decisions import (
     WIDE_EXPONENT,
+    cancellation_only,
     cancels,
     is_lossy,
     kink_threshold,
@@ -59,9 +60,13 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
     The noise of `f` is measured first: when it exceeds what the number system allows,
     every later reference (the h → 0 limit, a replacement for a reference whose error
     bar is too wide) uses central differences at steps fitted to the measured noise.
+    A comparison that passes only if some entries cancel larger terms
+    (`cancellation_only`) is refined in the same way: a reference from a wider system
+    and the noise of the analytic gradient decide it where they can.
     """
     noise = step_probe = kink = None
-    if hinges(compared, setup.ns.unit_roundoff) or compared.data.failing.any():
+    if (hinges(compared, setup.ns.unit_roundoff) or compared.data.failing.any()
+            or cancellation_only(compared.data).any()):
         noise = with_terms(noise_near(setup), compared.data.reference,
                            np.real(setup.ns.to_float(setup.flat)), setup.ns.unit_roundoff)
         setup = with_gradient_noise(setup)
@@ -118,7 +123,9 @@ def _settle_reference(setup: Setup, analytic: np.ndarray, compared: Compared, me
         compared = compare(setup, analytic, noisy_reference(setup, noise))
         return compared, None, noise
     why = ("its error bar was too wide to decide" if hinges(compared, u)
-           else "to confirm a failure beyond the conditioning of f")
+           else "to confirm a failure beyond the conditioning of f"
+           if compared.data.failing.any() else
+           "some entries passed only if they cancel larger terms")
     compared, noise = _widen(setup, analytic, compared, why, noise)
     if hinges(compared, u) and compared.reference.method in STEP_METHODS:
         compared = _better_method(setup, analytic, compared, complex_probe, noise)

@@ -51,6 +51,12 @@ class Tolerance:
         ``tol_i``, the largest acceptable ``|a_i - n_i|``.
     reference_part, rounding_part : ndarray of float
         Its two terms: the reference's error and the analytic gradient's rounding.
+    entry_part : ndarray of float or None
+        The rounding part without the allowance for cancellation: ``ROUNDING_FACTOR·u·
+        |a_i|`` (or the measured noise, where larger), the most rounding an entry formed
+        without cancelling larger terms shows. A gap between it and ``rounding_part``
+        passes only on the hypothesis that the entry cancels terms as large as ``max|a|``
+        (`decisions.cancellation_only`). None where the scale was given (directions).
     source : str
         One sentence saying how the tolerance was formed.
     """
@@ -59,6 +65,7 @@ class Tolerance:
     reference_part: np.ndarray
     rounding_part: np.ndarray
     source: str
+    entry_part: np.ndarray | None = None
 
 
 def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.ndarray, *,
@@ -105,11 +112,14 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     base = a if rounding_scale is None else np.asarray(rounding_scale, dtype=float)
     top = float(np.max(a)) if a.size and rounding_scale is None else 0.0
     rounding = ROUNDING_FACTOR * (unit_roundoff * base + unit_roundoff * top + underflow)
+    entry = (ROUNDING_FACTOR * (unit_roundoff * base + underflow)
+             if rounding_scale is None else None)
     widened = 0
     if analytic_noise is not None:
         noisy = ANALYTIC_NOISE_SAFETY * np.nan_to_num(analytic_noise, nan=0.0)
         widened = int(np.sum(noisy > rounding))
         rounding = np.maximum(rounding, noisy)
+        entry = None if entry is None else np.maximum(entry, noisy)
     missing = ~np.isfinite(err)
     trust = unit_roundoff ** NO_ESTIMATE_EXPONENT
     fallback = trust * n + trust * (float(np.max(n)) if n.size else 0.0)
@@ -120,7 +130,7 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
         sentence += (f" At {widened} coordinate(s) the rounding part is "
                      f"{ANALYTIC_NOISE_SAFETY:g} × the measured noise of the analytic "
                      "gradient instead (it is noisier than that model).")
-    return Tolerance(ref_part + rounding, ref_part, rounding, sentence)
+    return Tolerance(ref_part + rounding, ref_part, rounding, sentence, entry)
 
 
 def _sentence(ref_part: np.ndarray, rounding: np.ndarray, missing: np.ndarray, u: float,
