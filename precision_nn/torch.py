@@ -56,8 +56,8 @@ from precision_nn.adapters.torch.confirm import (
     Checked,
     decide,
     needs_confirmation,
-    without_cancellation,
     not_in_dtype,
+    without_cancellation,
 )
 from precision_nn.adapters.torch.kinks import KINK_MAX, KINK_STEPS, kink_finding
 from precision_nn.adapters.torch.problem import Objective, backward_pass, floating_outputs
