@@ -282,7 +282,7 @@ def test_a_missing_l1_term_is_named_not_called_float32_rounding():
     within a float32 ulp of the gradient's scale but of one size at every coordinate, which
     roundings of different entries never are. The check names the L1 term (its λ
     measured), never "computes in float32". (np.abs drops the imaginary part, so the
-    complex step is called off by the real cross-check first.)"""
+    complex step is called off by the probe's Richardson test first.)"""
     rng = np.random.default_rng(11)
     A, b, w = rng.normal(size=(25, 12)), rng.normal(size=25), rng.normal(size=12)
     lam = 1e-7
@@ -292,7 +292,9 @@ def test_a_missing_l1_term_is_named_not_called_float32_rounding():
 
     forgot = check_gradient(f, lambda v: A.T @ (A @ v - b) / len(b), w)
     assert not forgot.passed
-    assert forgot.kinds == ("regularization",), forgot
+    # (the complex-step probe's real test saw the dropped term: a notice, not a cause)
+    assert forgot.kinds[0] == "regularization", forgot
+    assert set(forgot.kinds) <= {"regularization", "not_complex_safe"}, forgot
     finding = forgot.findings[0]
     assert finding.evidence["penalty"] == "l1"
     assert abs(finding.evidence["factor"] + lam) <= 1e-3 * lam
@@ -314,3 +316,43 @@ def test_curvature_near_a_pole_is_not_noise_that_widens_every_bar():
     assert not wrong.passed
     assert np.flatnonzero(np.abs(wrong.difference) > wrong.tolerance).tolist() == [2]
     assert check_gradient(f, lambda v: -1 / v**2, x).passed
+
+
+@pytest.mark.parametrize("lam", [1e-8, 1e-9])
+def test_an_l1_term_too_small_for_central_differences_still_calls_the_complex_step_off(lam):
+    """λ·Σ|w| with λ = 1e-8 or 1e-9 beside a gradient of scale ~0.3: np.abs drops the
+    term from Im f, and central differences along the probe's direction (good to ~1e-10
+    of the scale) cannot see it, so the complex step agreed with a gradient that forgot
+    the term. Richardson along the same direction (~1e-12) sees it: the complex step is
+    called off and the forgotten term fails against Richardson; the full gradient passes."""
+    rng = np.random.default_rng(4)
+    A, w = rng.normal(size=(8, 8)), rng.normal(size=8)
+
+    def f(v):
+        return 0.5 * np.sum(np.tanh(A @ v) ** 2) + lam * np.sum(np.abs(v))
+
+    def smooth_part(v):
+        t = np.tanh(A @ v)
+        return A.T @ (t * (1 - t ** 2))
+
+    forgot = check_gradient(f, smooth_part, w)
+    assert not forgot.passed and "not_complex_safe" in forgot.kinds, forgot
+    assert "richardson" in forgot.reference_name.lower()
+    right = check_gradient(f, lambda v: smooth_part(v) + lam * np.sign(v), w)
+    assert right.passed, right
+
+
+def test_a_complex_safe_function_keeps_the_complex_step_after_the_fine_probe():
+    rng = np.random.default_rng(5)
+    A, w = rng.normal(size=(8, 8)), rng.normal(size=8)
+
+    def f(v):
+        return 0.5 * np.sum(np.tanh(A @ v) ** 2)
+
+    def grad(v):
+        t = np.tanh(A @ v)
+        return A.T @ (t * (1 - t ** 2))
+
+    report = check_gradient(f, grad, w)
+    assert report.passed and report.kinds == ("match",), report
+    assert report.reference_name.startswith("complex step")

@@ -70,7 +70,7 @@ from precision_nn.derivatives.steps import (
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["COMPLEX_STEP_ROUNDINGS", "SHARED_SUM_CANCELLATION", "complex_counterpart",
-           "complex_step", "cross_check", "witness_steps"]
+           "complex_step", "cross_check", "shared_rounding", "witness_steps"]
 
 # Im f(x+ih) is formed by a handful of complex operations, each with relative error at most
 # √5·u for a product (Brent, Percival & Zimmermann 2007) and a few u for exp/log/division:
@@ -149,8 +149,7 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
         first = ns.asarray(cs.imag(values[:n])) / h
         second = ns.asarray(cs.imag(values[n:])) / far
         difference = ns.magnitude(second - first)
-    rounding = COMPLEX_STEP_ROUNDINGS * ns.unit_roundoff * \
-        _sum_scales(ns.magnitude(first))
+    rounding = shared_rounding(ns.magnitude(first), ns.unit_roundoff)
     far, difference = _shrunk_witnesses(ev, ns, h, first, far, difference, rounding)
     ratio = ns.magnitude(far) / steps
     # steps decades apart: their whole difference, twice, is the bar (rounding that
@@ -294,6 +293,14 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
             "part: abs, a real-part cast, conj, a comparison; or f's complex arithmetic "
             "loses digits, or f computes below the system's precision); fell back to "
             "Richardson")
+
+
+def shared_rounding(magnitudes: np.ndarray, unit_roundoff: float) -> np.ndarray:
+    """The rounding part of the complex step's error bar at entries of these magnitudes:
+    ``κ·u·max(|D_i|, c·‖D‖∞)`` (module notes). Its norm-wise part assumes the entries
+    cancel terms as large as the largest; `gradcheck` tests that assumption where a
+    verdict depends on it (`gradcheck.decisions.cancellation_only`)."""
+    return COMPLEX_STEP_ROUNDINGS * unit_roundoff * _sum_scales(magnitudes)
 
 
 def _sum_scales(magnitudes: np.ndarray) -> np.ndarray:

@@ -210,10 +210,12 @@ def cancellation_only(data: CheckData) -> np.ndarray:
     large as the gradient's largest entry.
 
     The rounding model allows ``ROUNDING_FACTOR·u·(|a_i| + max|a|)``: the ``max|a|`` term
-    is there for an entry that results from cancellation (`tolerance`). A gap beyond
-    the reference's error and ``ROUNDING_FACTOR·u·|a_i|`` (or 8 × the measured noise of
-    the analytic gradient, when measured: `Tolerance.entry_part`) needs that hypothesis,
-    and a bug of the gap's size passes with it. The hypothesis is tested by the noise of
+    is there for an entry that results from cancellation (`tolerance`), and the complex
+    step's error bar has the same norm-wise term for its own sums. A gap beyond the
+    tolerance of an entry that cancels nothing (`Tolerance.entry_part`: the reference's
+    bar with its rounding at the entry's size, plus ``ROUNDING_FACTOR·u·|a_i|`` or 8 ×
+    the measured noise of the analytic gradient) needs that hypothesis, and a bug of the
+    gap's size passes with it. The hypothesis is tested by the noise of
     the analytic gradient when x moves by a few ulps: a sum that cancels terms depending
     on x rounds differently at every such move, by about ``u`` times its terms
     (`refine.follow_up` measures it for these coordinates, and the entry part grows to
@@ -223,5 +225,4 @@ def cancellation_only(data: CheckData) -> np.ndarray:
     entry = data.tol.entry_part
     if entry is None or data.unit != "coordinate" or data.probes.step is not None:
         return np.zeros(data.difference.shape, dtype=bool)
-    own = data.tol.reference_part + entry
-    return ~data.failing & (np.abs(data.difference) > own)
+    return ~data.failing & (np.abs(data.difference) > entry)

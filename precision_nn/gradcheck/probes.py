@@ -36,6 +36,11 @@ PROBE_SEED = 20240601  # every random direction of the probes comes from this se
 COMPLEX_AGREE = 1e3
 CENTRAL_AGREE = 1e3
 FLOAT_EPS = float(np.finfo(np.float64).eps)
+# the fine test: Richardson along v from first steps REAL_FIRST·s and 1/8 of it (1/64 of
+# the kink scan's 1/8: short enough to step over few kinks, long enough that its tableau
+# extrapolates away the truncation), trusted to REAL_AGREE times its error bar
+REAL_FIRST = 1 / 64
+REAL_AGREE = 8.0
 # a disagreement with central differences counts when shrinking their step 8-fold moves
 # them by less than this share of it (smooth f); a kink moves them by about all of it
 CONFIRM_SHARE = 0.25
@@ -103,10 +108,12 @@ def _sub(ns: NumberSystem, p: Any, q: Any) -> float:
 
 
 def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
-                  requested: bool) -> ComplexProbe:
+                  requested: bool, fine: bool = True) -> ComplexProbe:
     """Whether ``Im f(x + i·t·v)/t`` behaves like the directional derivative.
 
-    It must agree with itself at ``t`` and ``t/16`` and with central differences.
+    It must agree with itself at ``t`` and ``t/16`` and with central differences, and
+    (`fine`) with Richardson extrapolation in real arithmetic (`_real_disagreement`:
+    about 40 more evaluations of f, which resolve a lost term 1e-4 times smaller).
     """
     try:
         nc = ns.complex()
@@ -139,8 +146,61 @@ def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
                             f"{imag[0]:.6g} but central differences give {central:.6g}: "
                             "something inside drops or conjugates the imaginary part "
                             "(abs, a real-part cast, conj, a comparison).", requested)
+    if fine:
+        gap = _real_disagreement(f, ns, flat, v, shape, imag[0], u_seen * (abs(imag[0]) + scale))
+        if gap is not None:
+            return ComplexProbe(True, False, f"along a random direction Im f(x + i·t·v)/t = "
+                                f"{imag[0]:.12g} but Richardson extrapolation in real "
+                                f"arithmetic gives {gap[0]:.12g} ± {gap[1]:.2g} (twice, from "
+                                "first steps 8-fold apart): f's complex arithmetic drops a "
+                                "small part of the derivative (abs, a real-part cast, conj, "
+                                "a comparison).", requested)
     return ComplexProbe(True, True, "Im f(x + i·t·v)/t agrees at two steps and with central "
-                        "differences.", requested)
+                        "differences" + (" and Richardson extrapolation." if fine else "."),
+                        requested)
+
+
+def _real_disagreement(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
+                       shape: tuple[int, ...], imag: float, rounding: float
+                       ) -> tuple[float, float] | None:
+    """(value, error) of Richardson along `v` where it disagrees with the complex step
+    `imag` beyond both error bars, at two first steps 8-fold apart; None when it agrees
+    (or cannot tell).
+
+    Hypothesis tested: f's complex arithmetic carries the whole derivative. A term f
+    computes through ``abs`` (an L1 penalty ``λ·Σ|w|``) or a real-part cast is invisible
+    to the complex step; central differences resolve only ~u^(2/3) of the scale
+    (``CENTRAL_AGREE``), so a term 1e-9 of it passes their test. Richardson's error
+    estimate reaches ~1e-13 on smooth f in float64; a kink within its steps moves the
+    extrapolation when its first step changes, so only a disagreement both runs agree
+    on counts (``REAL_AGREE`` times the bars: its estimate may be off by the factor
+    `REFERENCE_SAFETY` covers).
+    """
+    from precision_nn.derivatives import derivative  # (derivatives imports the probes' kin)
+
+    with ns.context():
+        direction = ns.asarray(v)
+
+    def along(t: Any) -> Any:
+        with ns.context():
+            return call(f, (flat + t * direction).reshape(shape), ns)
+
+    s = 1.0 + float(np.max(np.abs(np.real(ns.to_float(flat)))))
+    runs = []
+    for first in (REAL_FIRST * s, REAL_FIRST * s / 8):
+        try:
+            est = derivative(along, ns.zero, method="richardson", h=ns.scalar(first),
+                             numbers=ns)
+        except (ValueError, ArithmeticError):  # f not finite along the steps: no verdict
+            return None
+        value, error = as_float(ns, est.value), float(est.error)
+        if not (np.isfinite(value) and np.isfinite(error)):
+            return None
+        runs.append((value, error))
+    (r1, e1), (r2, e2) = runs
+    agree = abs(r1 - r2) <= REAL_AGREE * (e1 + e2 + rounding)
+    off = all(abs(imag - r) > REAL_AGREE * (e + rounding) for r, e in runs)
+    return runs[1] if agree and off else None
 
 
 def _confirmed(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray, h: float,

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.derivatives import derivative, gradient
+from precision_nn.derivatives.complex_step import COMPLEX_STEP_ROUNDINGS, shared_rounding
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.decisions import persistent_above, undecidable, undecided
 from precision_nn.gradcheck.evidence import CheckData
@@ -53,6 +54,9 @@ class Reference:
     # flat bool: where the reference alone said "fails" and no independent estimate could
     # confirm or refute it (its error bar was widened to the disagreement): undecidable
     unresolved: np.ndarray | None = None
+    # whether `error` is the generic complex step's bar, whose rounding part is norm-wise
+    # (`complex_step.shared_rounding`): `compare` then forms its entry-sized counterpart
+    shared_rounding: bool = False
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,7 @@ def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
     est = _provided(setup, method, h, ns)
     # an adapter's provider may compute in another system than the check's (it says which)
     system = getattr(setup.provider, "numbers_name", None) if est is not None else None
+    generic = est is None
     if est is None:
         est = gradient(setup.f, ns.asarray(setup.x), method=method, h=h, numbers=ns)
     value = np.ravel(np.asarray(est.value), order=setup.order)
@@ -94,7 +99,8 @@ def reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Reference:
         name += f" for {ns.real().name}"
     if actual != method:
         name += f" (the {METHOD_NAMES[method]} was called off: {_fallback_reason(est.note)})"
-    return Reference(value, error, ns.real(), name, actual, int(est.evaluations), used, steps)
+    return Reference(value, error, ns.real(), name, actual, int(est.evaluations), used, steps,
+                     shared_rounding=generic and actual == "complex_step")
 
 
 def _fallback_reason(note: str) -> str:
@@ -241,11 +247,26 @@ def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
     tol = tolerance(np.where(np.isfinite(a), a, 0.0), np.where(np.isfinite(n), n, 0.0),
                     ref.error, unit_roundoff=setup.ns.unit_roundoff,
                     numbers=setup.ns.name, reference_name=ref.name,
-                    analytic_noise=setup.analytic_noise, underflow=setup.underflow)
+                    analytic_noise=setup.analytic_noise, underflow=setup.underflow,
+                    reference_entry_error=_entry_error(ref, n))
     x = setup.x_float
     data = CheckData(a, n, d, ref.error, tol, x, setup.blocks, setup.batch_size,
                      setup.ns.unit_roundoff, ref.name)
     return Compared(data, tol, ref)
+
+
+def _entry_error(ref: Reference, n: np.ndarray) -> np.ndarray:
+    """The reference's error bar with its rounding at the size of each entry: for the
+    generic complex step, its norm-wise rounding part (`complex_step.shared_rounding`)
+    replaced by ``κ·u·|n_i|``; the truncation and whatever else was measured stays.
+    Other references' bars are per entry already."""
+    if not ref.shared_rounding:
+        return ref.error
+    u = ref.ns.unit_roundoff
+    finite = np.where(np.isfinite(n), np.abs(n), 0.0)
+    shared = shared_rounding(finite, u)
+    own = COMPLEX_STEP_ROUNDINGS * u * finite
+    return np.maximum(ref.error - shared, 0.0) + own
 
 
 def undefined_at_x(setup: Setup, analytic: np.ndarray) -> Compared | None:
@@ -373,4 +394,5 @@ def prefer(original: Reference, candidate: Reference) -> Reference | None:
     error = np.where(take, candidate.error, original.error)
     name = (f"{candidate.name} at {int(take.sum())} of {take.size} coordinates, "
             f"{original.name} at the others (whose error bars were narrower)")
-    return replace(candidate, value=ns.asarray(value), error=error, name=name)
+    return replace(candidate, value=ns.asarray(value), error=error, name=name,
+                   shared_rounding=False)

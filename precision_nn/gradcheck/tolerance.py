@@ -52,11 +52,13 @@ class Tolerance:
     reference_part, rounding_part : ndarray of float
         Its two terms: the reference's error and the analytic gradient's rounding.
     entry_part : ndarray of float or None
-        The rounding part without the allowance for cancellation: ``ROUNDING_FACTOR·u·
-        |a_i|`` (or the measured noise, where larger), the most rounding an entry formed
-        without cancelling larger terms shows. A gap between it and ``rounding_part``
-        passes only on the hypothesis that the entry cancels terms as large as ``max|a|``
-        (`decisions.cancellation_only`). None where the scale was given (directions).
+        The tolerance without the allowances for cancellation: ``ROUNDING_FACTOR·u·|a_i|``
+        (or 8 × the measured noise of the analytic gradient, where larger), the most
+        rounding an entry formed without cancelling larger terms shows, plus the
+        reference's part with its own rounding at the entry's size. A gap beyond it
+        passes only on the hypothesis that the entry (of the gradient or of the
+        reference) cancels terms as large as the largest (`decisions.cancellation_only`).
+        None where the scale was given (directions).
     source : str
         One sentence saying how the tolerance was formed.
     """
@@ -72,7 +74,8 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
               unit_roundoff: float, numbers: str, reference_name: str,
               rounding_scale: np.ndarray | None = None,
               analytic_noise: np.ndarray | None = None,
-              underflow: float = 0.0) -> Tolerance:
+              underflow: float = 0.0,
+              reference_entry_error: np.ndarray | None = None) -> Tolerance:
     """Tolerances from the reference's error estimate and the analytic rounding model.
 
     Parameters
@@ -93,6 +96,10 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     underflow : float
         The smallest subnormal of the system (0 for systems without a small exponent
         limit): the absolute rounding of entries in the subnormal range.
+    reference_entry_error : ndarray of float, optional
+        The reference's error bar with its rounding at the size of each entry, where its
+        own bar assumes cancellation (the complex step's; default `reference_error`):
+        it enters `Tolerance.entry_part` only.
     numbers, reference_name : str
         For the sentence: the system's name and how the reference was computed.
 
@@ -124,6 +131,10 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     trust = unit_roundoff ** NO_ESTIMATE_EXPONENT
     fallback = trust * n + trust * (float(np.max(n)) if n.size else 0.0)
     ref_part = REFERENCE_SAFETY * np.where(missing, fallback, err)
+    if entry is not None:  # the whole tolerance of an entry that cancels nothing
+        own = err if reference_entry_error is None else \
+            np.asarray(reference_entry_error, dtype=float)
+        entry = entry + REFERENCE_SAFETY * np.where(missing, fallback, own)
     sentence = _sentence(ref_part, rounding, missing, unit_roundoff, numbers,
                          reference_name)
     if widened:
