@@ -50,3 +50,39 @@ def test_an_entry_that_really_cancels_large_terms_is_not_accused():
     assert abs(grad(X)[-1] - 1 / X[-1]) > 1e-8  # the cancellation is real at this point
     report = check_gradient(_sum_log, grad, X)
     assert report.passed, report
+
+
+# 1/(x - c) summed, with x_0 at 1e-5 from the pole: entries -1e10 and -2.04. The complex
+# step's bar allows its own norm-wise rounding, κ·u·4·1e10 ≈ 4e-5, at every entry
+POLE = 1.0 + 1e-5
+X_POLE = np.array([1.0, 0.3])
+
+
+def _pole(v):
+    return np.sum(1 / (v - POLE))
+
+
+def _pole_grad(v):
+    return -1 / (v - POLE) ** 2
+
+
+def test_a_1e6_bug_beside_a_pole_is_not_passed_through_the_complex_steps_bar():
+    report = check_gradient(_pole, lambda v: _pole_grad(v) * np.array([1, 1 + 1e-6]), X_POLE)
+    assert not report.passed, report
+    assert report.reference_name.startswith("complex step")  # not called off
+    assert next(f for f in report.findings
+                if f.evidence.get("cancellation")).evidence["coordinates"] == [1]
+
+
+def test_the_pole_gradient_passes_when_correct():
+    assert check_gradient(_pole, _pole_grad, X_POLE).passed
+
+
+def test_a_pass_states_the_largest_relative_error_it_would_have_let_through():
+    report = check_gradient(_sum_log, lambda v: 1 / v, X)
+    assert report.passed
+    scale = np.maximum(np.abs(report.analytic), np.abs(report.reference))
+    loosest = float(np.max(report.tolerance / scale))
+    # the smallest entry (1.3, beside 1e10) has the loosest tolerance, ~1e-4 relative
+    assert 1e-5 < loosest < 1e-3
+    assert f"(loosest: {loosest:.2g} relative, at [11])" in report.verdict()

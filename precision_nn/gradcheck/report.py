@@ -104,6 +104,19 @@ class GradientReport:
                        for f in self.findings if f.kind not in NOTICES]
         return bool(undecidable) and not self.passed and all(undecidable)
 
+    def _loosest(self) -> str:
+        """``" (loosest: 3e-13 relative, at layer 1 [2, 0])"``: the largest tolerance
+        relative to its entry ``max(|a_i|, |n_i|)``, i.e. the largest relative error that
+        would have passed there (empty when every entry is 0)."""
+        scale = np.maximum(np.abs(self.analytic), np.abs(self.reference))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            share = np.where(scale > 0, self.tolerance / scale, -np.inf)
+        if not np.any(np.isfinite(share)):
+            return ""
+        i = int(np.argmax(share))
+        where = f"direction {i}" if self.directional else self.blocks.label(i)
+        return f" (loosest: {share[i]:.2g} relative, at {where})"
+
     def _undecided_count(self) -> int:
         coords = {c for f in self.findings for c in f.evidence.get("coordinates", [])}
         return len(coords)
@@ -140,7 +153,7 @@ class GradientReport:
         failing = int(np.sum(~(np.abs(self.difference) <= self.tolerance)))
         what = "directions" if self.directional else "coordinates"
         if self.passed:
-            return f"PASSED: all {self.difference.size} {what} within tolerance"
+            return f"PASSED: all {self.difference.size} {what} within tolerance{self._loosest()}"
         if self.undecided:
             return (f"UNDECIDED: the check cannot decide "
                     f"{self._undecided_count()} of {self.difference.size} {what}; no bug "
