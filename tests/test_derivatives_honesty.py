@@ -253,6 +253,29 @@ def test_f_below_the_precision_of_x_gets_an_honest_bar_and_a_reason(name, method
     assert "noisier than" in est.note or "no derivative found" in est.note
 
 
+def test_richardson_zeros_below_the_grid_of_f_get_a_bar_that_covers_the_slope():
+    """float32 log(x² + 1) at x = 0.0123 rounds x² + 1 to float32's grid (u·1, a thousand
+    times u·|f|): below a step of ~1e-6 f(x + h) == f(x − h), and Richardson's tableau of
+    zeros gave 0 ± 1e-4 against 0.0246 (red-team review of 2026-12-02)."""
+    ns = number_system("float32")
+    x = np.float32(0.0123)
+
+    def f(t):
+        return np.log(t * t + np.float32(1))
+
+    est = derivative(f, x, method="richardson", numbers=ns)
+    _assert_honest(est, lambda m, t: 2 * t / (t * t + 1), x, ns)
+
+
+def test_flat_and_truncation_only_zeros_keep_their_tight_bars():
+    # a dead ReLU (flat over far more than the central optimum) and x³ at 0 (f' = 0, its
+    # central differences pure truncation) are real zeros: the widening must not fire
+    dead = derivative(lambda t: np.maximum(t - 0.05, 0.0), 0.0, method="richardson")
+    cubic = derivative(lambda t: t ** 3, 0.0, method="richardson")
+    assert dead.value == 0 and dead.error <= 1e-12
+    assert cubic.value == 0 and cubic.error <= 1e-30
+
+
 def test_float_detour_under_complex_step_is_caught_by_the_real_cross_check():
     ns = number_system("mpf:50")
     cs = ns.complex()

@@ -81,6 +81,8 @@ MIN_FIRST_LEVELS = 10
 MAX_LEVELS_SINCE_RESTART = 40
 # a difference counts only when it exceeds its rounding bound this many times
 NOISE_MARGIN = 4.0
+# a value kept against a disagreeing estimate is trusted to this many times the gap
+DISAGREEMENT_SAFETY = 2
 # the extrapolated value carries its own rounding: error ≥ this many u·|value|
 VALUE_ROUNDINGS = 2
 
@@ -112,9 +114,47 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
     smallest = np.minimum(scales(x_float), first_float / FIRST_STEP_FRACTION) * cube_root_u
     levels = int(np.clip(np.max(np.ceil(np.log2(first_float / smallest))) + 2, 3, MAX_LEVELS))
     result = _tableau(ev, first, levels)
+    result = _zeros_below_resolution(ev, result)
     # the pilot's u|x|·|f''|: rounding of data at x biases every level alike (see
     # finite_difference._input_rounding), which no tableau distance can see
     return replace(result, error=result.error + bias, noise=result.noise + bias)
+
+
+def _zeros_below_resolution(ev: Evaluator, result: FDResult) -> FDResult:
+    """`result`, with the bar of a 0 taken below the central optimum widened where f is
+    not flat there.
+
+    Hypothesis tested: an extrapolated 0 from steps below ``t = u^(1/3)·max(|x|, 1)``
+    means f is flat. It can also mean that those steps were below f's resolution: an f
+    that computes on a grid coarser than ``u·|f|`` (float32 ``log(x² + 1)`` near 0 rounds
+    ``x² + 1`` to u·1, a thousand times ``u·|f|``) has ``f(x + h) == f(x − h)`` for every
+    small h, a pilot that read that noise as curvature picks such steps, and the zeros
+    agree with each other: 0 ± 1e-4 against 0.025. Central differences at t and t/2
+    tell: for a flat f both are 0; for f' = 0 with curvature (x³ at 0) they are
+    truncation, shrinking 4-fold per halving; a resolved slope keeps at least half its
+    size. Only then is the bar widened, to twice that slope (the value is 0, off by
+    about the slope); two evaluations per such coordinate."""
+    ns = ev.ns
+    x_float = ns.magnitude(ev.x_flat)
+    cube_root_u = np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns) / 3))
+    optimum = radix_steps(cube_root_u * scales(x_float), ns)
+    zero = np.flatnonzero((ns.magnitude(result.value) == 0) & np.isfinite(result.error)
+                          & (np.asarray(result.h) < ns.magnitude(optimum)))
+    if zero.size == 0:
+        return result
+    rule = stencil("central", 2)
+    with ns.context():
+        half = optimum[zero] / exact_constant(ns, 2)
+    steps = [realize(ns, ev.x_flat[zero], t) for t in (optimum[zero], half)]
+    (at_t,), (at_half,) = (stencil_levels(ev, zero, t, rule, (1,)) for t in steps)
+    slope, finer = ns.magnitude(at_t.value), ns.magnitude(at_half.value)
+    resolved = (finer > at_half.noise) & (finer >= slope / 2)
+    if not resolved.any():
+        return result
+    error = result.error.copy()
+    idx = zero[resolved]
+    error[idx] = np.maximum(error[idx], DISAGREEMENT_SAFETY * finer[resolved])
+    return replace(result, error=error)
 
 
 def _first_steps(ns: NumberSystem, pilot: FDResult, x_float: np.ndarray) -> np.ndarray:
