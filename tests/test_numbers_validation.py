@@ -332,3 +332,14 @@ def test_infer_number_system_of_an_empty_object_array() -> None:
     with pytest.raises(TypeError, match=r"cannot infer a number system from an empty object "
                        r"array; pass `numbers=`"):
         infer_number_system(np.array([], dtype=object))
+
+
+def test_an_mpf_of_mpmaths_global_context_is_named_as_such():
+    # mpmath.sin returns numbers of mpmath.mp, not of the system's private context: the
+    # message says where they come from and what to use instead (red-team, 2026-12-02)
+    ns = number_system("mpf:30")
+    with ns.context():
+        value = np.array([mpmath.sin(mpmath.mpf("0.3"))], dtype=object)
+    name = ns.foreign_type(value)
+    assert "global context" in name and "ns.asarray" in name
+    assert ns.foreign_type(ns.asarray(["0.3"])) is None

@@ -193,6 +193,13 @@ class MPMathSystem(NumberSystem):
             if type(v) is not self._element or v.context is not self.ctx:
                 if type(v) is self._element:
                     return f"{type(v).__name__} of another precision"
+                if getattr(v, "context", None) is mpmath.mp:
+                    # mpmath.sin and friends compute in the global context, not in the
+                    # system's own: the value may carry another precision
+                    return (f"{type(v).__name__} of mpmath's global context (mpmath.sin "
+                            "and friends return those; compute with the system's own "
+                            "functions, e.g. ns.sin, or convert the value with "
+                            "ns.asarray)")
                 return type(v).__name__
         return None
 
