@@ -44,8 +44,8 @@ ELIMINATED_PASS_ORDER = 2.0  # the h²-free remainder shrinks as h³ (right) or 
 # r itself shrinks as h² (right) or h (wrong, e·h above c·h²): midway. An order read at
 # BAND floors is off by at most 2·(ROUNDING_EXCESS/BAND)/ln 2 = 0.5, the margin to 1 and 2
 R_FAIL_ORDER = 1.5
-# A pass with no usable D is a verdict only if it would have seen a relative error along v
-# of this size (a dropped term or factor is an error of order 1; 10% leaves a factor 10)
+# A pass is a verdict only if it would have seen a relative error along v of this size
+# (a dropped term or factor is an error of order 1; 10% leaves a factor 10)
 MAX_RESOLUTION = 0.1
 # a failing order counts only if the error it needs is within this factor of what the
 # band of the smallest steps allows (`pre_asymptotic`)
