@@ -139,15 +139,20 @@ def _random_network_reports(dtype, count=40):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_no_false_failures_on_random_networks(dtype):
-    """In float32 the h² regime above 100× the rounding floor can be shorter than two
-    halvings (11 of these 40 losses): that is no verdict, not a failure."""
+    """A decided pass has an h²-free order of at least 2 or none usable, and then a
+    resolution of at most 10%; in float32 a loss of small curvature along v can leave
+    fewer than two usable h²-free orders and a worse resolution: no verdict, no failure."""
+    from precision_nn.gradcheck.taylor_verdict import MAX_RESOLUTION
+
     reports = _random_network_reports(dtype)
     assert [k for k, r in enumerate(reports) if not r.passed] == []
     for r in reports:
         if r.decided:
-            assert r.observed_order >= 1.8 or np.isnan(r.observed_order), str(r)
+            assert not r.eliminated_order < 2, str(r)
+            assert r.relative_resolution <= MAX_RESOLUTION or np.sum(
+                ~np.isnan(r.eliminated_orders)) >= 2, str(r)
         else:
-            assert np.sum(~np.isnan(r.orders)) < 2 and str(r).startswith(
+            assert np.sum(~np.isnan(r.eliminated_orders)) < 2 and str(r).startswith(
                 "Taylor test UNDECIDED")
     if dtype == "float64":
         assert all(r.decided for r in reports)
