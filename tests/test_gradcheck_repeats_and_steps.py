@@ -175,3 +175,15 @@ def test_a_bug_beyond_float64_in_a_float64_gradient_array_is_still_named():
     assert rounding and 1 not in rounding[0].evidence["coordinates"], report
     named = [fi for fi in report.findings if fi.kind in ("mismatch", "localized")]
     assert named and 1 in named[0].evidence["coordinates"], report
+
+
+# -- item 14: a reference value without an error bar is not called "no finite value" -------
+def test_a_value_whose_error_bar_overflows_is_not_called_no_value():
+    """Σ exp(x) at x = (709, 1): the complex step's values are right (8.2e307, e) but its
+    error estimate overflows near the float maximum; the name said "gave no finite value"."""
+    warnings.simplefilter("ignore")
+    x = np.array([709.0, 1.0])
+    report = check_gradient(lambda v: np.sum(np.exp(v)), np.exp, x)
+    assert "infinite error bar" in report.reference_name, report.reference_name
+    assert "no finite value at" not in report.reference_name
+    assert not report.passed  # coordinate 0 has no error bar: never passed

@@ -2,6 +2,11 @@
 
 How the check proceeds
 ----------------------
+0. The analytic gradient, called twice at x: rounding is a deterministic function of x,
+   so a gradient whose two calls differ beyond reordered sums is random
+   (``nondeterministic``) and no noise allowance is measured for it; an array of a
+   narrower binary float than the system (float64 for ``decimal:30``) is named by its
+   dtype.
 1. The reference. ``method="auto"`` probes whether `f` is complex-step safe (it runs on
    complex input and ``Im f(x + i·t·v)/t`` agrees at two steps and with central
    differences); then the complex step (exact to rounding: nothing cancels) or else
@@ -191,10 +196,10 @@ def _run(setup: Setup, grad: Callable[[Any], Any], *, method: str, h: Any,
     returned = returned_gradient(grad, setup)
     analytic = gradient_in(setup, returned)
     narrow = narrower_dtype(returned, setup.ns)
-    found: dict[str, Any] = {"gradient_dtype": narrow and (narrow, setup.ns.name)}
-    # grad called twice at x: rounding repeats exactly, so only a gradient that does is
+    found: dict[str, Any] = {"gradient_dtype": (narrow, setup.ns.name) if narrow else None}
+    # grad called twice at x: rounding repeats exactly, so only a gradient that repeats is
     # measured for noise near x (`measurements.with_gradient_noise`) and allowed it; one
-    # that does not is reported (`findings.detect_nondeterministic`), never allowed for
+    # that does not is reported (`findings.detect_nondeterministic`) and allowed nothing
     found["gradient_repeat"] = repeat = gradient_repeat(grad, setup, analytic)
     if repeat_differs(repeat, np.real(setup.ns.to_float(analytic)),
                       setup.ns.unit_roundoff).any():
