@@ -337,7 +337,8 @@ def _cancellation_finding(data: CheckData, earlier: Sequence[Finding]) -> list[F
 
 def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     probe = data.probes.noise
-    if not is_lossy(probe):
+    # f that differs between calls at x is random, not lower in precision (findings)
+    if not is_lossy(probe) or probe.nondeterministic:
         if numerical(earlier) or explained(data, earlier)[data.failing].any():
             return _undecidable_finding(data, earlier)
         return _binary_gradient_finding(data) or _undecidable_finding(data, earlier)

@@ -2,6 +2,11 @@
 
 How the check proceeds
 ----------------------
+0. The analytic gradient, called twice at x: rounding is a deterministic function of x,
+   so a gradient whose two calls differ beyond reordered sums is random
+   (``nondeterministic``) and no noise allowance is measured for it; an array of a
+   narrower binary float than the system (float64 for ``decimal:30``) is named by its
+   dtype.
 1. The reference. ``method="auto"`` probes whether `f` is complex-step safe (it runs on
    complex input and ``Im f(x + i·t·v)/t`` agrees at two steps and with central
    differences); then the complex step (exact to rounding: nothing cancels) or else
@@ -57,7 +62,8 @@ from precision_nn.gradcheck.cost import (
 )
 from precision_nn.gradcheck.directional import check_directions
 from precision_nn.gradcheck.evidence import CheckData
-from precision_nn.gradcheck.findings import NOTICES, diagnose
+from precision_nn.gradcheck.findings import NOTICES, diagnose, repeat_differs
+from precision_nn.gradcheck.measurements import gradient_repeat
 from precision_nn.gradcheck.reference import (
     NoReference,
     Reference,
@@ -69,7 +75,14 @@ from precision_nn.gradcheck.reference import (
 )
 from precision_nn.gradcheck.refine import follow_up
 from precision_nn.gradcheck.report import GradientReport, relative_errors
-from precision_nn.gradcheck.setup import METHODS, Setup, analytic_gradient, validate
+from precision_nn.gradcheck.setup import (
+    METHODS,
+    Setup,
+    gradient_in,
+    narrower_dtype,
+    returned_gradient,
+    validate,
+)
 from precision_nn.gradcheck.tolerance import Tolerance
 from precision_nn.numbers import NumberSystem
 
@@ -180,10 +193,20 @@ def _run(setup: Setup, grad: Callable[[Any], Any], *, method: str, h: Any,
             return replace(report, plan=plan.sentence)
     if directions is not None and directions != ALL:
         return check_directions(setup, grad, method=method, h=h, k=directions)
-    analytic = analytic_gradient(grad, setup)
+    returned = returned_gradient(grad, setup)
+    analytic = gradient_in(setup, returned)
+    narrow = narrower_dtype(returned, setup.ns)
+    found: dict[str, Any] = {"gradient_dtype": (narrow, setup.ns.name) if narrow else None}
+    # grad called twice at x: rounding repeats exactly, so only a gradient that repeats is
+    # measured for noise near x (`measurements.with_gradient_noise`) and allowed it; one
+    # that does not is reported (`findings.detect_nondeterministic`) and allowed nothing
+    found["gradient_repeat"] = repeat = gradient_repeat(grad, setup, analytic)
+    if repeat_differs(repeat, np.real(setup.ns.to_float(analytic)),
+                      setup.ns.unit_roundoff).any():
+        setup = replace(setup, grad=None)
     undefined = undefined_at_x(setup, analytic)
     if undefined is not None:  # f is not finite at x: no reference can be formed
-        return _report(undefined.data, undefined.tol, undefined.reference, setup)
+        return _report(undefined.data, undefined.tol, undefined.reference, setup, found)
     complex_probe = None
     if method in ("auto", "complex_step"):
         # an adapter's provider may answer from its own complex-step run (None: it cannot)
@@ -196,9 +219,9 @@ def _run(setup: Setup, grad: Callable[[Any], Any], *, method: str, h: Any,
         compared = compare(setup, analytic, robust_reference(setup, ref_method, h, setup.ns))
     except NoReference as exc:
         none = no_reference(setup, analytic, f"none: {exc}")
-        return _report(none.data, none.tol, none.reference, setup)
+        return _report(none.data, none.tol, none.reference, setup, found)
     extra = follow_up(setup, analytic, compared, method, h, complex_probe)
-    return _report(extra.data, extra.tol, extra.reference, setup)
+    return _report(extra.data, extra.tol, extra.reference, setup, found)
 
 
 # the cost of a full check is planned (one timed evaluation of f, counted) only above this
@@ -221,7 +244,10 @@ def _plan(setup: Setup, method: str) -> CheckPlan:
     return plan
 
 
-def _report(data: CheckData, tol: Tolerance, ref: Reference, setup: Setup) -> GradientReport:
+def _report(data: CheckData, tol: Tolerance, ref: Reference, setup: Setup,
+            found: Mapping[str, Any] | None = None) -> GradientReport:
+    if found:  # what the entry saw of grad itself: its dtype, a second call at x
+        data = replace(data, probes=replace(data.probes, **found))
     findings = diagnose(data)
     passed = not data.failing.any() and all(f.kind in ("match", *NOTICES) for f in findings)
     rel = relative_errors(data.difference, data.analytic, data.reference)

@@ -18,6 +18,7 @@ from precision_nn.gradcheck.tolerance import Tolerance
 
 __all__ = [
     "EXPLAIN_ROUNDING",
+    "REPEAT_ULPS",
     "CheckData",
     "ComplexProbe",
     "KinkProbe",
@@ -33,6 +34,13 @@ __all__ = [
 # (a sign, a permutation) is known to about 2 ulps of float64 of |a| + |n| (each copy
 # rounds by half an ulp, the subtraction by another), so EXPLAIN_ROUNDING of them.
 EXPLAIN_ROUNDING = 4 * 2.0 ** -53
+# Rounding is a deterministic function of its inputs: a function or gradient evaluated
+# twice at the same x returns the same numbers. Only a summation order that changes
+# between calls (threaded reductions) moves them, by at most γ_k·Σ|terms| (Higham 2002,
+# §3.1), about √k·u·Σ|terms| in practice: 16 ulps of the largest size covers a few
+# hundred terms of that size (the torch adapter's `REPEAT_ULPS` for two backward calls).
+# Beyond that the calls differ by randomness or changing state, never by rounding.
+REPEAT_ULPS = 16.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +87,8 @@ class NoiseProbe:
     is ``u`` times the size of f's terms as its gradient shows them
     (``max_i |n_i|·(1 + |x_i|)``, `decisions.with_terms`): the rounding an f that cancels
     to a small value can show, which ``u·max|f|`` does not bound (0 while not measured).
+    `repeat` is the gap between two calls of f at x itself: rounding repeats exactly, so
+    a gap beyond reordered sums (`nondeterministic`) is randomness in f, not precision.
     """
 
     sigma: float
@@ -90,6 +100,14 @@ class NoiseProbe:
     higher_ratio: float | None = None
     higher_sigma: float | None = None
     terms: float = 0.0
+    # |f(x) − f(x)| between two calls at the same x (formed in the system), 0 if equal
+    repeat: float = 0.0
+
+    @property
+    def nondeterministic(self) -> bool:
+        """Whether two calls of f at the same x differ beyond reordered sums
+        (`REPEAT_ULPS` times the rounding of f's value or of its terms)."""
+        return bool(self.repeat > REPEAT_ULPS * max(self.expected, self.terms))
 
 
 @dataclass(frozen=True)
@@ -132,6 +150,12 @@ class Probes:
     # coordinates a failure was seen at only through a reference that real arithmetic
     # could neither confirm nor refute (flat bool, `Reference.unresolved`)
     unresolved: np.ndarray | None = None
+    # |grad(x) − grad(x)| per coordinate between two calls at the same x (flat, float64;
+    # 0 where equal, inf where only one is finite), when measured
+    gradient_repeat: np.ndarray | None = None
+    # (the binary float grad returned its array in, the system's name) when that float is
+    # less precise than the system (`setup.narrower_dtype`: a float64 array for decimal:30)
+    gradient_dtype: tuple[str, str] | None = None
 
 
 @dataclass(frozen=True)

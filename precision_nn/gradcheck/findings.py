@@ -15,12 +15,15 @@ from itertools import pairwise
 import numpy as np
 
 from precision_nn.gradcheck.causes import (
+    BINARY_ULPS,
+    _noise_covers,
     detect_kink,
     detect_not_complex_safe,
     detect_precision_loss,
     detect_step_too_large,
     detect_step_too_small,
 )
+from precision_nn.gradcheck.decisions import is_lossy, undecidable
 from precision_nn.gradcheck.diagnosis import (
     NOTICES,
     Detector,
@@ -30,7 +33,7 @@ from precision_nn.gradcheck.diagnosis import (
     fails,
     numerical,
 )
-from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.evidence import REPEAT_ULPS, CheckData
 from precision_nn.gradcheck.patterns import (
     block_label,
     describe_factor,
@@ -45,7 +48,7 @@ from precision_nn.gradcheck.patterns import (
 SHOWN = 5  # entries a finding lists by name
 
 __all__ = ["ADAPTER_KINDS", "DETECTORS", "KINDS", "NOTICES", "Finding", "describe_factor",
-           "diagnose", "match_finding"]
+           "diagnose", "match_finding", "repeat_differs"]
 
 def detect_non_finite(data: CheckData) -> list[Finding]:
     """An analytic gradient with inf or NaN entries fails, naming them (it is checked
@@ -80,6 +83,136 @@ def detect_non_finite_reference(data: CheckData) -> list[Finding]:
                     "so the check cannot decide there. Evaluate f in a stable form "
                     "(log-sum-exp, softplus) or check at another point.",
                     {"coordinates": idx.tolist(), "undecidable": True, "non_finite": True})]
+
+
+def repeat_differs(gap: np.ndarray | None, analytic: np.ndarray, unit_roundoff: float
+                   ) -> np.ndarray:
+    """Coordinates where two calls of grad at the same x differ beyond reordered sums:
+    ``REPEAT_ULPS·u·max|a|`` (a over its finite entries; `evidence.REPEAT_ULPS`)."""
+    if gap is None:
+        return np.zeros(np.shape(analytic), dtype=bool)
+    a = np.abs(np.asarray(analytic, dtype=float))
+    size = float(np.max(a[np.isfinite(a)], initial=0.0))
+    return np.asarray(gap) > REPEAT_ULPS * unit_roundoff * size
+
+
+def detect_nondeterministic(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """grad returns different values when called twice at the same x.
+
+    Rounding is a deterministic function of x; the noise allowance of the analytic
+    gradient (its scatter over a few ulps of x read as rounding) rests on that. A gap
+    beyond reordered sums between two calls at x is randomness or changing state: no
+    tolerance widens for it, and the check cannot pass (checked before every pattern,
+    whose fits would read the random scatter as a bug)."""
+    found = []
+    differs = repeat_differs(data.probes.gradient_repeat, data.analytic, data.unit_roundoff)
+    if differs.any():
+        gap = np.asarray(data.probes.gradient_repeat)
+        a = np.abs(data.analytic)
+        size = float(np.max(a[np.isfinite(a)], initial=0.0))
+        worst = int(np.argmax(np.where(differs, gap, -np.inf)))
+        share = float(gap[worst]) / size if size > 0 else float("inf")
+        rel = np.abs(data.difference)
+        rel_worst = int(np.argmax(np.where(np.isfinite(rel), rel, -np.inf)))
+        found.append(Finding(
+            "nondeterministic", f"grad returns different values when called twice at the "
+            f"same x: the two calls differ at {int(differs.sum())} of {differs.size} "
+            f"{data.unit}s, by up to {gap[worst]:.3g} at {where_is(data, worst)} "
+            f"({share:.3g} of the largest entry), beyond the {REPEAT_ULPS:g} ulps that "
+            "reordered sums explain. Rounding is a deterministic function of x, so this is "
+            "not rounding: grad draws random numbers (a dropout mask drawn again instead of "
+            "the one f used) or reads state that changes between calls. The gradient "
+            "checked is one random draw, so no comparison with a reference can pass it, "
+            "and no tolerance was widened for the scatter (the largest gap to the "
+            f"reference is {rel[rel_worst]:.3g} at {where_is(data, rel_worst)}). Fix: draw "
+            "the randomness once (save the mask, fix the seed) and use the same values in "
+            "f and grad.",
+            {"coordinates": np.flatnonzero(differs).tolist(), "share": share,
+             "repeat_gap": gap.tolist(), "source": "grad"}))
+    return found
+
+
+def detect_random_f(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """f different between two calls at the same x: its noise is randomness (dropout,
+    sampling) or changing state, not the lower precision `causes.detect_precision_loss`
+    names for a deterministic noisy f (which it leaves to this detector then).
+
+    The verdict is the one a noisy f gets: the reference's error bars carry the
+    measured noise (`reference.noisy_reference`); when f is noisier than its system
+    allows, the failing gaps that noise explains are covered (`causes._noise_covers`)
+    and the rest are left to the bug detectors; otherwise the finding explains no
+    coordinate and only says why the check does not pass."""
+    probe = data.probes.noise
+    if probe is None or not probe.nondeterministic:
+        return []
+    lossy = is_lossy(probe)
+    # randomness within the noise f's system allows decides nothing by itself; it is
+    # named only where the verdict is no pass already (a failure, an undecidable bar)
+    if not lossy and not (data.failing.any() or undecidable(data).any()):
+        return []
+    size = probe.expected / data.unit_roundoff  # max |f| over the probe's points
+    relative = probe.repeat / size if size > 0 else float("inf")
+    ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
+    covered = _noise_covers(data, probe) if lossy else np.zeros(data.failing.shape, bool)
+    evidence = ({"partial": bool(np.any(data.failing & ~covered))} if lossy else
+                {"undecidable": True})  # not lossy: explains no coordinate
+    return [Finding("precision_loss", f"f returns different values when called twice at "
+                    f"the same x: they differ by {probe.repeat:.3g} ({relative:.2g} relative "
+                    f"to |f|), beyond the {REPEAT_ULPS:g} ulps that reordered sums explain, "
+                    f"and offsets of {probe.delta:.2g} show noise of {probe.sigma:.3g} "
+                    f"({ratio:.2g} times u·|f|). Rounding is a deterministic function of x, "
+                    "so this is no lower precision inside f: f draws random numbers (dropout "
+                    "in training mode, a sampled minibatch, injected noise) or reads state "
+                    "that changes between calls. Every finite difference of f carries that "
+                    "randomness (the reference's error bars include it), so the check "
+                    "resolves the gradient no better. Make f deterministic for the check "
+                    "(a fixed seed or mask inside f, dropout off).",
+                    {"coordinates": np.flatnonzero(covered).tolist(), "sigma": probe.sigma,
+                     "expected": probe.expected, "ratio": ratio, "repeat": probe.repeat,
+                     "nondeterministic": True, **evidence})]
+
+
+def _precision_loss_or_random_f(data: CheckData, earlier: Sequence[Finding]
+                                ) -> list[Finding]:
+    """`detect_random_f`, then `causes.detect_precision_loss` (one kind, one place)."""
+    found = detect_random_f(data, earlier)
+    return found + detect_precision_loss(data, (*earlier, *found))
+
+
+def detect_narrower_dtype(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
+    """grad returned its array in a binary float less precise than the system (a float64
+    array for a ``decimal:30`` check): the failing gaps within that float's rounding
+    (`causes.BINARY_ULPS` of its ulps at the gradient's scale ``|n_i| + max|n|``) are
+    that rounding, which the dtype proves with no statistics of the gaps (the values
+    alone need `causes.BINARY_MIN_GAPS` gaps of both signs). Larger gaps are left to the
+    bug detectors."""
+    if data.probes.gradient_dtype is None:
+        return []
+    name, numbers = data.probes.gradient_dtype
+    u_bin = float(np.finfo(np.dtype(name)).eps) / 2
+    n = np.abs(data.reference)
+    scale = n + float(np.max(n[np.isfinite(n)], initial=0.0))
+    failing = data.failing & ~explained(data, earlier) & np.isfinite(data.difference)
+    gap = np.abs(data.difference)
+    covered = failing & (gap <= BINARY_ULPS * u_bin * scale)
+    if not covered.any():
+        return []
+    idx = np.flatnonzero(covered)
+    ulps = float(np.max(gap[idx] / (u_bin * scale[idx])))
+    where = ", ".join(where_is(data, int(i)) for i in idx[:SHOWN])
+    more = f" and {idx.size - SHOWN} more" if idx.size > SHOWN else ""
+    return [Finding("precision_loss", f"grad returns a {name} array for a check in "
+                    f"{numbers}: every entry was rounded to {name} (u = {u_bin:.2g}, "
+                    f"against u = {data.unit_roundoff:.2g} of {numbers}), whatever grad "
+                    f"computed, and the gaps at {idx.size} of {data.failing.size} "
+                    f"{data.unit}s ({where}{more}) are within that rounding (at most "
+                    f"{ulps:.3g} ulps of {name} at the gradient's scale), so the check cannot "
+                    f"see a bug below {name}'s precision there. Return the gradient as numbers "
+                    f"of {numbers} (compute it without float(); an object array of its "
+                    "numbers).",
+                    {"coordinates": idx.tolist(), "dtype": name, "ulps": ulps,
+                     "partial": bool(np.any(data.failing & ~covered & ~explained(
+                         data, earlier)))})]
 
 
 def detect_localized(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -187,7 +320,7 @@ DETECTORS: dict[str, Detector] = {
     "kink": detect_kink,
     "step_too_large": detect_step_too_large,
     "step_too_small": detect_step_too_small,
-    "precision_loss": detect_precision_loss,
+    "precision_loss": _precision_loss_or_random_f,
     "not_complex_safe": detect_not_complex_safe,
     "localized": detect_localized,
     "mismatch": detect_mismatch,
@@ -196,7 +329,8 @@ DETECTORS: dict[str, Detector] = {
 
 
 # kinds that adapters produce (the PyTorch checks: a backward that ignores its incoming
-# gradient, a backward that differs between two runs); no generic detector makes them
+# gradient, a backward that differs between two runs); of these only `nondeterministic`
+# also has a generic detector (`detect_nondeterministic`, run before `DETECTORS`)
 ADAPTER_KINDS = ("ignores_grad_output", "nondeterministic")
 
 
@@ -206,6 +340,8 @@ KINDS = (*DETECTORS, *ADAPTER_KINDS)
 def diagnose(data: CheckData) -> tuple[Finding, ...]:
     """Every finding for `data`, in the order of `DETECTORS`."""
     found: list[Finding] = [*detect_non_finite(data), *detect_non_finite_reference(data)]
+    found.extend(detect_nondeterministic(data, tuple(found)))
+    found.extend(detect_narrower_dtype(data, tuple(found)))
     for detector in DETECTORS.values():
         found.extend(detector(data, tuple(found)))
     return tuple(found)

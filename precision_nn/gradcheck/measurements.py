@@ -11,10 +11,10 @@ import numpy as np
 
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.reference import Compared
-from precision_nn.gradcheck.setup import Setup
+from precision_nn.gradcheck.setup import Setup, analytic_gradient
 
-__all__ = ["WIDER_GAIN", "kink_scan", "more_precise", "noise_near", "with_gradient_noise",
-           "with_wider_noise"]
+__all__ = ["WIDER_GAIN", "gradient_repeat", "kink_scan", "more_precise", "noise_near",
+           "with_gradient_noise", "with_wider_noise"]
 
 # a wider system serves the reference only when f's noise measured there is at least this
 # many times below its noise (or rounding u·|f|) in the system of the check: two more digits
@@ -32,6 +32,32 @@ def with_gradient_noise(setup: Setup) -> Setup:
     except Exception:  # noqa: BLE001 - a grad that fails near x gives no noise measure
         return setup
     return replace(setup, analytic_noise=noise)
+
+
+def gradient_repeat(grad: Any, setup: Setup, analytic: np.ndarray) -> np.ndarray | None:
+    """``|grad(x) − grad(x)|`` per coordinate (flat, float64) from a second call of grad at
+    the same x, formed in the system: 0 where the two calls agree (also an inf or a NaN in
+    both), inf where only one is finite. None when the second call fails.
+
+    Rounding is a deterministic function of x, so a gradient that only rounds returns the
+    same numbers twice; the noise probe of grad (`with_gradient_noise`), which reads the
+    scatter of grad over a few ulps of x as rounding, is sound only for such a gradient.
+    """
+    try:
+        second = analytic_gradient(grad, setup)
+    except Exception:  # noqa: BLE001 - a grad that fails when called again gives no repeat
+        return None
+    ns = setup.ns
+    a = np.real(ns.to_float(analytic)).astype(float)
+    b = np.real(ns.to_float(second)).astype(float)
+    both = np.isfinite(a) & np.isfinite(b)
+    same = (a == b) | (np.isnan(a) & np.isnan(b))
+    gap = np.where(same, 0.0, np.inf)
+    if both.any():
+        with ns.context():
+            diff = ns.asarray(second)[both] - ns.asarray(analytic)[both]
+        gap[both] = np.abs(np.real(ns.to_float(diff)).astype(float))
+    return gap
 
 
 def more_precise(noise: Any) -> bool:

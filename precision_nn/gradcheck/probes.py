@@ -254,12 +254,27 @@ def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
     fine = [_fourth_difference_noise(f, ns, flat, w, delta * r / NOISE_FINE, shape)[0]
             for w, r in grids]
     sigma, top = max(c[0] for c in coarse), max(c[1] for c in coarse)
-    return NoiseProbe(sigma, ns.unit_roundoff * top, delta, ns.name, sigma_fine=max(fine))
+    # rounding is a deterministic function of x: fourth differences read the scatter of
+    # a random f (dropout, sampling) as noise just as well, so f is called at x twice
+    # (the first grid's centre is x itself) and the gap says which it is
+    repeat = _repeat_gap(ns, coarse[0][2], call(f, flat.reshape(shape), ns))
+    return NoiseProbe(sigma, ns.unit_roundoff * top, delta, ns.name, sigma_fine=max(fine),
+                      repeat=repeat)
+
+
+def _repeat_gap(ns: NumberSystem, first: Any, second: Any) -> float:
+    """``|first − second|`` of two values of f at the same point, formed in `ns` (0 when
+    equal, also two equal infinities or two NaNs; inf when only one is finite)."""
+    a, b = as_float(ns, first), as_float(ns, second)
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return 0.0 if a == b or (np.isnan(a) and np.isnan(b)) else float("inf")
+    return abs(_sub(ns, first, second))
 
 
 def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
-                             delta: float, shape: tuple[int, ...]) -> tuple[float, float]:
-    """(σ from the fourth differences of f at offsets k·delta, max |f| seen)."""
+                             delta: float, shape: tuple[int, ...]) -> tuple[float, float, Any]:
+    """(σ from the fourth differences of f at offsets k·delta, max |f| seen, f at the
+    centre: x itself, since k·w is exactly 0 there)."""
     half = NOISE_OFFSETS // 2
     # the offsets are exact multiples k·w of one step vector w of the system: offsets
     # k·delta·v rounded in float64 would be unequally spaced by ~2^-53·delta, and a fourth
@@ -276,7 +291,7 @@ def _fourth_difference_noise(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarra
     top = float(np.max(np.abs(fourth))) if fourth.size else 0.0
     rms = top * float(np.sqrt(np.mean((fourth / top) ** 2))) if 0 < top < np.inf else top
     sigma = rms / float(np.sqrt(FOURTH_DIFFERENCE_VARIANCE))
-    return sigma, float(np.max(np.abs(np.real(ns.to_float(arr)))))
+    return sigma, float(np.max(np.abs(np.real(ns.to_float(arr))))), values[half]
 
 
 # the analytic gradient's noise: grad at x + k·w, k = -3..3, with w a few ulps of x in

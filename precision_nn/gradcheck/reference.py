@@ -133,8 +133,7 @@ def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Ref
         if bad is not None and not bad.any():
             break
         if bad is not None and not why:
-            why = (f"{METHOD_NAMES[method]} gave no finite value at {int(bad.sum())} "
-                   "coordinate(s)")
+            why = _why_not_finite(ref, bad)
         try:
             other = reference(setup, alt, None, ns)
         except _NUMERICAL_FAILURES:
@@ -153,6 +152,21 @@ def robust_reference(setup: Setup, method: str, h: Any, ns: NumberSystem) -> Ref
     elif why:
         ref = replace(ref, name=f"{base} ({why}; no other method gave a finite value there)")
     return ref
+
+
+def _why_not_finite(ref: Reference, bad: np.ndarray) -> str:
+    """Why `ref` is no reference at `bad`: no finite value there, or a finite value whose
+    error bar is infinite (the complex step of exp at 709 in float64 is right, but its
+    error estimate overflows): a value is no evidence without its bar, and the name
+    must not say the method gave no value."""
+    value = np.isfinite(np.real(ref.ns.to_float(ref.value)))
+    parts = [f"no finite value at {int(k)} coordinate(s)" if unbounded is False else
+             f"a finite value with an infinite error bar (no bound on it; e.g. an error "
+             f"estimate that overflows near the largest {ref.ns.name}) at {int(k)} "
+             "coordinate(s)"
+             for unbounded, k in ((False, np.sum(bad & ~value)), (True, np.sum(bad & value)))
+             if k]
+    return f"{METHOD_NAMES[ref.method]} gave {' and '.join(parts)}"
 
 
 def _per_coordinate(setup: Setup, method: str, ns: NumberSystem, ref: Reference | None,

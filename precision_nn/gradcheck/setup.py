@@ -15,12 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from precision_nn.derivatives.arguments import convert_h
+from precision_nn.derivatives.real_offsets import realize
+from precision_nn.derivatives.steps import check_steps
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.cost import PROGRESS_MODES, PROGRESS_SECONDS
 from precision_nn.numbers import NumberSystem, infer_number_system, number_system
 
-__all__ = ["METHODS", "ORDERS", "STEP_METHODS", "Setup", "analytic_gradient", "point_in",
-           "validate"]
+__all__ = ["METHODS", "ORDERS", "STEP_METHODS", "Setup", "analytic_gradient", "gradient_in",
+           "narrower_dtype", "point_in", "returned_gradient", "validate"]
 
 STEP_METHODS = ("central", "forward", "backward")
 METHODS = ("auto", "complex_step", "richardson", *STEP_METHODS)
@@ -134,11 +137,31 @@ def validate(f: Any, grad: Any, x: Any, *, method: Any, h: Any, numbers: Any, sh
     if shapes is None and arr.ndim >= 2:
         shapes = [arr.shape]  # a matrix x is one block: findings name its rows and columns
     flat = np.ravel(arr, order=order)
+    if h is not None:
+        _check_step(ns, flat, h, arr.shape, order, per_coordinate=directions in (None, "all"))
     return Setup(Counted(f, ndim=arr.ndim), arr, ns,
                  _blocks(shapes, order, arr.size, column_names), order,
                  None if batch_size is None else int(batch_size), flat,
                  np.real(ns.to_float(flat)).astype(float), grad=grad,
                  underflow=_underflow(ns))
+
+
+def _check_step(ns: NumberSystem, flat: np.ndarray, h: Any, shape: tuple[int, ...],
+                order: str, *, per_coordinate: bool) -> None:
+    """Refuse a step no difference can use, with the derivatives' own messages: not
+    positive and finite, longer than the length scale ``max(|x|, 1)`` (times
+    `MAX_STEP_RATIO`), or (coordinate steps) below the spacing of the numbers at some
+    ``x_i``. The reference would raise the same errors later, where they could only read
+    as "no finite reference" (as if f were not finite at x). Directions step along a
+    unit vector from t = 0 (`directional`): their steps are checked at 0."""
+    steps = convert_h(ns, h, shape)
+    if not per_coordinate:
+        check_steps(ns, ns.zeros(1), steps[:1])
+        return
+    if np.ndim(h) > 0:  # a step per coordinate, in the caller's shape: flatten as x is
+        steps = np.ravel(np.reshape(steps, shape), order=order)
+    check_steps(ns, flat, steps)
+    realize(ns, flat, steps)
 
 
 def _underflow(ns: NumberSystem) -> float:
@@ -183,9 +206,27 @@ def _blocks(shapes: Any, order: str, size: int, column_names: Any = None) -> Blo
 
 def analytic_gradient(grad: Callable[[Any], Any], setup: Setup) -> np.ndarray:
     """``grad(x)`` flattened in `order`, converted exactly into the system."""
+    return gradient_in(setup, returned_gradient(grad, setup))
+
+
+def returned_gradient(grad: Callable[[Any], Any], setup: Setup) -> np.ndarray:
+    """``grad(x)`` as the array grad returned (its own dtype, not yet converted)."""
     with setup.ns.context():
-        g = grad(setup.x)
-    g = np.asarray(g)
+        return np.asarray(grad(setup.x))
+
+
+def narrower_dtype(g: np.ndarray, ns: NumberSystem) -> str | None:
+    """The name of the binary float `g` holds its entries in when that float is less
+    precise than `ns` (a float64 array for a ``decimal:30`` check), else None: every
+    entry of such an array was rounded to that float, whatever grad computed."""
+    if g.dtype.kind not in "fc":
+        return None
+    info = np.finfo(g.dtype)
+    return info.dtype.name if float(info.eps) / 2 > ns.unit_roundoff else None
+
+
+def gradient_in(setup: Setup, g: np.ndarray) -> np.ndarray:
+    """A returned gradient `g` flattened in `order`, converted exactly into the system."""
     if g.size != setup.x.size:
         raise ValueError(f"`grad(x)` must have one entry per entry of x ({setup.x.size}); "
                          f"got shape {g.shape}.")
