@@ -73,7 +73,7 @@ def _kink_case(gap: float, safe: bool) -> CheckData:
     steps = 0.125 * 0.25 ** np.arange(7)
     jumps = np.where(steps > 1e-3, 2.0, 1e-3 * steps)
     probe = KinkProbe(np.array([0]), steps[None], jumps[None], np.full((1, 7), 1e-14))
-    n = np.array([1.0, 2.0])
+    n = np.array([0.5, 2.0])  # (no gap here turns a into -n: that is a sign pattern)
     a = n + np.array([gap, 0.0])
     err = np.full(2, 1e-12)
     tol = tolerance(a, n, err, unit_roundoff=U64, numbers="float64", reference_name="s")
@@ -143,3 +143,62 @@ def test_a_gradient_computed_in_float32_and_kept_in_float64_is_named():
     report = check_gradient(lambda v: np.sum(c * np.sin(v)),
                             lambda v: c * np.cos(v.astype(np.float32)).astype(np.float64), x)
     assert _floats(report) == ["float32"], report
+
+
+# -- patterns: a sign flip of a few entries, a shift across blocks, a factor at 1e±200 -----
+def _tanh_layer():
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(8, 4)), rng.normal(size=(8, 3))
+
+    def unpack(p):
+        return p[:12].reshape(3, 4), p[12:]
+
+    def loss(p):
+        W, b = unpack(p)
+        return 0.5 * np.mean(np.sum((np.tanh(X @ W.T + b) - Y) ** 2, axis=1))
+
+    def grad(p):
+        W, b = unpack(p)
+        A = np.tanh(X @ W.T + b)
+        D = (A - Y) * (1 - A ** 2) / len(X)
+        return np.concatenate([(D.T @ X).ravel(), D.sum(0)])
+
+    return loss, grad, rng.normal(size=15) * 0.5
+
+
+SHAPES = [(3, 4), (3,)]
+
+
+@pytest.mark.parametrize("flipped", [[5], [2, 9]])
+def test_a_sign_flipped_at_a_few_entries_is_named_sign(flipped):
+    loss, grad, p = _tanh_layer()
+
+    def bad(q):
+        g = grad(q).copy()
+        g[flipped] *= -1
+        return g
+
+    report = check_gradient(loss, bad, p, shapes=SHAPES)
+    assert report.kinds == ("sign",), report
+    assert sorted(report.findings[0].evidence["coordinates"]) == flipped
+
+
+def test_a_one_place_shift_across_blocks_is_layout():
+    loss, grad, p = _tanh_layer()
+    report = check_gradient(loss, lambda q: np.roll(grad(q), 1), p, shapes=SHAPES)
+    assert report.kinds == ("layout",), report
+    assert report.findings[0].evidence["slip"] == "whole_shift_+1"
+    assert len(report.findings[0].evidence["coordinates"]) == 15
+
+
+# (the noise probe squares values of f near 1e300, and the report's norm of the gaps
+# overflows: warnings of other parts than the one tested here)
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("size", [1e200, 1e-200, 1e300])
+def test_a_factor_two_is_named_at_any_scale_of_f(size):
+    x = np.array([0.3, -1.2, 2.0])
+    report = check_gradient(lambda v: size * np.sum(np.sin(v) * v),
+                            lambda v: 2 * size * (np.cos(v) * v + np.sin(v)), x)
+    scale = [fi for fi in report.findings if fi.kind == "scale"]
+    assert scale and scale[0].evidence["factor"] == pytest.approx(2.0, rel=1e-9), report
+    assert "mismatch" not in report.kinds

@@ -1,8 +1,8 @@
 """Numerical causes of a disagreement, from the probes `check_gradient` measured:
-``kink``, ``step_too_large``, ``step_too_small``, ``precision_loss`` (f noisier than
-its system; else an analytic gradient that carries a binary float's rounding; else a
-reference whose error bar is too wide to decide, beyond ``u^(1/4)`` of the gradient's
-scale), ``not_complex_safe``.
+``kink`` (`kinks`), ``step_too_large``, ``step_too_small``, ``precision_loss`` (f
+noisier than its system; else an analytic gradient that carries a binary float's
+rounding, `rounding`; else a reference whose error bar is too wide to decide, beyond
+``u^(1/4)`` of the gradient's scale), ``not_complex_safe``.
 """
 
 from __future__ import annotations
@@ -16,19 +16,12 @@ from precision_nn.gradcheck.decisions import (
     DECIDABLE_EXPONENT,
     cancellation_only,
     is_lossy,
-    kink_hits,
-    kink_threshold,
-    suspects,
     undecidable,
 )
-from precision_nn.gradcheck.diagnosis import (
-    Finding,
-    against_limit,
-    explained,
-    fails,
-    numerical,
-)
+from precision_nn.gradcheck.diagnosis import Finding, explained, numerical
 from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.kinks import detect_kink
+from precision_nn.gradcheck.rounding import binary_gradient_finding
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, ROUNDING_FACTOR
 
 __all__ = ["detect_kink", "detect_not_complex_safe", "detect_precision_loss",
@@ -36,160 +29,6 @@ __all__ = ["detect_kink", "detect_not_complex_safe", "detect_precision_loss",
 
 # the user's step is rounding-dominated when its modelled rounding is this share of its error
 ROUNDING_SHARE = 0.1
-
-
-# a gradient computed through binary floats (a float() in backprop of a Decimal network)
-# errs by some tens of ulps of that float at most, relative to the gradient's scale, at
-# most of its coordinates (a wrong term hits a few); rounding several entries leaves at
-# least one gap above 1/16 ulp (the largest of k uniform rounding errors in ±½ ulp
-# exceeds 1/16 ulp with probability 1 - (1/8)^k)
-BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11}
-BINARY_TYPES = {"float64": np.float64, "float32": np.float32, "float16": np.float16}
-# floats so coarse that random gaps of their size also fit other causes (thousands of
-# float32 ulps): named only when the gradient was stored through them (`_stored_through`)
-STORED_ONLY = {"float16": np.float16}
-
-
-BINARY_ULPS = 100.0
-
-
-BINARY_LEAST = 1 / 16
-
-
-BINARY_SHARE = 0.5
-# random signs can be told from a systematic offset only on a few gaps
-BINARY_MIN_GAPS = 4
-# roundings of k >= 4 different entries all within 1% of one size: for errors uniform in
-# ±½ ulp of entries of unequal sizes that has probability below 0.02^3 (a missing term of
-# one size, λ·sign θ, gives exactly that)
-BINARY_SAME_SIZE = 0.01
-# a value stored through float b is within one spacing of b of the value it rounds (half
-# of one when rounded to nearest; one allows any faithful rounding, e.g. truncation)
-STORED_SPACINGS = 1.0
-# the signs of m rounding errors are independent of the entry's sign, of x_i's sign and
-# of a constant: agreement with each is Binomial(m, ½), and a count beyond SIGN_Z standard
-# deviations √m/2 of m/2 (two-sided p ≈ 1e-3 each) shows a systematic term (c·x³, c·n)
-SIGN_Z = 3.29
-# fewer gaps than this cannot reject even a term whose sign agrees at every entry
-# (m/2 > SIGN_Z·√m/2 needs m > SIGN_Z²): then "random signs" is not shown, only assumed
-SIGN_MIN_GAPS = int(np.ceil(SIGN_Z ** 2)) + 1
-
-
-def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
-    """Failing coordinates whose one-sided differences jump by a slope that does not
-    shrink with the step, and where that kink explains the gap (`_kink_explains`)."""
-    probe = data.probes.kink
-    if probe is None or probe.indices.size == 0:
-        return []
-    hit, at, below = kink_hits(probe, kink_threshold(data, probe.indices))
-    # a kink matters where the check fails, or where the user's own step straddles it;
-    # a nearby kink that the automatic reference stepped around is no finding
-    # (and where the reference cannot decide: a kink at x is what widens its error bar)
-    relevant = (fails(data) | undecidable(data)) if data.probes.step is None \
-        else suspects(data)
-    hit &= (relevant & ~explained(data, earlier))[probe.indices]
-    how = [_kink_explains(data, probe, r, at[r], below[r]) if hit[r] else None
-           for r in range(probe.indices.size)]
-    hit &= np.array([h is not None for h in how], dtype=bool)
-    if not hit.any():
-        return []
-    idx = probe.indices[hit]
-    rows = np.flatnonzero(hit)
-    jump = float(np.max([np.nanmax(np.abs(probe.jumps[r])) for r in rows]))
-    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
-    h = float(np.max(at[hit]))
-    other = all(how[r] == "other_side" for r in rows)
-    reading = ("the analytic gradient is the slope on the far side of the kink, while "
-               "the reference (which does not cross it) gives the slope at x's side"
-               if other else "the analytic gradient is a one-sided slope there and the "
-               "reference's steps may reach across the kink")
-    return [Finding("kink", f"At {labels} the forward and backward differences differ by "
-                    f"up to {jump:.3g}, and the gap stays put while the step shrinks 16-fold "
-                    f"from {h:.3g}: f has a kink (a ReLU-like pre-activation within the step "
-                    "of 0), where a two-sided difference averages two slopes; "
-                    f"{reading}. {_kink_advice(data, probe, hit, below)}",
-                    {"coordinates": idx.tolist(), "h": h, "jump": jump,
-                     "at_kink": bool(np.all(np.isnan(below[hit]))),
-                     "explains": [how[r] for r in rows]})]
-
-
-def _kink_explains(data: CheckData, probe: Any, r: int, at: float, below: float
-                   ) -> str | None:
-    """How the kink seen in row `r` of the scan explains its coordinate's gap, or None.
-
-    Hypothesis tested: the analytic gradient is one of the two one-sided slopes s₋, s₊
-    (whose difference the scan measures, ``J = s₊ - s₋``), and the gap ``d = a - n``
-    against the judged reference (the h → 0 limit, when the user gave a step) comes from
-    the kink alone. Three readings fit:
-
-    * ``"agrees"``: nothing fails against the judged reference (only the user's step,
-      which the scan started from, crosses the kink; or the reference's bar is wide);
-    * ``"other_side"``: ``|d| = |J|`` within the scan's error: the reference is the slope
-      at x's side, the analytic gradient the other one;
-    * ``"straddles"``: ``|d| ≤ |J|`` (a reference whose steps cross the kink averages the
-      two slopes, so it lies between them). Possible only where the reference can cross
-      it: an explicit step or a real-arithmetic reference (not the complex step, which
-      never leaves the real line's point x), or a kink closer to x than the scan's
-      smallest step (there even a complex step may have been replaced by central
-      differences, `refine`, whose steps reach it).
-
-    Anything else (a 1 % bug next to a kink, equal to neither slope, against a complex
-    step) is left to the bug detectors.
-    """
-    judged = against_limit(data)
-    i = int(probe.indices[r])
-    if not judged.failing[i]:
-        return "agrees"
-    slope_gap, error = _slope_gap(data, probe, r, at, below)
-    if not np.isfinite(slope_gap):
-        return None
-    d = abs(float(judged.difference[i]))
-    margin = error + float(judged.explain_tolerance[i])
-    if abs(d - slope_gap) <= margin:
-        return "other_side"
-    probe_c = data.probes.complex
-    one_sided = data.probes.step is None and probe_c is not None and probe_c.safe
-    if (not one_sided or np.isnan(below)) and d <= slope_gap + margin:
-        return "straddles"
-    return None
-
-
-def _slope_gap(data: CheckData, probe: Any, r: int, at: float, below: float
-               ) -> tuple[float, float]:
-    """``|s₊ - s₋|`` from the scan of row `r`, and its error.
-
-    Across a kink at distance δ the jump is ``J(h) = J·(1 - δ/h) + c·h`` for h > δ (c
-    from f's curvature): both deviations change by a factor 4 between consecutive scan
-    steps, so the change ``|J(h) - J(h/4)|`` bounds each within a factor 4/3. The pair of
-    steps (from where the kink was seen, above the step below it) that changes least
-    gives the estimate ``J(h)`` with error ``2·|J(h) - J(h/4)|`` plus both noise levels.
-    """
-    steps, jumps, noise = probe.steps[r], np.abs(probe.jumps[r]), probe.noise[r]
-    keep = np.isfinite(jumps) & (steps <= at)
-    if np.isfinite(below):
-        keep &= steps > below
-    J, e = jumps[keep], noise[keep]
-    if J.size < 2:
-        return float("nan"), float("nan")
-    change = np.abs(np.diff(J))
-    k = int(np.argmin(change))
-    return float(J[k]), float(2 * change[k] + e[k] + e[k + 1])
-
-
-def _kink_advice(data: CheckData, probe: Any, hit: np.ndarray, below: np.ndarray) -> str:
-    """What the user can do: at a kink the scan never got below, no derivative exists
-    at x (to the check's resolution); else a step below the measured distance works."""
-    smallest = float(np.nanmin(probe.steps[hit]))
-    if np.all(np.isnan(below[hit])):
-        return (f"The jump persists down to the smallest step tried ({smallest:.2g}): x "
-                "sits on the kink, where f has no derivative and any gradient is one of "
-                "the one-sided slopes. Check the gradient at a nearby point instead "
-                "(e.g. another random initialisation).")
-    step = float(np.nanmin(below[hit]))
-    complex_ok = data.probes.complex is not None and data.probes.complex.safe
-    other = " or method='complex_step', which never crosses it" if complex_ok else ""
-    return (f"Below a step of about {step:.2g} f is smooth again: use a step smaller than "
-            f"that (h={step / 4:.2g} with method='central'){other}.")
 
 
 def _step_verdict(data: CheckData, earlier: Sequence[Finding]
@@ -263,112 +102,6 @@ def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[F
                      "step_error": err, "rounding": rnd})]
 
 
-def _binary_rounding(data: CheckData) -> str | None:
-    """The binary float whose rounding explains every failing gap, if any (and the
-    system is far more precise than it).
-
-    The hypothesis "the gradient went through that float" is tested before it is named.
-    What any rounding shows: both signs among the relative gaps ``d_i/n_i`` (at least
-    ``BINARY_MIN_GAPS`` failing gaps to tell), gaps in every block (a block that matches
-    exactly did not go through the float), sizes a few ulps of that float at the
-    gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps of
-    `CheckData.entry_scale`: along a direction, a sum of random-sign errors), never
-    thousands, and of different sizes (roundings of different entries do not all come
-    out within ``BINARY_SAME_SIZE`` of one magnitude; a missing term λ·sign(θ) does). A
-    constant relative offset was already named by ``scale``. Then one of two ways it
-    went through the float must be seen (`_stored_through`, `_random_roundings`): the
-    gradient was stored in it, or its gaps at many entries have signs that follow
-    nothing systematic. A wrong entry seen along random directions, or a smooth extra
-    term (1e-7·x³), shows neither. float16, whose ulps are thousands of float32's, is
-    named only when stored.
-    """
-    failing = data.failing
-    if failing.mean() < BINARY_SHARE or failing.sum() < BINARY_MIN_GAPS:
-        return None
-    signs = np.sign(data.difference[failing] * data.reference[failing])
-    if not (np.any(signs > 0) and np.any(signs < 0)):
-        return None
-    blocks = data.blocks
-    if any(not failing[blocks.index(b)].any() for b in range(len(blocks.shapes))):
-        return None
-    gap = np.abs(data.difference[failing])
-    if np.max(gap) <= (1 + BINARY_SAME_SIZE) * np.min(gap):
-        return None  # one size at every entry: a term (λ·sign θ), not roundings
-    ulps = gap / _entry_scale(data)[failing]
-    for name, u_bin in BINARY_ROUNDING.items():
-        if not (data.unit_roundoff * BINARY_ULPS < u_bin and
-                BINARY_LEAST * u_bin <= np.max(ulps) <= BINARY_ULPS * u_bin):
-            continue
-        if _stored_through(data, name) or \
-                (name not in STORED_ONLY and _random_roundings(data)):
-            return name
-    return None
-
-
-def _stored_through(data: CheckData, name: str) -> bool:
-    """Whether the analytic gradient looks stored through the binary float `name`.
-
-    Hypothesis tested: for a float narrower than the float64 copies, every entry is one
-    of its numbers (a float64 result is one with probability 2^-29 per entry for
-    float32); for float64 itself (inside a wider system) the copies cannot show that,
-    so where the entries themselves were compared (coordinates) every failing gap must
-    be within ``STORED_SPACINGS`` spacings of float64 at the entry plus the comparison's
-    tolerance (a stored value is the right value rounded once). Along directions with
-    float64 neither can be seen: not shown.
-    """
-    dtype = BINARY_TYPES[name]
-    entries = data.entries if data.entries is not None else data.analytic
-    if np.finfo(dtype).eps > np.finfo(np.float64).eps:
-        return _stored_in(entries[np.isfinite(entries)], dtype)
-    if data.entries is not None or data.unit != "coordinate":
-        return False
-    failing = data.failing
-    spacing = np.spacing(np.abs(data.analytic[failing]))
-    allowed = STORED_SPACINGS * spacing + data.explain_tolerance[failing]
-    return bool(np.all(np.abs(data.difference[failing]) <= allowed))
-
-
-def _random_roundings(data: CheckData) -> bool:
-    """Whether the failing gaps have random signs, as roundings of many entries do.
-
-    Hypothesis tested (coordinates only: along a direction one wrong entry gives gaps
-    ``v_k·δ``, random-signed as well): the sign of each gap agrees with the sign of its
-    reference entry, of its x_i and of +1 each at about half of the ``m`` failing
-    entries (`SIGN_Z`); a term that is a function of x or of the gradient (c·x³, c·n)
-    agrees with one of them nearly everywhere. Needs ``SIGN_MIN_GAPS`` gaps.
-    """
-    if data.entries is not None or data.unit != "coordinate":
-        return False
-    failing = data.failing
-    s = np.sign(data.difference[failing])
-    if s.size < SIGN_MIN_GAPS:
-        return False
-    for probe in (np.ones_like(s), np.sign(data.x[failing]), np.sign(data.reference[failing])):
-        used = (probe != 0) & (s != 0)
-        m = int(used.sum())
-        if m < SIGN_MIN_GAPS:
-            return False
-        agree = int(np.sum(s[used] == probe[used]))
-        if abs(agree - m / 2) > SIGN_Z * np.sqrt(m) / 2:
-            return False
-    return True
-
-
-def _stored_in(values: np.ndarray, dtype: Any) -> bool:
-    """Whether every (finite) value is exactly one of `dtype`'s numbers."""
-    with np.errstate(over="ignore"):
-        return bool(np.all(values.astype(dtype).astype(values.dtype) == values))
-
-
-def _entry_scale(data: CheckData) -> np.ndarray:
-    """Per index, how far a rounding of every gradient entry by one relative unit
-    reaches (`CheckData.entry_scale`; ``|n_i| + max|n|`` for coordinates)."""
-    if data.entry_scale is not None:
-        return data.entry_scale
-    n = np.abs(data.reference)
-    return n + float(np.max(n))
-
-
 def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     if data.probes.step is not None or numerical(earlier):
         return []
@@ -413,21 +146,6 @@ def _unresolved_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Fin
                     "where real arithmetic resolves it.",
                     {"coordinates": idx.tolist(), "undecidable": True, "share": share,
                      "unresolved": True})]
-
-
-def _binary_gradient_finding(data: CheckData) -> list[Finding]:
-    kind = _binary_rounding(data)
-    if kind is None:
-        return []
-    ulps = float(np.max(np.abs(data.difference) / _entry_scale(data))) / \
-        BINARY_ROUNDING[kind]
-    return [Finding("precision_loss", f"The analytic gradient agrees with the reference "
-                    f"only to the precision of {kind}: every gap is within {ulps:.3g} "
-                    f"ulps of {kind} of the gradient's scale, far beyond the rounding of "
-                    f"this system (u = {data.unit_roundoff:.2g}). The gradient code computes "
-                    f"in {kind} somewhere (e.g. a float() or a NumPy float inside backprop).",
-                    {"coordinates": np.flatnonzero(data.failing).tolist(), "float": kind,
-                     "ulps": ulps})]
 
 
 def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -483,7 +201,7 @@ def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding
     if not is_lossy(probe):
         if numerical(earlier) or explained(data, earlier)[data.failing].any():
             return _undecidable_finding(data, earlier)
-        return _binary_gradient_finding(data) or _undecidable_finding(data, earlier)
+        return binary_gradient_finding(data) or _undecidable_finding(data, earlier)
     ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
     covered = _noise_covers(data, probe)
     higher = ""
