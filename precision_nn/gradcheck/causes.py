@@ -1,8 +1,8 @@
 """Numerical causes of a disagreement, from the probes `check_gradient` measured:
-``kink``, ``step_too_large``, ``step_too_small``, ``precision_loss`` (f noisier than
-its system; else an analytic gradient that carries a binary float's rounding; else a
-reference whose error bar is too wide to decide, beyond ``u^(1/4)`` of the gradient's
-scale), ``not_complex_safe``.
+``kink`` (`kinks`), ``step_too_large``, ``step_too_small``, ``precision_loss`` (f
+noisier than its system; else an analytic gradient that carries a binary float's
+rounding, `rounding`; else a reference whose error bar is too wide to decide, beyond
+``u^(1/4)`` of the gradient's scale), ``not_complex_safe``.
 """
 
 from __future__ import annotations
@@ -16,13 +16,12 @@ from precision_nn.gradcheck.decisions import (
     DECIDABLE_EXPONENT,
     cancellation_only,
     is_lossy,
-    kink_hits,
-    kink_threshold,
-    suspects,
     undecidable,
 )
-from precision_nn.gradcheck.diagnosis import Finding, explained, fails, numerical
+from precision_nn.gradcheck.diagnosis import Finding, explained, numerical
 from precision_nn.gradcheck.evidence import CheckData
+from precision_nn.gradcheck.kinks import detect_kink
+from precision_nn.gradcheck.rounding import binary_gradient_finding
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, ROUNDING_FACTOR
 
 __all__ = ["detect_kink", "detect_not_complex_safe", "detect_precision_loss",
@@ -30,78 +29,6 @@ __all__ = ["detect_kink", "detect_not_complex_safe", "detect_precision_loss",
 
 # the user's step is rounding-dominated when its modelled rounding is this share of its error
 ROUNDING_SHARE = 0.1
-
-
-# a gradient computed through binary floats (a float() in backprop of a Decimal network)
-# errs by some tens of ulps of that float at most, relative to the gradient's scale, at
-# most of its coordinates (a wrong term hits a few); rounding several entries leaves at
-# least one gap above 1/16 ulp (the largest of k uniform rounding errors in ±½ ulp
-# exceeds 1/16 ulp with probability 1 - (1/8)^k)
-BINARY_ROUNDING = {"float64": 2.0 ** -53, "float32": 2.0 ** -24, "float16": 2.0 ** -11}
-# floats so coarse that random gaps of their size also fit other causes (thousands of
-# float32 ulps): named only when every analytic entry is one of their values (the
-# gradient was stored through that float)
-STORED_ONLY = {"float16": np.float16}
-
-
-BINARY_ULPS = 100.0
-
-
-BINARY_LEAST = 1 / 16
-
-
-BINARY_SHARE = 0.5
-# random signs can be told from a systematic offset only on a few gaps
-BINARY_MIN_GAPS = 4
-# roundings of k >= 4 different entries all within 1% of one size: for errors uniform in
-# ±½ ulp of entries of unequal sizes that has probability below 0.02^3 (a missing term of
-# one size, λ·sign θ, gives exactly that)
-BINARY_SAME_SIZE = 0.01
-
-
-def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
-    """Failing coordinates whose one-sided differences jump by a slope that does not
-    shrink with the step."""
-    probe = data.probes.kink
-    if probe is None or probe.indices.size == 0:
-        return []
-    hit, at, below = kink_hits(probe, kink_threshold(data, probe.indices))
-    # a kink matters where the check fails, or where the user's own step straddles it;
-    # a nearby kink that the automatic reference stepped around is no finding
-    # (and where the reference cannot decide: a kink at x is what widens its error bar)
-    relevant = (fails(data) | undecidable(data)) if data.probes.step is None \
-        else suspects(data)
-    hit &= (relevant & ~explained(data, earlier))[probe.indices]
-    if not hit.any():
-        return []
-    idx = probe.indices[hit]
-    rows = np.flatnonzero(hit)
-    jump = float(np.max([np.nanmax(np.abs(probe.jumps[r])) for r in rows]))
-    labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
-    h = float(np.max(at[hit]))
-    return [Finding("kink", f"At {labels} the forward and backward differences differ by "
-                    f"up to {jump:.3g}, and the gap stays put while the step shrinks 16-fold "
-                    f"from {h:.3g}: f has a kink (a ReLU-like pre-activation within the step "
-                    "of 0), where a two-sided difference averages two slopes; the analytic "
-                    f"gradient is a one-sided slope there. {_kink_advice(data, probe, hit, below)}",
-                    {"coordinates": idx.tolist(), "h": h, "jump": jump,
-                     "at_kink": bool(np.all(np.isnan(below[hit])))})]
-
-
-def _kink_advice(data: CheckData, probe: Any, hit: np.ndarray, below: np.ndarray) -> str:
-    """What the user can do: at a kink the scan never got below, no derivative exists
-    at x (to the check's resolution); else a step below the measured distance works."""
-    smallest = float(np.nanmin(probe.steps[hit]))
-    if np.all(np.isnan(below[hit])):
-        return (f"The jump persists down to the smallest step tried ({smallest:.2g}): x "
-                "sits on the kink, where f has no derivative and any gradient is one of "
-                "the one-sided slopes. Check the gradient at a nearby point instead "
-                "(e.g. another random initialisation).")
-    step = float(np.nanmin(below[hit]))
-    complex_ok = data.probes.complex is not None and data.probes.complex.safe
-    other = " or method='complex_step', which never crosses it" if complex_ok else ""
-    return (f"Below a step of about {step:.2g} f is smooth again: use a step smaller than "
-            f"that (h={step / 4:.2g} with method='central'){other}.")
 
 
 def _step_verdict(data: CheckData, earlier: Sequence[Finding]
@@ -175,57 +102,6 @@ def detect_step_too_small(data: CheckData, earlier: Sequence[Finding]) -> list[F
                      "step_error": err, "rounding": rnd})]
 
 
-def _binary_rounding(data: CheckData) -> str | None:
-    """The binary float whose rounding explains every failing gap, if any (and the
-    system is far more precise than it).
-
-    The hypothesis "the gradient went through that float" is tested before it is named:
-    rounding errors have random signs (both signs among the relative gaps ``d_i/n_i``, at
-    least ``BINARY_MIN_GAPS`` failing gaps to tell), every block carries them (a block
-    that matches exactly did not go through the float), and their size is a few ulps of
-    that float at the gradient's scale (``BINARY_LEAST`` to ``BINARY_ULPS`` ulps of
-    `CheckData.entry_scale`: along a direction, a sum of random-sign errors), never
-    thousands, and of different sizes (roundings of different entries do not all come
-    out within ``BINARY_SAME_SIZE`` of one magnitude; a missing term λ·sign(θ) does). A constant relative offset was already named by ``scale``. float16, whose
-    ulps are thousands of float32's, is named only when every entry is a float16 number.
-    """
-    failing = data.failing
-    if failing.mean() < BINARY_SHARE or failing.sum() < BINARY_MIN_GAPS:
-        return None
-    signs = np.sign(data.difference[failing] * data.reference[failing])
-    if not (np.any(signs > 0) and np.any(signs < 0)):
-        return None
-    blocks = data.blocks
-    if any(not failing[blocks.index(b)].any() for b in range(len(blocks.shapes))):
-        return None
-    gap = np.abs(data.difference[failing])
-    if np.max(gap) <= (1 + BINARY_SAME_SIZE) * np.min(gap):
-        return None  # one size at every entry: a term (λ·sign θ), not roundings
-    ulps = gap / _entry_scale(data)[failing]
-    for name, u_bin in BINARY_ROUNDING.items():
-        if name in STORED_ONLY and not _stored_in(data.analytic, STORED_ONLY[name]):
-            continue
-        if data.unit_roundoff * BINARY_ULPS < u_bin and \
-                BINARY_LEAST * u_bin <= np.max(ulps) <= BINARY_ULPS * u_bin:
-            return name
-    return None
-
-
-def _stored_in(values: np.ndarray, dtype: Any) -> bool:
-    """Whether every (finite) value is exactly one of `dtype`'s numbers."""
-    with np.errstate(over="ignore"):
-        return bool(np.all(values.astype(dtype).astype(values.dtype) == values))
-
-
-def _entry_scale(data: CheckData) -> np.ndarray:
-    """Per index, how far a rounding of every gradient entry by one relative unit
-    reaches (`CheckData.entry_scale`; ``|n_i| + max|n|`` for coordinates)."""
-    if data.entry_scale is not None:
-        return data.entry_scale
-    n = np.abs(data.reference)
-    return n + float(np.max(n))
-
-
 def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     if data.probes.step is not None or numerical(earlier):
         return []
@@ -270,21 +146,6 @@ def _unresolved_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Fin
                     "where real arithmetic resolves it.",
                     {"coordinates": idx.tolist(), "undecidable": True, "share": share,
                      "unresolved": True})]
-
-
-def _binary_gradient_finding(data: CheckData) -> list[Finding]:
-    kind = _binary_rounding(data)
-    if kind is None:
-        return []
-    ulps = float(np.max(np.abs(data.difference) / _entry_scale(data))) / \
-        BINARY_ROUNDING[kind]
-    return [Finding("precision_loss", f"The analytic gradient agrees with the reference "
-                    f"only to the precision of {kind}: every gap is within {ulps:.3g} "
-                    f"ulps of {kind} of the gradient's scale, far beyond the rounding of "
-                    f"this system (u = {data.unit_roundoff:.2g}). The gradient code computes "
-                    f"in {kind} somewhere (e.g. a float() or a NumPy float inside backprop).",
-                    {"coordinates": np.flatnonzero(data.failing).tolist(), "float": kind,
-                     "ulps": ulps})]
 
 
 def detect_precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
@@ -341,7 +202,7 @@ def _precision_loss(data: CheckData, earlier: Sequence[Finding]) -> list[Finding
     if not is_lossy(probe) or probe.nondeterministic:
         if numerical(earlier) or explained(data, earlier)[data.failing].any():
             return _undecidable_finding(data, earlier)
-        return _binary_gradient_finding(data) or _undecidable_finding(data, earlier)
+        return binary_gradient_finding(data) or _undecidable_finding(data, earlier)
     ratio = probe.sigma / probe.expected if probe.expected > 0 else float("inf")
     covered = _noise_covers(data, probe)
     higher = ""

@@ -92,7 +92,8 @@ def _report(setup: Any, a: np.ndarray, V: np.ndarray, values: list, errors: np.n
     data = CheckData(an, ref, d, errors, tol, x_dir,
                      Blocks.from_shapes(None, order="C", size=len(V)), setup.batch_size,
                      ns.unit_roundoff, name, Probes(complex=probe), unit="direction",
-                     entry_scale=entry_scale)
+                     entry_scale=entry_scale,
+                     entries=np.real(ns.to_float(a)).astype(float).ravel())
     findings = diagnose(data)
     passed = not data.failing.any() and all(f.kind in ("match", *NOTICES) for f in findings)
     rel = relative_errors(d, an, ref)

@@ -185,6 +185,9 @@ class CheckData:
         What one index is, for the sentences: ``"coordinate"`` or ``"direction"``.
     entry_scale : ndarray or None
         The scale of a per-entry rounding of the gradient at each index (see the field).
+    entries : ndarray or None
+        The analytic gradient's own entries (float64 copies) when `analytic` holds
+        something else (``vᵀa`` along directions); None when `analytic` is the gradient.
     """
 
     analytic: np.ndarray
@@ -203,6 +206,9 @@ class CheckData:
     # reaches, divided by u_b: ``|n_i| + max|n|`` for a coordinate (None); along a
     # direction v, ``sqrt(Σ_k v_k² (|a_k| + max|a|)²)`` (a sum of independent errors)
     entry_scale: np.ndarray | None = None
+    # the gradient's entries when `analytic` holds projections (directional mode): what
+    # a test of "the gradient was stored through float32" looks at
+    entries: np.ndarray | None = None
 
     @property
     def tolerance(self) -> np.ndarray:

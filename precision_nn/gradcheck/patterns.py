@@ -1,108 +1,52 @@
-"""Bug patterns, each tried on *regions* (each disagreeing block, or the one column or
-row of a block the disagreement is confined to):
+"""Bug patterns, each tried on *regions* (`regions`: each disagreeing block, or the one
+column or row of a block the disagreement is confined to):
 
-* ``sign`` — ``a = -n`` on the region;
+* ``sign`` — ``a = -n`` on the region, or at exactly its failing entries (a sign slip
+  confined to a few entries);
 * ``scale`` — ``a = c·n`` with a constant ``c`` (named ``1/m`` when it is one over the
-  batch size);
+  batch size), fitted only where every reference decides;
 * ``layout`` — ``a`` is ``n`` with the block's entries permuted as by C vs Fortran order
   (the same permutation as a transposed block, since ``G.T.ravel("C") == G.ravel("F")``),
-  reversed along an axis, or shifted by one place (an off-by-one index);
+  reversed along an axis, or shifted by one place (an off-by-one index), or the whole
+  flat gradient of several blocks shifted by one place;
 * ``regularization`` — ``a - n = λ·θ`` on its support (a penalty the loss and the
   gradient treat differently).
 
 A pattern explains a region when, applied, it leaves a residual within each
 coordinate's own tolerance at every coordinate of the region (up to the rounding of
-the float64 copies, `evidence.EXPLAIN_ROUNDING`); when the user gave an explicit step, patterns are
-judged against the h → 0 limit instead (a factor fitted to a reference with a step error
-would carry that error).
+the float64 copies, `evidence.EXPLAIN_ROUNDING`); when the user gave an explicit step,
+patterns are judged against the h → 0 limit instead (a factor fitted to a reference
+with a step error would carry that error).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
 from precision_nn.gradcheck.blocks import OTHER_ORDER
 from precision_nn.gradcheck.decisions import undecidable
-from precision_nn.gradcheck.diagnosis import (
-    Detector,
-    Finding,
-    Region,
-    against_limit,
-    cap,
-    explained,
-)
+from precision_nn.gradcheck.diagnosis import Finding, Region, cap
 from precision_nn.gradcheck.evidence import EXPLAIN_ROUNDING, CheckData
+from precision_nn.gradcheck.regions import (
+    FACTOR_RTOL,
+    block_label,
+    fits,
+    narrow_regions,
+    pattern_detector,
+    pattern_finding,
+    regions,
+)
 
 __all__ = ["FACTOR_RTOL", "SCALE_RESOLVED", "block_label", "describe_factor",
-           "layout_in", "narrow_regions", "pattern_detector", "regions", "regularization_in",
-           "scale_in", "sign_in"]
-
-# a factor this close to a simple candidate (1/m, 2, ...) is reported as that candidate
-FACTOR_RTOL = 1e-6
-
+           "factor_and_error", "layout_in", "measured", "narrow_regions", "pattern_detector",
+           "regions", "regularization_in", "scale_in", "sign_in"]
 
 # a constant factor c is a finding only when its distance from 1 exceeds this many of its
 # standard uncertainties σ_c (from the tolerances, see `_factor`): three σ of a fitted
 # quantity, whatever the size of c - 1 (a missing 1/m and a constant off by 1e-6 alike)
 SCALE_RESOLVED = 3.0
-
-
-def regions(data: CheckData) -> list[Region]:
-    """The regions to explain: per disagreeing block, the narrowest that holds its failures."""
-    failing = data.failing
-    out = []
-    for b in range(len(data.blocks.shapes)):
-        span = data.blocks.index(b)
-        fail = failing[span]
-        if not fail.any():
-            continue
-        idx = np.arange(span.start, span.stop)
-        out.extend(narrow_regions(data, b, idx, fail))
-        out.append(Region(idx, block_label(data, b), b))
-    return out
-
-
-def narrow_regions(data: CheckData, b: int, idx: np.ndarray, fail: np.ndarray) -> list[Region]:
-    """The single column (or row) of block `b` the failures are confined to, if any."""
-    shape = data.blocks.shapes[b]
-    if len(shape) != 2:
-        return []
-    found = []
-    for axis, values in (("column", data.blocks.columns(b)), ("row", data.blocks.rows(b))):
-        hit = np.unique(values[fail])
-        if hit.size == 1 and shape[1 if axis == "column" else 0] > 1:
-            keep = values == hit[0]
-            found.append(Region(idx[keep], _line_label(data, b, axis, int(hit[0])), b))
-    return found
-
-
-def block_label(data: CheckData, b: int) -> str:
-    if not data.blocks.given:
-        return "the whole gradient"
-    return f"{data.blocks.name(b)} (shape {data.blocks.shapes[b]})"
-
-
-def _line_label(data: CheckData, b: int, axis: str, k: int) -> str:
-    name = data.blocks.column_name(b, k) if axis == "column" else None
-    note = f" ({name})" if name else ""
-    return f"{data.blocks.name(b)}, {axis} {k}{note}"
-
-
-def _open_regions(data: CheckData, earlier: Sequence[Finding]) -> list[Region]:
-    """Regions whose failures no earlier finding explains."""
-    done = explained(data, earlier)
-    failing = data.failing
-    return [r for r in regions(data) if (failing[r.indices] & ~done[r.indices]).any()]
-
-
-def _fits(data: CheckData, region: Region, corrected: np.ndarray, slack: float = 1.0) -> bool:
-    """Whether `corrected` reproduces the reference on `region`."""
-    n = data.reference[region.indices]
-    return bool(np.all(np.abs(corrected - n) <= slack * data.explain_tolerance[region.indices]))
 
 
 def describe_factor(c: float, m: int | None) -> str:
@@ -129,18 +73,24 @@ def describe_factor(c: float, m: int | None) -> str:
 def _factor(a: np.ndarray, n: np.ndarray, tol: np.ndarray) -> float:
     """Weighted least-squares ``c`` in ``a ≈ c·n``, weights ``1/tol²`` so that reference
     values with wide error bars do not pull the factor (NaN when ``n`` vanishes)."""
-    return _factor_and_error(a, n, tol)[0]
+    return factor_and_error(a, n, tol)[0]
 
 
-def _factor_and_error(a: np.ndarray, n: np.ndarray, tol: np.ndarray) -> tuple[float, float]:
+def factor_and_error(a: np.ndarray, n: np.ndarray, tol: np.ndarray) -> tuple[float, float]:
     """``c`` of `_factor` and its standard uncertainty ``σ_c = 1/√(Σ n_i²/tol_i²)`` (the
     least-squares error of c when each ``a_i`` is uncertain by ``tol_i``)."""
     t = np.maximum(tol, np.finfo(float).tiny)
     w = (t.min() / t) ** 2  # normalised weights 1/tol² (no overflow for tiny tolerances)
+    # c and σ_c are unchanged when a, n and tol are divided by one scale s = max|n|:
+    # squares of values near 1e200 (or 1e-200) would overflow (underflow to 0) otherwise
+    s = float(np.max(np.abs(n), initial=0.0))
+    if not (s > 0 and np.isfinite(s)):
+        return float("nan"), float("nan")
+    a, n = a / s, n / s
     nn = float(np.sum(w * n * n))
     if not nn > 0:
         return float("nan"), float("nan")
-    return float(np.sum(w * a * n)) / nn, float(t.min()) / float(np.sqrt(nn))
+    return float(np.sum(w * a * n)) / nn, float(t.min()) / s / float(np.sqrt(nn))
 
 
 def measured(value: float, sigma: float) -> str:
@@ -158,22 +108,64 @@ def measured(value: float, sigma: float) -> str:
 
 
 def sign_in(data: CheckData, region: Region) -> Finding | None:
+    """``a = -n`` on the whole region, or on exactly its failing entries (`_flipped_entries`)."""
     a = data.analytic[region.indices]
-    if not np.any(a != 0) or not _fits(data, region, -a):
+    if not np.any(a != 0):
         return None
-    return _pattern("sign", region, f"{cap(region.label)}: the analytic gradient has the "
+    if not fits(data, region, -a):
+        return _flipped_entries(data, region)
+    return pattern_finding("sign", region, f"{cap(region.label)}: the analytic gradient has the "
                     "opposite sign of the reference: a minus sign is missing or extra "
                     "(e.g. y - ŷ instead of ŷ - y, or descent direction returned as gradient).",
                     {"factor": -1.0})
 
 
+def _flipped_entries(data: CheckData, region: Region) -> Finding | None:
+    """A sign flipped at some entries of the region only.
+
+    Hypothesis tested: at every failing entry of the region ``-a`` reproduces the
+    reference within the entry's tolerance (so ``|a_i| = |n_i|``, both far from 0: the
+    gap ``2|n_i|`` fails), and every other entry matches. An unrelated bug gives
+    ``a_i = -n_i`` to within a tolerance of ~1e-13 relative only by coincidence.
+    """
+    idx = region.indices
+    failing = data.failing[idx]
+    if not failing.any() or failing.all():
+        return None
+    flipped = idx[failing]
+    a, n = data.analytic[flipped], data.reference[flipped]
+    if not np.all(np.abs(-a - n) <= data.explain_tolerance[flipped]):
+        return None
+    labels = ", ".join(data.blocks.label(int(i)) for i in flipped[:5])
+    more = f" and {flipped.size - 5} more" if flipped.size > 5 else ""
+    b = region.block
+    owner = block_label(data, b) if b is not None else region.label
+    size = data.blocks.sizes[b] if b is not None else idx.size
+    where = (labels if flipped.size == 1 else
+             f"{flipped.size} of its {size} {data.unit}s ({labels}{more})")
+    return pattern_finding("sign", Region(flipped, f"{owner}, {where}", b),
+                    f"{cap(owner)}: the analytic gradient has the opposite sign of the "
+                    f"reference at {where} (analytic {a[0]:.6g} vs reference {n[0]:.6g}) "
+                    "and matches it at every other entry: a sign slip confined to "
+                    f"{'this entry' if flipped.size == 1 else 'these entries'} (a term "
+                    "written with the wrong sign for one index or one case, or a sign that "
+                    "depends on a branch).",
+                    {"factor": -1.0, "partial": True})
+
+
 def scale_in(data: CheckData, region: Region) -> Finding | None:
+    # a factor is fitted only where no reference's error bar is infinite (exp(709.7),
+    # where the estimates overflow): such a reference decides nothing, and the check is
+    # undecidable there (`decisions.undecidable`); the user's step's bar in step mode
+    # is not the judged one, so that test is not asked whole here
+    if np.any(np.isinf(data.reference_error[region.indices])):
+        return None
     n, d = data.reference[region.indices], data.difference[region.indices]
     tol = data.tolerance[region.indices]
     # c - 1 and σ_c from the accurately formed gaps a - n = (c - 1)·n and the comparison's
     # own tolerance (the uncertainty of each gap); fitting c to float64 copies of a and n
     # would bury a c - 1 below float64's rounding of the copies
-    delta, sigma = _factor_and_error(d, n, tol)
+    delta, sigma = factor_and_error(d, n, tol)
     c = 1.0 + delta
     # c must be resolved from 1 (no scale) and from 0 (a missing gradient, no factor)
     if not np.isfinite(c) or not abs(c) > SCALE_RESOLVED * sigma or \
@@ -193,14 +185,18 @@ def scale_in(data: CheckData, region: Region) -> Finding | None:
              "added in one place only, a constant rounded to a few digits, a damping "
              "factor)" if near_one else "a constant factor is missing or extra (a 1/m, "
              "a ½ of a squared error, a step size)")
-    return _pattern("scale", region, f"{cap(region.label)}: the analytic gradient is "
+    return pattern_finding("scale", region, f"{cap(region.label)}: the analytic gradient is "
                     f"{name} × the reference, at every {data.unit}: {cause}.",
                     {"factor": c, "factor_error": sigma, "factor_name": name})
 
 
 def layout_in(data: CheckData, region: Region) -> Finding | None:
     """The block's entries permuted: C vs F order (a matrix built transposed), reversed
-    along an axis, or shifted by one (an off-by-one index)."""
+    along an axis, or shifted by one (an off-by-one index); or the whole flat gradient
+    shifted by one across its blocks (`_whole_shift`)."""
+    whole = _whole_shift(data)
+    if whole is not None:
+        return whole
     b = region.block
     if b is None or region.indices.size != data.blocks.sizes[b] or region.indices.size < 2:
         return None
@@ -211,10 +207,38 @@ def layout_in(data: CheckData, region: Region) -> Finding | None:
     for slip, how, corrected in _permutations(data, b, a):
         if np.any(blind & (corrected != a)):
             continue
-        if _fits(data, region, corrected):
-            return _pattern("layout", region, f"{cap(region.label)} holds the right numbers "
+        if fits(data, region, corrected):
+            return pattern_finding("layout", region, f"{cap(region.label)} holds the right numbers "
                             f"in the wrong places: the gradient is {how}.",
                             {"factor": slip, "slip": slip, "how": how})
+    return None
+
+
+def _whole_shift(data: CheckData) -> Finding | None:
+    """The flat gradient of several blocks shifted by one place as a whole (``np.roll``
+    of the concatenated vector, or an index off by one in the loop that fills it).
+
+    Hypothesis tested: undoing the shift reproduces the reference within tolerance at
+    every coordinate (each block alone then fails its own shift at the entry that
+    crossed a block boundary), where every moved value is decided.
+    """
+    blocks = data.blocks
+    if not blocks.given or len(blocks.shapes) < 2:
+        return None
+    a = data.analytic
+    everything = Region(np.arange(a.size), "the whole gradient")
+    blind = undecidable(data)
+    for step, where in ((1, "one later"), (-1, "one earlier")):
+        corrected = np.roll(a, -step)
+        if np.any(blind & (corrected != a)) or not fits(data, everything, corrected):
+            continue
+        how = (f"shifted by one place across its blocks (each entry {where} in the flat "
+               "vector, the last one wrapped around: an off-by-one index where the blocks "
+               "are concatenated or filled)")
+        return pattern_finding("layout", everything, f"The whole gradient holds the right numbers "
+                        f"in the wrong places: it is {how}.",
+                        {"factor": f"whole_shift_{step:+d}", "slip": f"whole_shift_{step:+d}",
+                         "how": how})
     return None
 
 
@@ -264,11 +288,11 @@ def regularization_in(data: CheckData, region: Region) -> Finding | None:
         return _partial_sign(data, region, support, lam)
     where = _support_text(data, region, support)
     support_d = d[support]
-    _, lam_sigma = _factor_and_error(support_d, theta[support],
+    _, lam_sigma = factor_and_error(support_d, theta[support],
                                      data.explain_tolerance[region.indices][support])
     side = ("the analytic gradient adds a penalty term the loss does not have"
             if lam > 0 else "the loss has a penalty term missing from the analytic gradient")
-    return _pattern("regularization", region, f"{cap(region.label)}: the difference a - n is "
+    return pattern_finding("regularization", region, f"{cap(region.label)}: the difference a - n is "
                     f"λ·θ with λ = {measured(lam, lam_sigma)} (measured) on {where}: {side} — a regulariser that the cost and "
                     "the gradient treat differently (e.g. the bias counted in one of them).",
                     {"factor": lam, "factor_error": lam_sigma, "support": region.indices[support].tolist()})
@@ -284,7 +308,7 @@ def _l1_penalty(data: CheckData, region: Region) -> Finding | None:
     signs = np.sign(theta)
     if not (np.any(signs > 0) and np.any(signs < 0)) or np.any(signs == 0):
         return None
-    lam, lam_sigma = _factor_and_error(d, signs, tol)
+    lam, lam_sigma = factor_and_error(d, signs, tol)
     if not (np.isfinite(lam) and abs(lam) > 2 * lam_sigma):
         return None
     if not np.all(np.abs(d - lam * signs) <= tol):
@@ -292,7 +316,7 @@ def _l1_penalty(data: CheckData, region: Region) -> Finding | None:
     side = ("the analytic gradient adds an L1 penalty's λ·sign(θ) the loss does not have"
             if lam > 0 else "the loss has an L1 penalty λ·Σ|θ| whose λ·sign(θ) is missing "
             "from the analytic gradient")
-    return _pattern("regularization", region, f"{cap(region.label)}: the difference a - n "
+    return pattern_finding("regularization", region, f"{cap(region.label)}: the difference a - n "
                     f"is λ·sign(θ) with λ = {measured(lam, lam_sigma)} (measured) at every "
                     f"{data.unit}: {side}.",
                     {"factor": lam, "factor_error": lam_sigma, "penalty": "l1",
@@ -313,7 +337,7 @@ def _partial_sign(data: CheckData, region: Region, support: np.ndarray,
     idx = region.indices[support]
     labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
     more = f" and {idx.size - 5} more" if idx.size > 5 else ""
-    return _pattern("sign", Region(idx, f"{cap(region.label)}, {idx.size} of its "
+    return pattern_finding("sign", Region(idx, f"{cap(region.label)}, {idx.size} of its "
                                    f"{support.size} {data.unit}s", region.block),
                     f"{cap(region.label)}: at {idx.size} of its {support.size} "
                     f"{data.unit}s ({labels}{more}) the analytic gradient has the opposite "
@@ -340,49 +364,3 @@ def _support_text(data: CheckData, region: Region, support: np.ndarray) -> str:
     return f"{int(support.sum())} of its {support.size} coordinates"
 
 
-def _pattern(kind: str, region: Region, message: str, extra: dict) -> Finding:
-    return Finding(kind, message, {"region": region.label, "block": region.block,
-                                   "coordinates": region.indices.tolist(), **extra})
-
-
-def pattern_detector(kind: str, test: Callable[[CheckData, Region], Finding | None]) -> Detector:
-    """A detector that tries `test` on every open region and merges a whole-gradient hit."""
-    def detect(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
-        data = against_limit(data)
-        found, seen = [], set()
-        for region in _open_regions(data, [*earlier]):
-            if region.block in seen:
-                continue
-            finding = test(data, region)
-            if finding is not None:
-                found.append(finding)
-                seen.add(region.block)
-        return _merge_whole(data, kind, found)
-    detect.__name__ = f"detect_{kind}"
-    return detect
-
-
-def _merge_whole(data: CheckData, kind: str, found: list[Finding]) -> list[Finding]:
-    """One finding when every block shows the same pattern with the same parameter."""
-    nblocks = len(data.blocks.shapes)
-    if len(found) < 2 or len(found) != nblocks or len({f.kind for f in found}) != 1:
-        return found
-    factors = [f.evidence.get("factor") for f in found]
-    same = all(_same(factors[0], f) for f in factors[1:])
-    whole = sum(len(f.evidence["coordinates"]) for f in found) == data.analytic.size
-    if not same or not whole:
-        return found
-    first = found[0]
-    message = first.message.replace(cap(first.evidence["region"]), "Every block", 1)
-    if kind == "layout":
-        message = ("Every block holds the right numbers in the wrong places: each block's "
-                   f"gradient is {first.evidence['how']}.")
-    coords = [c for f in found for c in f.evidence["coordinates"]]
-    return [Finding(first.kind, message, {**first.evidence, "region": "every block",
-                                          "block": None, "coordinates": coords})]
-
-
-def _same(p: Any, q: Any) -> bool:
-    if isinstance(p, str) or isinstance(q, str):
-        return p == q
-    return abs(p - q) <= FACTOR_RTOL * max(abs(p), abs(q))

@@ -28,7 +28,10 @@ How the wider check decides (`decide`):
   the wider check did test that gap and the backward's result moved between the dtypes),
   and the forwards agree within ``FORWARD_ULPS`` ulps of D; forwards that differ by more
   compute other functions in the two dtypes (`dtype_dependent`: a random mask drawn in the
-  tensor's dtype), which is no rounding of a right backward.
+  tensor's dtype), which is no rounding of a right backward. A block whose D run is one
+  constant times its W run at every entry (`float32_only_scales`) is named ``scale``
+  instead: rounding never gives one ratio at many entries, a factor that exists only in
+  D (a branch on the dtype, an eps from ``torch.finfo``) does.
 * it passes where D passed: D's report stands, saying so.
 
 A run in W that is no run in W keeps D's report: the user's code raises there (a custom
@@ -45,13 +48,21 @@ import numpy as np
 import torch
 
 from precision_nn.adapters.torch.findings import REPEAT_ULPS
-from precision_nn.gradcheck import Finding, GradientReport
+from precision_nn.adapters.torch.float32_causes import (
+    DECISIVE_SHARE,
+    FORWARD_ULPS,
+    dtype_dependent,
+    float32_only_scales,
+    float32_rounding,
+)
+from precision_nn.gradcheck import GradientReport
 from precision_nn.gradcheck.findings import NOTICES, match_finding
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY, ROUNDING_FACTOR
 
-__all__ = ["CONFIRM_IN", "DECISIVE_SHARE", "FORWARD_ULPS", "NORMWISE_ULPS", "PRECISION_KINDS", "SMALL_SHARE",
-           "WIDE_TOLERANCE", "Checked", "Reason", "decide", "needs_confirmation",
-           "without_cancellation"]
+__all__ = ["CONFIRM_IN", "DECISIVE_SHARE", "FORWARD_ULPS", "NORMWISE_ULPS", "PRECISION_KINDS",
+           "SMALL_SHARE", "WIDE_TOLERANCE", "Checked", "Reason", "decide",
+           "dtype_dependent", "float32_only_scales", "float32_rounding",
+           "needs_confirmation", "without_cancellation"]
 
 # bfloat16/float16: a tolerance that accepts this share of a coordinate's scale (bfloat16:
 # 128·2^-8 = 1/2) cannot tell a factor 2 from rounding, nor fit a pattern to name a bug
@@ -70,17 +81,6 @@ SMALL_SHARE = 0.5
 # only gaps beyond it (a backward of a small net puts 0.02-1.3 ulps there; R_B1-like sign
 # errors in entries 1e-7 of the largest are left to `SMALL_SHARE`)
 NORMWISE_ULPS = REPEAT_ULPS
-# float32, failing: the wider check clears a failing coordinate only if its tolerance
-# there is below this share of the float32 gap |a_i - n_i|: then the wider gradient is
-# within gap/4 of the reference and the float32 one is not, so at least 3/4 of the gap
-# lies between the two runs of the same backward
-DECISIVE_SHARE = 0.25
-# the float32 and float64 forwards of the same code differ by rounding: a few ulps of
-# each output's largest entry for the networks the check targets (the rounding model's
-# k ≲ 50, `gradcheck.tolerance`); beyond 1024 ulps (8 times the backward's whole allowance
-# of 128) they compute different functions (a random mask drawn in each dtype differs in
-# O(1) of the entries)
-FORWARD_ULPS = 1024.0
 # a float64 failure made of these alone names no bug in float32 code (a reference that
 # cannot decide there either, code that computes in float32 somewhere whatever it is
 # given): the float32 check's own report stands
@@ -278,10 +278,14 @@ def _float32_own(narrow: Checked, wider: Checked, reason: Reason, why: str
     kept = tuple(f for f in report.findings
                  if f.evidence.get("torch") or f.kind in ("kink", "not_complex_safe"))
     if moved > FORWARD_ULPS * u:
-        found = dtype_dependent(report, wider.report, moved, random=narrow.random)
+        found = (dtype_dependent(report, wider.report, moved, random=narrow.random),)
     else:
-        found = float32_rounding(report, wider.report, idx, u)
-    return replace(report, passed=False, findings=(found, *kept),
+        scaled = float32_only_scales(report, wider.report, idx, u)
+        covered = {c for f in scaled for c in f.evidence["coordinates"]}
+        rest = np.array([i for i in idx if int(i) not in covered], dtype=int)
+        found = (*scaled, *((float32_rounding(report, wider.report, rest, u),)
+                            if rest.size else ()))
+    return replace(report, passed=False, findings=(*found, *kept),
                    tolerance_source=f"{report.tolerance_source} ({why}: it passes there.)",
                    evaluations=report.evaluations + wider.report.evaluations)
 
@@ -302,61 +306,3 @@ def _forward_gap(narrow: tuple[torch.Tensor, ...], wider: tuple[torch.Tensor, ..
         if diff > 0:
             worst = max(worst, diff / size if size > 0 else float("inf"))
     return worst
-
-
-def _where(report: GradientReport, idx: np.ndarray, shown: int = 4) -> str:
-    if report.directional:
-        labels = "direction" + "s" * (idx.size > 1) + " " + ", ".join(
-            str(int(i)) for i in idx[:shown])
-    else:
-        labels = ", ".join(report.blocks.label(int(i)) for i in idx[:shown])
-    return labels + (f" and {idx.size - shown} more" if idx.size > shown else "")
-
-
-def float32_rounding(report: GradientReport, wide: GradientReport, idx: np.ndarray,
-                     u: float) -> Finding:
-    """The float32 backward is off by more than the rounding model allows at `idx`, and
-    the same backward in float64 passes: float32's arithmetic, not the formula."""
-    a32, a64 = report.analytic, wide.analytic
-    moved = float(np.max(np.abs(a32[idx] - a64[idx])))
-    top = float(np.max(np.abs(a64), initial=0.0))
-    share = moved / top if top > 0 else float("inf")
-    return Finding(
-        "precision_loss",
-        f"float32 rounding, not a wrong backward: at {idx.size} coordinate(s) ({_where(report, idx)}) "
-        f"the float32 gradient is off by more than the {ROUNDING_FACTOR:g}-ulp rounding "
-        "model allows, but the same backward run in float64 on the same values passes the "
-        f"check there (its tolerance below {DECISIVE_SHARE:g} of each float32 gap). The "
-        f"float32 run differs from the float64 run by up to {moved:.2g}, {share:.2g} of "
-        f"max|g| ({share / u:.0f} float32 ulps of it): float32 arithmetic loses that much "
-        "in this backward (cancellation, e.g. 1 - p at a saturated softmax or sigmoid, or "
-        "long sums), unless the backward takes another path in float32 (a branch on the "
-        "dtype, a float32-only kernel). Training in float32 sees gradients this "
-        "inaccurate here; if it "
-        "matters, compute the sensitive part in float64 or in a stable form (log_softmax "
-        "with nll_loss instead of softmax then log), or check at a less saturated point.",
-        {"torch": "float32_rounding", "coordinates": idx.tolist(), "gap": moved,
-         "share": share, "float64_tolerance": float(np.max(wide.tolerance[idx]))})
-
-
-def dtype_dependent(report: GradientReport, wide: GradientReport, moved: float, *,
-                    random: bool) -> Finding:
-    """The float32 forward computes another function than its float64 copy (beyond
-    `FORWARD_ULPS`), and the float64 check of the same code passes."""
-    cause = ("The code draws random numbers, and a draw in the tensor's own dtype "
-             "(torch.rand(shape, dtype=x.dtype)) gives other numbers in float32 than in "
-             "float64, so the reference differentiates another function. Fix: draw in a "
-             "fixed dtype (torch.rand(shape) > p), or check in eval() mode." if random else
-             "The code depends on the dtype (a branch on x.dtype, a constant such as "
-             "torch.finfo(x.dtype).eps), or its forward already loses that many digits in "
-             "float32.")
-    return Finding(
-        "mismatch",
-        f"Dtype-dependent forward: the float32 forward's outputs differ from those of the "
-        f"float64 copy the reference differentiates by up to {moved:.2g} of their largest "
-        f"entry, beyond float32 rounding ({FORWARD_ULPS:g} ulps). {cause} The same "
-        "backward checked in float64, where both sides run the same code, passes: the "
-        "backward's formula is right.",
-        {"torch": "dtype_dependent", "share": moved, "random": random,
-         "coordinates": np.flatnonzero(~(np.abs(report.difference) <= report.tolerance)
-                                       ).tolist()})
