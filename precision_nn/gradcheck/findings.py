@@ -15,7 +15,6 @@ from itertools import pairwise
 import numpy as np
 
 from precision_nn.gradcheck.causes import (
-    BINARY_ULPS,
     _noise_covers,
     detect_kink,
     detect_not_complex_safe,
@@ -44,6 +43,7 @@ from precision_nn.gradcheck.patterns import (
     scale_in,
     sign_in,
 )
+from precision_nn.gradcheck.rounding import BINARY_ULPS
 
 SHOWN = 5  # entries a finding lists by name
 
@@ -182,7 +182,7 @@ def _precision_loss_or_random_f(data: CheckData, earlier: Sequence[Finding]
 def detect_narrower_dtype(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     """grad returned its array in a binary float less precise than the system (a float64
     array for a ``decimal:30`` check): the failing gaps within that float's rounding
-    (`causes.BINARY_ULPS` of its ulps at the gradient's scale ``|n_i| + max|n|``) are
+    (`rounding.BINARY_ULPS` of its ulps at the gradient's scale ``|n_i| + max|n|``) are
     that rounding, which the dtype proves with no statistics of the gaps (the values
     alone need `causes.BINARY_MIN_GAPS` gaps of both signs). Larger gaps are left to the
     bug detectors."""
