@@ -2,8 +2,13 @@
 
 Every function is complex-step safe: comparisons act on the real part only, so for
 ``z = x + i·h`` with tiny ``h`` the imaginary part of ``g(z)`` is ``h·g'(x)`` to rounding.
-Elementwise activations also give ``derivative(ns, z, a)``; softmax (output only) gives the
-vector–Jacobian product ``vjp(ns, z, a, grad_a)`` instead.
+Elementwise activations also give ``derivative(ns, z, a, saved)``; softmax (output only)
+gives the vector–Jacobian product ``vjp(ns, z, a, saved, grad_a)`` instead.
+
+``saved`` is what the forward pass of backprop kept for the backward rule
+(`Activation.forward`): the sigmoid keeps ``σ(−z)``, which its value was formed beside, so
+``σ' = σ(z)·σ(−z)`` costs one product instead of a second exponential; the others keep
+nothing (None).
 """
 
 from __future__ import annotations
@@ -22,12 +27,24 @@ __all__ = ["ACTIVATIONS", "Activation", "branch_positive", "get_activation", "re
 
 @dataclass(frozen=True)
 class Activation:
-    """An activation ``a = g(z)`` and its backward rule ``∂L/∂z`` from ``∂L/∂a``."""
+    """An activation ``a = g(z)`` and its backward rule ``∂L/∂z`` from ``∂L/∂a``.
+
+    ``value(ns, z)`` is ``a``; ``forward(ns, z)`` is ``(a, saved)``, the same ``a`` and what
+    the backward rule ``vjp(ns, z, a, saved, grad_a)`` reuses (None when the activation
+    keeps nothing; then `forward` is `value` with None beside it).
+    """
 
     name: str
     value: Callable[[NumberSystem, Any], Any]
-    vjp: Callable[[NumberSystem, Any, Any, Any], Any]
+    vjp: Callable[[NumberSystem, Any, Any, Any, Any], Any]
     elementwise: bool = True
+    keep: Callable[[NumberSystem, Any], tuple[Any, Any]] | None = None
+
+    def forward(self, ns: NumberSystem, z: Any) -> tuple[Any, Any]:
+        """``(g(z), saved)``: the value and what the backward rule reuses."""
+        if self.keep is None:
+            return self.value(ns, z), None
+        return self.keep(ns, z)
 
 
 def real_positive(ns: NumberSystem, z: Any) -> np.ndarray:
@@ -56,29 +73,34 @@ def signed_exp(ns: NumberSystem, z: Any) -> tuple[np.ndarray, Any]:
     return positive, ns.exp(np.where(positive, -z, z))
 
 
-def _elementwise(derivative: Callable[[NumberSystem, Any, Any], Any]):
-    return lambda ns, z, a, grad_a: grad_a * derivative(ns, z, a)
+def _elementwise(derivative: Callable[[NumberSystem, Any, Any, Any], Any]):
+    return lambda ns, z, a, saved, grad_a: grad_a * derivative(ns, z, a, saved)
 
 
 # sigmoid: σ(z) = 1/(1+e^{-z}). The system evaluates σ (`NumberSystem.sigmoid`: from
-# e^{-|z|} <= 1, so nothing overflows; balls directly).
+# e^{-|z|} <= 1, so nothing overflows; balls directly), and for backprop σ(z) beside
+# σ(-z) from the same exponential (`NumberSystem.sigmoid_with_complement`).
 def _sigmoid(ns, z):
     return ns.sigmoid(z)
 
 
-# σ' = σ(z)·σ(-z) = e/(1+e)² with e = e^{-|z|}, the same on both sides of Re z = 0 (σ' is
-# even), so the branch only keeps e <= 1. Not a(1-a): at saturation 1 - a cancels (z = 40
-# in float64: a rounds to 1 and a(1-a) to 0 against σ' = 4e-18; in mpf:30 at z = 40 it
-# keeps 13 of 30 digits), and backprop multiplies that loss into every earlier layer.
-def _sigmoid_derivative(ns, z, a):
-    _, e = signed_exp(ns, z)
-    r = ns.one / (ns.one + e)
-    return e * r * r
+def _sigmoid_keep(ns, z):
+    return ns.sigmoid_with_complement(z)
+
+
+# σ' = σ(z)·σ(-z): a product of two values each accurate to a few u relative, so σ' is too,
+# everywhere. Not a(1-a): at saturation 1 - a cancels (z = 40 in float64: a rounds to 1
+# and a(1-a) to 0 against σ' = 4e-18; in mpf:30 at z = 40 it keeps 13 of 30 digits), and
+# backprop multiplies that loss into every earlier layer. σ(-z) is the complement the
+# forward pass kept (`saved`); it is formed from e^{-|z|} <= 1 as σ(z) was, so nothing
+# cancels and the derivative costs one product.
+def _sigmoid_derivative(ns, z, a, saved):
+    return a * saved
 
 
 # tanh' = 1 - tanh² = sech² z = 4e/(1+e)² with e = e^{-2|z|} (even, as for σ'): not 1 - a²,
 # which cancels at saturation as a(1-a) does (tanh(20) rounds to 1 in float64)
-def _tanh_derivative(ns, z, a):
+def _tanh_derivative(ns, z, a, saved):
     _, e = signed_exp(ns, z + z)
     r = ns.one / (ns.one + e)
     return 4 * e * r * r
@@ -89,7 +111,7 @@ def _relu(ns, z):
     return np.where(real_positive(ns, z), z, ns.zero)
 
 
-def _relu_derivative(ns, z, a):
+def _relu_derivative(ns, z, a, saved):
     return np.where(real_positive(ns, z), ns.one, ns.zero)
 
 
@@ -98,7 +120,7 @@ def _erf_logistic(ns, z):
     return (ns.one + ns.erf(z)) / 2
 
 
-def _erf_logistic_derivative(ns, z, a):
+def _erf_logistic_derivative(ns, z, a, saved):
     return ns.exp(-(z * z)) / ns.sqrt(ns.pi)
 
 
@@ -106,7 +128,7 @@ def _identity(ns, z):
     return z + ns.zero  # a copy in the system's type
 
 
-def _identity_derivative(ns, z, a):
+def _identity_derivative(ns, z, a, saved):
     return np.ones_like(z) * ns.one
 
 
@@ -119,12 +141,13 @@ def _softmax(ns, z):
 
 
 # softmax vjp: ∂L/∂z_j = a_j (∂L/∂a_j - Σ_k a_k ∂L/∂a_k)
-def _softmax_vjp(ns, z, a, grad_a):
+def _softmax_vjp(ns, z, a, saved, grad_a):
     return a * (grad_a - np.sum(grad_a * a, axis=-1, keepdims=True))
 
 
 ACTIVATIONS: dict[str, Activation] = {
-    "sigmoid": Activation("sigmoid", _sigmoid, _elementwise(_sigmoid_derivative)),
+    "sigmoid": Activation("sigmoid", _sigmoid, _elementwise(_sigmoid_derivative),
+                          keep=_sigmoid_keep),
     "tanh": Activation("tanh", lambda ns, z: ns.tanh(z), _elementwise(_tanh_derivative)),
     "relu": Activation("relu", _relu, _elementwise(_relu_derivative)),
     "erf_logistic": Activation("erf_logistic", _erf_logistic,

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from precision_nn.activations import signed_exp
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["LOSSES", "Loss", "get_loss"]
@@ -91,13 +90,10 @@ def _sigmoid_cross_entropy_logits(ns, z, y):
     return ns.sigmoid_cross_entropy_sum(z, y) / _m(z)
 
 
-# ∂/∂z = σ(z) - y. With e = e^{-|z|} and p = e/(1+e) = σ(-|z|): σ(z) = 1 - p for Re z > 0,
-# so σ(z) - y = (1-y) - p there (for y = 1 that is -p exactly, where a - y would cancel to
-# 0), and p - y elsewhere.
+# ∂/∂z = σ(z) - y, formed by the system without the cancellation of σ(z) - 1 at saturation
+# (`NumberSystem.sigmoid_residual`: (1-y)·σ(z) - y·σ(-z), two terms >= 0 for y in [0, 1]).
 def _sigmoid_delta(ns, z, a, y):
-    positive, e = signed_exp(ns, z)
-    p = e / (ns.one + e)
-    return np.where(positive, (ns.one - y) - p, p - y) / _m(z)
+    return ns.sigmoid_residual(z, y) / _m(z)
 
 
 # -- softmax cross-entropy ------------------------------------------------------------------

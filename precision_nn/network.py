@@ -142,23 +142,31 @@ class MLP:
             return self._loss_from_output(z[-1], a[-1], Y, params)
 
     def _forward(self, X: np.ndarray, params: np.ndarray, mats: list | None = None, *,
-                 outputs: bool = True) -> tuple[list, list]:
+                 outputs: bool = True, saved: list | None = None) -> tuple[list, list]:
         """Pre-activations ``z[1..L]`` and activations ``a[0..L]`` (``a[0] = X``);
         ``outputs=False`` leaves ``a[L]`` as None (backprop of a canonical loss works
-        from ``z[L]`` alone)."""
+        from ``z[L]`` alone). A list `saved` receives, at index k, what layer k's
+        activation keeps for its backward rule (`Activation.forward`: the sigmoid's
+        σ(−z), so backprop forms σ' without a second exponential)."""
         z, a = [None], [X]
+        if saved is not None:
+            saved[:] = [None] * (len(self.shapes) + 1)
         mats = layout.unflatten(params, self.shapes) if mats is None else mats
         for k, W in enumerate(mats, start=1):
             z.append(self._affine(a[k - 1], W))
-            last = k == len(mats)
-            a.append(None if last and not outputs else
-                     self._activation(k).value(self.numbers, z[k]))
+            if k == len(mats) and not outputs:
+                a.append(None)
+            elif saved is None:
+                a.append(self._activation(k).value(self.numbers, z[k]))
+            else:
+                a_k, saved[k] = self._activation(k).forward(self.numbers, z[k])
+                a.append(a_k)
         return z, a
 
     def _affine(self, a_prev: np.ndarray, W: np.ndarray) -> np.ndarray:
-        """z = a_prev @ W[:, 1:]ᵀ + bias, the product through the system's `matmul`."""
-        return self.numbers.matmul(a_prev, np.swapaxes(W[..., 1:], -1, -2)) + \
-            W[..., None, :, 0]
+        """z = a_prev @ W[:, 1:]ᵀ + bias, through the system's `affine` (its `matmul`)."""
+        return self.numbers.affine(a_prev, np.swapaxes(W[..., 1:], -1, -2),
+                                   W[..., None, :, 0])
 
     def _activation(self, k: int) -> Activation:
         return self.output if k == len(self.shapes) else self.hidden
@@ -196,32 +204,39 @@ class MLP:
             mats = layout.unflatten(params, self.shapes)
             # a canonical loss's delta is formed from z[L] (losses.py): its outputs a[L]
             # would be exp work thrown away
-            z, a = self._forward(X, params, mats, outputs=not self._canonical)
-            grads = self._backward(z, a, mats, Y)
+            saved: list = []
+            z, a = self._forward(X, params, mats, outputs=not self._canonical, saved=saved)
+            grads = self._backward(z, a, mats, Y, saved=saved)
         return layout.flatten(grads)
 
-    def _backward(self, z: list, a: list, mats: list, Y: np.ndarray) -> list[np.ndarray]:
+    def _backward(self, z: list, a: list, mats: list, Y: np.ndarray, *,
+                  saved: list | None = None) -> list[np.ndarray]:
+        """The layer gradients from the forward pass's ``z``, ``a`` and `saved` (what each
+        activation kept for its backward rule; None: formed again from ``z``)."""
         ns, L, m = self.numbers, len(mats), Y.shape[0]
-        delta = self._output_delta(z[L], a[L], Y)
+        if saved is None:
+            saved = [None] + [self._activation(k).forward(ns, z[k])[1]
+                              for k in range(1, L + 1)]
+        delta = self._output_delta(z[L], a[L], saved[L], Y)
         grads = [None] * L
         for k in range(L, 0, -1):
             W = mats[k - 1]
-            weights = ns.matmul(np.swapaxes(delta, -1, -2), a[k - 1])
+            grads[k - 1] = ns.affine_gradient(delta, a[k - 1])  # [Σ_i δ | δᵀ a]
             if self._has_l2:
-                weights = weights + self.l2 * W[:, 1:] / m
-            grads[k - 1] = np.concatenate([np.sum(delta, axis=0)[:, None], weights], axis=1)
+                grads[k - 1][:, 1:] = grads[k - 1][:, 1:] + self.l2 * W[:, 1:] / m
             if k > 1:
                 upstream = ns.matmul(delta, W[:, 1:])
-                delta = self.hidden.vjp(ns, z[k - 1], a[k - 1], upstream)
+                delta = self.hidden.vjp(ns, z[k - 1], a[k - 1], saved[k - 1], upstream)
         return grads
 
-    def _output_delta(self, z_out: np.ndarray, a_out: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    def _output_delta(self, z_out: np.ndarray, a_out: np.ndarray, saved_out: Any,
+                      Y: np.ndarray) -> np.ndarray:
         """∂J/∂z[L]: the loss's own stable rule for its canonical output (σ(z) − y, ...),
         else the chain rule through g_L."""
         if self._canonical:
             return self.loss_fn.logit_delta(self.numbers, z_out, a_out, Y)
         grad_a = self.loss_fn.grad(self.numbers, a_out, Y)
-        return self.output.vjp(self.numbers, z_out, a_out, grad_a)
+        return self.output.vjp(self.numbers, z_out, a_out, saved_out, grad_a)
 
     # -- numerical gradients and checks ---------------------------------------------------
     def numerical_gradient(self, X: Any, Y: Any, *, method: str = "central", h: Any = None,

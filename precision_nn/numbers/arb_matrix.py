@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["OperandCache", "entries", "product"]
+__all__ = ["BallMatrixProducts", "OperandCache", "entries", "product"]
 
 # entries kept; a network of L layers re-uses about 3L operands within one gradient
 CACHE_SIZE = 24
@@ -115,3 +115,79 @@ def product(cache: OperandCache, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` of two 2-D object arrays through the cache's matrix type, as an object
     array of balls; TypeError (from the conversion) when an element is not a number."""
     return entries(cache.matrix(a) * cache.matrix(b))
+
+
+
+class BallMatrixProducts:
+    """The matrix hooks of `ArbSystem` (`NumberSystem.matmul`, ``affine``,
+    ``affine_gradient``) through its `OperandCache` (``self._operands``); listed before
+    `NumberSystem` among the bases, whose defaults take stacks and arrays holding
+    first-order series (no exact ball conversion: the conversion raises TypeError)."""
+
+    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """``a @ b`` through ``arb_mat``/``acb_mat`` (stacks: one product per matrix),
+        each operand converted once while it is re-used (`OperandCache`); object arrays
+        holding anything but numbers (series) take numpy's product."""
+        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
+        if a.ndim < 2 or b.ndim < 2:
+            with self.context():
+                return a @ b
+        if a.shape[-1] != b.shape[-2]:
+            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align.")
+        try:
+            with self.context():
+                if a.ndim == b.ndim == 2:  # the network's products: no stack to broadcast
+                    return product(self._operands, a, b)
+                return self._stacked_product(a, b)
+        except TypeError:  # an element with no exact ball conversion: a series
+            with self.context():
+                return a @ b
+
+    def affine(self, a: Any, w_t: Any, bias: Any) -> Any:
+        """``a @ w_t + bias`` (`bias` one row, broadcast over the rows of 2-D `a`) with the
+        sum in the matrix type: the bias enters as ``1·bias``, the product of a column
+        of ones and the bias row, which is exact (one term per entry, a ball times 1),
+        and is added to ``a @ w_t`` entry by entry, rounding once as the elementwise
+        sum of balls does. So the midpoints are those of the default (the product, then
+        numpy's sum), without an object-array pass; a radius may be larger by one upward
+        rounding of the radius (``1·b`` in Arb's 30-bit radius arithmetic: ~2^-30
+        relative). Stacks take the default."""
+        if not (np.ndim(a) == np.ndim(w_t) == 2 and np.shape(bias) == (1, np.shape(w_t)[1])):
+            return super().affine(a, w_t, bias)
+        cache = self._operands
+        ones = np.full((np.shape(a)[0], 1), self.one, dtype=object)  # same elements: cached
+        try:
+            with self.context():
+                mat = cache.matrix(np.asarray(a, dtype=object)) * \
+                    cache.matrix(np.asarray(w_t, dtype=object)) + \
+                    cache.matrix(ones) * cache.matrix(np.asarray(bias, dtype=object))
+                return entries(mat)
+        except TypeError:  # an element with no exact ball conversion: a series
+            return super().affine(a, w_t, bias)
+
+    def affine_gradient(self, delta: Any, a: Any) -> Any:
+        """``[Σ_i delta_i | deltaᵀ @ a]`` for 2-D operands with both parts matrix products:
+        the bias column is ``deltaᵀ`` times a column of ones (each entry a dot product,
+        rounded once, where numpy's sum of balls rounds once per example) beside
+        ``deltaᵀ @ a``, ``deltaᵀ`` converted once for both."""
+        if not np.ndim(delta) == np.ndim(a) == 2:
+            return super().affine_gradient(delta, a)
+        cache = self._operands
+        ones = np.full((np.shape(delta)[0], 1), self.one, dtype=object)
+        try:
+            with self.context():
+                left = cache.matrix(np.asarray(delta, dtype=object).T)
+                return np.concatenate([entries(left * cache.matrix(ones)),
+                                       entries(left * cache.matrix(np.asarray(a, dtype=object)))],
+                                      axis=1)
+        except TypeError:  # an element with no exact ball conversion: a series
+            return super().affine_gradient(delta, a)
+
+    def _stacked_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
+        b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
+        out = np.empty((*shape, a.shape[-2], b.shape[-1]), dtype=object)
+        for idx in np.ndindex(*shape):
+            out[idx + (slice(None), slice(None))] = product(self._operands, a[idx], b[idx])
+        return out

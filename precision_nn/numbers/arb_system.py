@@ -10,7 +10,9 @@ a value computed here comes with a *proven* error bound: ``|exact − m| ≤ r``
   (`arb_balls`, with the family's recogniser; both importable from here).
 - Matrix products go through ``arb_mat``/``acb_mat`` (C, ~30× faster than object loops);
   each operand is converted once while it is re-used (`arb_matrix.OperandCache`: the
-  weights forward and in backprop, the activations, the deltas).
+  weights forward and in backprop, the activations, the deltas), and the network's bias
+  sums stay in the matrix type (`arb_matrix.BallMatrixProducts`: ``matmul``, ``affine``,
+  ``affine_gradient``).
 - Comparisons that balls cannot decide raise: ``real_part`` returns an array whose
   ``>``, ``<``, ``>=``, ``<=`` give a proven answer per entry or raise `ValueError` naming
   the entry (a ReLU at its kink); ``np.maximum``/``np.max`` return a ball enclosing the
@@ -42,7 +44,7 @@ from mpmath.libmp import dps_to_prec
 from precision_nn.numbers.arb_balls import radius, radius_ball, recognise
 from precision_nn.numbers.arb_complex_step import complex_step_guard, near_real_axis
 from precision_nn.numbers.arb_context import flint_module, flint_precision
-from precision_nn.numbers.arb_matrix import OperandCache, product
+from precision_nn.numbers.arb_matrix import BallMatrixProducts, OperandCache
 from precision_nn.numbers.arb_series import BallSeries
 from precision_nn.numbers.arb_softplus import log1p_exp
 from precision_nn.numbers.ball_order import OrderedBalls
@@ -65,7 +67,7 @@ _FUNCTIONS = ("exp", "log", "log1p", "sqrt", "tanh", "erf", "sin", "cos")
 SUM_GUARD_BITS = 64
 
 
-class ArbSystem(FunctionsByName, NumberSystem):
+class ArbSystem(FunctionsByName, BallMatrixProducts, NumberSystem):
     """Arb balls (real ``arb`` or complex ``acb``) with `digits` decimal digits."""
 
     is_ball = True
@@ -230,35 +232,6 @@ class ArbSystem(FunctionsByName, NumberSystem):
         restored on exit, also on error (threads: see the module docstring)."""
         return flint_precision(self.prec)
 
-    # -- matrix product ----------------------------------------------------------------------
-    def matmul(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        """``a @ b`` through ``arb_mat``/``acb_mat`` (stacks: one product per matrix),
-        each operand converted once while it is re-used (`arb_matrix.OperandCache`);
-        object arrays holding anything but numbers (series) take numpy's product."""
-        a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-        if a.ndim < 2 or b.ndim < 2:
-            with self.context():
-                return a @ b
-        if a.shape[-1] != b.shape[-2]:
-            raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not align.")
-        try:
-            with self.context():
-                if a.ndim == b.ndim == 2:  # the network's products: no stack to broadcast
-                    return product(self._operands, a, b)
-                return self._stacked_product(a, b)
-        except TypeError:  # an element with no exact ball conversion: a series
-            with self.context():
-                return a @ b
-
-    def _stacked_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        a = np.broadcast_to(a, (*shape, *a.shape[-2:]))
-        b = np.broadcast_to(b, (*shape, *b.shape[-2:]))
-        out = np.empty((*shape, a.shape[-2], b.shape[-1]), dtype=object)
-        for idx in np.ndindex(*shape):
-            out[idx + (slice(None), slice(None))] = product(self._operands, a[idx], b[idx])
-        return out
-
     # -- elementwise functions ---------------------------------------------------------------
     def _apply(self, name: str, x: Any) -> Any:
         arr = np.asarray(x, dtype=object)
@@ -302,6 +275,27 @@ class ArbSystem(FunctionsByName, NumberSystem):
         one = self.one  # a ball: a Python 1 would be converted again at every entry
         with self.context():
             return one / (one + self.exp(-np.asarray(x, dtype=object)))
+
+    def sigmoid_with_complement(self, x: Any) -> tuple[Any, Any]:
+        """``(σ(x), σ(−x))`` as ``(E·σ(−x), 1/(1 + E))`` with ``E = e^{x}``: one
+        exponential, a quotient and a product, no branch (Arb's exponents are unbounded,
+        so ``E`` is finite for every finite x; a product adds a few u relative and
+        cancels nothing)."""
+        one = self.one
+        with self.context():
+            e = self.exp(np.asarray(x, dtype=object))  # E = e^{x}: no negation pass
+            c = one / (one + e)
+            return e * c, c
+
+    def sigmoid_residual(self, x: Any, y: Any) -> Any:
+        """``σ(x) − y`` as ``((1−y)·E − y)/(1 + E)`` with ``E = e^{x}``: the default's
+        ``(1−y)·σ(x) − y·σ(−x)`` with σ(x) = E/(1+E) and σ(−x) = 1/(1+E) taken over one
+        denominator (the same two terms >= 0, so the same accuracy; for y = 1 the
+        numerator is −1 exactly), in seven ball operations instead of nine."""
+        one = self.one
+        with self.context():
+            e = self.exp(np.asarray(x, dtype=object))
+            return ((one - y) * e - y) / (one + e)
 
     def softplus(self, x: Any) -> Any:
         """``log(1 + e^x)`` for every real x (and series, in Taylor mode): `log1p_exp`,

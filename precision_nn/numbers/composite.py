@@ -32,10 +32,41 @@ class CompositeFunctions:
         complex step through them stays exact. A system whose exponent range is
         unbounded may use the direct form (`arb:N` does: no branch to decide on a ball).
         """
+        positive, r, p = self._sigmoid_parts(x)
+        return np.where(positive, r, p)
+
+    def sigmoid_with_complement(self, x: Any) -> tuple[Any, Any]:
+        """``(σ(x), σ(−x))``, each accurate to a few u relative, from one exponential: the
+        sigmoid and its complement ``1 − σ(x)`` without the subtraction (which cancels
+        where σ(x) rounds to 1), for backprop's ``σ' = σ(x)·σ(−x)``.
+
+        Default: the two forms of `sigmoid`, ``r = 1/(1+e)`` and ``p = e·r`` with
+        ``e = e^{-|x|}``, are σ(|x|) and σ(−|x|); by the sign of the real part they are
+        ``(r, p)`` or ``(p, r)``. The first is `sigmoid` exactly (the same operations).
+        """
+        positive, r, p = self._sigmoid_parts(x)
+        return np.where(positive, r, p), np.where(positive, p, r)
+
+    def sigmoid_residual(self, x: Any, y: Any) -> Any:
+        """``σ(x) − y`` for targets y in [0, 1], accurate where σ(x) rounds to 1 (the
+        sigmoid cross-entropy's ∂/∂z, `precision_nn.losses`).
+
+        Default: ``(1−y)·σ(x) − y·σ(−x)`` (equal since σ(x) + σ(−x) = 1) from
+        `sigmoid_with_complement`: both terms are >= 0, so the error is a few u times
+        ``(1−y)·σ(x) + y·σ(−x)``, which is at most the terms' sum of either textbook
+        form, ``σ(x) − y`` (σ(x) + y) and ``(1−y) − σ(−x)`` ((1−y) + σ(−x)), and there
+        is no branch. For y = 1 it is ``−σ(−x)``, where σ(x) − 1 would cancel to 0
+        (x = 40 in float64); for y = 0 it is σ(x).
+        """
+        s, c = self.sigmoid_with_complement(x)
+        return (self.one - y) * s - y * c
+
+    def _sigmoid_parts(self, x: Any) -> tuple[np.ndarray, Any, Any]:
+        """``(Re x > 0, σ(|x|), σ(−|x|))`` from ``e = e^{-|x|} <= 1`` (no overflow)."""
         positive = np.asarray(self.real_part(x) > 0, dtype=bool)
         e = self.exp(np.where(positive, -x, x))
         r = self.one / (self.one + e)
-        return np.where(positive, r, e * r)
+        return positive, r, e * r
 
     def branch_positive(self, x: Any) -> np.ndarray:
         """Re x > 0 as a boolean array, for choosing between two forms of ONE function
@@ -83,6 +114,20 @@ class CompositeFunctions:
         works on the real and imaginary parts without forming the complex ``e^w``).
         """
         return self.log1p(self.exp(w))
+
+    def affine(self, a: Any, w_t: Any, bias: Any) -> Any:
+        """``a @ w_t + bias`` (`bias` broadcast over the rows of a stack of examples): the
+        network's pre-activation. Default: the system's `matmul`, then numpy's sum; a
+        system with a matrix type may add the bias without leaving it (arb's
+        ``arb_mat``: the same roundings, no object-array pass)."""
+        return self.matmul(a, w_t) + bias
+
+    def affine_gradient(self, delta: Any, a: Any) -> Any:
+        """``[Σ_i delta_i | deltaᵀ @ a]``: the gradient of a layer matrix whose column 0 is
+        the bias, from the 2-D delta ``(m, fan_out)`` and inputs ``a`` ``(m, fan_in)``.
+        Default: numpy's sum over the examples beside the system's `matmul`."""
+        return np.concatenate([np.sum(delta, axis=0)[:, None],
+                               self.matmul(np.swapaxes(delta, -1, -2), a)], axis=1)
 
     def accurate_sum(self, values: Any, axis: tuple[int, ...] = (-2, -1)) -> Any:
         """Σ of `values` over the trailing `axis`, accurate to about one rounding of the

@@ -188,6 +188,11 @@ class IEEESystem(NumberSystem):
                 return fused
         return super().sigmoid(x)
 
+    def sigmoid_with_complement(self, x: Any) -> tuple[Any, Any]:
+        if self.is_complex:  # each fused on the parts where it applies, as `sigmoid`
+            return self.sigmoid(x), self.sigmoid(-x)
+        return super().sigmoid_with_complement(x)
+
     def sigmoid_cross_entropy(self, z: Any, y: Any) -> Any:
         if self.is_complex:  # fused on the parts where it applies (numbers/ieee_fused.py)
             fused = complex_sigmoid_cross_entropy(z, y)
