@@ -56,15 +56,13 @@ from typing import Any
 import numpy as np
 
 from precision_nn import layout
+from precision_nn.numbers.composite import STACK_BYTES
 
 __all__ = ["CHUNK_BYTES", "SEPARABLE_LOSSES", "NetworkEvaluator"]
 
-# bytes of the largest stacked intermediate per chunk. Temporaries at or above glibc's
-# mmap threshold (128 KiB) are mapped fresh and page-faulted on first touch at every
-# allocation: measured on the benchmark VM, four complex128 array operations cost
-# 4 ns/element on 64 KiB arrays and 40-64 ns/element on 128 KiB-4 MiB arrays. Just under
-# the threshold the per-chunk Python overhead (~40 array calls) stays ~10% of the work.
-CHUNK_BYTES = 2**17 - 2**13
+# bytes of the largest stacked intermediate per chunk: just under glibc's mmap threshold
+# (`numbers.composite.STACK_BYTES` says why)
+CHUNK_BYTES = STACK_BYTES
 # losses that are a sum over output units of a term in (a[:, i], y[:, i]) alone
 SEPARABLE_LOSSES = frozenset({"cross_entropy", "squared_error"})
 
@@ -164,13 +162,22 @@ class NetworkEvaluator:
         """Perturbations per chunk of layer k: its widest stacked array has m·width
         elements per perturbation. Layer k's own pre-activation changes in one column
         (width 1); the stacks are the full layers after it, or the output layer itself
-        when its loss couples the units."""
+        when its loss couples the units. The last hidden layer's rank-one update of the
+        output logits is evaluated by the loss (`_rank_one_output`), which forms any
+        stacks in pieces of its own (`numbers.composite.rank_one_stacks`): width 1."""
         sizes = self.net.layer_sizes
         if k + 1 == len(self.mats):
             width = 1 if self.separable else sizes[-1]
+        elif self._rank_one_output(k + 1):
+            width = 1
         else:
             width = max(sizes[k + 2:])
         return max(1, CHUNK_BYTES // (self.itemsize * self.m * width))
+
+    def _rank_one_output(self, layer: int) -> bool:
+        """Hidden layer `layer` feeds the output layer and the loss is read from the
+        output logits: a change of its column i moves them by a rank-one update."""
+        return layer + 1 == len(self.mats) and self.net._canonical
 
     # -- one layer's perturbations ------------------------------------------------------
     def _block_losses(self, k: int, local: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -182,8 +189,7 @@ class NetworkEvaluator:
         penalty = self.penalty + self._penalty_change(j, old, values)
         net = self.net
         if k + 1 < len(self.mats):
-            z_out, a_out = self._downstream(k + 1, i, net.hidden.value(self.ns, z_col))
-            return net._data_loss(z_out, a_out, self.Y) + penalty
+            return self._downstream(k + 1, i, net.hidden.value(self.ns, z_col)) + penalty
         if self.separable:
             change = self._unit_losses(z_col, self._outputs(z_col), i) - self.unit_data[i]
             return self.data + change + penalty
@@ -210,19 +216,22 @@ class NetworkEvaluator:
         a_cols = None if a_cols is None else a_cols[:, :, None]
         return self.net._data_loss(z_cols[:, :, None], a_cols, self.Y[:, i].T[:, :, None])
 
-    def _downstream(self, layer: int, i: np.ndarray,
-                    a_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output pre-activations and outputs after hidden layer `layer` changed in column
-        i[r] to a_col[r] (R, m): a rank-one update of the next pre-activation, then full
-        layers on the stack."""
+    def _downstream(self, layer: int, i: np.ndarray, a_col: np.ndarray) -> np.ndarray:
+        """Data losses after hidden layer `layer` changed in column i[r] to a_col[r]
+        (R, m): a rank-one update ``change ⊗ W[layer][:, 1 + i]`` of the next
+        pre-activation, evaluated by the loss itself when that is the output logits,
+        else formed and followed by full layers on the stack."""
         net, ns = self.net, self.ns
         change = a_col - self.a_t[layer][i]  # (R, m)
-        z = change[:, :, None] * self.w_t[layer][1 + i][:, None, :]
+        weights = self.w_t[layer][1 + i]  # (R, n)
+        if self._rank_one_output(layer):
+            return net.loss_fn.from_rank_one(ns, self.z[layer + 1], self.Y, change, weights)
+        z = change[:, :, None] * weights[:, None, :]
         z += self.z[layer + 1]  # in place: one (R, m, n) temporary fewer
         for later in range(layer + 1, len(self.mats)):
             a = net._activation(later).value(ns, z)
             z = self._affine(a, self.mats[later])
-        return z, self._outputs(z)
+        return net._data_loss(z, self._outputs(z), self.Y)
 
     def _affine(self, a: np.ndarray, W: np.ndarray) -> np.ndarray:
         """``a @ W[:, 1:].T + W[:, 0]`` on a stack (R, m, n) as one 2-D ``ns.matmul``."""
