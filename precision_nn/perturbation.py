@@ -19,8 +19,11 @@ moved columns. What happens next depends on where the layer sits:
 - **hidden layer**: ``a[k][:, i]`` is recomputed, the next pre-activation gets the rank-one
   update ``z[k+1] += (a'[k][:, i] − a[k][:, i]) ⊗ W[k+1][:, 1 + i]`` and the layers after
   it run in full on the stack (through ``ns.matmul``, the system's matrix product). For
-  the last hidden layer that is ``O(m·n_out)`` per perturbation; deeper layers pay the
-  layers downstream of them, which a nonlinear network cannot avoid.
+  the last hidden layer under a loss read from the logits, the loss evaluates the
+  rank-one update itself (`Loss.from_rank_one`: the stacks formed in pieces, or on float
+  parts by the IEEE complex systems, `numbers/ieee_rank_one.py`), ``O(m·n_out)`` per
+  perturbation; deeper layers pay the layers downstream of them, which a nonlinear
+  network cannot avoid.
 
 The L2 penalty changes by ``ΔP = λ(v² − w²)/2m``. A central-difference gradient of an
 ``n``-parameter one-hidden-layer network then costs about ``2n·m·n_out`` loss terms, the
@@ -30,18 +33,21 @@ same code on the converted network), and nothing is validated here: the data and
 were checked once at the entry (`MLP.numerical_gradient`).
 
 What bounds the cost (the float64 complex-step gradient of [64, 128, 10] × 32, 9,610
-weights, 2 steps each: 5.4 M complex loss terms, ~0.10-0.14 s; each part timed in one run
-of 0.138 s): the loss entries, evaluated fused on float parts (`numbers/ieee_fused.py`
-through `NumberSystem.sigmoid_cross_entropy_sum`), ~16 ns per entry on stacks whose real
-parts differ row by row (the √u witness step: 31%) and ~8 ns where every row has the base
-point's real parts (the u step: its functions of x are evaluated once, 15%); the rank-one
-update, numpy's complex multiply broadcast over the 10-long output axis (~4 ns per entry,
-16%); the hidden sigmoid, fused too but ~20 numpy calls on (R, m) arrays (15%); moving
-the columns 4%; the rest (output-layer perturbations, the evaluator's setup, the
-complex-step driver) ~19%. The real exp and log1p that any evaluation needs are now ~2 ns
-per entry; what remains is ~15 numpy passes per entry at 0.3-1.5 ns each and ~1 µs per
-numpy call, ~70 calls per chunk, whose chunks stay under glibc's mmap threshold (2-4×
-larger chunks measured no faster). Going further needs compiled kernels (none installed).
+weights, 2 steps each: 5.3 M loss entries, ~40-50 ms; each part timed in one run of
+46.8 ms): the last hidden layer's rank-one losses, 51% (`numbers/ieee_rank_one.py`: the
+entries' three float64 passes, η = q ⊗ s, its product with the base's e and the
+pairwise sum, ~2.3 ns per entry, 26%; the entries whose real parts the witness step
+moves, ~0.1%, evaluated in full as corrections, 13%; splitting parts, checks and the
+path, 12%); the hidden sigmoid on (R, m) stacks, fused (~14 passes and an exp per
+element), 17%; moving the columns 7%; the output layer's perturbations 6%; the rest
+(gathers and differences of the activations, the evaluator's setup, the cross-check in
+real arithmetic, the complex-step driver) 19%. The chunks of the last hidden layer hold
+~240 perturbations (their (R, m) complex arrays stay under glibc's mmap threshold), so
+~70 calls of the rank-one loss serve the whole gradient and the per-call overhead is
+~10%; what remains is memory passes at 0.4-1 ns per element, every entry of every
+perturbed loss formed once. Going further needs compiled kernels (none installed) or
+sharing work between perturbations, which would be backprop, not an independent
+reference.
 
 `NetworkEvaluator` has the interface of `precision_nn.derivatives.evaluation.Evaluator`
 (``ns``, ``x_flat``, ``evaluations``, ``at_point()``, ``at_shifts(coords, values)``), so
