@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.numbers import NumberSystem
+from precision_nn.numbers.composite import rank_one_stacks
 
 __all__ = ["LOSSES", "Loss", "get_loss"]
 
@@ -42,7 +43,8 @@ class Loss:
     axes, mean over examples); ``grad(ns, a, y)``: ∂L/∂a; ``from_logits(ns, z, y)``: the
     same loss of ``canonical_output(z)``, in a stable form; ``logit_delta(ns, z, a, y)``:
     ∂L/∂z for the canonical output, formed without dividing by a(1−a) or building the
-    softmax Jacobian.
+    softmax Jacobian; ``rank_one(ns, z, y, u, v)``, if given: `from_logits` of each
+    ``z + u_r ⊗ v_r`` without forming the stacks where the system can (`from_rank_one`).
     """
 
     name: str
@@ -52,6 +54,16 @@ class Loss:
     from_logits: Callable[[NumberSystem, Any, Any], Any]
     logit_delta: Callable[[NumberSystem, Any, Any, Any], Any]
     target_range: tuple[int, int] | None = None
+    rank_one: Callable[[NumberSystem, Any, Any, Any, Any], Any] | None = None
+
+    def from_rank_one(self, ns: NumberSystem, z: Any, y: Any, u: Any, v: Any) -> Any:
+        """`from_logits` of each logit matrix ``z + u_r ⊗ v_r`` (z, y (m, n); u (R, m);
+        v (R, n)), one loss per r: a last hidden layer's perturbations move the output
+        logits by such rank-one updates (`precision_nn.perturbation`). The loss's own
+        `rank_one` where it has one, else the stacks formed in pieces."""
+        if self.rank_one is not None:
+            return self.rank_one(ns, z, y, u, v)
+        return rank_one_stacks(z, u, v, lambda stack: self.from_logits(ns, stack, y))
 
 
 def _m(a: Any) -> int:
@@ -88,6 +100,12 @@ def _cross_entropy_grad(ns, a, y):
 # sums them over examples and outputs.
 def _sigmoid_cross_entropy_logits(ns, z, y):
     return ns.sigmoid_cross_entropy_sum(z, y) / _m(z)
+
+
+# the same of each z + u_r ⊗ v_r, the entries summed by the system (which may form the
+# stacks on float parts: `NumberSystem.sigmoid_cross_entropy_rank_one_sum`)
+def _sigmoid_cross_entropy_rank_one(ns, z, y, u, v):
+    return ns.sigmoid_cross_entropy_rank_one_sum(z, y, u, v) / _m(z)
 
 
 # ∂/∂z = σ(z) - y, formed by the system without the cancellation of σ(z) - 1 at saturation
@@ -163,7 +181,7 @@ LOSSES: dict[str, Loss] = {
     "cross_entropy": Loss(
         "cross_entropy", _cross_entropy, _cross_entropy_grad, canonical_output="sigmoid",
         from_logits=_sigmoid_cross_entropy_logits, logit_delta=_sigmoid_delta,
-        target_range=(0, 1)),
+        target_range=(0, 1), rank_one=_sigmoid_cross_entropy_rank_one),
     "softmax_cross_entropy": Loss(
         "softmax_cross_entropy", _softmax_cross_entropy, _softmax_cross_entropy_grad,
         canonical_output="softmax", from_logits=_softmax_cross_entropy_logits,

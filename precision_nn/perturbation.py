@@ -19,8 +19,11 @@ moved columns. What happens next depends on where the layer sits:
 - **hidden layer**: ``a[k][:, i]`` is recomputed, the next pre-activation gets the rank-one
   update ``z[k+1] += (a'[k][:, i] − a[k][:, i]) ⊗ W[k+1][:, 1 + i]`` and the layers after
   it run in full on the stack (through ``ns.matmul``, the system's matrix product). For
-  the last hidden layer that is ``O(m·n_out)`` per perturbation; deeper layers pay the
-  layers downstream of them, which a nonlinear network cannot avoid.
+  the last hidden layer under a loss read from the logits, the loss evaluates the
+  rank-one update itself (`Loss.from_rank_one`: the stacks formed in pieces, or on float
+  parts by the IEEE complex systems, `numbers/ieee_rank_one.py`), ``O(m·n_out)`` per
+  perturbation; deeper layers pay the layers downstream of them, which a nonlinear
+  network cannot avoid.
 
 The L2 penalty changes by ``ΔP = λ(v² − w²)/2m``. A central-difference gradient of an
 ``n``-parameter one-hidden-layer network then costs about ``2n·m·n_out`` loss terms, the
@@ -30,18 +33,21 @@ same code on the converted network), and nothing is validated here: the data and
 were checked once at the entry (`MLP.numerical_gradient`).
 
 What bounds the cost (the float64 complex-step gradient of [64, 128, 10] × 32, 9,610
-weights, 2 steps each: 5.4 M complex loss terms, ~0.10-0.14 s; each part timed in one run
-of 0.138 s): the loss entries, evaluated fused on float parts (`numbers/ieee_fused.py`
-through `NumberSystem.sigmoid_cross_entropy_sum`), ~16 ns per entry on stacks whose real
-parts differ row by row (the √u witness step: 31%) and ~8 ns where every row has the base
-point's real parts (the u step: its functions of x are evaluated once, 15%); the rank-one
-update, numpy's complex multiply broadcast over the 10-long output axis (~4 ns per entry,
-16%); the hidden sigmoid, fused too but ~20 numpy calls on (R, m) arrays (15%); moving
-the columns 4%; the rest (output-layer perturbations, the evaluator's setup, the
-complex-step driver) ~19%. The real exp and log1p that any evaluation needs are now ~2 ns
-per entry; what remains is ~15 numpy passes per entry at 0.3-1.5 ns each and ~1 µs per
-numpy call, ~70 calls per chunk, whose chunks stay under glibc's mmap threshold (2-4×
-larger chunks measured no faster). Going further needs compiled kernels (none installed).
+weights, 2 steps each: 5.3 M loss entries, ~40-50 ms; each part timed in one run of
+46.8 ms): the last hidden layer's rank-one losses, 51% (`numbers/ieee_rank_one.py`: the
+entries' three float64 passes, η = q ⊗ s, its product with the base's e and the
+pairwise sum, ~2.3 ns per entry, 26%; the entries whose real parts the witness step
+moves, ~0.1%, evaluated in full as corrections, 13%; splitting parts, checks and the
+path, 12%); the hidden sigmoid on (R, m) stacks, fused (~14 passes and an exp per
+element), 17%; moving the columns 7%; the output layer's perturbations 6%; the rest
+(gathers and differences of the activations, the evaluator's setup, the cross-check in
+real arithmetic, the complex-step driver) 19%. The chunks of the last hidden layer hold
+~240 perturbations (their (R, m) complex arrays stay under glibc's mmap threshold), so
+~70 calls of the rank-one loss serve the whole gradient and the per-call overhead is
+~10%; what remains is memory passes at 0.4-1 ns per element, every entry of every
+perturbed loss formed once. Going further needs compiled kernels (none installed) or
+sharing work between perturbations, which would be backprop, not an independent
+reference.
 
 `NetworkEvaluator` has the interface of `precision_nn.derivatives.evaluation.Evaluator`
 (``ns``, ``x_flat``, ``evaluations``, ``at_point()``, ``at_shifts(coords, values)``), so
@@ -56,15 +62,13 @@ from typing import Any
 import numpy as np
 
 from precision_nn import layout
+from precision_nn.numbers.composite import STACK_BYTES
 
 __all__ = ["CHUNK_BYTES", "SEPARABLE_LOSSES", "NetworkEvaluator"]
 
-# bytes of the largest stacked intermediate per chunk. Temporaries at or above glibc's
-# mmap threshold (128 KiB) are mapped fresh and page-faulted on first touch at every
-# allocation: measured on the benchmark VM, four complex128 array operations cost
-# 4 ns/element on 64 KiB arrays and 40-64 ns/element on 128 KiB-4 MiB arrays. Just under
-# the threshold the per-chunk Python overhead (~40 array calls) stays ~10% of the work.
-CHUNK_BYTES = 2**17 - 2**13
+# bytes of the largest stacked intermediate per chunk: just under glibc's mmap threshold
+# (`numbers.composite.STACK_BYTES` says why)
+CHUNK_BYTES = STACK_BYTES
 # losses that are a sum over output units of a term in (a[:, i], y[:, i]) alone
 SEPARABLE_LOSSES = frozenset({"cross_entropy", "squared_error"})
 
@@ -164,13 +168,22 @@ class NetworkEvaluator:
         """Perturbations per chunk of layer k: its widest stacked array has m·width
         elements per perturbation. Layer k's own pre-activation changes in one column
         (width 1); the stacks are the full layers after it, or the output layer itself
-        when its loss couples the units."""
+        when its loss couples the units. The last hidden layer's rank-one update of the
+        output logits is evaluated by the loss (`_rank_one_output`), which forms any
+        stacks in pieces of its own (`numbers.composite.rank_one_stacks`): width 1."""
         sizes = self.net.layer_sizes
         if k + 1 == len(self.mats):
             width = 1 if self.separable else sizes[-1]
+        elif self._rank_one_output(k + 1):
+            width = 1
         else:
             width = max(sizes[k + 2:])
         return max(1, CHUNK_BYTES // (self.itemsize * self.m * width))
+
+    def _rank_one_output(self, layer: int) -> bool:
+        """Hidden layer `layer` feeds the output layer and the loss is read from the
+        output logits: a change of its column i moves them by a rank-one update."""
+        return layer + 1 == len(self.mats) and self.net._canonical
 
     # -- one layer's perturbations ------------------------------------------------------
     def _block_losses(self, k: int, local: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -182,8 +195,7 @@ class NetworkEvaluator:
         penalty = self.penalty + self._penalty_change(j, old, values)
         net = self.net
         if k + 1 < len(self.mats):
-            z_out, a_out = self._downstream(k + 1, i, net.hidden.value(self.ns, z_col))
-            return net._data_loss(z_out, a_out, self.Y) + penalty
+            return self._downstream(k + 1, i, net.hidden.value(self.ns, z_col)) + penalty
         if self.separable:
             change = self._unit_losses(z_col, self._outputs(z_col), i) - self.unit_data[i]
             return self.data + change + penalty
@@ -210,19 +222,22 @@ class NetworkEvaluator:
         a_cols = None if a_cols is None else a_cols[:, :, None]
         return self.net._data_loss(z_cols[:, :, None], a_cols, self.Y[:, i].T[:, :, None])
 
-    def _downstream(self, layer: int, i: np.ndarray,
-                    a_col: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Output pre-activations and outputs after hidden layer `layer` changed in column
-        i[r] to a_col[r] (R, m): a rank-one update of the next pre-activation, then full
-        layers on the stack."""
+    def _downstream(self, layer: int, i: np.ndarray, a_col: np.ndarray) -> np.ndarray:
+        """Data losses after hidden layer `layer` changed in column i[r] to a_col[r]
+        (R, m): a rank-one update ``change ⊗ W[layer][:, 1 + i]`` of the next
+        pre-activation, evaluated by the loss itself when that is the output logits,
+        else formed and followed by full layers on the stack."""
         net, ns = self.net, self.ns
         change = a_col - self.a_t[layer][i]  # (R, m)
-        z = change[:, :, None] * self.w_t[layer][1 + i][:, None, :]
+        weights = self.w_t[layer][1 + i]  # (R, n)
+        if self._rank_one_output(layer):
+            return net.loss_fn.from_rank_one(ns, self.z[layer + 1], self.Y, change, weights)
+        z = change[:, :, None] * weights[:, None, :]
         z += self.z[layer + 1]  # in place: one (R, m, n) temporary fewer
         for later in range(layer + 1, len(self.mats)):
             a = net._activation(later).value(ns, z)
             z = self._affine(a, self.mats[later])
-        return z, self._outputs(z)
+        return net._data_loss(z, self._outputs(z), self.Y)
 
     def _affine(self, a: np.ndarray, W: np.ndarray) -> np.ndarray:
         """``a @ W[:, 1:].T + W[:, 0]`` on a stack (R, m, n) as one 2-D ``ns.matmul``."""

@@ -24,6 +24,7 @@ from precision_nn.numbers.ieee_fused import (
     complex_sigmoid,
     complex_sigmoid_cross_entropy,
 )
+from precision_nn.numbers.ieee_rank_one import complex_sigmoid_cross_entropy_rank_one
 from precision_nn.numbers.literals import exact_mpmath, exact_parts
 
 __all__ = ["IEEE_COMPLEX", "IEEE_REAL", "IEEESystem", "recognise"]
@@ -206,6 +207,13 @@ class IEEESystem(NumberSystem):
             if fused is not None:
                 return fused
         return super().sigmoid_cross_entropy_sum(z, y)
+
+    def sigmoid_cross_entropy_rank_one_sum(self, z: Any, y: Any, u: Any, v: Any) -> Any:
+        if self.is_complex:  # on float parts where it applies (numbers/ieee_rank_one.py)
+            fused = complex_sigmoid_cross_entropy_rank_one(z, y, u, v)
+            if fused is not None:
+                return fused
+        return super().sigmoid_cross_entropy_rank_one_sum(z, y, u, v)
 
     def sqrt(self, x: Any) -> Any:
         return self._keep(np.sqrt, x)
