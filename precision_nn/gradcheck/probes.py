@@ -113,7 +113,8 @@ def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
 
     It must agree with itself at ``t`` and ``t/16`` and with central differences, and
     (`fine`) with Richardson extrapolation in real arithmetic (`_real_disagreement`:
-    about 40 more evaluations of f, which resolve a lost term 1e-4 times smaller).
+    about 20 more evaluations of f, 40 when it disagrees, which resolve a lost term 1e-4
+    times smaller than central differences do).
     """
     try:
         nc = ns.complex()
@@ -196,11 +197,11 @@ def _real_disagreement(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
         value, error = as_float(ns, est.value), float(est.error)
         if not (np.isfinite(value) and np.isfinite(error)):
             return None
+        if abs(imag - value) <= REAL_AGREE * (error + rounding):
+            return None  # agrees (the usual case: the second run is only a confirmation)
         runs.append((value, error))
     (r1, e1), (r2, e2) = runs
-    agree = abs(r1 - r2) <= REAL_AGREE * (e1 + e2 + rounding)
-    off = all(abs(imag - r) > REAL_AGREE * (e + rounding) for r, e in runs)
-    return runs[1] if agree and off else None
+    return runs[1] if abs(r1 - r2) <= REAL_AGREE * (e1 + e2 + rounding) else None
 
 
 def _confirmed(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray, h: float,
