@@ -50,6 +50,7 @@ import numpy as np
 
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.certified import check_certified
+from precision_nn.gradcheck.comparison import compare, no_reference, undefined_at_x
 from precision_nn.gradcheck.cost import (
     ALL,
     EVALUATIONS_PER_COORDINATE,
@@ -67,11 +68,8 @@ from precision_nn.gradcheck.measurements import gradient_repeat
 from precision_nn.gradcheck.reference import (
     NoReference,
     Reference,
-    compare,
-    no_reference,
     reference_method,
     robust_reference,
-    undefined_at_x,
 )
 from precision_nn.gradcheck.refine import follow_up
 from precision_nn.gradcheck.report import GradientReport, relative_errors

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from precision_nn.gradcheck import probes
-from precision_nn.gradcheck.reference import Compared
+from precision_nn.gradcheck.comparison import Compared
 from precision_nn.gradcheck.setup import Setup, analytic_gradient
 
 __all__ = ["WIDER_GAIN", "gradient_repeat", "kink_scan", "more_precise", "noise_near",

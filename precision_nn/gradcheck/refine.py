@@ -17,6 +17,7 @@ import numpy as np
 
 from precision_nn.derivatives import derivative
 from precision_nn.gradcheck import probes
+from precision_nn.gradcheck.comparison import Compared, compare, hinges
 from precision_nn.gradcheck.decisions import (
     WIDE_EXPONENT,
     cancellation_only,
@@ -36,10 +37,7 @@ from precision_nn.gradcheck.measurements import (
     with_wider_noise,
 )
 from precision_nn.gradcheck.reference import (
-    Compared,
     Reference,
-    compare,
-    hinges,
     limit_reference,
     noisy_reference,
     prefer,
