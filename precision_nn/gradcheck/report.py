@@ -10,6 +10,12 @@ import numpy as np
 from precision_nn.gradcheck.blocks import Blocks
 from precision_nn.gradcheck.findings import NOTICES, Finding
 
+# findings that doubt the reference, not the gradient: where every coordinate is within its
+# tolerance they leave the check undecided (a kink within the steps means the two-sided
+# reference may average two slopes; a given step may be too coarse or too fine to trust),
+# never failed: no coordinate disagrees, so nothing accuses the gradient
+DOUBTS = frozenset({"kink", "step_too_large", "step_too_small"})
+
 __all__ = ["Coordinate", "GradientReport", "relative_errors"]
 
 WORST_ROWS = 5  # rows of the worst-coordinates table in str() and to_markdown()
@@ -97,11 +103,15 @@ class GradientReport:
 
     @property
     def undecided(self) -> bool:
-        """Whether the check failed only because the reference could not decide (every
-        finding an undecidable ``precision_loss``): no bug found, none ruled out."""
+        """Whether the check failed only because the comparison could not decide: every
+        finding an undecidable ``precision_loss``, or, with every coordinate within its
+        tolerance, a doubt about the reference itself (`DOUBTS`: a kink within the steps,
+        a step too large or too small). No bug found, none ruled out."""
         # notices (a complex step that fell back to a sound reference) inform only
-        undecidable = [f.kind == "precision_loss" and f.evidence.get("undecidable")
-                       for f in self.findings if f.kind not in NOTICES]
+        findings = [f for f in self.findings if f.kind not in NOTICES]
+        within = bool(np.all(np.abs(self.difference) <= self.tolerance))
+        undecidable = [(f.kind == "precision_loss" and f.evidence.get("undecidable"))
+                       or (within and f.kind in DOUBTS) for f in findings]
         return bool(undecidable) and not self.passed and all(undecidable)
 
     def _loosest(self) -> str:
