@@ -254,6 +254,47 @@ def vectorised_rows(n: int) -> list[Row]:
     probe (or the complex step's cross-check in real arithmetic) takes 0.2-0.25 ms, the
     finite-difference bookkeeping (`finite_difference._at_steps`) most of the rest, and the
     batching probe 0.06 ms; a naive loop of 2n = 200 calls takes about 0.8 ms in all.
+
+    Where that fixed cost goes (pyinstrument, n = 100, central h=2^-17, 2026-12-02, second
+    half): the stencil's bookkeeping around the two batched calls (`_evaluate_offsets`,
+    `_level`, `witness_difference`, `_input_rounding`: dozens of numpy operations on
+    arrays of n entries, ~1-2 us each) about 25% of the call, the resolution probe about
+    30% (2 points, but the same generic stencil path at one coordinate), the batching
+    probe (2 points alone, timed, and a stack of 2) and f(x) about 10%, `convert_h` and
+    `check_steps` 7%, forming the stacks 3%; f itself in its batches only 15%. No single
+    operation dominates, so only fewer operations (not faster ones) would move it. Taking
+    values that are already of the system's numpy dtype without re-checking them
+    (`Evaluator._convert`: only their finiteness is tested) removed per-value checks that
+    cost more than f at small n (about 7% of the complex step's call at n = 4 under the
+    profiler); within the noise of this shared machine (± 20% between runs) the ratios
+    did not move measurably.
+
+    *A cheaper witness for the complex step, considered and not taken.* Its bar's second
+    evaluation per coordinate, ``D_i(h₂)`` at ``h₂ ≈ √u·scale``, could be replaced by a
+    few directional complex steps ``Im f(x + i·h₂·d)/h₂`` compared with ``Σ d_i·D_i(h)``,
+    falling back to the per-coordinate witness only when they disagree. That is not
+    honest at the resolution the bar claims, for two reasons:
+
+    - *Resolution.* Along d the comparison is floored by the rounding of the directional
+      value, ``κu·Σ_i |d_i|·|t_i| ≥ κu·Σ_i |d_i·D_i|``, of order ``n·u·‖D‖∞`` for a dense
+      gradient; the per-coordinate bar it would vouch for is ``8u·max(|D_i|, 4‖D‖∞)``.
+      A disagreement confined to one coordinate (digits lost in that coordinate's complex
+      path: mpmath's asin at x + ih, module notes of `complex_step`) between the two
+      levels, up to ~n/32 times the bar (30× at n = 1,000), passes the aggregate test, and
+      that coordinate keeps a bar that does not bound its error: a tight bar that lies.
+      A narrow feature of width ~1e-8 at one coordinate would be seen (its h₂² term is of
+      the order of ``D_j`` itself), but the lost-digit case is what the witness is for.
+    - *Different quantity.* The directional third-order term is ``Σ_{ijk} d_i d_j d_k
+      f_ijk``, mixed derivatives included, while the per-coordinate witnesses measure only
+      ``f_iii``; an f whose mixed and diagonal third derivatives cancel along the seeded
+      directions (``g(x_1 − x_2)``-like terms) shows nothing along d while each
+      coordinate's h₂² term is large. Random signs make that improbable for a given f
+      but not impossible for a structured one, and the directions are seeded.
+
+    Making it honest would mean widening every bar to the aggregate's resolution
+    (~``n·u·‖D‖∞``), the bar of a central difference, which undoes the point of the
+    complex step. So the witness stays per coordinate, and with it the complex step's
+    bound of about ``(alone / in a stack) × n/(2n+6)`` above.
     """
     rng = np.random.default_rng(SEED)
     weights = rng.uniform(0.5, 1.5, n)

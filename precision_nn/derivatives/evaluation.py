@@ -82,6 +82,9 @@ class Evaluator:
         self._alone_seconds: float | None = None  # per point, from the probe
         self._timed_batch = False
         self._at_point: Any = None
+        # a system whose numbers are one numpy dtype takes values of that dtype as they
+        # are (its `asarray` returns them unchanged): those need only the finiteness check
+        self._native = getattr(ns, "dtype", None)
         per_point = max(1, math.prod(shape))
         itemsize = _OBJECT_BYTES if x_flat.dtype == object else x_flat.dtype.itemsize
         self._batch_rows = max(2, BATCH_BYTES // (per_point * itemsize))
@@ -194,6 +197,12 @@ class Evaluator:
 
     # -- checking what f returned -----------------------------------------------------
     def _convert(self, value: Any, *, scalar: bool) -> np.ndarray | Any:
+        if (self._native is not None and type(value) in (np.ndarray, self._native.type)
+                and value.dtype == self._native and (value.ndim == 0 or not scalar)
+                and np.isfinite(value).all()):
+            # already the system's numbers (of the system's complex dtype where complex is
+            # required): what the checks below would pass, and `asarray` return, unchanged
+            return value[()] if scalar else value
         if self.require_complex:
             _check_complex(value, self.ns)
         if scalar and np.ndim(value) != 0:
