@@ -129,9 +129,9 @@ def _kink_advice(data: CheckData, probe: Any, hit: np.ndarray, below: np.ndarray
     smallest = float(np.nanmin(probe.steps[hit]))
     if np.all(np.isnan(below[hit])):
         return (f"The jump persists down to the smallest step tried ({smallest:.2g}): the "
-                f"kink lies within {smallest:.2g} of x (x may sit on it, where f has no "
-                "derivative and any gradient is one of the one-sided slopes), closer than "
-                "the check can resolve. Check the gradient at a nearby point instead "
+                "kink lies within that distance of x, closer than the check can resolve (x "
+                "may sit on it, where f has no derivative and any gradient is one of the "
+                "one-sided slopes). Check the gradient at a nearby point instead "
                 "(e.g. another random initialisation).")
     step = float(np.nanmin(below[hit]))
     complex_ok = data.probes.complex is not None and data.probes.complex.safe

@@ -109,10 +109,14 @@ class GradientReport:
         a step too large or too small). No bug found, none ruled out."""
         # notices (a complex step that fell back to a sound reference) inform only
         findings = [f for f in self.findings if f.kind not in NOTICES]
-        within = bool(np.all(np.abs(self.difference) <= self.tolerance))
+        within = self._outside() == 0
         undecidable = [(f.kind == "precision_loss" and f.evidence.get("undecidable"))
                        or (within and f.kind in DOUBTS) for f in findings]
         return bool(undecidable) and not self.passed and all(undecidable)
+
+    def _outside(self) -> int:
+        """How many coordinates lie outside their tolerance (NaN gaps count as outside)."""
+        return int(np.sum(~(np.abs(self.difference) <= self.tolerance)))
 
     def _loosest(self) -> str:
         """``" (loosest: 3e-13 relative, at layer 1 [2, 0])"``: the largest tolerance
@@ -160,7 +164,7 @@ class GradientReport:
     # -- text -------------------------------------------------------------------------------
     def verdict(self) -> str:
         """One line: PASSED/FAILED and how many coordinates fail."""
-        failing = int(np.sum(~(np.abs(self.difference) <= self.tolerance)))
+        failing = self._outside()
         what = "directions" if self.directional else "coordinates"
         if self.passed:
             return f"PASSED: all {self.difference.size} {what} within tolerance{self._loosest()}"
