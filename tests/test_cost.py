@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from precision_nn.derivatives import gradient
+from precision_nn.derivatives.noise import NOISE_POINTS
 from precision_nn.gradcheck import check_gradient, cost
 from precision_nn.gradcheck.cost import (
     DEFAULT_DIRECTIONS,
@@ -36,10 +37,11 @@ def test_full_evaluations_are_what_gradient_spends(method, h):
     est = gradient(_f, np.linspace(-1, 1, n), method=method, h=h)
     cost = estimate_cost(n, seconds_per_evaluation=1e-6, method=method)
     # the complex step never evaluates f(x) itself: the estimate's +1 is the check's f(x);
-    # central adds its resolution probe (2 points at one coordinate); the complex step its
-    # cross-check in real arithmetic (4 points along a random direction, one rung here:
-    # too few for that evaluator to probe batching)
-    fixed = {"central": 2, "complex_step": 4}[method]
+    # central adds its resolution probe (2 points at one coordinate) and the measurement
+    # of f's noise (NOISE_POINTS at that coordinate); the complex step its cross-check in
+    # real arithmetic (4 points along a random direction, one rung here: too few for that
+    # evaluator to probe batching)
+    fixed = {"central": 2 + NOISE_POINTS, "complex_step": 4}[method]
     assert est.evaluations + (1 if method == "complex_step" else 0) == \
         cost.full_evaluations + PROBE + fixed
 

@@ -26,6 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from precision_nn.derivatives import derivative, evaluation, gradient
+from precision_nn.derivatives.noise import NOISE_POINTS
 from precision_nn.network import MLP
 from precision_nn.numbers import NumberSystem, number_system
 
@@ -317,9 +318,10 @@ def test_a_batch_capable_function_is_called_few_times():
     gradient(f, np.linspace(-1, 1, n), h=2.0**-14)
     # 3n perturbed points (±h, +2h) in stacks of BATCH_BYTES, not 600 round trips; the
     # rest: f(x), the stack probe (2 alone, 1 stacked), the resolution probe and its
-    # ladder (1 call each; Σ tanh over symmetric points cancels, and the probe says so)
+    # ladder (1 call each; Σ tanh over symmetric points cancels, and the probe says so),
+    # the 9 points that measure f's noise (1 call)
     rows = evaluation.BATCH_BYTES // (n * 8)
-    assert len(calls) <= math.ceil(3 * n / rows) + 6, calls
+    assert len(calls) <= math.ceil(3 * n / rows) + 7, calls
 
 
 def test_function_that_reduces_a_stack_wrongly_is_called_one_by_one():
@@ -408,10 +410,11 @@ def test_user_code_sees_the_system_precision_inside_f():
 # -- cost and sampling ----------------------------------------------------------------------
 def test_central_gradient_costs_three_evaluations_per_entry():
     """±h for the rule, +2h for the truncation witness, f(x) once; the batching probe
-    evaluates two points alone and stacked (4 more); the resolution probe 2 more."""
+    evaluates two points alone and stacked (4 more); the resolution probe 2 more, and
+    the measurement of f's noise 9 (`derivatives.noise`)."""
     n = 25
     est = gradient(lambda v: np.sum(np.sin(v), axis=-1), np.linspace(0, 1, n), h=2.0**-12)
-    assert est.evaluations == 3 * n + 1 + 4 + 2
+    assert est.evaluations == 3 * n + 1 + 4 + 2 + NOISE_POINTS
 
 
 @pytest.mark.parametrize(("method", "side"), [("backward", -1), ("forward", 1)])

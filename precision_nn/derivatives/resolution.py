@@ -65,11 +65,13 @@ from precision_nn.derivatives.finite_difference import (
     stencil_levels,
     term_scale,
 )
+from precision_nn.derivatives.noise import NOISE_POINTS, noise_sigma
 from precision_nn.derivatives.stencils import Stencil, stencil
 from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution", "reconciled",
+__all__ = ["NOISE_REACH", "NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution",
+           "reconciled",
            "term_size", "widened"]
 
 # excess beyond this many times the rounding bound cannot be the system's rounding: the
@@ -78,8 +80,14 @@ __all__ = ["NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution", 
 PROBE_THRESHOLD = 16.0
 # a gap counts only beyond this many times the method's own error estimate
 BAR_SAFETY = 2.0
-# the ladder measures ε within about 2× (one sample per rung): count it 4 times
+# the ladder measures ε within about 2× (one sample per rung): count it 4 times; the
+# measured σ of `noise` is counted as often
 NOISE_SAFETY = 4.0
+# noise of standard deviation σ reaches 2σ in about one evaluation in 20 (near-Gaussian
+# sums of roundings): a σ with 2σ beyond the model's bound κu·max(|f|, T) disproves it.
+# Rounding to nearest of the value alone has σ <= 0.58 u|f| (uniform on half a spacing),
+# so 2σ stays below the model's 2u|f| for an f that rounds as its value suggests
+NOISE_REACH = 2.0
 # rungs of the ladder are this factor apart (one power of 2^4 or 10^1.2)
 LADDER_FACTOR = 16.0
 MAX_RUNGS = 8
@@ -105,18 +113,25 @@ class Resolution:
     # probe's own rounding and truncation, both counted twice (for a noisy f: of the
     # probe's largest step, the least noisy)
     consistent: float = 0.0
+    # σ of one evaluation as `noise.noise_sigma` measured it, when it disproved the model
+    # (absolute; 0 otherwise), and the floor T of |f| the method's rounding terms used
+    sigma: float = 0.0
+    terms: float = 0.0
 
 
 def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
                      reach: np.ndarray | None = None,
-                     terms: float | None = None) -> Resolution | None:
+                     terms: float | None = None, measure_noise: bool = True
+                     ) -> Resolution | None:
     """Probe `f`'s real arithmetic at one coordinate of `result` (module notes); None when
     no probe step fits between the spacing of x and `reach` (default: the method's steps;
     the complex step passes a longer one, since its own step is ~u). The ``|f_j|`` of the
     bound are floored at `terms` (default: `finite_difference.term_scale` of `result`, as
     the method's own rounding terms; the complex step's cross-check passes the wider
     `term_size`): rounding of a cancelling f is no evidence of a lower precision, nor
-    against the complex arithmetic (module notes)."""
+    against the complex arithmetic (module notes). With `measure_noise`, nine more values
+    measure σ of one evaluation (`noise`); Richardson passes False, its tableau error
+    being measured on f's values already."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     value = ns.magnitude(result.value)
@@ -133,8 +148,16 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
     ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result,
                                                            terms=terms)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
+    # σ of one evaluation from nine values (`noise`): what the model's κu·max(|f|, T)
+    # stands for, measured; the scale it is relative to is the one the rounding terms use
+    sigma = noise_sigma(ev, i, rule_name, limit) if measure_noise else wide(0.0)
+    scale = max(magnitude, wide(terms))
     if not ratio > PROBE_THRESHOLD:
-        return Resolution(0.0, ratio, i, "", ev.evaluations - before, consistent)
+        if not (scale > 0 and NOISE_REACH * sigma > NOISE_ROUNDINGS * ns.unit_roundoff
+                * scale):
+            return Resolution(0.0, ratio, i, "", ev.evaluations - before, consistent)
+        return Resolution(sigma / scale, ratio, i, _cancelling_note(ns, i, sigma, scale),
+                          ev.evaluations - before, consistent, sigma=sigma, terms=terms)
     noise, consistent = _ladder(ev, i, start, limit, rule, result, terms)
     # relative to |f| as the probe saw it (not to `terms`): `widened` scales rounding
     # terms κu·|f| by it, and a smaller figure would narrow bars the probe just disproved
@@ -155,6 +178,16 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
             "applied to a Decimal; or f cancels internally, its value much smaller than "
             "terms larger than its gradient shows: undecidable which from these values)")
     return Resolution(relative, ratio, i, note, ev.evaluations - before, consistent)
+
+
+def _cancelling_note(ns: NumberSystem, i: int, sigma: float, scale: float) -> str:
+    """What the noise measurement found when it, not the probe, widened the bars."""
+    return (f"f rounds more than its values explain: {NOISE_POINTS} evaluations at "
+            f"coordinate {i} measure a noise of σ = {sigma:.1e} per evaluation, "
+            f"{sigma / (ns.unit_roundoff * scale):.1f}·u times the {scale:.1e} the error "
+            "model scales rounding by (f's value or its terms): f computes intermediates "
+            "larger than both, as cosh(x) - 1 near 0 computes cosh(x) ~ 1, so the error "
+            f"bars count {NOISE_SAFETY:g}σ per evaluation")
 
 
 def term_size(ns: NumberSystem, result: FDResult, x_flat: np.ndarray) -> float:
@@ -267,10 +300,29 @@ def widened(result: FDResult, resolution: Resolution, unit_roundoff: float) -> F
     factor = NOISE_SAFETY * resolution.noise / (NOISE_ROUNDINGS * unit_roundoff)
     if resolution.noise >= NO_DIGITS:
         factor = math.inf
+    rounding = result.noise
+    if resolution.sigma > 0 and math.isfinite(factor):
+        factor = _per_coordinate(result, resolution, unit_roundoff, factor)
+        if result.bias is not None:  # the rounding of x itself is no noise of f
+            rounding = np.maximum(result.noise - result.bias, 0)
     with np.errstate(invalid="ignore", over="ignore"):
-        extra = np.where(result.noise > 0, result.noise * factor, 0.0) \
-            if math.isfinite(factor) else np.full(len(result.error), np.inf)
+        extra = np.where(rounding > 0, rounding * factor, 0.0) \
+            if np.all(np.isfinite(factor)) else np.full(len(result.error), np.inf)
     return FDResult(value=result.value, error=result.error + extra, h=result.h,
                     coefficient=result.coefficient, magnitude=result.magnitude,
                     noise=result.noise + extra, resolution=result.resolution,
                     failed=result.failed, bias=result.bias)
+
+
+def _per_coordinate(result: FDResult, resolution: Resolution, unit_roundoff: float,
+                    factor: float) -> np.ndarray:
+    """The rescaling of each coordinate's rounding term for a measured σ: the term is
+    ``κu·Σ|w_j|·max(|f_j|, T)/h``, so ``NOISE_SAFETY·σ/(κu·max(|f|_i, T))`` turns it into
+    ``NOISE_SAFETY·σ·Σ|w_j|/h``, whatever |f| is at that coordinate's points (at a
+    multiple zero |f_j| ~ h³ while the measured σ is that of f's intermediates). Where
+    the method keeps no |f| (Richardson) the probe's scale stands (`factor`)."""
+    magnitude = np.asarray(result.magnitude)  # the error dtype: beyond float range too
+    floor = np.maximum(np.nan_to_num(magnitude, nan=0.0), resolution.terms)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scaled = NOISE_SAFETY * resolution.sigma / (NOISE_ROUNDINGS * unit_roundoff * floor)
+    return np.where(np.isfinite(magnitude) & (floor > 0), scaled, factor)
