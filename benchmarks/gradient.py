@@ -205,9 +205,10 @@ def vectorised_rows(n: int) -> list[Row]:
     - ``gradient(f) central h=2^-17``: for every coordinate f at ``x ± h·e_i`` (the
       quotient) and at ``x + 2h·e_i`` (the witness of the h² term: the error bar's one
       extra evaluation per coordinate), f(x) once, the stack probe (f on 2 stacked
-      points, to learn that f accepts a stack) and the resolution probe (2 points at one
-      coordinate); stacked into batches of `evaluation.BATCH_BYTES`; value, error bar,
-      note. ``naive loop central h=2^-17``: the same quotient at the same h, 2n calls of
+      points, to learn that f accepts a stack), the resolution probe (2 points at one
+      coordinate) and the measurement of f's noise (27 points at that coordinate,
+      `derivatives.noise`); stacked into batches of `evaluation.BATCH_BYTES`; value,
+      error bar, note. ``naive loop central h=2^-17``: the same quotient at the same h, 2n calls of
       f on one point each, no error bar.
     - ``gradient(f) central h=None``: as above at steps it chooses per coordinate from
       ``u^(1/3)·max(|x_i|, 1)`` (rounded to a power of 2) and its error model (here one
@@ -222,7 +223,7 @@ def vectorised_rows(n: int) -> list[Row]:
     The last row of each table, ``bound: f in stacks only``, is the fastest any batched
     path making the same evaluations could be: every point at the cost of a point inside a
     batch of `evaluation.BATCH_BYTES` (its note: f alone and f in a stack, per point), no
-    bookkeeping at all. Its ratio to the loop is about ``(alone / in a stack) × 2n/(3n+7)``
+    bookkeeping at all. Its ratio to the loop is about ``(alone / in a stack) × 2n/(3n+34)``
     for central differences and ``× n/(2n+6)`` for the complex step: the error bar's one
     extra evaluation per coordinate against a loop without one.
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from precision_nn.derivatives import gradient
-from precision_nn.derivatives.noise import NOISE_POINTS
+from precision_nn.derivatives.noise import EVALUATIONS as NOISE_EVALUATIONS
 from precision_nn.gradcheck import check_gradient, cost
 from precision_nn.gradcheck.cost import (
     DEFAULT_DIRECTIONS,
@@ -41,7 +41,7 @@ def test_full_evaluations_are_what_gradient_spends(method, h):
     # of f's noise (NOISE_POINTS at that coordinate); the complex step its cross-check in
     # real arithmetic (4 points along a random direction, one rung here: too few for that
     # evaluator to probe batching)
-    fixed = {"central": 2 + NOISE_POINTS, "complex_step": 4}[method]
+    fixed = {"central": 2 + NOISE_EVALUATIONS, "complex_step": 4}[method]
     assert est.evaluations + (1 if method == "complex_step" else 0) == \
         cost.full_evaluations + PROBE + fixed
 

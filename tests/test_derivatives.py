@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from precision_nn.derivatives import derivative, evaluation, gradient
-from precision_nn.derivatives.noise import NOISE_POINTS
+from precision_nn.derivatives.noise import EVALUATIONS as NOISE_EVALUATIONS
 from precision_nn.network import MLP
 from precision_nn.numbers import NumberSystem, number_system
 
@@ -319,9 +319,9 @@ def test_a_batch_capable_function_is_called_few_times():
     # 3n perturbed points (±h, +2h) in stacks of BATCH_BYTES, not 600 round trips; the
     # rest: f(x), the stack probe (2 alone, 1 stacked), the resolution probe and its
     # ladder (1 call each; Σ tanh over symmetric points cancels, and the probe says so),
-    # the 9 points that measure f's noise (1 call)
+    # the 27 points that measure f's noise (1 call per spacing, 3)
     rows = evaluation.BATCH_BYTES // (n * 8)
-    assert len(calls) <= math.ceil(3 * n / rows) + 7, calls
+    assert len(calls) <= math.ceil(3 * n / rows) + 9, calls
 
 
 def test_function_that_reduces_a_stack_wrongly_is_called_one_by_one():
@@ -414,7 +414,7 @@ def test_central_gradient_costs_three_evaluations_per_entry():
     the measurement of f's noise 9 (`derivatives.noise`)."""
     n = 25
     est = gradient(lambda v: np.sum(np.sin(v), axis=-1), np.linspace(0, 1, n), h=2.0**-12)
-    assert est.evaluations == 3 * n + 1 + 4 + 2 + NOISE_POINTS
+    assert est.evaluations == 3 * n + 1 + 4 + 2 + NOISE_EVALUATIONS
 
 
 @pytest.mark.parametrize(("method", "side"), [("backward", -1), ("forward", 1)])
@@ -544,7 +544,10 @@ def test_complex_step_of_one_variable_keeps_its_relative_term():
 
 def test_central_gradients_of_float64_network_losses_are_covered():
     """201 random float64 networks, h=None: the rounding model κu·Σ|w||f|/h fits losses
-    that sum non-negative terms. Measured: 99.96% bounded, median over-estimate 7.7×."""
+    that sum non-negative terms, and where a loss's sums round beyond it the measured
+    noise (`derivatives.noise`, 4σ per evaluation) widens the bars. Measured before that
+    measurement: 99.96% bounded, median over-estimate 7.7×; with it: 100% bounded, median
+    10.6×. Required: 99.9% and a median within 16× (the price of counting 4σ)."""
     ctx = reference_context(number_system("float64"))
     ratios = []
     for seed in range(201):
@@ -557,5 +560,5 @@ def test_central_gradients_of_float64_network_losses_are_covered():
         ratios += [e / max(float(abs(ctx.mpf(float(v)) - exactly(ctx, g))), 1e-300)
                    for v, g, e in zip(est.value, exact, est.error)]
     ratios = np.array(ratios)
-    assert np.mean(ratios >= 1) >= 0.99 and np.median(ratios) <= 10, \
+    assert np.mean(ratios >= 1) >= 0.999 and np.median(ratios) <= 16, \
         (np.mean(ratios >= 1), np.median(ratios))

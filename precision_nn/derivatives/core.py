@@ -18,11 +18,11 @@ Every method returns ``Estimate(value, error, h, evaluations)``; how `error` is 
   beyond rounding, when a central difference of f's real arithmetic disagrees, or when
   ``f(x + ih)`` is not finite, the estimate falls back to ``richardson`` and says so.
 
-Every method then probes f's real arithmetic at one coordinate (`resolution`, and nine
-values about √u apart that measure the noise of one evaluation, `noise`): an `f` noisier
-than its number system (a ``float()`` detour, a Decimal context of fewer digits,
-internal cancellation as in ``cosh(x) − 1`` near 0) gets bars that count the measured
-noise, and a note. An entry
+Every method then probes f's real arithmetic at one coordinate (`resolution`, and 27
+values at three spacings that measure the noise of one evaluation, `noise`; the complex
+step measures it only when its cross-check disagrees): an `f` noisier than its number
+system (a ``float()`` detour, a Decimal context of fewer digits, internal cancellation as
+in ``cosh(x) − 1`` near 0) gets bars that count the measured noise, and a note. An entry
 where no derivative is found (a kink, pole or jump closer than any usable step) gets
 ``error = inf`` and a note; an error estimate is never NaN (ValueError instead). A user
 ``h`` longer than ``max(|x|, 1)``, or points ``x ± k·h`` that overflow, raise ValueError.
@@ -228,8 +228,7 @@ def _probed(ev: Any, result: FDResult, rule: str, order: int, method: str,
     (the finite differences); Richardson's tableau error has no such floor, and its probe
     keeps ``κu|f_j|``, whose firing on a cancelling f is what widens its bars there."""
     terms = 0.0 if method == "richardson" else None
-    found = probe_resolution(ev, result, rule, order=order, terms=terms,
-                             measure_noise=method != "richardson")
+    found = probe_resolution(ev, result, rule, order=order, terms=terms)
     if found is not None and found.noise > 0:
         result, notes = widened(result, found, ev.ns.unit_roundoff), (*notes, found.note)
     if found is not None:

@@ -11,35 +11,43 @@ be 16× the model's bound; a single difference of two roundings is often far sma
 
 So the noise is measured from several values: f at ``x + j·δ·e_i`` for nine consecutive
 integers j (on the side the method's rule evaluates: central ``−4..4``, forward ``0..8``,
-backward ``−8..0``), at ``δ = h_i/8`` (``h_i`` the method's step there, capped at the
-central step ``u^(1/3)·max(|x_i|, 1)``). Not at the probe's tiny ``u^(2/3)``: over so
-short a span f is linear to far below its spacing, and the roundings of a linear
-function at equally spaced points repeat (cosh(x) − 1 at 0.3 gives ``Δ³f = 0`` exactly
-there). At ``h_i/8`` the curvature ``f''·δ²`` spans many spacings of f, so the roundings
-behave as independent, and the k-th differences ``Δ^k f`` hold a smooth part
-``f^(k)·δ^k``: for k = 3 about ``8^-3`` of the truncation ``f^(3)·h_i³`` that the step
-balanced against rounding. A step chosen short near a pole or kink shortens δ with it (at
-a fixed √u spacing the smooth part of ``√x`` at 1e-6 reads as noise 1e10 times too
-large). For
-independent noise of standard deviation σ, ``E[(Δ^k f)²] = C(2k, k)·σ²``, which gives
-the estimate ``σ_k² = mean((Δ^k f)²)/C(2k, k)`` (J. J. Moré and S. M. Wild, "Estimating
-computational noise", SIAM J. Sci. Comput. 33 (2011) 1292-1314, whose ``γ_k = (k!)²/(2k)!``
-is ``1/C(2k, k)``). The smooth part shows otherwise than noise: its differences keep their sign
-over so short a span, and its ``σ_k`` change by large factors from one k to the next,
-while noise gives differences of both signs and the same σ at every k. So, as Moré and
-Wild test, σ is taken only from three consecutive orders among 3..6 whose differences
-change sign and whose estimates agree within 4×, the largest of the three; otherwise
-there is no evidence (σ = 0), and the bars stay as the model makes them. (At a double
-root, ``(x − 3)⁴`` at 3, f is exact and its Δ⁴ is the constant ``24δ⁴``: rejected.)
+backward ``−8..0``). For independent noise of standard deviation σ the k-th differences
+satisfy ``E[(Δ^k f)²] = C(2k, k)·σ²``, which gives the estimate
+``σ_k² = mean((Δ^k f)²)/C(2k, k)`` (J. J. Moré and S. M. Wild, "Estimating computational
+noise", SIAM J. Sci. Comput. 33 (2011) 1292-1314, whose ``γ_k = (k!)²/(2k)!`` is
+``1/C(2k, k)``), plus the smooth part ``f^(k)·δ^k``.
 
-Nine values give a rough figure (the estimates at different k share their samples).
+*Which spacing.* Too short, and f is linear over the span to far below its own spacing:
+the roundings of a linear function at equally spaced points repeat (cosh(x) − 1 at 0.3
+gives ``Δ³f = 0`` exactly at ``u^(2/3)``; sqrt(1 + x) − 1 in float32 at ``h/8`` gives one
+non-zero difference in six). Too long, and the smooth part dominates, or the points reach
+a pole the method's step kept away from. No one spacing suits every f, so three are
+tried and the largest accepted estimate counts: ``h_i/8`` and ``h_i/2`` (``h_i`` the
+method's step at the coordinate, capped at the central step ``u^(1/3)·max(|x_i|, 1)``;
+for k = 3 the smooth part is then ``8^-3`` and ``2^-3`` of the truncation ``f^(3)·h_i³``
+the step balanced against rounding), and ``√u·max(|x_i|, 1)``, where the curvature
+``f''·δ²`` spans spacings of f while ``f^(3)·δ³ = O(u^(3/2))``; that last one is skipped
+where f is not finite at its points (past a pole or the edge of f's domain).
+
+*Noise or smooth part.* The smooth part keeps its sign over so short a span and its
+``σ_k`` change by large factors from one k to the next; noise gives differences of both
+signs and about the same σ at every k. So, as Moré and Wild test, a spacing's σ is taken
+only from three consecutive orders among 3..6 whose differences change sign and whose
+estimates agree within 4×, the largest of the three; otherwise that spacing gives no
+evidence (σ = 0). (At a double root, ``(x − 3)⁴`` at 3, f is exact and its Δ⁴ is the
+constant ``24δ⁴``: rejected; ``√x`` at 1e-6 at the √u spacing: rejected.)
+
+*What it changes.* Nine values give a rough figure (the orders share their samples).
 `resolution.probe_resolution` takes it as evidence against the model only where ``2σ``
 exceeds ``κu·max(|f|, T)`` (`resolution.NOISE_REACH`), and then widens every rounding
 term by ``4σ`` per evaluation (`resolution.NOISE_SAFETY`), with a note. An f that rounds
-as its value suggests (σ <= 0.58 u|f| for rounding to nearest) keeps the bars it had.
-Measured on 12 functions × 7 points × 5 methods (cosh(x) − 1, exp(x) − 1,
-sqrt(1 + x) − 1 among them): bars shorter than the true error went from 6 of 420 to 0,
-and the median bar from 7.1e-11 to 8.6e-11 relative.
+as its value suggests (σ <= 0.58 u|f| for rounding to nearest) keeps the bars it had. It
+costs `EVALUATIONS` (27) values of f at one coordinate, whatever n.
+
+Measured with `derivative` on 12 functions × 7 points × 5 methods in float64
+(cosh(x) − 1, exp(x) − 1, sqrt(1 + x) − 1 among them), bars shorter than the true error
+went from 6 of 420 to 0 and the median bar from 7.1e-11 to 8.6e-11 relative; on 7 × 6
+× 5 in float32 from 11 of 174 to 0, and in mpf:30 from 3 of 168 to 0.
 """
 
 from __future__ import annotations
@@ -48,17 +56,19 @@ import math
 
 import numpy as np
 
-from precision_nn.derivatives.evaluation import Evaluator
+from precision_nn.derivatives.evaluation import Evaluator, NonFiniteValueError
 from precision_nn.derivatives.real_offsets import offset_column, realize
 from precision_nn.derivatives.steps import radix_steps, scales
 
-__all__ = ["NOISE_POINTS", "ORDERS", "noise_offsets", "noise_sigma"]
+__all__ = ["EVALUATIONS", "NOISE_POINTS", "ORDERS", "noise_offsets", "noise_sigma"]
 
 # values of f per measurement, and the difference orders whose estimates are compared
 NOISE_POINTS = 9
 ORDERS = (3, 4, 5, 6)
-# the spacing is this fraction of the method's step (module notes)
-SPACING_DIVISOR = 8
+# the spacings are these fractions of the method's step, and one more at √u (module notes)
+SPACING_DIVISORS = (8, 2)
+# values of f one measurement takes when every spacing's points are finite
+EVALUATIONS = NOISE_POINTS * (len(SPACING_DIVISORS) + 1)
 # noise shows as this many consecutive orders whose σ_k agree within this factor
 AGREEING = 3
 AGREEMENT = 4.0
@@ -76,15 +86,32 @@ def noise_offsets(rule_name: str) -> tuple[int, ...]:
 
 def noise_sigma(ev: Evaluator, i: int, rule_name: str, step: float) -> float:
     """σ of one evaluation of f near x, from `NOISE_POINTS` values along coordinate `i`
-    at the spacing ``δ = min(step, u^(1/3)·max(|x_i|, 1))/8`` (module notes; `step` the
-    method's step there), in the system's error dtype; one call of `Evaluator.at_shifts`
-    (batched when f takes stacks)."""
+    at each of three spacings (module notes): ``δ = min(step, u^(1/3)·max(|x_i|, 1))/d``
+    for d in `SPACING_DIVISORS` (`step` the method's step there), and ``√u·max(|x_i|,
+    1)``, skipped where f is not finite at its points. The largest estimate a spacing
+    accepts, in the system's error dtype; one call of `Evaluator.at_shifts` per spacing
+    (batched when f takes stacks), `EVALUATIONS` values in all."""
+    ns = ev.ns
+    wide = ns.error_dtype.type
+    x_i = ns.magnitude(ev.x_flat[i : i + 1])
+    longest = np.minimum(scales(x_i) * np.exp2(wide(ns.log2_unit_roundoff / 3)), wide(step))
+    targets = [longest / d for d in SPACING_DIVISORS]
+    targets.append(scales(x_i) * np.exp2(wide(ns.log2_unit_roundoff / 2)))
+    found = wide(0.0)
+    for target in targets:
+        try:
+            found = max(found, _at_spacing(ev, i, rule_name, target))
+        except NonFiniteValueError:  # √u reaches past a pole or the edge of f's domain
+            continue
+    return found
+
+
+def _at_spacing(ev: Evaluator, i: int, rule_name: str, target: np.ndarray) -> float:
+    """σ from `NOISE_POINTS` values at the radix power nearest `target` (0: no noise
+    shows there)."""
     ns = ev.ns
     wide = ns.error_dtype.type
     js = noise_offsets(rule_name)
-    x_i = ns.magnitude(ev.x_flat[i : i + 1])
-    longest = scales(x_i) * np.exp2(wide(ns.log2_unit_roundoff / 3))
-    target = np.minimum(longest, wide(step)) / SPACING_DIVISOR
     h = realize(ns, ev.x_flat[i : i + 1], radix_steps(target, ns))
     with ns.context():  # arrays on the left: an mpf scalar there formats the array
         points = offset_column(ns, js)[:, 0] * h + ev.x_flat[i : i + 1]

@@ -65,7 +65,8 @@ from precision_nn.derivatives.finite_difference import (
     stencil_levels,
     term_scale,
 )
-from precision_nn.derivatives.noise import NOISE_POINTS, noise_sigma
+from precision_nn.derivatives.noise import EVALUATIONS as NOISE_EVALUATIONS
+from precision_nn.derivatives.noise import noise_sigma
 from precision_nn.derivatives.stencils import Stencil, stencil
 from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
 from precision_nn.numbers import NumberSystem
@@ -121,17 +122,15 @@ class Resolution:
 
 def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: int = 2,
                      reach: np.ndarray | None = None,
-                     terms: float | None = None, measure_noise: bool = True
-                     ) -> Resolution | None:
+                     terms: float | None = None) -> Resolution | None:
     """Probe `f`'s real arithmetic at one coordinate of `result` (module notes); None when
     no probe step fits between the spacing of x and `reach` (default: the method's steps;
     the complex step passes a longer one, since its own step is ~u). The ``|f_j|`` of the
     bound are floored at `terms` (default: `finite_difference.term_scale` of `result`, as
     the method's own rounding terms; the complex step's cross-check passes the wider
     `term_size`): rounding of a cancelling f is no evidence of a lower precision, nor
-    against the complex arithmetic (module notes). With `measure_noise`, nine more values
-    measure σ of one evaluation (`noise`); Richardson passes False, its tableau error
-    being measured on f's values already."""
+    against the complex arithmetic (module notes). Nine more values measure σ of one
+    evaluation (`noise`)."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     value = ns.magnitude(result.value)
@@ -148,9 +147,9 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
     ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result,
                                                            terms=terms)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
-    # σ of one evaluation from nine values (`noise`): what the model's κu·max(|f|, T)
+    # σ of one evaluation from 27 values (`noise`): what the model's κu·max(|f|, T)
     # stands for, measured; the scale it is relative to is the one the rounding terms use
-    sigma = noise_sigma(ev, i, rule_name, limit) if measure_noise else wide(0.0)
+    sigma = noise_sigma(ev, i, rule_name, limit)
     scale = max(magnitude, wide(terms))
     if not ratio > PROBE_THRESHOLD:
         if not (scale > 0 and NOISE_REACH * sigma > NOISE_ROUNDINGS * ns.unit_roundoff
@@ -182,7 +181,7 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
 
 def _cancelling_note(ns: NumberSystem, i: int, sigma: float, scale: float) -> str:
     """What the noise measurement found when it, not the probe, widened the bars."""
-    return (f"f rounds more than its values explain: {NOISE_POINTS} evaluations at "
+    return (f"f rounds more than its values explain: {NOISE_EVALUATIONS} evaluations at "
             f"coordinate {i} measure a noise of σ = {sigma:.1e} per evaluation, "
             f"{sigma / (ns.unit_roundoff * scale):.1f}·u times the {scale:.1e} the error "
             "model scales rounding by (f's value or its terms): f computes intermediates "
@@ -298,7 +297,7 @@ def widened(result: FDResult, resolution: Resolution, unit_roundoff: float) -> F
     """`result` with its rounding term rescaled from κu|f| to NOISE_SAFETY·ε; error inf
     everywhere when ε reaches `NO_DIGITS` of |f| (f has no smooth part at that scale)."""
     factor = NOISE_SAFETY * resolution.noise / (NOISE_ROUNDINGS * unit_roundoff)
-    if resolution.noise >= NO_DIGITS:
+    if resolution.noise >= NO_DIGITS and not resolution.sigma > 0:  # the ladder's finding
         factor = math.inf
     rounding = result.noise
     if resolution.sigma > 0 and math.isfinite(factor):

@@ -177,6 +177,8 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     best, error = ns.zeros(n), np.full(n, np.inf, dtype=ns.error_dtype)
     last_h = np.zeros(n, dtype=ns.error_dtype)
     kept_noise = np.zeros(n, dtype=ns.error_dtype)
+    # max |f| over the points of the level each kept entry's noise comes from (NaN: none)
+    kept_magnitude = np.full(n, np.nan, dtype=ns.error_dtype)
     state = _Column(n, ns.error_dtype)
     active, previous = np.arange(n), []
     worsened = np.zeros(n, dtype=bool)  # the previous diagonal was already worse
@@ -204,8 +206,8 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
             worsened[active[broken]] = False
             previous = [np.where(broken, level.value, entry) for entry in previous]
         depth = state.level - 1 - state.start[active]  # valid columns of this row: 0 … depth
-        row = _extend_row(ns, level, previous, best, error, kept_noise, active,
-                          depth, accept=checked & ~broken)
+        row = _extend_row(ns, level, previous, best, error, (kept_noise, kept_magnitude),
+                          active, depth, accept=checked & ~broken)
         fresh = depth == 0
         best[active[fresh]] = level.value[fresh]
         jump = _diagonal_jump(ns, row, previous, depth)
@@ -241,7 +243,7 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
     rounding = VALUE_ROUNDINGS * ns.unit_roundoff * ns.magnitude(best)
     unmeasured = np.full(n, np.nan, dtype=ns.error_dtype)
     return FDResult(value=best, error=error + rounding, h=last_h,
-                    coefficient=state.coefficient(last_h), magnitude=unmeasured,
+                    coefficient=state.coefficient(last_h), magnitude=kept_magnitude,
                     noise=rounding + kept_noise, resolution=unmeasured.copy(), failed=failed)
 
 
@@ -320,17 +322,20 @@ class _Column:
 
 
 def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
-                best: np.ndarray, error: np.ndarray, kept_noise: np.ndarray,
-                active: np.ndarray, depth: np.ndarray, accept: np.ndarray
-                ) -> list[np.ndarray]:
+                best: np.ndarray, error: np.ndarray,
+                kept: tuple[np.ndarray, np.ndarray], active: np.ndarray, depth: np.ndarray,
+                accept: np.ndarray) -> list[np.ndarray]:
     """The next tableau row; records each entry whose error estimate beats the best.
 
     The estimate of entry ``T[k][j]`` is Ridders' distance to its parents plus its
     rounding: each column multiplies the noise of the finest level by at most
     ``(4^j + 1)/(4^j − 1)``, a product that stays below 2. Only columns ``j ≤ depth``
     (formed from levels since the coordinate's last restart) of coordinates whose first
-    column has been seen to follow the expansion (`accept`) may be kept.
+    column has been seen to follow the expansion (`accept`) may be kept; `kept` holds
+    each kept entry's noise and the max |f| of its level (what `resolution.widened`
+    rescales when f's measured noise exceeds the model).
     """
+    kept_noise, kept_magnitude = kept
     row = [level.value]
     amplification = 1.0
     for j in range(1, len(previous) + 1):
@@ -346,5 +351,6 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
         best[active[better]] = entry[better]
         error[active[better]] = estimate[better]
         kept_noise[active[better]] = amplification * level.noise[better]
+        kept_magnitude[active[better]] = level.magnitude[better]
         row.append(entry)
     return row
