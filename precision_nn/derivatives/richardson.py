@@ -188,6 +188,9 @@ def _tableau(ev: Evaluator, first: np.ndarray, levels: int) -> FDResult:
         h_k = realize(ns, ev.x_flat[active], h[active])
         try:
             (level,) = stencil_levels(ev, active, h_k, rule, (1,))
+            if not np.all(np.isfinite(ns.magnitude(level.value))):
+                # the quotient overflowed although f did not (float16: a large first step)
+                raise NonFiniteValueError("the difference quotient overflows")
         except NonFiniteValueError:
             # a point left the domain of f (sqrt, log near 0): restart every active
             # coordinate from the next, halved step (which of them failed is not known)
@@ -340,10 +343,15 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
     amplification = 1.0
     for j in range(1, len(previous) + 1):
         factor = 4**j  # (h_{k-1}/h_k)^(2j) for the ratio 2
+        try:
+            divisor = exact_constant(ns, factor - 1)
+        except ValueError:  # beyond the system's range (float16: 4^8 > 65504): no column
+            break
         amplification *= (factor + 1) / (factor - 1)
         with ns.context():
-            entry = (row[j - 1] * exact_constant(ns, factor) - previous[j - 1]) / \
-                exact_constant(ns, factor - 1)
+            # (4^j·T − T')/(4^j − 1) as T + (T − T')/(4^j − 1): the same value, without
+            # the product 4^j·T, which overflows float16 from |T| > 4 at j = 7
+            entry = row[j - 1] + (row[j - 1] - previous[j - 1]) / divisor
             distance = np.maximum(ns.magnitude(entry - row[j - 1]),
                                   ns.magnitude(entry - previous[j - 1]))
         estimate = distance + amplification * level.noise

@@ -42,7 +42,9 @@ def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
                     ref.error, unit_roundoff=setup.ns.unit_roundoff,
                     numbers=setup.ns.name, reference_name=ref.name,
                     analytic_noise=setup.analytic_noise, underflow=setup.underflow,
-                    reference_entry_error=_entry_error(ref, n))
+                    reference_entry_error=_entry_error(ref, n),
+                    analytic_rounding=setup.analytic_rounding,
+                    rounding_system=setup.rounding_system)
     x = setup.x_float
     data = CheckData(a, n, d, ref.error, tol, x, setup.blocks, setup.batch_size,
                      setup.ns.unit_roundoff, ref.name)

@@ -11,10 +11,11 @@ import numpy as np
 
 from precision_nn.gradcheck import probes
 from precision_nn.gradcheck.comparison import Compared
-from precision_nn.gradcheck.setup import Setup, analytic_gradient
+from precision_nn.gradcheck.setup import Setup, analytic_gradient, gradient_in, narrower_dtype
+from precision_nn.gradcheck.tolerance import ROUNDING_FACTOR
 
 __all__ = ["WIDER_GAIN", "gradient_repeat", "kink_scan", "more_precise", "noise_near",
-           "with_gradient_noise", "with_wider_noise"]
+           "wider_rounding", "with_gradient_noise", "with_wider_noise"]
 
 # a wider system serves the reference only when f's noise measured there is at least this
 # many times below its noise (or rounding u·|f|) in the system of the check: two more digits
@@ -58,6 +59,44 @@ def gradient_repeat(grad: Any, setup: Setup, analytic: np.ndarray) -> np.ndarray
             diff = ns.asarray(second)[both] - ns.asarray(analytic)[both]
         gap[both] = np.abs(np.real(ns.to_float(diff)).astype(float))
     return gap
+
+
+def wider_rounding(grad: Any, setup: Setup, analytic: np.ndarray) -> np.ndarray | None:
+    """The analytic gradient's own rounding at x, measured: ``|grad(x) − grad(x')|`` per
+    coordinate (flat, float64), x' = x converted exactly into the next wider system,
+    plus the model's bound of the wider run's own rounding (`ROUNDING_FACTOR`·u'·(|a'_i| +
+    max|a'|), u' the wider system's unit roundoff).
+
+    Hypothesis tested: the gradient's error at x is rounding only, and the same code run
+    on x' computes the same formula with less of it. A wrong formula is wrong in both
+    runs, so their difference holds none of the bug, only the narrower run's rounding
+    (with the wider run's, bounded by the model). It is taken only where it proves
+    itself: grad must return a binary float array at the wider system's precision (its
+    dtype shows what it held; an object array of Decimal or mpmath numbers shows
+    nothing, and such systems keep the model), of the right size and finite, and not
+    the narrow values again in every entry (a grad that casts x or its result back to
+    the narrower float computed nothing more: then None). None also when there is no
+    wider system or the wider call fails.
+    """
+    wider = setup.ns.wider()
+    if wider is None:
+        return None
+    try:
+        xw = wider.asarray(setup.x)
+        with wider.context():
+            returned = np.asarray(grad(xw))
+        if returned.dtype.kind not in "fc" or narrower_dtype(returned, wider) is not None:
+            return None
+        other = gradient_in(replace(setup, ns=wider, x=xw), returned)
+    except Exception:  # noqa: BLE001 - a grad that fails in the wider system measures nothing
+        return None
+    with wider.context():
+        diff = other - wider.asarray(analytic)
+    gap = np.abs(np.real(wider.to_float(diff))).astype(float)
+    size = np.abs(np.real(wider.to_float(other))).astype(float)
+    if not (np.all(np.isfinite(gap)) and np.all(np.isfinite(size)) and np.any(gap > 0)):
+        return None
+    return gap + ROUNDING_FACTOR * wider.unit_roundoff * (size + np.max(size))
 
 
 def more_precise(noise: Any) -> bool:

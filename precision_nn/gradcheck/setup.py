@@ -80,6 +80,10 @@ class Setup:
     grad: Callable[[Any], Any] | None = None
     # the measured noise of grad per coordinate (flat, float), once measured
     analytic_noise: np.ndarray | None = None
+    # the analytic gradient's rounding at x, measured in the wider system (flat, float),
+    # and that system's name (`measurements.wider_rounding`); None: the model's bound
+    analytic_rounding: np.ndarray | None = None
+    rounding_system: str | None = None
     underflow: float = 0.0  # the system's smallest subnormal (0: no small-exponent limit)
 
     def at(self, flat: Any) -> Any:

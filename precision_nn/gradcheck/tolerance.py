@@ -25,7 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["ANALYTIC_NOISE_SAFETY", "REFERENCE_SAFETY", "ROUNDING_FACTOR", "Tolerance", "tolerance"]
+__all__ = ["ANALYTIC_NOISE_SAFETY", "ENTRY_ROUNDINGS", "MEASURED_SAFETY", "REFERENCE_SAFETY",
+           "ROUNDING_FACTOR", "Tolerance", "tolerance"]
 
 # An error *estimate* (Richardson's difference of successive extrapolants, the spread of
 # a complex step at two steps) is not a bound; a factor 4 covers the usual
@@ -37,6 +38,11 @@ ROUNDING_FACTOR = 128.0
 # which scatter by about a factor 2) is allowed this many times over: a gap within it
 # is indistinguishable from the gradient's own rounding.
 ANALYTIC_NOISE_SAFETY = 8.0
+# The analytic gradient's rounding measured in a wider system is the error itself at x
+# (not a sample of it), up to the wider run's own rounding (bounded by the model and
+# included): counted twice, plus a few roundings of the entry itself.
+MEASURED_SAFETY = 2.0
+ENTRY_ROUNDINGS = 4.0
 # Without any error estimate the reference is trusted only to half its digits.
 NO_ESTIMATE_EXPONENT = 0.5
 
@@ -75,7 +81,9 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
               rounding_scale: np.ndarray | None = None,
               analytic_noise: np.ndarray | None = None,
               underflow: float = 0.0,
-              reference_entry_error: np.ndarray | None = None) -> Tolerance:
+              reference_entry_error: np.ndarray | None = None,
+              analytic_rounding: np.ndarray | None = None,
+              rounding_system: str | None = None) -> Tolerance:
     """Tolerances from the reference's error estimate and the analytic rounding model.
 
     Parameters
@@ -100,6 +108,12 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
         The reference's error bar with its rounding at the size of each entry, where its
         own bar assumes cancellation (the complex step's; default `reference_error`):
         it enters `Tolerance.entry_part` only.
+    analytic_rounding : ndarray of float, optional
+        The analytic gradient's rounding at x as measured by running grad in the wider
+        system `rounding_system` (`measurements.wider_rounding`); where
+        ``MEASURED_SAFETY`` times it plus ``ENTRY_ROUNDINGS·u·|a_i|`` is below the model,
+        it replaces the model (a bug is the same in both runs; the rounding is not). The
+        measured noise can still widen it.
     numbers, reference_name : str
         For the sentence: the system's name and how the reference was computed.
 
@@ -121,6 +135,13 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
     rounding = ROUNDING_FACTOR * (unit_roundoff * base + unit_roundoff * top + underflow)
     entry = (ROUNDING_FACTOR * (unit_roundoff * base + underflow)
              if rounding_scale is None else None)
+    measured = 0
+    if analytic_rounding is not None:
+        own = (MEASURED_SAFETY * np.asarray(analytic_rounding, dtype=float)
+               + ENTRY_ROUNDINGS * (unit_roundoff * a + underflow))
+        measured = int(np.sum(own < rounding))
+        rounding = np.minimum(rounding, own)
+        entry = None if entry is None else np.minimum(entry, own)
     widened = 0
     if analytic_noise is not None:
         noisy = ANALYTIC_NOISE_SAFETY * np.nan_to_num(analytic_noise, nan=0.0)
@@ -137,6 +158,11 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
         entry = entry + REFERENCE_SAFETY * np.where(missing, fallback, own)
     sentence = _sentence(ref_part, rounding, missing, unit_roundoff, numbers,
                          reference_name)
+    if measured:
+        sentence += (f" At {measured} coordinate(s) the rounding part is measured instead: "
+                     f"{MEASURED_SAFETY:g} × |a_i − a'_i| + {ENTRY_ROUNDINGS:g}·u·|a_i|, a' the "
+                     f"same grad run in {rounding_system} (a wrong formula is wrong there "
+                     "too; the rounding is not).")
     if widened:
         sentence += (f" At {widened} coordinate(s) the rounding part is "
                      f"{ANALYTIC_NOISE_SAFETY:g} × the measured noise of the analytic "
