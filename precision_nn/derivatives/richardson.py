@@ -343,15 +343,16 @@ def _extend_row(ns: NumberSystem, level: Level, previous: list[np.ndarray],
     amplification = 1.0
     for j in range(1, len(previous) + 1):
         factor = 4**j  # (h_{k-1}/h_k)^(2j) for the ratio 2
-        try:
-            divisor = exact_constant(ns, factor - 1)
-        except ValueError:  # beyond the system's range (float16: 4^8 > 65504): no column
-            break
         amplification *= (factor + 1) / (factor - 1)
         with ns.context():
+            try:
+                divisor = exact_constant(ns, factor - 1)
+            except ValueError:  # beyond the system's range (float16: 4^8 > 65504): the
+                divisor = None  # correction is below its resolution, the entry T itself
             # (4^j·T − T')/(4^j − 1) as T + (T − T')/(4^j − 1): the same value, without
             # the product 4^j·T, which overflows float16 from |T| > 4 at j = 7
-            entry = row[j - 1] + (row[j - 1] - previous[j - 1]) / divisor
+            entry = row[j - 1] if divisor is None else \
+                row[j - 1] + (row[j - 1] - previous[j - 1]) / divisor
             distance = np.maximum(ns.magnitude(entry - row[j - 1]),
                                   ns.magnitude(entry - previous[j - 1]))
         estimate = distance + amplification * level.noise
