@@ -372,3 +372,16 @@ def test_a_complex_safe_function_keeps_the_complex_step_after_the_fine_probe():
     report = check_gradient(f, grad, w)
     assert report.passed and report.kinds == ("match",), report
     assert report.reference_name.startswith("complex step")
+
+
+def test_a_zero_reference_is_undecided_with_an_absolute_bar_not_an_infinite_share():
+    """Σ floor(w): the gradient is 0 almost everywhere and the reference 0 with a bar of
+    ~1e-13. Relative to a gradient scale of 0 any bar is infinite; the finding used to say
+    "up to inf of the gradient's scale". It now states the bar and why no relative
+    accuracy exists, and the verdict stays undecided (never a pass on an infinite ratio)."""
+    x = np.array([0.3, 1.7, -2.2])
+    report = check_gradient(lambda w: np.sum(np.floor(w), axis=-1), np.zeros_like, x)
+    assert report.undecided and not report.passed
+    (finding,) = [f for f in report.findings if f.kind == "precision_loss"]
+    assert "every entry of the reference is 0" in finding.message
+    assert " inf " not in finding.message

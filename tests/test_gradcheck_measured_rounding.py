@@ -100,7 +100,7 @@ def test_decimal_gradients_keep_the_model():
     ns = number_system("decimal:20")
     x = ns.asarray(["0.3", "-1.2", "0.7"])
     setup = _setup(x)
-    grad = lambda w: np.array([3 * v * v for v in w], dtype=object)  # noqa: E731
+    grad = lambda w: np.array([3 * v * v for v in w], dtype=object)
     with decimal.localcontext() as ctx:
         ctx.prec = 20
         analytic = ns.asarray(grad(x))
@@ -110,7 +110,7 @@ def test_decimal_gradients_keep_the_model():
 def test_the_measured_rounding_is_the_narrow_runs_error():
     x = number_system("float16").asarray([0.5, 1.5, -0.7])
     setup = _setup(x)
-    grad = lambda w: 3 * w * w  # noqa: E731
+    grad = lambda w: 3 * w * w
     analytic = setup.ns.asarray(grad(x))
     measured = wider_rounding(grad, setup, analytic)
     exact = 3 * x.astype(np.float64) ** 2

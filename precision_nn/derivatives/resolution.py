@@ -243,7 +243,9 @@ def _excess(ev: Evaluator, i: int, step: float, rule, result: FDResult,
         # the method's bar is an estimate, not a bound: only a gap beyond twice it counts
         bound = max(wide(level.noise[0]),
                     NOISE_ROUNDINGS * ns.unit_roundoff * weight * wide(terms) / delta)
-        out.append((max(gap - BAR_SAFETY * wide(result.error[i]) - truncation, 0.0),
+        with np.errstate(invalid="ignore"):  # inf − inf: an infinite bar already covers
+            excess = gap - BAR_SAFETY * wide(result.error[i]) - truncation
+        out.append((0.0 if np.isnan(excess) else max(excess, 0.0),
                     bound, wide(level.magnitude[0]), delta,
                     _consistent(gap, wide(result.error[i]), BAR_SAFETY * (bound + truncation))))
     return out

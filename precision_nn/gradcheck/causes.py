@@ -109,13 +109,20 @@ def _undecidable_finding(data: CheckData, earlier: Sequence[Finding]) -> list[Fi
     if not coords.any():
         return []
     n = np.abs(data.reference)
-    share = float(np.max((REFERENCE_SAFETY * data.reference_error
-                          / (n + float(np.max(n))))[coords]))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = float(np.max((REFERENCE_SAFETY * data.reference_error
+                              / (n + float(np.max(n))))[coords]))
     limit = data.unit_roundoff ** DECIDABLE_EXPONENT
+    if float(np.max(n)) > 0 or not np.isfinite(np.max(data.reference_error[coords])):
+        size = (f"up to {share:.2g} of the gradient's scale, more than u^(1/4) = "
+                f"{limit:.2g}, so a gradient off by that much would pass")
+    else:  # every reference entry is 0: a bar of any size is infinite relative to that
+        bar = float(np.max(REFERENCE_SAFETY * data.reference_error[coords]))
+        size = (f"up to {bar:.2g} while every entry of the reference is 0, so no relative "
+                "accuracy can be stated (a gradient within that of 0 looks the same)")
     return [Finding("precision_loss", f"The numerical reference cannot decide "
-                    f"{int(coords.sum())} {data.unit}(s): its error bar there is up to "
-                    f"{share:.2g} of the gradient's scale, more than u^(1/4) = {limit:.2g}, "
-                    "so a gradient off by that much would pass. f cannot be differentiated "
+                    f"{int(coords.sum())} {data.unit}(s): its error bar there is {size}. "
+                    "f cannot be differentiated "
                     "numerically to that accuracy at this point (noise, cancellation or a "
                     f"kink within the steps; reference: {data.reference_name}). Check with "
                     "more digits (numbers=) or at another point.",
