@@ -88,51 +88,57 @@ def noise_sigma(ev: Evaluator, i: int, rule_name: str, step: float) -> float:
     """σ of one evaluation of f near x, from `NOISE_POINTS` values along coordinate `i`
     at each of three spacings (module notes): ``δ = min(step, u^(1/3)·max(|x_i|, 1))/d``
     for d in `SPACING_DIVISORS` (`step` the method's step there), and ``√u·max(|x_i|,
-    1)``, skipped where f is not finite at its points. The largest estimate a spacing
-    accepts, in the system's error dtype; one call of `Evaluator.at_shifts` per spacing
-    (batched when f takes stacks), `EVALUATIONS` values in all."""
+    1)``, dropped where f is not finite at its points. The largest estimate a spacing
+    accepts, in the system's error dtype; one call of `Evaluator.at_shifts` (batched when
+    f takes stacks) for all `EVALUATIONS` values, a second without the √u spacing only
+    when f is not finite at one of the points."""
     ns = ev.ns
     wide = ns.error_dtype.type
     x_i = ns.magnitude(ev.x_flat[i : i + 1])
     longest = np.minimum(scales(x_i) * np.exp2(wide(ns.log2_unit_roundoff / 3)), wide(step))
     targets = [longest / d for d in SPACING_DIVISORS]
     targets.append(scales(x_i) * np.exp2(wide(ns.log2_unit_roundoff / 2)))
-    found = wide(0.0)
-    for target in targets:
+    for spacings in (targets, targets[:-1]):  # √u reaches past a pole or f's domain
         try:
-            found = max(found, _at_spacing(ev, i, rule_name, target))
-        except NonFiniteValueError:  # √u reaches past a pole or the edge of f's domain
+            return _at_spacings(ev, i, rule_name, spacings)
+        except NonFiniteValueError:
             continue
-    return found
+    return wide(0.0)
 
 
-def _at_spacing(ev: Evaluator, i: int, rule_name: str, target: np.ndarray) -> float:
-    """σ from `NOISE_POINTS` values at the radix power nearest `target` (0: no noise
-    shows there)."""
+def _at_spacings(ev: Evaluator, i: int, rule_name: str, targets: list) -> float:
+    """The largest σ any of the spacings (radix powers nearest `targets`) accepts, from
+    `NOISE_POINTS` values at each in one call of f's evaluator (0: no noise shows)."""
     ns = ev.ns
     wide = ns.error_dtype.type
     js = noise_offsets(rule_name)
-    h = realize(ns, ev.x_flat[i : i + 1], radix_steps(target, ns))
+    column = offset_column(ns, js)[:, 0]
+    base = ev.x_flat[i : i + 1]
+    steps = [realize(ns, base, radix_steps(target, ns)) for target in targets]
     with ns.context():  # arrays on the left: an mpf scalar there formats the array
-        points = offset_column(ns, js)[:, 0] * h + ev.x_flat[i : i + 1]
-    values = ev.at_shifts(np.full(len(js), i), points)
-    estimates = []
+        points = np.concatenate([column * h + base for h in steps])
+    values = ev.at_shifts(np.full(len(points), i), points).reshape(len(steps), len(js))
+    sigmas, changes = [], []
     for k in ORDERS:
         with ns.context():
-            differences = ns.to_error_float(np.diff(values, k))
-        squares = differences**2
-        sigma = np.sqrt(np.sum(squares) / wide(len(squares) * math.comb(2 * k, k)))
-        estimates.append((wide(sigma), bool(differences.max() > 0 > differences.min())))
-    return _agreed(estimates)
+            differences = ns.to_error_float(np.diff(values, k, axis=1))
+        sigmas.append(np.sqrt(np.sum(differences**2, axis=1)
+                              / wide(differences.shape[1] * math.comb(2 * k, k))))
+        changes.append((differences.max(axis=1) > 0) & (differences.min(axis=1) < 0))
+    return _agreed(np.stack(sigmas, axis=1), np.stack(changes, axis=1))
 
 
-def _agreed(estimates: list[tuple[float, bool]]) -> float:
+def _agreed(sigmas: np.ndarray, changes: np.ndarray) -> float:
     """The largest σ_k of the first `AGREEING` consecutive orders that agree within
-    `AGREEMENT` and each change sign (noise; module notes); 0 when none do."""
-    for start in range(len(estimates) - AGREEING + 1):
-        run = estimates[start:start + AGREEING]
-        sigmas = [sigma for sigma, _ in run]
-        if all(changes for _, changes in run) and min(sigmas) > 0 and \
-                max(sigmas) <= AGREEMENT * min(sigmas):
-            return max(sigmas)
-    return estimates[0][0] * 0
+    `AGREEMENT` and each change sign (noise; module notes), over the spacings (rows of
+    `sigmas`, one column per order of `ORDERS`; `changes` whether those differences
+    change sign); 0 when no spacing has such a run."""
+    found = sigmas.dtype.type(0.0)
+    for row, change in zip(sigmas, changes):
+        for start in range(len(row) - AGREEING + 1):
+            run = row[start:start + AGREEING]
+            low, high = run.min(), run.max()
+            if change[start:start + AGREEING].all() and low > 0 and high <= AGREEMENT * low:
+                found = max(found, high)
+                break
+    return found
