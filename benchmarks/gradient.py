@@ -227,19 +227,24 @@ def vectorised_rows(n: int) -> list[Row]:
     for central differences and ``× n/(2n+6)`` for the complex step: the error bar's one
     extra evaluation per coordinate against a loop without one.
 
-    Measured on a 2-core Xeon (one run, ``python benchmarks/gradient.py``, 2026-12-02;
-    ratios to the naive loop, the bound in brackets; ours vary by ± 0.1 between runs, the
-    bounds at n = 100 more: 4.4-4.9 and 1.3-1.7):
+    Measured on a 2-core Xeon (one run, ``python benchmarks/gradient.py --vectorised 100
+    300 1000``, 2026-12-02, after the noise measurement of `derivatives.noise` added 27
+    points and one batched call to every central gradient; ratios to the naive loop, the
+    bound in brackets; ours vary by ± 0.1 between runs, the bounds at n = 100 more):
 
     =====  ====================  =============  ==============  ==================
     n      alone / in a stack    central        complex step    alone / in a stack
            (real)                                               (complex)
     =====  ====================  =============  ==============  ==================
-    100    6.3                   1.0  [4.9]     0.6  [1.3]      2.5
-    300    2.8                   1.3  [2.0]     0.7  [0.8]      1.5
-    1000   1.7                   0.8  [1.1]     0.5  [0.6]      1.2
-    2000   1.4                   0.7  [0.9]     0.5  [0.5]      1.1
+    100    4.2                   0.8  [2.7]     0.6  [1.3]      2.4
+    300    2.1                   1.0  [1.4]     0.6  [0.8]      1.5
+    1000   1.3                   0.8  [0.9]     0.5  [0.6]      1.2
     =====  ====================  =============  ==============  ==================
+
+    (Before that measurement, same machine, an earlier run: n = 100 1.0 [4.9] and 0.6
+    [1.3]; n = 300 1.3 [2.0] and 0.7 [0.8]; n = 1000 0.8 [1.1] and 0.5 [0.6]; n = 2000
+    0.7 [0.9] and 0.5 [0.5]. The 27 points buy bars that bound the true error where f
+    rounds beyond κu·|f|, module notes of `derivatives.noise`.)
 
     So the goal of 2× is out of reach for this f at every size, for two different
     reasons. From n ≈ 300 up f's own arithmetic bounds it: a point in a stack costs only
@@ -249,9 +254,10 @@ def vectorised_rows(n: int) -> list[Row]:
     and less than the loop from n ≈ 1,000 (complex step: already at 300). There the
     batched path runs at 65-100% of its bound (the rest: ~20 us per batch to form and
     check it, and the fixed cost below); evaluating one by one instead would cost (3n or
-    2n) × the time alone, slower still. At n = 100 the bound is 4.9× (central)
-    and 1.3× (complex step), and what separates us from it is the fixed cost of the error
-    model: about 0.45 ms per call whatever n (measured at n = 4), of which the resolution
+    2n) × the time alone, slower still. At n = 100 the bound was 4.9× (central; 2.7×
+    with the 27 noise points) and 1.3× (complex step), and what separates us from it is
+    the fixed cost of the error model: about 0.45 ms per call whatever n (measured at
+    n = 4, before the noise measurement added ~0.1 ms), of which the resolution
     probe (or the complex step's cross-check in real arithmetic) takes 0.2-0.25 ms, the
     finite-difference bookkeeping (`finite_difference._at_steps`) most of the rest, and the
     batching probe 0.06 ms; a naive loop of 2n = 200 calls takes about 0.8 ms in all.
