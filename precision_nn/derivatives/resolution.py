@@ -183,10 +183,10 @@ def _cancelling_note(ns: NumberSystem, i: int, sigma: float, scale: float) -> st
     """What the noise measurement found when it, not the probe, widened the bars."""
     return (f"f rounds more than its values explain: {NOISE_EVALUATIONS} evaluations at "
             f"coordinate {i} measure a noise of σ = {sigma:.1e} per evaluation, "
-            f"{sigma / (ns.unit_roundoff * scale):.1f}·u times the {scale:.1e} the error "
-            "model scales rounding by (f's value or its terms): f computes intermediates "
-            "larger than both, as cosh(x) - 1 near 0 computes cosh(x) ~ 1, so the error "
-            f"bars count {NOISE_SAFETY:g}σ per evaluation")
+            f"{sigma / (ns.unit_roundoff * scale):.1f}× the u·{scale:.1e} the error model "
+            "assumes (u times f's value or the size of its terms): f computes "
+            "intermediates larger than both, as cosh(x) - 1 near 0 computes cosh(x) ~ 1, "
+            f"so the error bars count {NOISE_SAFETY:g}σ per evaluation")
 
 
 def term_size(ns: NumberSystem, result: FDResult, x_flat: np.ndarray) -> float:
