@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	$(BIN)/python benchmarks/network.py
 	$(BIN)/python benchmarks/number_systems.py
+	$(BIN)/python benchmarks/bar_coverage.py
 	$(BIN)/python benchmarks/gradient.py
 	$(BIN)/python benchmarks/check.py
 	@if $(BIN)/python -c "import torch" 2>/dev/null; then \
