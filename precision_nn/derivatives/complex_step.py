@@ -250,9 +250,9 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
     never settles is no evidence (None). Only when the gap exceeds that bar is f's noise
     measured (`noise.noise_sigma` at the coordinate of the largest ``|D_i|``, 27 more
     values): an f whose intermediates round beyond ``κu·|f|`` (``2σ`` above it, as
-    `resolution` requires) gets ``4σ`` per value in the rounding term, so its own rounding is not read as a lost imaginary part (cosh(x) − 1
-    at 0.01 in float64 fell back to Richardson, true error 1e-5, where the complex step's
-    is 0).
+    `resolution` requires) gets ``4σ`` per value in the rounding term, so its own rounding
+    is not read as a lost imaginary part (cosh(x) − 1 at 0.01 in float64 fell back to
+    Richardson, true error 1e-5, where the complex step's is 0).
     """
     ns = real.ns
     x = real.x_flat

@@ -72,8 +72,7 @@ from precision_nn.derivatives.steps import NOISE_ROUNDINGS, radix_steps, scales
 from precision_nn.numbers import NumberSystem
 
 __all__ = ["NOISE_REACH", "NOISE_SAFETY", "PROBE_THRESHOLD", "Resolution", "probe_resolution",
-           "reconciled",
-           "term_size", "widened"]
+           "reconciled", "term_size", "widened"]
 
 # excess beyond this many times the rounding bound cannot be the system's rounding: the
 # bound is a sum of worst cases (κ = 2 roundings per value), so honest functions stay far
@@ -129,8 +128,9 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
     bound are floored at `terms` (default: `finite_difference.term_scale` of `result`, as
     the method's own rounding terms; the complex step's cross-check passes the wider
     `term_size`): rounding of a cancelling f is no evidence of a lower precision, nor
-    against the complex arithmetic (module notes). Nine more values measure σ of one
-    evaluation (`noise`)."""
+    against the complex arithmetic (module notes). Where the probe does not fire, 27 more
+    values measure σ of one evaluation (`noise`), which widens the bars where it
+    disproves the model."""
     ns = ev.ns
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     value = ns.magnitude(result.value)
@@ -147,11 +147,11 @@ def probe_resolution(ev: Evaluator, result: FDResult, rule_name: str, *, order: 
     ((excess, bound, magnitude, _, consistent),) = _excess(ev, i, start, rule, result,
                                                            terms=terms)
     ratio = excess / bound if bound > 0 else (math.inf if excess > 0 else 0.0)
-    # σ of one evaluation from 27 values (`noise`): what the model's κu·max(|f|, T)
-    # stands for, measured; the scale it is relative to is the one the rounding terms use
-    sigma = noise_sigma(ev, i, rule_name, limit)
-    scale = max(magnitude, wide(terms))
     if not ratio > PROBE_THRESHOLD:
+        # σ of one evaluation from 27 values (`noise`): what the model's κu·max(|f|, T)
+        # stands for, measured; relative to the scale the rounding terms use
+        sigma = noise_sigma(ev, i, rule_name, limit)
+        scale = max(magnitude, wide(terms))
         if not (scale > 0 and NOISE_REACH * sigma > NOISE_ROUNDINGS * ns.unit_roundoff
                 * scale):
             return Resolution(0.0, ratio, i, "", ev.evaluations - before, consistent)
