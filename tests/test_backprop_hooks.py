@@ -2,7 +2,7 @@
 sigmoid residual σ(z) − y, and the affine map and its gradient (arb: in ``arb_mat``).
 
 References are mpmath at 60 digits (the hooks' own formulas are not used), exact integer
-arithmetic for the products, and the default (numpy) forms for arb's matrix versions.
+arithmetic for the products, and mpmath at 120 digits for arb's matrix versions.
 """
 
 from __future__ import annotations
@@ -162,11 +162,13 @@ def test_affine_and_its_gradient_are_the_exact_integer_results(spec):
     assert g.shape == (4, 4) and ns.foreign_type(z) is None and ns.foreign_type(g) is None
 
 
-def test_arb_affine_is_the_default_sum_and_its_gradient_encloses_the_default():
-    """Rounded operands: arb's affine gives the midpoints of the default (product, then
-    numpy's sum: one rounding each) and its radii to a radius rounding; its gradient's
-    bias column is one dot product per entry, a ball that overlaps numpy's sum of the
-    same balls."""
+def test_arb_affine_and_its_gradient_enclose_mpmath_and_round_once():
+    """Rounded operands: each ball of arb's affine map and of its gradient (one matrix
+    product each, the bias as the first term of a dot product) contains the exact result
+    of its operands' midpoints (mpmath at 120 digits; the operands' own radii only widen
+    the balls), its midpoint errs by at most 2u relative to Σ|terms| (one rounding, with
+    room for arb_dot's), and its radius is at most twice that of the default form
+    (product, then numpy's sum of balls): the one product must not loosen the bound."""
     ns = _system("arb:30")
     rng = np.random.default_rng(4)
     with ns.context():
@@ -178,10 +180,20 @@ def test_arb_affine_is_the_default_sum_and_its_gradient_encloses_the_default():
         default = CompositeFunctions.affine(ns, a, w_t, bias)
         grad = ns.affine_gradient(delta, a)
         grad_default = CompositeFunctions.affine_gradient(ns, delta, a)
-    for f, d in zip(fast.flat, default.flat):  # radii: Arb's 30-bit radius rounding, up
-        assert f.mid() == d.mid() and d.rad() <= f.rad() <= d.rad() * (1 + 2.0 ** -20)
-    for f, d in zip(grad.flat, grad_default.flat):
-        assert f.overlaps(d) and f.rad() <= 2 * d.rad()
+    u = mpmath.mpf(2) ** -ns.prec
+    with mpmath.workdps(120):
+        mid = np.vectorize(lambda v: exact(mpmath.mp, v.mid()), otypes=[object])
+        ma, mw, mb, md = mid(a), mid(w_t), mid(bias), mid(delta)
+        ones = np.full((6, 1), mpmath.mpf(1), dtype=object)
+        want_z, size_z = ma @ mw + mb, abs(ma) @ abs(mw) + abs(mb)
+        both = np.concatenate([ones, ma], axis=1)
+        want_g, size_g = md.T @ both, abs(md.T) @ abs(both)
+        for got, want, size, other in ((fast, want_z, size_z, default),
+                                       (grad, want_g, size_g, grad_default)):
+            for ball, w, s, d in zip(got.flat, want.flat, size.flat, other.flat):
+                assert abs(exact(mpmath.mp, ball.mid()) - w) <= 2 * u * s
+                assert abs(exact(mpmath.mp, ball.mid()) - w) <= exact(mpmath.mp, ball.rad())
+                assert ball.rad() <= 2 * d.rad()
 
 
 def test_arb_gradient_of_a_saturated_cross_entropy_net_encloses_mpmath():

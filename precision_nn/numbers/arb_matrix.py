@@ -144,44 +144,47 @@ class BallMatrixProducts:
                 return a @ b
 
     def affine(self, a: Any, w_t: Any, bias: Any) -> Any:
-        """``a @ w_t + bias`` (`bias` one row, broadcast over the rows of 2-D `a`) with the
-        sum in the matrix type: the bias enters as ``1·bias``, the product of a column
-        of ones and the bias row, which is exact (one term per entry, a ball times 1),
-        and is added to ``a @ w_t`` entry by entry, rounding once as the elementwise
-        sum of balls does. So the midpoints are those of the default (the product, then
-        numpy's sum), without an object-array pass; a radius may be larger by one upward
-        rounding of the radius (``1·b`` in Arb's 30-bit radius arithmetic: ~2^-30
-        relative). Stacks take the default."""
+        """``a @ w_t + bias`` (`bias` one row, broadcast over the rows of 2-D `a`) as one
+        matrix product ``[1 | a] @ [bias ; w_t]``: the bias is the product's first term,
+        so each entry is one dot product of ``n + 1`` terms rounded once (``arb_dot``),
+        where the default rounds the product and then the sum; its radius bounds both.
+        ``[1 | a]`` is the operand backprop's `affine_gradient` takes again (the same
+        elements, so the cache converts it once per layer), and ``[bias ; w_t]`` holds the
+        same weight objects at every call (converted once while the weights live).
+        Stacks, and elements with no exact ball conversion (series), take the default."""
         if not (np.ndim(a) == np.ndim(w_t) == 2 and np.shape(bias) == (1, np.shape(w_t)[1])):
             return super().affine(a, w_t, bias)
-        cache = self._operands
-        ones = np.full((np.shape(a)[0], 1), self.one, dtype=object)  # same elements: cached
         try:
             with self.context():
-                mat = cache.matrix(np.asarray(a, dtype=object)) * \
-                    cache.matrix(np.asarray(w_t, dtype=object)) + \
-                    cache.matrix(ones) * cache.matrix(np.asarray(bias, dtype=object))
-                return entries(mat)
+                left = self._operands.matrix(self._with_ones(a))
+                right = self._operands.matrix(np.concatenate(
+                    [np.asarray(bias, dtype=object), np.asarray(w_t, dtype=object)]))
+                return entries(left * right)
         except TypeError:  # an element with no exact ball conversion: a series
             return super().affine(a, w_t, bias)
 
     def affine_gradient(self, delta: Any, a: Any) -> Any:
-        """``[Σ_i delta_i | deltaᵀ @ a]`` for 2-D operands with both parts matrix products:
-        the bias column is ``deltaᵀ`` times a column of ones (each entry a dot product,
-        rounded once, where numpy's sum of balls rounds once per example) beside
-        ``deltaᵀ @ a``, ``deltaᵀ`` converted once for both."""
+        """``[Σ_i delta_i | deltaᵀ @ a]`` for 2-D operands as one product ``deltaᵀ @ [1 | a]``
+        (each entry one dot product over the examples, rounded once, where numpy's sum of
+        balls rounds once per example); ``[1 | a]`` is the forward pass's operand, found
+        in the cache."""
         if not np.ndim(delta) == np.ndim(a) == 2:
             return super().affine_gradient(delta, a)
-        cache = self._operands
-        ones = np.full((np.shape(delta)[0], 1), self.one, dtype=object)
         try:
             with self.context():
-                left = cache.matrix(np.asarray(delta, dtype=object).T)
-                return np.concatenate([entries(left * cache.matrix(ones)),
-                                       entries(left * cache.matrix(np.asarray(a, dtype=object)))],
-                                      axis=1)
+                left = self._operands.matrix(np.asarray(delta, dtype=object).T)
+                return entries(left * self._operands.matrix(self._with_ones(a)))
         except TypeError:  # an element with no exact ball conversion: a series
             return super().affine_gradient(delta, a)
+
+    def _with_ones(self, a: Any) -> np.ndarray:
+        """``[1 | a]``: a column of the system's one (one object, so the cache key of
+        ``[1 | a]`` is the same at every call on the same `a`) before the columns of `a`."""
+        a = np.asarray(a, dtype=object)
+        out = np.empty((a.shape[0], a.shape[1] + 1), dtype=object)
+        out[:, 0] = self.one
+        out[:, 1:] = a
+        return out
 
     def _stacked_product(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
