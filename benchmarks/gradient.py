@@ -2,7 +2,7 @@
 
     python benchmarks/gradient.py            # the [64, 128, 10] batch-32 float64 net
     python benchmarks/gradient.py --quick    # smaller nets, seconds
-    python benchmarks/gradient.py --vectorised [N ...]   # only generic gradient(f) tables
+    python benchmarks/gradient.py --vectorised [N ...]   # only the generic gradient(f) tables
 
 Every row differentiates the same loss at the same parameters and is compared with the
 analytic gradient (`MLP.gradient`): seconds, the ratio to a baseline measured in the same
@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from naive import naive_central  # benchmarks/naive.py, beside this script
+from naive import naive_central, naive_complex_step  # benchmarks/naive.py
 
 from precision_nn.derivatives import evaluation, gradient
 from precision_nn.network import MLP
@@ -35,6 +35,8 @@ SEED = 0
 CENTRAL_STEP = 2.0**-17
 # the sizes of the generic gradient(f) tables
 VECTORISED_SIZES = (100, 300, 1000, 2000)
+# the networks whose loss is also differentiated as a black box by gradient(f)
+NETWORK_LOSSES = (([16, 32, 10], 8), ([64, 128, 10], 32))
 
 
 @dataclass(frozen=True)
@@ -364,28 +366,93 @@ def vectorised_rows(n: int) -> list[Row]:
 
 
 def stack_gain(f: Callable[[Any], Any], x: np.ndarray, dtype: type) -> tuple[float, float]:
-    """Seconds of one point of f alone and of one point inside a batch of `BATCH_BYTES`
-    (best of 5 each; the stack is formed once, outside the timing)."""
-    rows = max(2, evaluation.BATCH_BYTES // (x.size * np.dtype(dtype).itemsize))
+    """Seconds of one point of f alone and of one point inside the best stack: stacks from
+    `evaluation.BATCH_BYTES` of input, doubled up to `evaluation.MAX_BATCH_BYTES` (the
+    sizes the evaluator may choose), best of 5 at each (a stack is formed once, outside
+    the timing)."""
     point = x.astype(dtype)
-    stack = np.repeat(point[None, :], rows, axis=0)
+    row_bytes = x.size * np.dtype(dtype).itemsize
+    rows = max(2, evaluation.BATCH_BYTES // row_bytes)
     reps = max(1, 20000 // x.size)
     alone = min(timed(lambda: [f(point) for _ in range(reps)])[1] for _ in range(5)) / reps
-    inside = min(timed(lambda: f(stack))[1] for _ in range(5)) / rows
+    inside = math.inf
+    while rows * row_bytes <= max(evaluation.MAX_BATCH_BYTES, 2 * row_bytes):
+        stack = np.repeat(point[None, :], rows, axis=0)
+        inside = min(inside, min(timed(lambda: f(stack))[1] for _ in range(5)) / rows)
+        rows *= 2
     return alone, inside
 
 
 def stack_bound(f: Callable[[Any], Any], x: np.ndarray, dtype: type, evaluations: int,
                 method: str) -> Row:
     """The fastest any batched path with `evaluations` calls' worth of points could be:
-    every point at the cost of a point inside a batch, nothing else (no bookkeeping, no
-    error bar arithmetic, the probes' points as cheap as stacked ones). Its ratio to the
-    loop bounds what `gradient(f)` can reach on this f."""
+    every point at the cost of a point inside the best stack, nothing else (no
+    bookkeeping, no error bar arithmetic, the probes' points as cheap as stacked ones). Its
+    ratio to the loop bounds what `gradient(f)` can reach on this f."""
     alone, inside = stack_gain(f, x, dtype)
     kind = "complex" if np.dtype(dtype).kind == "c" else "real"
     return Row("bound: f in stacks only", f"{method}, {evaluations} points", evaluations *
                inside, None, f"{kind}: {alone * 1e6:.1f} us alone, {inside * 1e6:.1f} us per "
                f"point in a stack (ratio {alone / inside:.2f})")
+
+
+def network_loss_rows(sizes: list[int], batch: int) -> list[Row]:
+    """`gradient(f, θ)` on ``f = MLP.loss`` as a black box (it takes a stack of parameter
+    vectors, shape (k, n)) against the naive loops of `naive.py` on the same loss: central
+    differences at h = 2^-17 (2n losses, no bar) and the complex step at the step rule of
+    `vectorised_rows` (n complex losses, no bar); then the bound of each (`stack_bound`).
+
+    Measured (2-core Xeon, 2026-12-02, fresh processes, two runs; ratio to the naive loop,
+    the bound in brackets): [16, 32, 10] × 8, central 8.7-8.8× [11.8-12.5], complex step
+    4.9-5.1× [7.3]; [64, 128, 10] × 32, central 1.0× [1.4], complex step 0.6× [1.0]
+    (1.3× [1.4] and 0.9× [0.9] when run after the other tables: the stacks' cost depends
+    on the state of glibc's heap, below). Before the evaluator measured its batch size
+    (a fixed 128 KiB of input: 1 point of 9,610 parameters, so never a stack), the large
+    net's rows were 0.6× and 0.4×.
+
+    What bounds the large net: its loss costs 61 us alone and 30 us in the best stack,
+    29 us of which are BLAS products and 4,096 exps per point; the error bar's witness
+    adds n evaluations to the loop's 2n (complex step: n to n). In a fresh process a
+    stack above glibc's mmap threshold (128 KiB) is served by fresh pages on every call,
+    so stacks of 4 points cost 67-77 us a point inside the gradient against 40 us
+    after the heap has grown (``MALLOC_TOP_PAD_=67108864`` gives 30 us at 32 points); the
+    evaluator measures what a stack costs in the process it runs in and keeps the size
+    that pays there (2 points on the first gradient of a fresh process, 4 on later ones).
+    A library cannot change the allocator of its caller's process, so this stays."""
+    net, X, Y = problem(sizes, batch, "float64")
+    analytic = net.gradient(X, Y)
+    complex_net = net.to(net.numbers.complex())
+    Xc, Yc = complex_net.numbers.asarray(X), complex_net.numbers.asarray(Y)
+    loss = lambda p: net.loss(X, Y, params=p)
+    complex_loss = lambda p: complex_net.loss(Xc, Yc, params=p)
+    rule = np.exp2(np.rint(np.log2(np.maximum(np.abs(net.params), 1.0) * 2.0**-53)))
+    runs = [("gradient(f) batched", "central h=2^-17",
+             lambda: gradient(loss, net.params, h=CENTRAL_STEP)),
+            ("naive loop", "central h=2^-17", lambda: naive_central(net, X, Y, CENTRAL_STEP)),
+            ("gradient(f) batched", "complex_step",
+             lambda: gradient(complex_loss, net.params, method="complex_step")),
+            ("naive loop", "complex_step h=rule", lambda: naive_complex_step(net, X, Y, rule))]
+    rows = []
+    for tool, method, run in runs:
+        result, seconds = min((timed(run) for _ in range(3)), key=lambda r: r[1])
+        value = getattr(result, "value", result)
+        note = f"{result.evaluations} evaluations" if hasattr(result, "evaluations") else ""
+        rows.append(Row(tool, method, seconds, accuracy(net.numbers, value, analytic), note))
+    evaluations = [int(r.note.split()[0]) for r in (rows[0], rows[2])]
+    rows.insert(2, stack_bound(loss, net.params, np.float64, evaluations[0], "central h=2^-17"))
+    rows.append(stack_bound(complex_loss, net.params, np.complex128, evaluations[1],
+                            "complex_step"))
+    return rows
+
+
+def print_network_loss(sizes: list[int], batch: int) -> None:
+    rows = network_loss_rows(sizes, batch)
+    n = MLP(sizes).n_params
+    print(f"\n## generic gradient(f) on MLP.loss {sizes} × {batch} ({n} parameters) as "
+          "a vectorised f\n")
+    print(table(rows[:3], [rows[1]]))
+    print()
+    print(table(rows[3:], [rows[4]]))
 
 
 def print_vectorised(n: int) -> None:
@@ -422,6 +489,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.vectorised is not None:
         for n in args.vectorised or VECTORISED_SIZES:
             print_vectorised(n)
+        for sizes, batch in NETWORK_LOSSES:
+            print_network_loss(sizes, batch)
         return
     sizes, batch = ([16, 32, 10], 8) if args.quick else ([64, 128, 10], 32)
     mp_sizes, mp_batch = ([6, 8, 4], 4) if args.quick else ([20, 30, 10], 8)
@@ -436,6 +505,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table(rows, baselines))
     for n in VECTORISED_SIZES:
         print_vectorised(n)
+    for net_sizes, net_batch in NETWORK_LOSSES[:1] if args.quick else NETWORK_LOSSES:
+        print_network_loss(net_sizes, net_batch)
     mp = multiprecision_rows(mp_sizes, mp_batch)
     print(f"\n## mpf:50 {mp_sizes}, batch {mp_batch}\n")
     print(table(mp, [mp[1]]))

@@ -23,3 +23,18 @@ def naive_central(net: MLP, X: Any, Y: Any, h: Any) -> np.ndarray:
             params[i] = saved
             out[i] = (plus - minus) / (2 * step)
     return out
+
+
+def naive_complex_step(net: MLP, X: Any, Y: Any, h: np.ndarray) -> np.ndarray:
+    """The same loop for the complex step: one `MLP.loss` of the complex network per
+    parameter, ``Im J(θ + i·h_i·e_i) / h_i`` (float systems; `h` one step per parameter)."""
+    ns = net.numbers.complex()
+    complex_net = net.to(ns)
+    Xc, Yc = ns.asarray(X), ns.asarray(Y)
+    params, out = complex_net.params.copy(), np.zeros(net.n_params)
+    for i in range(net.n_params):
+        saved = params[i]
+        params[i] = saved + 1j * h[i]
+        out[i] = complex_net.loss(Xc, Yc, params=params).imag / h[i]
+        params[i] = saved
+    return out

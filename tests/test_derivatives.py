@@ -292,22 +292,6 @@ def test_batched_and_one_by_one_agree_bitwise(method):
     assert np.all(np.abs(batched.value - exact) <= batched.error)
 
 
-def test_batches_respect_the_memory_budget(monkeypatch):
-    n = 40
-    monkeypatch.setattr(evaluation, "BATCH_BYTES", 5 * n * 8)  # five float64 points
-    sizes = []
-
-    def f(x):
-        sizes.append(x.shape[0] if x.ndim == 2 else 1)
-        return np.sum(np.sin(x) * np.arange(1, n + 1), axis=-1)
-
-    x = np.linspace(-1, 1, n)
-    est = gradient(f, x, h=2.0**-16)
-    assert max(sizes) == 5 and sum(sizes) >= est.evaluations - 4  # probe calls: 2 + 2 alone
-    exact = np.cos(x) * np.arange(1, n + 1)
-    assert np.all(np.abs(est.value - exact) <= est.error)
-
-
 def test_a_batch_capable_function_is_called_few_times():
     n, calls = 200, []
 

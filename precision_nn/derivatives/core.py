@@ -134,8 +134,9 @@ def gradient(f: Callable[[Any], Any], x: Any, *, method: str = "central", h: Any
     Parameters are those of `derivative`, except that `x` is an array (any shape; the
     gradient has the same shape) and `h` may be a scalar or an array of per-entry steps.
     When `f` accepts a stack of points along a new leading axis (``f(X)[k] ==
-    f(X[k])``), the perturbed points are evaluated in batches of bounded memory
-    (`evaluation.BATCH_BYTES`); otherwise one by one.
+    f(X[k])``), the perturbed points are evaluated in batches whose size is measured to
+    pay (from `evaluation.BATCH_BYTES` of input, doubled while a point gets cheaper, at
+    most `evaluation.MAX_BATCH_BYTES`); otherwise one by one.
 
     Examples
     --------

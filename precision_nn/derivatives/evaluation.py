@@ -3,15 +3,25 @@ otherwise, every value checked and converted into the number system exactly once
 
 A function "accepts a stack" when called with points stacked along a new leading axis it
 returns one value per point, equal to what it returns for each point alone. That is probed
-once on two points (four evaluations, counted) and then trusted: stacks are cut into
-batches of at most `BATCH_BYTES` of input (a 64 MiB stack made the batched gradient of a
-2,000-variable function slower than a loop: it is memory-bound).
+once on two points (four evaluations, counted) and then trusted.
 
-Batching is used only while it pays: the time per point of the first batch is compared
-with that of the two points evaluated alone, and when the batch is not faster per point
-(an `f` whose stacked path is slower, e.g. batched products of non-contiguous matrices)
-the remaining points are evaluated one by one. The batched path is therefore never slower
-per evaluation than the loop it replaces, up to the timing of one batch.
+How many points go into one call is measured, not assumed, because what a stack saves
+depends on f: an elementwise f of 100 variables costs 4× less per point in a stack of
+128 KiB than alone and more again in stacks of 0.4-1.6 MiB (its intermediates leave the
+core's cache), while the loss of a 9,610-weight network costs 57 us per point in stacks of
+2 (the 128 KiB start) and 31 us in stacks of 32 (2.4 MiB), against 62 us alone. So:
+
+- the first batch holds `BATCH_BYTES` of input (at least 2 points) and is timed against
+  the two points evaluated alone; where it is not faster per point (an `f` whose stacked
+  path is slower, e.g. batched products of non-contiguous matrices) every later point is
+  evaluated one by one;
+- while full batches are timed, the size doubles as long as the doubled batch costs less
+  than `GROWTH_GAIN` of the smaller one's time per point, up to `MAX_BATCH_BYTES` (the
+  memory budget); the first doubling that does not pay sets the size back and ends the
+  search. The search costs at most one batch at a size that did not pay.
+
+The batched path is therefore never slower per evaluation than the loop it replaces, up
+to the timing of one batch.
 """
 
 from __future__ import annotations
@@ -27,19 +37,21 @@ from precision_nn.numbers import NumberSystem
 
 __all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
 
-# Input bytes per batch: 128 KiB. Each of f's stacked intermediates has the size of the
-# stack (complex ones twice), and a stack whose intermediates leave the core's cache costs
-# more per point than a point alone: on sum(w·exp(sin x)) of 100 complex variables,
-# 5-7 us per point in stacks of <= 200 KiB, 30-65 us in stacks of 0.4-1.6 MiB, 20 us alone
-# (the previous 1 MiB made the batched complex step 0.2x a loop at n = 2,000). 128 KiB is
-# 160 real points of 100 variables (2.5 us each against 11.5 us alone) and 8 of 2,000.
-# Larger stacks looked faster in one process that had run other sizes first (glibc's
-# malloc serves arrays above its mmap threshold, 128 KiB at start, by fresh mappings until
-# a free raises it), but not in fresh processes: gradient(f) of f = Σ w·exp(sin x) in ms
-# for stacks of 128 / 256 / 512 KiB, each size in its own process, best of 7: central
-# 2.9-3.2 / 4.3 / 3.9 at n = 300, 27 / 39-40 / 33-35 at n = 1,000, 102-110 / 148-164 /
-# 135-138 at n = 2,000; complex step 236-237 / 292-333 / 262-273 at n = 2,000.
+# Input bytes of the first batch: 128 KiB. Each of f's stacked intermediates has the size
+# of the stack (complex ones twice), and a stack whose intermediates leave the core's cache
+# costs more per point than a point alone: on sum(w·exp(sin x)) of 100 complex variables,
+# 5-7 us per point in stacks of <= 200 KiB, 30-65 us in stacks of 0.4-1.6 MiB, 20 us alone.
+# 128 KiB is 160 real points of 100 variables (2.5 us each against 11.5 us alone) and 8
+# of 2,000; larger batches are tried only where they are measured to pay (module notes).
 BATCH_BYTES = 2**17
+# The memory budget: no batch holds more input than this (16 MiB; f's intermediates are
+# a few times that).
+MAX_BATCH_BYTES = 2**24
+# A doubled batch is kept only when a point costs less than this fraction of its time in
+# the smaller batch (10% clears the timing noise of one batch)
+GROWTH_GAIN = 0.9
+# batches timed per decision (the fastest counts)
+TIMED_BATCHES = 3
 # numpy's warnings for NaN/inf inside f are replaced by our own check of every value
 def _quiet() -> np.errstate:
     return np.errstate(all="ignore")
@@ -80,14 +92,19 @@ class Evaluator:
         self.evaluations = 0
         self.batched: bool | None = None
         self._alone_seconds: float | None = None  # per point, from the probe
-        self._timed_batch = False
+        self._compared = False  # the first batch has been timed against points alone
+        self._tuned = False  # the batch size is settled: no more timing
+        self._best: tuple[int, float] | None = None  # (rows, seconds a point) so far
+        self._timings: list[float] = []  # seconds a point of the batches timed since
+        self._all_full = True  # ... and whether each held the current size
         self._at_point: Any = None
         # a system whose numbers are one numpy dtype takes values of that dtype as they
         # are (its `asarray` returns them unchanged): those need only the finiteness check
         self._native = getattr(ns, "dtype", None)
         per_point = max(1, math.prod(shape))
         itemsize = _OBJECT_BYTES if x_flat.dtype == object else x_flat.dtype.itemsize
-        self._batch_rows = max(2, BATCH_BYTES // (per_point * itemsize))
+        self._row_bytes = per_point * itemsize
+        self._batch_rows = max(2, BATCH_BYTES // self._row_bytes)
 
     def at_point(self) -> Any:
         """``f(x)`` as a scalar of `ns`, evaluated once (every round and probe of a method
@@ -101,14 +118,24 @@ class Evaluator:
 
     def at_shifts(self, coords: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``f`` at the points ``x`` with ``x[coords[r]] = values[r]``, one value per row."""
-        count, size = len(coords), self._batch_rows
+        count = len(coords)
         # the system's precision and quiet numpy for every call of f below, entered once
         # (not per batch: 5 us each, a tenth of a batch's own cost at n = 2,000)
         with self.ns.context(), _quiet():
-            if count <= size:
+            if self.batched is None and count > 2:
+                # two points alone (timed), then stacked: whether f accepts a stack, decided
+                # on the whole request (its batches may hold only 2 points); their four
+                # evaluations are the probe's, counted as such by cost models elsewhere.
+                # Fewer points would not repay the probe's two extra evaluations.
+                self._decide(self._rows(coords[:2], values[:2]))
+            if count <= self._batch_rows:
                 return self._evaluate(self._rows(coords, values))
-            chunks = [self._evaluate(self._rows(coords[i:i + size], values[i:i + size]))
-                      for i in range(0, count, size)]
+            chunks, start = [], 0
+            while start < count:
+                stop = start + self._batch_rows  # the size may change between batches
+                chunks.append(self._evaluate(self._rows(coords[start:stop],
+                                                        values[start:stop])))
+                start = stop
         return np.concatenate(chunks)
 
     def at_points(self, points: np.ndarray) -> np.ndarray:
@@ -127,27 +154,49 @@ class Evaluator:
             block[np.arange(len(coords)), coords] = values
         return block.reshape((len(coords), *self.shape))
 
+    def _decide(self, two: np.ndarray) -> None:
+        alone, self._alone_seconds = self._timed_alone(two)
+        self.batched = self._probe(two, alone)
+
     def _evaluate(self, points: np.ndarray) -> np.ndarray:
-        if self.batched is None and points.shape[0] <= 2:
-            # too few to gain from a stack: learning whether f accepts one would cost
-            # two more evaluations than it saves (a probe's two points)
-            return self._one_by_one(points)
-        if self.batched is None:
-            # two points alone (timed), then stacked: whether f accepts a stack (their
-            # four evaluations are the probe's, counted as such by cost models elsewhere)
-            alone, self._alone_seconds = self._timed_alone(points[:2])
-            self.batched = self._probe(points[:2], alone)
         if not self.batched:
             return self._one_by_one(points)
-        if self._timed_batch or self._alone_seconds is None:
+        if self._tuned or self._alone_seconds is None:
             return self._batch(points)
         start = time.perf_counter()
         values = self._batch(points)
-        self._timed_batch = True
-        # keep batching only where a point costs less in a stack than alone
-        per_point = (time.perf_counter() - start) / points.shape[0]
-        self.batched = per_point < self._alone_seconds
+        self._learn(points.shape[0], (time.perf_counter() - start) / points.shape[0])
         return values
+
+    def _learn(self, rows: int, per_point: float) -> None:
+        """Decide from timed batches, `TIMED_BATCHES` at a time (the fastest counts: the
+        first batch at a new size often pays for fresh memory): first the stack against
+        the points alone (batching stops where it does not pay), then the size, doubled
+        while full batches get cheaper per point (module notes)."""
+        full = rows == self._batch_rows
+        if not (full or not self._compared):
+            return  # a remainder: says nothing about the current size
+        self._timings.append(per_point)
+        self._all_full = self._all_full and full
+        if len(self._timings) < TIMED_BATCHES:
+            return
+        fastest, measured_size = min(self._timings), self._all_full
+        self._timings, self._all_full = [], True
+        if not self._compared:
+            self._compared = True
+            if fastest >= self._alone_seconds:
+                self.batched, self._tuned = False, True
+                return
+            if not measured_size:
+                return
+        if self._best is not None and fastest > GROWTH_GAIN * self._best[1]:
+            self._batch_rows, self._tuned = self._best[0], True  # the doubling did not pay
+            return
+        self._best = (rows, fastest)
+        if 2 * rows * self._row_bytes > MAX_BATCH_BYTES:
+            self._tuned = True
+        else:
+            self._batch_rows = 2 * rows
 
     def _timed_alone(self, points: np.ndarray) -> tuple[np.ndarray, float]:
         """The values of `points` one by one and the faster call's seconds (the first
