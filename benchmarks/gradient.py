@@ -209,7 +209,7 @@ def vectorised_rows(n: int) -> list[Row]:
       extra evaluation per coordinate), f(x) once, the stack probe (f on 2 stacked
       points, to learn that f accepts a stack), the resolution probe (2 points at one
       coordinate) and the measurement of f's noise (27 points at that coordinate,
-      `derivatives.noise`); stacked into batches of `evaluation.BATCH_BYTES`; value,
+      `derivatives.noise`); stacked into batches of the evaluator's measured size; value,
       error bar, note. ``naive loop central h=2^-17``: the same quotient at the same h, 2n calls of
       f on one point each, no error bar.
     - ``gradient(f) central h=None``: as above at steps it chooses per coordinate from
@@ -224,7 +224,7 @@ def vectorised_rows(n: int) -> list[Row]:
 
     The last row of each table, ``bound: f in stacks only``, is the fastest any batched
     path making the same evaluations could be: every point at the cost of a point inside a
-    batch of `evaluation.BATCH_BYTES` (its note: f alone and f in a stack, per point), no
+    batch of the best size (`stack_gain`; its note: f alone and in a stack, per point), no
     bookkeeping at all. Its ratio to the loop is about ``(alone / in a stack) × 2n/(3n+34)``
     for central differences and ``× n/(2n+6)`` for the complex step: the error bar's one
     extra evaluation per coordinate against a loop without one.
@@ -242,6 +242,11 @@ def vectorised_rows(n: int) -> list[Row]:
     300    2.1                   1.0  [1.4]     0.6  [0.8]      1.5
     1000   1.3                   0.8  [0.9]     0.5  [0.6]      1.2
     =====  ====================  =============  ==============  ==================
+
+    Re-measured after the evaluator began measuring its batch size (the same command,
+    2026-12-02, later): n = 100 0.8 [2.5] and 0.7 [1.3]; n = 300 1.0 [1.3] and 0.7 [0.8];
+    n = 1000 0.8 [0.9] and 0.5 [0.6], the bounds now over every size it may choose. On
+    this f the 128 KiB start is already the best size, so nothing moved.
 
     (Before that measurement, same machine, an earlier run: n = 100 1.0 [4.9] and 0.6
     [1.3]; n = 300 1.3 [2.0] and 0.7 [0.8]; n = 1000 0.8 [1.1] and 0.5 [0.6]; n = 2000
