@@ -72,3 +72,25 @@ def test_batches_stay_at_the_size_beyond_which_a_point_costs_more(monkeypatch):
     assert max(calls) == 8 and calls.count(8) == evaluation.TIMED_BATCHES, calls
     after = calls[len(calls) - calls[::-1].index(8):]
     assert after.count(4) >= 10 and max(after) == 4, calls
+
+
+def test_a_grown_batch_that_runs_out_of_memory_is_split_and_the_gradient_completes(
+        monkeypatch):
+    """f fails with MemoryError on stacks of more than 8 points: the doubling to 16 is
+    split in halves, the batches stay at 8, and the gradient is that of any other size."""
+    monkeypatch.setattr(evaluation, "BATCH_BYTES", 2 * N * 8)
+    monkeypatch.setattr(evaluation, "MAX_BATCH_BYTES", 64 * N * 8)
+    inner, calls = _recording(seconds_per_stacked_point=0.0, seconds_per_call=0.002)
+
+    def f(x):
+        if x.ndim == 2 and x.shape[0] > 8:
+            raise MemoryError("Unable to allocate the stack")
+        return inner(x)
+
+    x = np.linspace(-1, 1, N)
+    est = gradient(f, x, h=2.0**-16)
+    assert max(calls) == 8 and calls.count(8) >= 4, calls
+    assert sum(calls) == est.evaluations
+    reference = gradient(lambda v: np.sum(np.exp(v), axis=-1), x, h=2.0**-16)
+    np.testing.assert_array_equal(est.value, reference.value)
+    assert np.all(np.abs(est.value - np.exp(x)) <= est.error)

@@ -6,22 +6,29 @@ returns one value per point, equal to what it returns for each point alone. That
 once on two points (four evaluations, counted) and then trusted.
 
 How many points go into one call is measured, not assumed, because what a stack saves
-depends on f: an elementwise f of 100 variables costs 4× less per point in a stack of
-128 KiB than alone and more again in stacks of 0.4-1.6 MiB (its intermediates leave the
-core's cache), while the loss of a 9,610-weight network costs 57 us per point in stacks of
-2 (the 128 KiB start) and 31 us in stacks of 32 (2.4 MiB), against 62 us alone. So:
+depends on f and on the process it runs in: an elementwise f of 100 variables costs 4×
+less per point in a stack of 128 KiB than alone and more again in stacks of 0.4-1.6 MiB
+(its intermediates leave the core's cache), while the loss of a 9,610-weight network
+costs 62 us alone, 50 us a point in stacks of 2 (the 128 KiB start) and 29 us in stacks
+of 32 (2.4 MiB) once glibc's heap has grown, but more in stacks of 4-32 than of 2 on the
+first gradient of a fresh process (stacks above its 128 KiB mmap threshold get fresh pages
+at every call). So:
 
-- the first batch holds `BATCH_BYTES` of input (at least 2 points) and is timed against
-  the two points evaluated alone; where it is not faster per point (an `f` whose stacked
-  path is slower, e.g. batched products of non-contiguous matrices) every later point is
-  evaluated one by one;
-- while full batches are timed, the size doubles as long as the doubled batch costs less
-  than `GROWTH_GAIN` of the smaller one's time per point, up to `MAX_BATCH_BYTES` (the
-  memory budget); the first doubling that does not pay sets the size back and ends the
-  search. The search costs at most one batch at a size that did not pay.
+- the first `TIMED_BATCHES` batches hold `BATCH_BYTES` of input (at least 2 points) and
+  the fastest is compared with the two points evaluated alone; where a stack is not
+  faster per point (an `f` whose stacked path is slower, e.g. batched products of
+  non-contiguous matrices) every later point is evaluated one by one;
+- then the size doubles as long as the doubled batches (the fastest of `TIMED_BATCHES`)
+  cost less than `GROWTH_GAIN` of the smaller size's time per point, up to
+  `MAX_BATCH_BYTES` (the memory budget); the first doubling that does not pay sets the
+  size back and ends the search, which so costs at most `TIMED_BATCHES` batches at a
+  size that did not pay. A grown batch that f cannot hold (MemoryError) is split in
+  halves and ends the search.
 
 The batched path is therefore never slower per evaluation than the loop it replaces, up
-to the timing of one batch.
+to the timing of those batches. Batch sizes never change which points are evaluated, so
+`evaluations` and every value are those of any other size (up to the reordered sums the
+stack probe allows).
 """
 
 from __future__ import annotations
@@ -35,7 +42,8 @@ import numpy as np
 
 from precision_nn.numbers import NumberSystem
 
-__all__ = ["BATCH_BYTES", "Evaluator", "NonFiniteValueError"]
+__all__ = ["BATCH_BYTES", "GROWTH_GAIN", "MAX_BATCH_BYTES", "TIMED_BATCHES", "Evaluator",
+           "NonFiniteValueError"]
 
 # Input bytes of the first batch: 128 KiB. Each of f's stacked intermediates has the size
 # of the stack (complex ones twice), and a stack whose intermediates leave the core's cache
@@ -48,7 +56,7 @@ BATCH_BYTES = 2**17
 # a few times that).
 MAX_BATCH_BYTES = 2**24
 # A doubled batch is kept only when a point costs less than this fraction of its time in
-# the smaller batch (10% clears the timing noise of one batch)
+# the smaller batch (10% clears the timing noise left by taking the fastest of several)
 GROWTH_GAIN = 0.9
 # batches timed per decision (the fastest counts)
 TIMED_BATCHES = 3
@@ -104,7 +112,7 @@ class Evaluator:
         per_point = max(1, math.prod(shape))
         itemsize = _OBJECT_BYTES if x_flat.dtype == object else x_flat.dtype.itemsize
         self._row_bytes = per_point * itemsize
-        self._batch_rows = max(2, BATCH_BYTES // self._row_bytes)
+        self._batch_rows = self._first_rows = max(2, BATCH_BYTES // self._row_bytes)
 
     def at_point(self) -> Any:
         """``f(x)`` as a scalar of `ns`, evaluated once (every round and probe of a method
@@ -162,11 +170,27 @@ class Evaluator:
         if not self.batched:
             return self._one_by_one(points)
         if self._tuned or self._alone_seconds is None:
-            return self._batch(points)
+            return self._batch_within_memory(points)
         start = time.perf_counter()
-        values = self._batch(points)
-        self._learn(points.shape[0], (time.perf_counter() - start) / points.shape[0])
+        values = self._batch_within_memory(points)
+        if points.shape[0] <= self._batch_rows:  # not split by a MemoryError
+            self._learn(points.shape[0], (time.perf_counter() - start) / points.shape[0])
         return values
+
+    def _batch_within_memory(self, points: np.ndarray) -> np.ndarray:
+        """`_batch`, or, where f runs out of memory on a stack larger than the first size,
+        the same points in halves, and every later batch at most that half (a grown
+        batch must not turn a gradient the first size could compute into an error)."""
+        try:
+            return self._batch(points)
+        except MemoryError:
+            if points.shape[0] <= self._first_rows:
+                raise
+        self._batch_rows = max(self._first_rows, points.shape[0] // 2)
+        self._tuned = True
+        half = self._batch_rows
+        return np.concatenate([self._batch_within_memory(points[i:i + half])
+                               for i in range(0, points.shape[0], half)])
 
     def _learn(self, rows: int, per_point: float) -> None:
         """Decide from timed batches, `TIMED_BATCHES` at a time (the fastest counts: the
