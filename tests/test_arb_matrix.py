@@ -14,7 +14,8 @@ import mpmath
 import numpy as np
 import pytest
 
-from precision_nn.numbers import number_system
+from precision_nn.network import MLP
+from precision_nn.numbers import arb_matrix, number_system
 from precision_nn.numbers.arb_context import _OPEN
 from precision_nn.numbers.arb_matrix import CACHE_SIZE, OperandCache, product
 from precision_nn.numbers.arb_series import BallSeries
@@ -53,14 +54,16 @@ def test_a_hit_gives_the_product_of_a_fresh_conversion_and_a_change_never_hits()
             _exact_product(changed, b))), True)
 
 
-def test_fresh_arrays_in_reused_memory_never_hit_stale_matrices():
-    """Many short-lived operands of the same shape: CPython re-uses freed memory, so an
-    unpinned id-key would hit; every product must still be the exact one."""
+def test_fresh_arrays_in_reused_memory_never_hit_stale_matrices(monkeypatch):
+    """Many short-lived operands of the same shape, three times as many as the cache
+    holds (made small, so evicted elements are freed): CPython re-uses freed memory, so
+    an unpinned id-key would hit; every product must still be the exact one."""
+    monkeypatch.setattr(arb_matrix, "CACHE_SIZE", 24)
     ns = number_system("arb:20")
     rng = np.random.default_rng(1)
     b = _ints(ns, rng, (6, 2))
     with ns.context():
-        for _ in range(3 * CACHE_SIZE):
+        for _ in range(3 * 24):
             a = _ints(ns, rng, (3, 6))
             got = ns.matmul(a, b)
             assert all(p.mid() == q for p, q in zip(got.flat, _exact_product(a, b).flat))
@@ -82,6 +85,48 @@ def test_the_transpose_of_a_cached_operand_hits_and_the_cache_stays_bounded():
     assert len(cache._items) <= CACHE_SIZE
     cache.clear()
     assert not cache._items
+
+
+def test_the_cache_drops_the_oldest_operands_beyond_its_entry_budget(monkeypatch):
+    monkeypatch.setattr(arb_matrix, "CACHED_ENTRIES", 50)
+    rng = np.random.default_rng(3)
+    ns = number_system("arb:25")
+    cache = OperandCache(flint.arb_mat)
+    with ns.context():
+        operands = [_ints(ns, rng, (3, 4)) for _ in range(4)]  # 12 entries, 2 items each
+        for a in operands:
+            cache.matrix(a)
+        assert cache._entries == sum(len(item[1]) for item in cache._items.values()) <= 50
+        assert len(cache._items) == 4  # the last two operands and their transposes
+        last = cache.matrix(operands[-1])
+        assert cache.matrix(operands[-1]) is last
+
+
+def test_a_deep_gradient_converts_no_more_than_with_an_unbounded_cache(monkeypatch):
+    """Within one gradient every operand the backward pass takes again (``[1 | a]``, the
+    weights) is still cached: the default size converts exactly as often as an unbounded
+    cache, on a network of 24 layers."""
+    net = MLP([3] + [4] * 23 + [2], numbers="arb:30", seed=4)
+    rng = np.random.default_rng(6)
+    X, Y = rng.standard_normal((5, 3)), np.eye(2)[rng.integers(0, 2, 5)]
+    conversions = []
+    convert = OperandCache._convert
+
+    def counted(self, arr):
+        conversions.append(arr.shape)
+        return convert(self, arr)
+
+    monkeypatch.setattr(OperandCache, "_convert", counted)
+
+    def count(size: int) -> int:
+        monkeypatch.setattr(arb_matrix, "CACHE_SIZE", size)
+        net.numbers._operands.clear()
+        conversions.clear()
+        net.gradient(X, Y)
+        return len(conversions)
+
+    unbounded = count(10**6)
+    assert count(CACHE_SIZE) == unbounded < count(8)
 
 
 def test_operands_that_are_not_numbers_take_numpys_product():

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 
 import numpy as np
+import pytest
 
 from precision_nn.derivatives import evaluation, gradient
+from precision_nn.numbers import number_system
 
 N = 30
 
@@ -74,23 +77,62 @@ def test_batches_stay_at_the_size_beyond_which_a_point_costs_more(monkeypatch):
     assert after.count(4) >= 10 and max(after) == 4, calls
 
 
-def test_a_grown_batch_that_runs_out_of_memory_is_split_and_the_gradient_completes(
-        monkeypatch):
-    """f fails with MemoryError on stacks of more than 8 points: the doubling to 16 is
-    split in halves, the batches stay at 8, and the gradient is that of any other size."""
+@pytest.mark.parametrize("failure", [
+    MemoryError("Unable to allocate the stack"),
+    ValueError("array is too big; `arr.size * arr.dtype.itemsize` is larger than the "
+               "maximum possible size"),  # numpy's form
+    RuntimeError("DefaultCPUAllocator: not enough memory"),  # torch's form
+])
+def test_a_grown_batch_that_f_cannot_hold_is_split_and_the_gradient_completes(
+        monkeypatch, failure):
+    """f fails on stacks of more than 8 points: the doubling to 16 is tried once, split
+    in halves, the batches stay at 8, and the gradient is that of any other size."""
     monkeypatch.setattr(evaluation, "BATCH_BYTES", 2 * N * 8)
     monkeypatch.setattr(evaluation, "MAX_BATCH_BYTES", 64 * N * 8)
     inner, calls = _recording(seconds_per_stacked_point=0.0, seconds_per_call=0.002)
+    attempts: list[int] = []
 
     def f(x):
+        attempts.append(x.shape[0] if x.ndim == 2 else 1)
         if x.ndim == 2 and x.shape[0] > 8:
-            raise MemoryError("Unable to allocate the stack")
+            raise failure
         return inner(x)
 
     x = np.linspace(-1, 1, N)
     est = gradient(f, x, h=2.0**-16)
+    assert [a for a in attempts if a > 8] == [16], attempts
     assert max(calls) == 8 and calls.count(8) >= 4, calls
     assert sum(calls) == est.evaluations
     reference = gradient(lambda v: np.sum(np.exp(v), axis=-1), x, h=2.0**-16)
     np.testing.assert_array_equal(est.value, reference.value)
     assert np.all(np.abs(est.value - np.exp(x)) <= est.error)
+
+
+def test_an_error_of_f_that_recurs_at_the_first_size_is_raised():
+    """A failure that is f's own (not the size's) reaches the caller unchanged, however
+    large the batch it first appears in."""
+    calls: list[int] = []
+
+    def f(x):
+        calls.append(x.shape[0] if x.ndim == 2 else 1)
+        if len(calls) > 8:
+            raise RuntimeError("f's own failure")
+        return np.sum(np.exp(x), axis=-1)
+
+    with pytest.raises(RuntimeError, match="f's own failure"):
+        gradient(f, np.linspace(-1, 1, 2000), h=2.0**-16)
+    assert len(calls) <= 8 + 1 + math.ceil(math.log2(evaluation.MAX_BATCH_BYTES /
+                                                     evaluation.BATCH_BYTES)), calls
+
+
+def test_an_empty_request_after_batching_is_decided_returns_no_values():
+    ns = number_system("float64")
+    x = np.linspace(-1, 1, N)
+    evaluator = evaluation.Evaluator(lambda v: np.sum(np.exp(v), axis=-1), ns, x, (N,))
+    coords = np.arange(4)
+    np.testing.assert_array_equal(evaluator.at_shifts(coords, x[coords] + 0.5),
+                                  [np.sum(np.exp(np.where(np.arange(N) == k, x + 0.5, x)))
+                                   for k in coords])
+    assert evaluator.batched is not None
+    out = evaluator.at_shifts(np.zeros(0, dtype=int), np.zeros(0))
+    assert out.shape == (0,) and evaluator.evaluations == 8  # 2 alone, 2 probed, 4

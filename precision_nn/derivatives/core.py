@@ -136,7 +136,11 @@ def gradient(f: Callable[[Any], Any], x: Any, *, method: str = "central", h: Any
     When `f` accepts a stack of points along a new leading axis (``f(X)[k] ==
     f(X[k])``), the perturbed points are evaluated in batches whose size is measured to
     pay (from `evaluation.BATCH_BYTES` of input, doubled while a point gets cheaper, at
-    most `evaluation.MAX_BATCH_BYTES`); otherwise one by one.
+    most `evaluation.MAX_BATCH_BYTES`); otherwise one by one. The sizes follow measured
+    times, so a stacked `f` that sums in an order depending on the stack's size (batched
+    matrix products) may give values that differ in the last bits between runs; the
+    stack probe bounds that by 64 units of roundoff of ``|f|`` at a stack of two
+    (`evaluation` module notes).
 
     Examples
     --------

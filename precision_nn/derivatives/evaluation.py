@@ -22,13 +22,21 @@ at every call). So:
   cost less than `GROWTH_GAIN` of the smaller size's time per point, up to
   `MAX_BATCH_BYTES` (the memory budget); the first doubling that does not pay sets the
   size back and ends the search, which so costs at most `TIMED_BATCHES` batches at a
-  size that did not pay. A grown batch that f cannot hold (MemoryError) is split in
-  halves and ends the search.
+  size that did not pay. A grown batch on which f fails (MemoryError, or any other
+  exception: allocation failures take several forms) is split in halves and ends the
+  search; an error that recurs at the first size is f's own and is raised.
 
 The batched path is therefore never slower per evaluation than the loop it replaces, up
-to the timing of those batches. Batch sizes never change which points are evaluated, so
-`evaluations` and every value are those of any other size (up to the reordered sums the
-stack probe allows).
+to the timing of those batches. `MAX_BATCH_BYTES` bounds the input of a batch only; f's
+intermediates are several times that.
+
+Batch sizes never change which points are evaluated, so `evaluations` is that of any
+other size (calls that failed and were split are not counted). Values may differ in the
+last bits between runs: the sizes, and whether stacks are used at all, follow measured
+times, and a stacked f (e.g. a batched matrix product) may sum in an order that depends
+on the stack's size. The stack probe bounds that difference at a stack of two (64 units
+of roundoff of |f| per point); it is not re-checked at the grown sizes. Setting
+``MAX_BATCH_BYTES = BATCH_BYTES`` in this module pins the size to the first one.
 """
 
 from __future__ import annotations
@@ -127,6 +135,8 @@ class Evaluator:
     def at_shifts(self, coords: np.ndarray, values: np.ndarray) -> np.ndarray:
         """``f`` at the points ``x`` with ``x[coords[r]] = values[r]``, one value per row."""
         count = len(coords)
+        if count == 0:
+            return self.ns.zeros(0)
         # the system's precision and quiet numpy for every call of f below, entered once
         # (not per batch: 5 us each, a tenth of a batch's own cost at n = 2,000)
         with self.ns.context(), _quiet():
@@ -178,12 +188,15 @@ class Evaluator:
         return values
 
     def _batch_within_memory(self, points: np.ndarray) -> np.ndarray:
-        """`_batch`, or, where f runs out of memory on a stack larger than the first size,
-        the same points in halves, and every later batch at most that half (a grown
-        batch must not turn a gradient the first size could compute into an error)."""
+        """`_batch`, or, where f fails on a stack larger than the first size, the same
+        points in halves, and every later batch at most that half: a grown batch must
+        not turn a gradient the first size could compute into an error. Allocation
+        failures take several forms (MemoryError; numpy's ValueError "array is too
+        big"; torch's RuntimeError), so any exception counts; one that is not about the
+        size recurs at the first size and is raised from there."""
         try:
             return self._batch(points)
-        except MemoryError:
+        except Exception:  # noqa: BLE001 - re-raised at the first size (docstring)
             if points.shape[0] <= self._first_rows:
                 raise
         self._batch_rows = max(self._first_rows, points.shape[0] // 2)

@@ -30,15 +30,21 @@ import numpy as np
 
 __all__ = ["BallMatrixProducts", "OperandCache", "entries", "product"]
 
-# entries kept; a network of L layers re-uses about 3L operands within one gradient
-CACHE_SIZE = 24
+# items kept: each converted operand takes two (itself and its transpose), and one
+# gradient of a network of L layers converts about 4L operands, so a gradient re-uses
+# all it can while 8L items fit: 256 holds 32 layers (measured: 4L - 1 conversions)
+CACHE_SIZE = 256
+# ... and at most this many entries in all: the memory the kept operands pin (their
+# elements and keys, ~150 bytes an entry) stays below ~150 MB
+CACHED_ENTRIES = 1_000_000
 # operands above this many entries are converted but not kept (their key and the memory
 # they pin would cost more than a miss saves)
 LARGEST_CACHED = 250_000
 
 
 class OperandCache:
-    """The last `CACHE_SIZE` 2-D operands converted to `mat_type`, by element identity.
+    """The last `CACHE_SIZE` 2-D operands converted to `mat_type`, by element identity,
+    holding at most `CACHED_ENTRIES` entries in all.
 
     A hit on an operand's transpose (the same elements, transposed) gives the cached
     matrix transposed in C (``transpose()``, about a third of a conversion).
@@ -48,6 +54,7 @@ class OperandCache:
         self._mat = mat_type
         self._lock = threading.Lock()
         self._items: dict[tuple, list] = {}  # key -> [matrix, elements, transposed?]
+        self._entries = 0  # entries of the kept items (an operand and its transpose: 2x)
 
     def matrix(self, arr: np.ndarray) -> Any:
         """`arr` (2-D object array) as a ``mat_type``; TypeError if an element has no
@@ -68,10 +75,12 @@ class OperandCache:
         mat = self._convert(arr)
         transposed = (cols, rows, _pointers(np.ascontiguousarray(arr.T)))
         with self._lock:
-            self._items[key] = [mat, elements, False]
-            self._items.setdefault(transposed, [mat, elements, True])
-            while len(self._items) > CACHE_SIZE:
-                del self._items[next(iter(self._items))]
+            for k, item in ((key, [mat, elements, False]), (transposed, [mat, elements, True])):
+                if k not in self._items:
+                    self._items[k] = item
+                    self._entries += len(elements)
+            while len(self._items) > CACHE_SIZE or self._entries > CACHED_ENTRIES:
+                self._entries -= len(self._items.pop(next(iter(self._items)))[1])
         return mat
 
     def _convert(self, arr: np.ndarray) -> Any:
@@ -87,6 +96,7 @@ class OperandCache:
         """Forget every operand (and release the elements they pin)."""
         with self._lock:
             self._items.clear()
+            self._entries = 0
 
 
 def _pointers(arr: np.ndarray) -> bytes:
@@ -146,8 +156,10 @@ class BallMatrixProducts:
     def affine(self, a: Any, w_t: Any, bias: Any) -> Any:
         """``a @ w_t + bias`` (`bias` one row, broadcast over the rows of 2-D `a`) as one
         matrix product ``[1 | a] @ [bias ; w_t]``: the bias is the product's first term,
-        so each entry is one dot product of ``n + 1`` terms rounded once (``arb_dot``),
-        where the default rounds the product and then the sum; its radius bounds both.
+        so each entry is an enclosure of one dot product of ``n + 1`` terms, typically
+        rounded once (``arb_dot`` in flint's classical product; the blocked product it
+        picks for large matrices rounds otherwise), where the default rounds the
+        product, then the sum; the radius bounds every rounding either way.
         ``[1 | a]`` is the operand backprop's `affine_gradient` takes again (the same
         elements, so the cache converts it once per layer), and ``[bias ; w_t]`` holds the
         same weight objects at every call (converted once while the weights live).

@@ -140,7 +140,8 @@ class CompositeFunctions:
         """``a @ w_t + bias`` (`bias` broadcast over the rows of a stack of examples): the
         network's pre-activation. Default: the system's `matmul`, then numpy's sum; a
         system with a matrix type may add the bias without leaving it (arb's
-        ``arb_mat``: the same roundings, no object-array pass)."""
+        ``arb_mat`` takes the bias as the first term of each dot product: other
+        roundings, an enclosure of the same exact value, no object-array pass)."""
         return self.matmul(a, w_t) + bias
 
     def affine_gradient(self, delta: Any, a: Any) -> Any:
