@@ -65,7 +65,7 @@ def raw_loop_mac(ns, n: int = 4096) -> float:
 def matmul_mac(ns, pool: int = 8) -> float:
     """Seconds per multiply-add of ns.matmul on a [128, 65]×[65, 32] product, cycling
     through `pool` pairs of operands made of distinct elements, so a system that keeps
-    converted operands (arb's `OperandCache`, 24 entries) pays its conversions here."""
+    converted operands (arb's `OperandCache`) pays its conversions here."""
     rng = np.random.default_rng(1)
     pairs = [(ns.asarray(rng.standard_normal((128, 65))),
               ns.asarray(rng.standard_normal((65, 32)))) for _ in range(pool)]

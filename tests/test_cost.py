@@ -72,7 +72,13 @@ def test_large_checks_become_directional_and_say_both_costs():
     assert plan.directions == DEFAULT_DIRECTIONS
     assert "2,400,000 evaluations" in plan.sentence  # 24 per coordinate
     assert f"{DEFAULT_DIRECTIONS} random directions" in plan.sentence
-    assert "192 evaluations" in plan.sentence and 'directions="all"' in plan.sentence
+    # 45 per direction, f(x): what `test_directional_estimates_are_what_checks_spend` counts
+    assert "about 361 evaluations" in plan.sentence and 'directions="all"' in plan.sentence
+    assert "complex points" not in plan.sentence
+    complex_step = plan_check(estimate_cost(100_000, seconds_per_evaluation=1e-3,
+                                            method="complex_step")).sentence
+    assert "about 95 evaluations, 18 of them at complex points" in complex_step
+    assert "the time of one at a real point" in complex_step
 
 
 def test_the_users_choice_wins():
@@ -146,6 +152,26 @@ def test_a_large_default_check_runs_directions_and_says_why():
     assert 'Pass directions="all"' in str(report)
     wrong = check_gradient(f, lambda p: 1.001 * g(p), x)
     assert not wrong.passed and wrong.directional
+
+
+@pytest.mark.parametrize("method", ["central", "complex_step", "richardson", "auto"])
+@pytest.mark.parametrize("n", [3_000, FULL_CHECK_COORDINATES + 1])
+def test_directional_estimates_are_what_checks_spend(method, n):
+    """The plan's count of a directional check (and its progress bar's total) is what a
+    check of a smooth f spends, within a tenth: a sentence that said 16 evaluations for
+    a check of 95 would mislead the user it is written for."""
+    f, g = _large_problem(n)
+    x = np.linspace(-1, 1, n)
+    report = check_gradient(f, g, x, method=method, directions=DEFAULT_DIRECTIONS)
+    expected = cost.expected_evaluations(n, method, DEFAULT_DIRECTIONS)
+    assert report.passed and report.directional
+    assert abs(report.evaluations - expected) <= expected / 10, (report.evaluations,
+                                                                  expected)
+
+
+def test_durations_read_as_a_person_writes_them():
+    assert [cost._duration(s) for s in (0.032, 0.19, 4.1, 402, 8280, 540_000)] == \
+        ["32 ms", "190 ms", "4.1 s", "6.7 min", "2.3 h", "150 h"]
 
 
 def test_directions_all_asks_for_the_full_check_and_small_checks_stay_full():

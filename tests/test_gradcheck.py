@@ -349,6 +349,28 @@ def test_directional_mode_uses_k_directions():
     assert not bad.passed and bad.kinds == ("mismatch",)
 
 
+@pytest.mark.parametrize("pairs", [1, 50])
+def test_directions_see_swapped_entries(pairs):
+    """Two entries swapped make ``a - g = c·(e_i - e_j)``, orthogonal to half of all ±1
+    directions (Rademacher rows would miss one pair with probability 2^-8 at 8
+    directions); continuous directions see it along every direction, also among 20,000
+    coordinates and for many pairs at once."""
+    n = 20_000
+    w = np.linspace(0.5, 1.5, n)
+    x = np.random.default_rng(3).normal(size=n) / 4
+
+    def swapped(v):
+        g = w * np.exp(v)
+        g[:2 * pairs:2], g[1:2 * pairs:2] = g[1:2 * pairs:2].copy(), g[:2 * pairs:2].copy()
+        return g
+
+    f = lambda v: np.sum(w * np.exp(v), axis=-1)  # noqa: E731
+    assert check_gradient(f, lambda v: w * np.exp(v), x, directions=8).passed
+    report = check_gradient(f, swapped, x, directions=8)
+    assert not report.passed and report.directional
+    assert np.all(np.abs(report.difference) > report.tolerance), report.difference
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_network_entry_in_both_layouts(order):
     net = MLP([3, 4, 2], seed=1)

@@ -4,9 +4,12 @@ when a full check is too long.
 A full check of ``n`` coordinates costs about ``c_method · n`` evaluations of ``f``
 (`EVALUATIONS_PER_COORDINATE`: central 3 — ±h and the truncation witness; complex step 2
 — D(h) and D(2h) for its error; Richardson about 24, the mean measured on random MLPs with
-automatic first steps); a directional check with ``k`` directions costs
-``k · c_method`` (one derivative of ``t ↦ f(x + t·v)`` per direction) plus the analytic
-gradient. `EvaluationClock` times the evaluations the check makes anyway (the first
+automatic first steps); a directional check with ``k`` directions costs ``k · d_method``
+(`DIRECTIONAL_EVALUATIONS`: one derivative of ``t ↦ f(x + t·v)`` per direction, with its
+error estimate) plus, for the complex step, `COMPLEX_PROBE_EVALUATIONS` for the probe
+that decides whether f is complex-step safe. The seconds are those of an evaluation at
+a real point; the complex step's points cost what f's complex arithmetic costs (numpy's
+complex ``exp`` is ~3-17 times its real one), which the sentence says. `EvaluationClock` times the evaluations the check makes anyway (the first
 ``f(x)``, the probes), `estimate_cost` turns that into seconds, and `plan_check` decides:
 
 - ``directions=None`` (the default) keeps the full check for at most
@@ -34,8 +37,9 @@ Examples
 8
 >>> print(plan.sentence)  # doctest: +NORMALIZE_WHITESPACE
 A full check of 100,000 coordinates would take about 200,000 evaluations of f (≈ 6.7 min
-at 2 ms each); it checks 8 random directions instead (16 evaluations, ≈ 32 ms). Pass
-directions="all" for the full check.
+at 2 ms each, the time of one at a real point; at complex points they may cost more); it
+checks 8 random directions instead (about 95 evaluations, 18 of them at complex points, ≈
+190 ms). Pass directions="all" for the full check.
 """
 
 from __future__ import annotations
@@ -50,13 +54,25 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-__all__ = ["DEFAULT_DIRECTIONS", "EVALUATIONS_PER_COORDINATE", "FULL_CHECK_COORDINATES",
+__all__ = ["COMPLEX_PROBE_EVALUATIONS", "DEFAULT_DIRECTIONS", "DIRECTIONAL_EVALUATIONS",
+           "EVALUATIONS_PER_COORDINATE", "FULL_CHECK_COORDINATES",
            "FULL_CHECK_SECONDS", "PROGRESS_INTERVAL", "PROGRESS_INTERVAL_LOG",
            "PROGRESS_SECONDS", "CheckCost", "CheckPlan", "EvaluationClock", "ProgressMeter",
            "estimate_cost", "expected_evaluations", "plan_check", "progress"]
 
 # evaluations of f per coordinate of a full reference (module notes)
 EVALUATIONS_PER_COORDINATE = {"central": 3, "complex_step": 2, "richardson": 24}
+# evaluations of f per direction of a directional check, counted on smooth f of 10^4 and
+# 10^5 variables (tests/test_cost.py): the 1-D derivative with its error bar. Central: ±h,
+# the resolution probe and the noise measurement (`derivatives.noise.EVALUATIONS`);
+# complex step: D(h) and D(h₂) at complex points and the 4-point cross-check in real
+# arithmetic; Richardson: its tableau of automatic steps
+DIRECTIONAL_EVALUATIONS = {"central": 35, "complex_step": 6, "richardson": 45}
+# evaluations of the probe whether f is complex-step safe (`probes.complex_probe`): two
+# at complex points, f(x), central differences at ±h and Richardson along a direction
+COMPLEX_PROBE_EVALUATIONS = 46
+# ... of which at complex points: the probe's two and two per direction
+COMPLEX_PER_DIRECTION, COMPLEX_IN_PROBE = 2, 2
 # a default check estimated above this many seconds becomes directional: a minute is what
 # a user waits for at an interactive prompt without wondering whether it hangs
 FULL_CHECK_SECONDS = 60.0
@@ -166,7 +182,14 @@ def estimate_cost(n: int, *, seconds_per_evaluation: float, method: str,
     per = EVALUATIONS_PER_COORDINATE[method]
     return CheckCost(n=int(n), method=method, seconds_per_evaluation=seconds_per_evaluation,
                      full_evaluations=per * int(n) + 1, directions=int(directions),
-                     directional_evaluations=per * int(directions))
+                     directional_evaluations=directional_evaluations(method, directions))
+
+
+def directional_evaluations(method: str, directions: int) -> int:
+    """The evaluations of f a check along `directions` random directions by `method`
+    makes before follow-ups, f(x) included (module notes)."""
+    probe = COMPLEX_PROBE_EVALUATIONS if method == "complex_step" else 0
+    return DIRECTIONAL_EVALUATIONS[method] * int(directions) + probe + 1
 
 
 def plan_check(cost: CheckCost, *, directions: int | str | None = None,
@@ -191,17 +214,22 @@ def plan_check(cost: CheckCost, *, directions: int | str | None = None,
     if directions is not None:
         _check_directions(directions)
         seconds = cost.seconds_per_evaluation * \
-            EVALUATIONS_PER_COORDINATE[cost.method] * int(directions)
+            directional_evaluations(cost.method, int(directions))
         return CheckPlan(int(directions), cost, "", seconds > progress_seconds)
     small = cost.full_seconds <= limit_seconds and cost.n <= limit_coordinates
     if small or cost.directions >= cost.n:
         return CheckPlan(None, cost, "", cost.full_seconds > progress_seconds)
+    complex_points = cost.method == "complex_step"
+    at_real = (", the time of one at a real point; at complex points they may cost more"
+               if complex_points else "")
+    complex_count = (f", {COMPLEX_IN_PROBE + COMPLEX_PER_DIRECTION * cost.directions} of "
+                     "them at complex points" if complex_points else "")
     sentence = (f"A full check of {cost.n:,} coordinates would take about "
                 f"{cost.full_evaluations - 1:,} evaluations of f (≈ "
                 f"{_duration(cost.full_seconds)} at "
-                f"{_duration(cost.seconds_per_evaluation)} each); it checks "
+                f"{_duration(cost.seconds_per_evaluation)} each{at_real}); it checks "
                 f"{cost.directions} random directions instead "
-                f"({cost.directional_evaluations:,} evaluations, ≈ "
+                f"(about {cost.directional_evaluations:,} evaluations{complex_count}, ≈ "
                 f"{_duration(cost.directional_seconds)}). Pass directions=\"all\" for the "
                 "full check.")
     return CheckPlan(cost.directions, cost, sentence,
@@ -226,10 +254,10 @@ def progress(total: int, *, enabled: bool, description: str = "gradient check"
 def expected_evaluations(n: int, method: str, directions: Any = None) -> int:
     """The evaluations a check of `n` coordinates by `method` ("auto" is costed as the
     complex step) makes before follow-ups: the total of its progress bar."""
-    per = EVALUATIONS_PER_COORDINATE.get(method, EVALUATIONS_PER_COORDINATE["complex_step"])
+    costed = method if method in EVALUATIONS_PER_COORDINATE else "complex_step"
     if directions is not None and directions != ALL:
-        return per * int(directions) + 1
-    return per * int(n) + 1
+        return directional_evaluations(costed, int(directions))
+    return EVALUATIONS_PER_COORDINATE[costed] * int(n) + 1
 
 
 class ProgressMeter:
@@ -311,11 +339,14 @@ def _check_directions(directions: Any) -> None:
 
 
 def _duration(seconds: float) -> str:
-    """Seconds as a short human duration: 32 ms, 4.1 s, 6.7 min, 2.3 h."""
-    if seconds < 1:
-        return f"{seconds * 1e3:.2g} ms"
-    if seconds < 60:
-        return f"{seconds:.2g} s"
-    if seconds < 3600:
-        return f"{seconds / 60:.2g} min"
-    return f"{seconds / 3600:.2g} h"
+    """Seconds as a short human duration: 32 ms, 190 ms, 4.1 s, 6.7 min, 2.3 h."""
+    # (unit, its seconds, the duration up to which it is used)
+    for unit, size, below in (("ms", 1e-3, 1.0), ("s", 1.0, 60.0), ("min", 60.0, 3600.0)):
+        if seconds < below:
+            return f"{_digits(seconds / size)} {unit}"
+    return f"{_digits(seconds / 3600)} h"
+
+
+def _digits(value: float) -> str:
+    """Two significant digits, never in exponent form (190, not 1.9e+02)."""
+    return f"{value:.2g}" if value < 100 else f"{value:.0f}"
