@@ -17,7 +17,7 @@ import pytest
 from precision_nn.network import MLP
 from precision_nn.numbers import arb_matrix, number_system
 from precision_nn.numbers.arb_context import _OPEN
-from precision_nn.numbers.arb_matrix import CACHE_SIZE, OperandCache, product
+from precision_nn.numbers.arb_matrix import CACHE_SIZE, OperandCache, _pointers, product
 from precision_nn.numbers.arb_series import BallSeries
 from precision_nn.numbers.arb_system import flint_precision
 
@@ -85,6 +85,18 @@ def test_the_transpose_of_a_cached_operand_hits_and_the_cache_stays_bounded():
     assert len(cache._items) <= CACHE_SIZE
     cache.clear()
     assert not cache._items
+
+
+def test_the_key_holds_the_element_identities_in_c_order_whatever_the_strides():
+    """The key of a transposed or sliced view is that of its C-ordered copy: the ids of
+    its elements, so a view and a copy of the same objects share one cache entry."""
+    arr = np.empty((3, 5), dtype=object)
+    for index in np.ndindex(arr.shape):
+        arr[index] = object()
+    for view in (arr, arr.T, arr[::2, 1:4], arr.T[::-1]):
+        ids = np.frombuffer(_pointers(view), dtype=np.uintp)
+        assert ids.tolist() == [id(v) for v in view.ravel()]
+        assert _pointers(view) == _pointers(np.ascontiguousarray(view))
 
 
 def test_the_cache_drops_the_oldest_operands_beyond_its_entry_budget(monkeypatch):
