@@ -96,3 +96,35 @@ def test_lost_digits_still_call_the_complex_step_off():
     est = derivative(lambda z: z.context.asin(z), "0.5", method="complex_step",
                      numbers="mpf:30")
     assert est.method == "richardson", est.note
+
+
+# -- a large |f| blinds the real cross-check: the complex step is then not trusted ------------
+_BUG_KINDS = {"sign", "scale", "layout", "regularization", "localized", "mismatch", "kink"}
+
+
+@pytest.mark.parametrize("offset", [1e12, 1e20])
+@pytest.mark.parametrize("lam", [1e-2, 1e-4])
+def test_a_dropped_abs_term_is_not_passed_where_f_is_too_large_to_cross_check(offset, lam):
+    """``offset + Σx² + λ·Σ|x+5|``: the complex step drops the λ term (abs of a complex
+    number is its modulus), and f's real arithmetic rounds at u·offset (1e-4 at 1e12), too
+    coarse to see it. A gradient without the term (true: 2x + λ, closed form) must not pass
+    on the complex step's 1e-15 bars; the correct one must not be accused."""
+    x = np.array([0.3, 1.2, -0.7])
+
+    def f(x):
+        return offset + np.sum(x**2) + lam * np.sum(np.abs(x + 5))
+
+    buggy = check_gradient(f, lambda x: 2 * x, x)
+    assert not buggy.passed, buggy
+    assert "complex step" not in buggy.reference_name
+    finding = next(f for f in buggy.findings if f.kind == "not_complex_safe")
+    assert "undecidable whether f is complex-step safe" in finding.message
+    correct = check_gradient(f, lambda x: 2 * x + lam, x)
+    assert not _BUG_KINDS & set(correct.kinds), correct
+
+
+def test_a_complex_safe_f_of_moderate_size_keeps_the_complex_step():
+    # 1e4 + Σx²: u·|f| = 2e-12 per evaluation leaves the cross-check room to see √u
+    x = np.array([0.3, 1.2, -0.7])
+    report = check_gradient(lambda x: 1e4 + np.sum(x**2), lambda x: 2 * x, x)
+    assert report.passed and "complex step" in report.reference_name, report

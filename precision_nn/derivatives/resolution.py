@@ -203,6 +203,8 @@ def term_size(ns: NumberSystem, result: FDResult, x_flat: np.ndarray) -> float:
 
 
 def _probe_step(ns: NumberSystem, x_i: float, h_i: float) -> float | None:
+    if not h_i > 0:  # no step below the method's (it found none at this coordinate)
+        return None
     wide = ns.error_dtype.type  # scalars as wide as the system's error bars
     target = min(scales(np.array([x_i]))[0] * np.exp2(wide(2 * ns.log2_unit_roundoff / 3)),
                  PROBE_FRACTION * h_i)

@@ -253,6 +253,9 @@ def detect_not_complex_safe(data: CheckData, earlier: Sequence[Finding]) -> list
     probe = data.probes.complex
     if probe is None or probe.safe or not (probe.ran or probe.requested):
         return []
-    return [Finding("not_complex_safe", f"f is not complex-step safe: {probe.reason} The "
-                    f"reference used instead: {data.reference_name}.",
-                    {"ran": probe.ran, "requested": probe.requested})]
+    lead = ("undecidable whether f is complex-step safe, so the complex step is not used"
+            if not probe.verified else "f is not complex-step safe")
+    return [Finding("not_complex_safe", f"{lead}: {probe.reason} The reference used "
+                    f"instead: {data.reference_name}.",
+                    {"ran": probe.ran, "requested": probe.requested,
+                     "verified": probe.verified})]

@@ -135,6 +135,8 @@ class ComplexProbe:
     safe: bool
     reason: str
     requested: bool = False
+    # False: not shown unsafe, but f's real arithmetic was too coarse to confirm it safe
+    verified: bool = True
 
 
 @dataclass(frozen=True)

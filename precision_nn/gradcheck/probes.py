@@ -7,6 +7,7 @@ point inside the system's context and checks that the value belongs to the syste
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -41,6 +42,14 @@ FLOAT_EPS = float(np.finfo(np.float64).eps)
 # extrapolates away the truncation), trusted to REAL_AGREE times its error bar
 REAL_FIRST = 1 / 64
 REAL_AGREE = 8.0
+# ... and its rounding alone, ``u·(|D_v| + |f(x)|/s)`` per unit step (the least its bars can
+# be, whatever the steps), must leave room to see a lost term of √u (1.5e-8 in float64)
+# relative to the directional derivative D_v. Where |f| dwarfs its derivative (a loss of
+# 1e12 plus terms of size 1: 3e-5 against 2.3), a dropped ``0.01·Σ|x|`` hides in the real
+# arithmetic's rounding and the complex step's own bars (~1e-15 relative) would vouch for
+# a value nothing checked. (Richardson's own error estimate is no measure of this: on
+# cancelling f it is conservative by orders of magnitude while the rounding is tiny.)
+REAL_RESOLVES = 0.5  # the exponent of u
 # a disagreement with central differences counts when shrinking their step 8-fold moves
 # them by less than this share of it (smooth f); a kink moves them by about all of it
 CONFIRM_SHARE = 0.25
@@ -148,7 +157,16 @@ def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
                             "something inside drops or conjugates the imaginary part "
                             "(abs, a real-part cast, conj, a comparison).", requested)
     if fine:
-        gap = _real_disagreement(f, ns, flat, v, shape, imag[0], u_seen * (abs(imag[0]) + scale))
+        rounding = u_seen * (abs(imag[0]) + scale)
+        gap, resolution = _real_disagreement(f, ns, flat, v, shape, imag[0], rounding)
+        if gap is None and not REAL_AGREE * rounding <= u_seen ** REAL_RESOLVES * abs(imag[0]):
+            return ComplexProbe(True, False, (
+                f"along a random direction Im f(x + i·t·v)/t = "
+                f"{imag[0]:.12g}, but f's real arithmetic resolves that derivative only "
+                f"to ±{max(resolution, REAL_AGREE * rounding):.2g} (|f(x)| = {abs(f0):.2g} "
+                f"rounds at about {u * abs(f0):.1g} per evaluation), too coarse to see a part of the derivative "
+                "its complex arithmetic might drop (abs, a real-part cast, conj, a "
+                "comparison)."), requested, verified=False)
         if gap is not None:
             return ComplexProbe(True, False, f"along a random direction Im f(x + i·t·v)/t = "
                                 f"{imag[0]:.12g} but Richardson extrapolation in real "
@@ -163,10 +181,13 @@ def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
 
 def _real_disagreement(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
                        shape: tuple[int, ...], imag: float, rounding: float
-                       ) -> tuple[float, float] | None:
-    """(value, error) of Richardson along `v` where it disagrees with the complex step
-    `imag` beyond both error bars, at two first steps 8-fold apart; None when it agrees
-    (or cannot tell).
+                       ) -> tuple[tuple[float, float] | None, float]:
+    """``(gap, resolution)``: gap is (value, error) of Richardson along `v` where it
+    disagrees with the complex step `imag` beyond both error bars, at two first steps
+    8-fold apart, None when it agrees; resolution is the disagreement the first run could
+    not have seen (``REAL_AGREE·(error + rounding)``; 0 when f is not finite along the
+    steps, whose first step s/64 may cross a domain edge the complex step stays away from:
+    no evidence either way, as before), which the caller reports.
 
     Hypothesis tested: f's complex arithmetic carries the whole derivative. A term f
     computes through ``abs`` (an L1 penalty ``λ·Σ|w|``) or a real-part cast is invisible
@@ -193,15 +214,19 @@ def _real_disagreement(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
             est = derivative(along, ns.zero, method="richardson", h=ns.scalar(first),
                              numbers=ns)
         except (ValueError, ArithmeticError):  # f not finite along the steps: no verdict
-            return None
+            return None, 0.0  # (its steps reach a domain edge the complex step's does not)
         value, error = as_float(ns, est.value), float(est.error)
         if not (np.isfinite(value) and np.isfinite(error)):
-            return None
-        if abs(imag - value) <= REAL_AGREE * (error + rounding):
-            return None  # agrees (the usual case: the second run is only a confirmation)
+            return None, 0.0
+        allowed = REAL_AGREE * (error + rounding)
+        if not runs:
+            resolution = allowed
+        if abs(imag - value) <= allowed:
+            return None, resolution  # agrees (usually: the second run only confirms)
         runs.append((value, error))
     (r1, e1), (r2, e2) = runs
-    return runs[1] if abs(r1 - r2) <= REAL_AGREE * (e1 + e2 + rounding) else None
+    agree = abs(r1 - r2) <= REAL_AGREE * (e1 + e2 + rounding)
+    return (runs[1] if agree else None), resolution
 
 
 def _confirmed(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray, h: float,
