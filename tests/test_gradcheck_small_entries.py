@@ -86,3 +86,24 @@ def test_a_pass_states_the_largest_relative_error_it_would_have_let_through():
     # the smallest entry (1.3, beside 1e10) has the loosest tolerance, ~1e-4 relative
     assert 1e-5 < loosest < 1e-3
     assert f"(loosest: {loosest:.2g} relative, at [11])" in report.verdict()
+
+
+# Σ exp(x) at [50, 1, 0.5]: separable, each entry exp(x_i) (closed form) rounds at its own
+# size, but f's noise (u·5e21 per evaluation) widens the complex step's bars norm-wise
+X_RANGE = np.array([50.0, 1.0, 0.5])
+
+
+def test_a_sign_slip_beside_an_entry_1e21_larger_is_undecided_not_passed():
+    # the widening for f's noise assumes cancellation as the shared rounding does: it
+    # stays out of the entry part, so the slip needs the hypothesis and is not passed
+    def grad(v):
+        return np.exp(v) * np.array([1.0, -1.0, 1.0])
+
+    report = check_gradient(lambda v: np.sum(np.exp(v)), grad, X_RANGE)
+    assert not report.passed and report.undecided, report
+    finding = next(f for f in report.findings if f.evidence.get("cancellation"))
+    assert finding.evidence["coordinates"] == [1]
+
+
+def test_the_same_wide_range_passes_when_correct():
+    assert check_gradient(lambda v: np.sum(np.exp(v)), np.exp, X_RANGE).passed

@@ -54,15 +54,17 @@ def compare(setup: Setup, analytic: np.ndarray, ref: Reference) -> Compared:
 def _entry_error(ref: Reference, n: np.ndarray) -> np.ndarray:
     """The reference's error bar with its rounding at the size of each entry: for the
     generic complex step, its norm-wise rounding part (`complex_step.shared_rounding`)
-    replaced by ``κ·u·|n_i|``; the truncation and whatever else was measured stays.
-    Other references' bars are per entry already."""
+    replaced by ``κ·u·|n_i|``; the truncation and whatever else was measured stays. The
+    norm-wise part of a widening for f's noise (``ref.shared_noise``) is left out the same
+    way. Other references' bars are per entry already."""
+    error = np.maximum(ref.error - ref.shared_noise, 0.0) if ref.shared_noise else ref.error
     if not ref.shared_rounding:
-        return ref.error
+        return error
     u = ref.ns.unit_roundoff
     finite = np.where(np.isfinite(n), np.abs(n), 0.0)
     shared = shared_rounding(finite, u)
     own = COMPLEX_STEP_ROUNDINGS * u * finite
-    return np.maximum(ref.error - shared, 0.0) + own
+    return np.maximum(error - shared, 0.0) + own
 
 
 def undefined_at_x(setup: Setup, analytic: np.ndarray) -> Compared | None:

@@ -50,6 +50,10 @@ class Reference:
     # whether `error` is the generic complex step's bar, whose rounding part is norm-wise
     # (`complex_step.shared_rounding`): `comparison.compare` then forms its entry-sized counterpart
     shared_rounding: bool = False
+    # the norm-wise part of a widening for f's noise (`with_noise`: relative noise times
+    # the largest entry), which, like the shared rounding, assumes the entries cancel
+    # terms as large as the largest: `comparison.compare` leaves it out of the entry part
+    shared_noise: float = 0.0
 
 
 def reference_method(method: str, probe: Any) -> str:
@@ -286,7 +290,9 @@ def with_noise(ref: Reference, noise: Any) -> Reference:
         # imaginary parts carry no cancellation of f's value)
         n = np.abs(np.real(ref.ns.to_float(ref.value))).astype(float)
         relative = sigma * ref.ns.unit_roundoff / rounding
-        return replace(ref, error=ref.error + relative * (n + float(np.nanmax(n))))
+        shared = relative * float(np.nanmax(n))
+        return replace(ref, error=ref.error + relative * n + shared,
+                       shared_noise=ref.shared_noise + shared)
     gain = NOISE_GAIN.get(ref.method)
     if sigma == 0 or ref.steps is None or gain is None:
         return ref
