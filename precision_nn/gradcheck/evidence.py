@@ -152,6 +152,9 @@ class Probes:
     # coordinates a failure was seen at only through a reference that real arithmetic
     # could neither confirm nor refute (flat bool, `Reference.unresolved`)
     unresolved: np.ndarray | None = None
+    # coordinates whose reference was computed again from a step below a kink the scan
+    # found (flat bool, `Reference.restarted`): its steps there do not reach the kink
+    restarted: np.ndarray | None = None
     # |grad(x) − grad(x)| per coordinate between two calls at the same x (flat, float64;
     # 0 where equal, inf where only one is finite), when measured
     gradient_repeat: np.ndarray | None = None

@@ -78,7 +78,9 @@ def _kink_explains(data: CheckData, probe: Any, r: int, at: float, below: float
       it: an explicit step or a real-arithmetic reference (not the complex step, which
       never leaves the real line's point x), or a kink closer to x than the scan's
       smallest step (there even a complex step may have been replaced by central
-      differences, `refine`, whose steps reach it).
+      differences, `refine`, whose steps reach it). Not where the automatic reference
+      was computed again from a step below the kink (`Probes.restarted`): its steps no
+      longer reach it, so a gap beyond its tolerance is not the kink's.
 
     Anything else (a 1 % bug next to a kink, equal to neither slope, against a complex
     step) is left to the bug detectors.
@@ -95,7 +97,9 @@ def _kink_explains(data: CheckData, probe: Any, r: int, at: float, below: float
     if abs(d - slope_gap) <= margin:
         return "other_side"
     probe_c = data.probes.complex
-    one_sided = data.probes.step is None and probe_c is not None and probe_c.safe
+    restarted = data.probes.restarted is not None and bool(data.probes.restarted[i])
+    one_sided = data.probes.step is None and (restarted or probe_c is not None
+                                              and probe_c.safe)
     if (not one_sided or np.isnan(below)) and d <= slope_gap + margin:
         return "straddles"
     return None

@@ -54,6 +54,8 @@ class Reference:
     # the largest entry), which, like the shared rounding, assumes the entries cancel
     # terms as large as the largest: `comparison.compare` leaves it out of the entry part
     shared_noise: float = 0.0
+    # flat bool: coordinates recomputed from a first step below a kink (`refine`)
+    restarted: np.ndarray | None = None
 
 
 def reference_method(method: str, probe: Any) -> str:

@@ -87,7 +87,8 @@ def follow_up(setup: Setup, analytic: np.ndarray, compared: Compared, method: st
             compared = _cross_check(setup, analytic, compared, noise)
     found = Probes(step=step_probe, noise=noise, kink=kink, complex=complex_probe,
                    gradient_noise=setup.analytic_noise,
-                   unresolved=compared.reference.unresolved)
+                   unresolved=compared.reference.unresolved,
+                   restarted=compared.reference.restarted)
     compared = _say_cancels(compared, noise)
     return replace(compared, data=replace(compared.data, probes=found))
 
@@ -150,12 +151,15 @@ def _restart_below_kinks(setup: Setup, analytic: np.ndarray, compared: Compared,
     if not todo.any() or ref.method != "richardson":
         return compared
     value, error = ref.value.copy(), ref.error.copy()
+    restarted = np.zeros(error.shape, dtype=bool)
+    restarted[kink.indices[todo]] = True
     for i, step in zip(kink.indices[todo], below[todo]):
         along, xi = _along(setup, ref.ns, int(i))
         est = derivative(along, xi, method="richardson", h=step / 2, numbers=ref.ns)
         value[i], error[i] = est.value, float(est.error)
     name = f"{ref.name}; restarted below a kink at {int(todo.sum())} coordinate(s)"
-    return compare(setup, analytic, replace(ref, value=value, error=error, name=name))
+    return compare(setup, analytic, replace(ref, value=value, error=error, name=name,
+                                            restarted=restarted))
 
 
 def _along(setup: Setup, ns: NumberSystem, i: int) -> tuple[Callable[[Any], Any], Any]:
@@ -211,7 +215,8 @@ def _cross_check(setup: Setup, analytic: np.ndarray, compared: Compared,
     error[replace_at] = np.maximum(central.error, gap)[replace_at]
     name = (f"{ref.name}; central differences at the optimal step at "
             f"{int(replace_at.sum())} coordinate(s) where Richardson's steps were not smooth")
-    return compare(setup, analytic, replace(ref, value=value, error=error, name=name))
+    return compare(setup, analytic, replace(ref, value=value, error=error, name=name,
+                                            restarted=restarted))
 
 
 def _confirm_complex_step(setup: Setup, analytic: np.ndarray, compared: Compared,
