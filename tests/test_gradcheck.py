@@ -529,3 +529,27 @@ def test_an_ill_conditioned_reference_reports_instead_of_passing():
                             lambda v: 2 * (v - 3e10) * (1 + 3e-4), x, method="richardson")
     assert not report.passed and report.kinds == ("precision_loss",)
     assert report.findings[0].evidence["undecidable"]
+
+
+def test_the_directional_report_states_the_one_coordinate_bug_it_can_miss_and_is_right():
+    """The bound of `one_coordinate_bounds` at the worst coordinate is what it says: half
+    of it passes there, twice of it fails (sin: closed-form gradient cos)."""
+    from precision_nn.gradcheck.directional import directions_matrix, one_coordinate_bounds
+
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=2000)
+
+    def f(v):
+        return np.sum(np.sin(v), axis=-1)
+
+    report = check_gradient(f, np.cos, x, directions=8)
+    assert report.passed and "can pass at the worst coordinate" in report.tolerance_source
+    bound = one_coordinate_bounds(directions_matrix(8, x.size), report.tolerance)
+    j = int(np.argmax(bound))
+    assert f"({j})" in report.tolerance_source
+
+    def bumped(size):
+        return lambda v: np.cos(v) + size * (np.arange(v.size) == j)
+
+    assert check_gradient(f, bumped(0.5 * bound[j]), x, directions=8).passed
+    assert not check_gradient(f, bumped(2 * bound[j]), x, directions=8).passed

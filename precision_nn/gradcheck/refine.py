@@ -215,6 +215,8 @@ def _cross_check(setup: Setup, analytic: np.ndarray, compared: Compared,
     error[replace_at] = np.maximum(central.error, gap)[replace_at]
     name = (f"{ref.name}; central differences at the optimal step at "
             f"{int(replace_at.sum())} coordinate(s) where Richardson's steps were not smooth")
+    # central differences may reach a kink a restart stepped below: no longer restarted
+    restarted = None if ref.restarted is None else ref.restarted & ~replace_at
     return compare(setup, analytic, replace(ref, value=value, error=error, name=name,
                                             restarted=restarted))
 

@@ -83,7 +83,7 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
               underflow: float = 0.0,
               reference_entry_error: np.ndarray | None = None,
               analytic_rounding: np.ndarray | None = None,
-              rounding_system: str | None = None) -> Tolerance:
+              rounding_system: str | None = None, unit: str = "coordinate") -> Tolerance:
     """Tolerances from the reference's error estimate and the analytic rounding model.
 
     Parameters
@@ -116,6 +116,9 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
         measured noise can still widen it.
     numbers, reference_name : str
         For the sentence: the system's name and how the reference was computed.
+    unit : str
+        For the sentence: what one entry is (``"coordinate"``, or ``"direction"`` for a
+        directional check, whose rounding scale is ``Σ_i |v_i|·(|a_i| + max|a|)``).
 
     Examples
     --------
@@ -157,7 +160,7 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
             np.asarray(reference_entry_error, dtype=float)
         entry = entry + REFERENCE_SAFETY * np.where(missing, fallback, own)
     sentence = _sentence(ref_part, rounding, missing, unit_roundoff, numbers,
-                         reference_name)
+                         reference_name, unit)
     if measured:
         sentence += (f" At {measured} coordinate(s) the rounding part is measured instead: "
                      f"{MEASURED_SAFETY:g} × |a_i − a'_i| + {ENTRY_ROUNDINGS:g}·u·|a_i|, a' the "
@@ -171,17 +174,18 @@ def tolerance(analytic: np.ndarray, reference: np.ndarray, reference_error: np.n
 
 
 def _sentence(ref_part: np.ndarray, rounding: np.ndarray, missing: np.ndarray, u: float,
-              numbers: str, reference_name: str) -> str:
+              numbers: str, reference_name: str, unit: str = "coordinate") -> str:
     """How the tolerance was formed, with its typical sizes."""
     if missing.any():
-        ref_text = (f"{int(missing.sum())} coordinate(s) without an error estimate trusted "
+        ref_text = (f"{int(missing.sum())} {unit}(s) without an error estimate trusted "
                     f"to u^{NO_ESTIMATE_EXPONENT:g} relative, the others "
                     f"{REFERENCE_SAFETY:g} × the reference's error estimate ({reference_name})")
     else:
         ref_text = (f"{REFERENCE_SAFETY:g} × the reference's own error estimate "
                     f"({reference_name})")
-    return (f"per coordinate, {ref_text} (median {_median(ref_part):.1e}) plus "
-            f"{ROUNDING_FACTOR:g}·u·(|a_i| + max|a|) for rounding in the analytic gradient "
+    scale = "(|a_i| + max|a|)" if unit == "coordinate" else "Σ_i |v_i|·(|a_i| + max|a|)"
+    return (f"per {unit}, {ref_text} (median {_median(ref_part):.1e}) plus "
+            f"{ROUNDING_FACTOR:g}·u·{scale} for rounding in the analytic gradient "
             f"(u = {u:.2g} of {numbers}; median {_median(rounding):.1e}).")
 
 
