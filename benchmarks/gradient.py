@@ -383,7 +383,7 @@ def stack_gain(f: Callable[[Any], Any], x: np.ndarray, dtype: type) -> tuple[flo
     inside = math.inf
     while rows * row_bytes <= max(evaluation.MAX_BATCH_BYTES, 2 * row_bytes):
         stack = np.repeat(point[None, :], rows, axis=0)
-        inside = min(inside, min(timed(lambda: f(stack))[1] for _ in range(5)) / rows)
+        inside = min(inside, min(timed(lambda stack=stack: f(stack))[1] for _ in range(5)) / rows)
         rows *= 2
     return alone, inside
 

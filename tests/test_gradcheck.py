@@ -364,7 +364,7 @@ def test_directions_see_swapped_entries(pairs):
         g[:2 * pairs:2], g[1:2 * pairs:2] = g[1:2 * pairs:2].copy(), g[:2 * pairs:2].copy()
         return g
 
-    f = lambda v: np.sum(w * np.exp(v), axis=-1)  # noqa: E731
+    f = lambda v: np.sum(w * np.exp(v), axis=-1)
     assert check_gradient(f, lambda v: w * np.exp(v), x, directions=8).passed
     report = check_gradient(f, swapped, x, directions=8)
     assert not report.passed and report.directional

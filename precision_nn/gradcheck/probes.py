@@ -7,7 +7,6 @@ point inside the system's context and checks that the value belongs to the syste
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
