@@ -196,7 +196,7 @@ class Evaluator:
         size recurs at the first size and is raised from there."""
         try:
             return self._batch(points)
-        except Exception:
+        except Exception:  # re-raised at the first size (docstring)
             if points.shape[0] <= self._first_rows:
                 raise
         self._batch_rows = max(self._first_rows, points.shape[0] // 2)

@@ -68,7 +68,7 @@ EVALUATIONS_PER_COORDINATE = {"central": 3, "complex_step": 2, "richardson": 24}
 # complex step: D(h) and D(h₂) at complex points and the 4-point cross-check in real
 # arithmetic; Richardson: its tableau of automatic steps
 DIRECTIONAL_EVALUATIONS = {"central": 35, "complex_step": 6, "richardson": 45}
-# evaluations of the probe whether f is complex-step safe (`probes.complex_probe`): two
+# evaluations of the probe whether f is complex-step safe (`complex_safety.complex_probe`): two
 # at complex points, f(x), central differences at ±h and Richardson along a direction
 COMPLEX_PROBE_EVALUATIONS = 46
 # ... of which at complex points: the probe's two and two per direction

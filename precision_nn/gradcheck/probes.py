@@ -1,8 +1,10 @@
-"""Measurements of `f` beyond the reference: complex-step safety, noise, kinks, a wider system.
+"""Measurements of `f` beyond the reference: noise, kinks, the gradient's own noise, a wider
+system; and, re-exported, the complex-step safety probe (`complex_safety`).
 
 Each probe evaluates `f` at a handful of points in its number system and returns plain
-numbers (see `evidence`) for the detectors. They share `call`, which evaluates `f` at one
-point inside the system's context and checks that the value belongs to the system.
+numbers (see `evidence`) for the detectors. They share `call` (`probe_points`), which
+evaluates `f` at one point inside the system's context and checks that the value belongs
+to the system.
 """
 
 from __future__ import annotations
@@ -12,7 +14,16 @@ from typing import Any
 
 import numpy as np
 
-from precision_nn.gradcheck.evidence import ComplexProbe, KinkProbe, NoiseProbe
+from precision_nn.gradcheck.complex_safety import complex_probe
+from precision_nn.gradcheck.evidence import KinkProbe, NoiseProbe
+from precision_nn.gradcheck.probe_points import (
+    PROBE_SEED,
+    _along,
+    _sub,
+    as_float,
+    call,
+    random_direction,
+)
 from precision_nn.numbers import NumberSystem
 
 __all__ = [
@@ -27,31 +38,6 @@ __all__ = [
     "runs_in",
 ]
 
-PROBE_SEED = 20240601  # every random direction of the probes comes from this seed
-# complex step at t and t/16 with t = u·s: nothing cancels in Im f(x + i·t·v)/t, so a tiny
-# t costs no digits, and its truncation t²|f'''|/6 is below rounding for any curvature
-# scale down to √u·s (t = √u·s would read the truncation of exp(x) at x = 700, t²/6 relative,
-# as a change between the two steps); central differences at u^(1/3)·s are good to
-# ~u^(2/3) relative
-COMPLEX_AGREE = 1e3
-CENTRAL_AGREE = 1e3
-FLOAT_EPS = float(np.finfo(np.float64).eps)
-# the fine test: Richardson along v from first steps REAL_FIRST·s and 1/8 of it (1/64 of
-# the kink scan's 1/8: short enough to step over few kinks, long enough that its tableau
-# extrapolates away the truncation), trusted to REAL_AGREE times its error bar
-REAL_FIRST = 1 / 64
-REAL_AGREE = 8.0
-# ... and its rounding alone, ``u·(|D_v| + |f(x)|/s)`` per unit step (the least its bars can
-# be, whatever the steps), must leave room to see a lost term of √u (1.5e-8 in float64)
-# relative to the directional derivative D_v. Where |f| dwarfs its derivative (a loss of
-# 1e12 plus terms of size 1: 3e-5 against 2.3), a dropped ``0.01·Σ|x|`` hides in the real
-# arithmetic's rounding and the complex step's own bars (~1e-15 relative) would vouch for
-# a value nothing checked. (Richardson's own error estimate is no measure of this: on
-# cancelling f it is conservative by orders of magnitude while the rounding is tiny.)
-REAL_RESOLVES = 0.5  # the exponent of u
-# a disagreement with central differences counts when shrinking their step 8-fold moves
-# them by less than this share of it (smooth f); a kink moves them by about all of it
-CONFIRM_SHARE = 0.25
 # noise offsets δ = 0.01·u^(1/4)·s: the smooth part of a fourth difference, δ⁴|f''''| ~
 # 1e-8·u·|f|, stays far below rounding, while f'·δ is many ulps of a lower precision
 NOISE_OFFSETS = 9
@@ -69,193 +55,6 @@ FOURTH_DIFFERENCE_VARIANCE = 70.0
 KINK_FIRST = 0.125
 KINK_SMALLEST = 8.0
 KINK_PROBES = 8
-
-
-def call(f: Callable[[Any], Any], point: np.ndarray, ns: NumberSystem, *,
-         strict: bool = False) -> Any:
-    """``f(point)`` as one number of `ns`.
-
-    Like the derivatives' evaluator: an IEEE value of another width is rounded into an
-    IEEE system, while an object system (Decimal, mpmath) refuses anything but its own
-    numbers (`TypeError`): a binary float there means precision was lost. `strict`
-    refuses other widths too (to tell whether f really computes in `ns`).
-    """
-    with ns.context():
-        value = f(point)
-    arr = np.asarray(value)
-    if arr.size != 1:
-        raise TypeError(f"f must return a scalar; got shape {arr.shape}.")
-    arr = arr.reshape(())
-    if not strict and getattr(ns, "dtype", None) is not None and arr.dtype != object:
-        return ns.asarray(np.real(arr) if not ns.is_complex else arr)[()]
-    if not ns.owns(arr):
-        raise TypeError(f"f returned a {ns.foreign_type(arr)} for a point of {ns.name}.")
-    return arr[()]
-
-
-def random_direction(n: int, salt: int = 0) -> np.ndarray:
-    """A seeded random unit vector (float64) of length `n`."""
-    v = np.random.default_rng(PROBE_SEED + salt).standard_normal(n)
-    return v / np.linalg.norm(v)
-
-
-def _along(ns: NumberSystem, x: np.ndarray, v: np.ndarray, t: float) -> np.ndarray:
-    """The point ``x + t·v`` of `ns` (``t·v`` rounded once into the system)."""
-    with ns.context():
-        return x + ns.asarray(t * v)
-
-
-def as_float(ns: NumberSystem, value: Any) -> float:
-    """One number of `ns` as a float (its real part)."""
-    return float(np.real(ns.to_float(np.array([value], dtype=object))[0]))
-
-
-def _sub(ns: NumberSystem, p: Any, q: Any) -> float:
-    with ns.context():
-        return as_float(ns, p - q)
-
-
-def complex_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
-                  requested: bool, fine: bool = True) -> ComplexProbe:
-    """Whether ``Im f(x + i·t·v)/t`` behaves like the directional derivative.
-
-    It must agree with itself at ``t`` and ``t/16`` and with central differences, and
-    (`fine`) with Richardson extrapolation in real arithmetic (`_real_disagreement`:
-    about 20 more evaluations of f, 40 when it disagrees, which resolve a lost term 1e-4
-    times smaller than central differences do).
-    """
-    try:
-        nc = ns.complex()
-    except ValueError as exc:
-        return ComplexProbe(False, False, f"{exc}", requested)
-    shape, flat = x.shape, x.reshape(-1)
-    v = random_direction(flat.size, salt=1)
-    s = 1.0 + float(np.max(np.abs(ns.to_float(flat))))
-    u = ns.unit_roundoff
-    t = u * s
-    try:
-        xc = nc.asarray(flat)
-        imag = [_imag_quotient(f, nc, xc, v, tk, shape) for tk in (t, t / 16)]
-    except Exception as exc:  # noqa: BLE001 - any failure means "not usable"
-        return ComplexProbe(False, False, f"it does not run on complex input "
-                            f"({type(exc).__name__}: {exc}).", requested)
-    hc = float(u ** (1 / 3)) * s
-    f0 = as_float(ns, call(f, flat.reshape(shape), ns))
-    central = _central_along(f, ns, flat, v, hc, shape)
-    scale = abs(central) + abs(f0) / s
-    # the quotients are compared as float64 numbers: no agreement beyond its resolution
-    u_seen = max(u, FLOAT_EPS)
-    if abs(imag[0] - imag[1]) > COMPLEX_AGREE * u_seen * (abs(imag[0]) + scale):
-        return ComplexProbe(True, False, f"Im f(x + i·t·v)/t changes from {imag[0]:.6g} to "
-                            f"{imag[1]:.6g} when t shrinks 16-fold.", requested)
-    agree = CENTRAL_AGREE * max(u ** (2 / 3), FLOAT_EPS) * scale
-    if abs(imag[0] - central) > agree and _confirmed(f, ns, flat, v, hc, shape, central,
-                                                     imag[0], agree):
-        return ComplexProbe(True, False, f"along a random direction Im f(x + i·t·v)/t = "
-                            f"{imag[0]:.6g} but central differences give {central:.6g}: "
-                            "something inside drops or conjugates the imaginary part "
-                            "(abs, a real-part cast, conj, a comparison).", requested)
-    if fine:
-        rounding = u_seen * (abs(imag[0]) + scale)
-        gap, resolution = _real_disagreement(f, ns, flat, v, shape, imag[0], rounding)
-        if gap is None and not REAL_AGREE * rounding <= u_seen ** REAL_RESOLVES * abs(imag[0]):
-            return ComplexProbe(True, False, (
-                f"along a random direction Im f(x + i·t·v)/t = "
-                f"{imag[0]:.12g}, but f's real arithmetic resolves that derivative only "
-                f"to ±{max(resolution, REAL_AGREE * rounding):.2g} (|f(x)| = {abs(f0):.2g} "
-                f"rounds at about {u * abs(f0):.1g} per evaluation), too coarse to see a part of the derivative "
-                "its complex arithmetic might drop (abs, a real-part cast, conj, a "
-                "comparison)."), requested, verified=False)
-        if gap is not None:
-            return ComplexProbe(True, False, f"along a random direction Im f(x + i·t·v)/t = "
-                                f"{imag[0]:.12g} but Richardson extrapolation in real "
-                                f"arithmetic gives {gap[0]:.12g} ± {gap[1]:.2g} (twice, from "
-                                "first steps 8-fold apart): f's complex arithmetic drops a "
-                                "small part of the derivative (abs, a real-part cast, conj, "
-                                "a comparison).", requested)
-    return ComplexProbe(True, True, "Im f(x + i·t·v)/t agrees at two steps and with central "
-                        "differences" + (" and Richardson extrapolation." if fine else "."),
-                        requested)
-
-
-def _real_disagreement(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray,
-                       shape: tuple[int, ...], imag: float, rounding: float
-                       ) -> tuple[tuple[float, float] | None, float]:
-    """``(gap, resolution)``: gap is (value, error) of Richardson along `v` where it
-    disagrees with the complex step `imag` beyond both error bars, at two first steps
-    8-fold apart, None when it agrees; resolution is the disagreement the first run could
-    not have seen (``REAL_AGREE·(error + rounding)``; 0 when f is not finite along the
-    steps, whose first step s/64 may cross a domain edge the complex step stays away from:
-    no evidence either way, as before), which the caller reports.
-
-    Hypothesis tested: f's complex arithmetic carries the whole derivative. A term f
-    computes through ``abs`` (an L1 penalty ``λ·Σ|w|``) or a real-part cast is invisible
-    to the complex step; central differences resolve only ~u^(2/3) of the scale
-    (``CENTRAL_AGREE``), so a term 1e-9 of it passes their test. Richardson's error
-    estimate reaches ~1e-13 on smooth f in float64; a kink within its steps moves the
-    extrapolation when its first step changes, so only a disagreement both runs agree
-    on counts (``REAL_AGREE`` times the bars: its estimate may be off by the factor
-    `REFERENCE_SAFETY` covers).
-    """
-    from precision_nn.derivatives import derivative  # (derivatives imports the probes' kin)
-
-    with ns.context():
-        direction = ns.asarray(v)
-
-    def along(t: Any) -> Any:
-        with ns.context():
-            return call(f, (flat + t * direction).reshape(shape), ns)
-
-    s = 1.0 + float(np.max(np.abs(np.real(ns.to_float(flat)))))
-    runs = []
-    for first in (REAL_FIRST * s, REAL_FIRST * s / 8):
-        try:
-            est = derivative(along, ns.zero, method="richardson", h=ns.scalar(first),
-                             numbers=ns)
-        except (ValueError, ArithmeticError):  # f not finite along the steps: no verdict
-            return None, 0.0  # (its steps reach a domain edge the complex step's does not)
-        value, error = as_float(ns, est.value), float(est.error)
-        if not (np.isfinite(value) and np.isfinite(error)):
-            return None, 0.0
-        allowed = REAL_AGREE * (error + rounding)
-        if not runs:
-            resolution = allowed
-        if abs(imag - value) <= allowed:
-            return None, resolution  # agrees (usually: the second run only confirms)
-        runs.append((value, error))
-    (r1, e1), (r2, e2) = runs
-    agree = abs(r1 - r2) <= REAL_AGREE * (e1 + e2 + rounding)
-    return (runs[1] if agree else None), resolution
-
-
-def _confirmed(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray, h: float,
-               shape: tuple[int, ...], central: float, imag: float, agree: float) -> bool:
-    """Whether central differences at h/8 confirm their disagreement with the complex step.
-
-    For a smooth f they move by less than a quarter of the disagreement and still
-    disagree; across a ReLU kink within h they move by about as much as the disagreement
-    itself, and the test is inconclusive (f is then taken as complex-step safe: its two
-    complex steps agreed).
-    """
-    finer = _central_along(f, ns, flat, v, h / 8, shape)
-    gap = abs(imag - central)
-    return abs(finer - central) <= CONFIRM_SHARE * gap and abs(imag - finer) > 8 * agree
-
-
-def _imag_quotient(f, nc: NumberSystem, xc: np.ndarray, v: np.ndarray, t: float,
-                   shape: tuple[int, ...]) -> float:
-    with nc.context():
-        point = xc + nc.asarray(1j * t * v)
-        value = f(point.reshape(shape))
-    value = np.asarray(value, dtype=object).reshape(())[()]
-    return float(np.imag(complex(value))) / t
-
-
-def _central_along(f, ns: NumberSystem, flat: np.ndarray, v: np.ndarray, h: float,
-                   shape: tuple[int, ...]) -> float:
-    plus = call(f, _along(ns, flat, v, h).reshape(shape), ns)
-    minus = call(f, _along(ns, flat, v, -h).reshape(shape), ns)
-    return _sub(ns, plus, minus) / (2 * h)
 
 
 def noise_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem, *,
