@@ -428,3 +428,55 @@ def test_a_small_scale_bug_in_a_float32_internal_f_is_not_named_a_regulariser():
         report = check_gradient(f, lambda x: 1.001 * (np.cos(x) + np.sin(x)) * np.exp(x), x)
     assert not report.passed
     assert "regularization" not in report.kinds, report
+
+
+# -- a ReLU pre-activation exactly at 0: its flip over a few ulps is no noise allowance ----
+def _relu_net_on_its_kink():
+    """A [3, 4, 2] ReLU net whose unit 0 has pre-activation exactly 0 on example 0
+    (x = e_1, w_00 = -b_0): f has no derivative in w_00 and b_0 at these parameters."""
+    from precision_nn.network import MLP
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(6, 3))
+    Y = np.eye(2)[rng.integers(0, 2, 6)]
+    net = MLP([3, 4, 2], hidden="relu", seed=0)
+    W1, W2 = (w.copy() for w in net.unflatten())
+    X[0] = [1.0, 0.0, 0.0]
+    W1[0, 0] = -W1[0, 1]
+    return MLP([3, 4, 2], hidden="relu", init=net.flatten([W1, W2])), X, Y
+
+
+def test_a_bump_at_a_relu_kink_at_x_is_a_mismatch_and_the_correct_gradient_undecided():
+    """The gradient noise probe saw backprop's flip between the two one-sided slopes
+    (0.0188 and 0.0377, forward and backward differences at h = 1e-7, below) as rounding
+    noise of σ ≈ 0.3·jump and widened the tolerance to 0.045: a +0.03 bump passed."""
+    net, X, Y = _relu_net_on_its_kink()
+    loss = lambda p: net.loss(X, Y, p)
+    e = np.zeros(net.params.size)
+    e[1] = 1e-7
+    right = (loss(net.params + e) - loss(net.params)) / 1e-7
+    left = (loss(net.params) - loss(net.params - e)) / 1e-7
+    g = net.gradient(X, Y)
+    assert abs(right - left) > 0.01 and min(abs(g[1] - right), abs(g[1] - left)) < 1e-6
+    bump = np.zeros(net.params.size)
+    bump[1] = 0.03  # outside [right, left]: no one-sided slope, a bug
+    shapes = [(4, 4), (2, 5)]
+    buggy = check_gradient(loss, lambda p: net.gradient(X, Y, p) + bump, net.params,
+                           shapes=shapes, batch_size=6)
+    assert not buggy.passed and not buggy.undecided, buggy
+    assert "mismatch" in buggy.kinds or "localized" in buggy.kinds, buggy
+    correct = check_gradient(loss, lambda p: net.gradient(X, Y, p), net.params,
+                             shapes=shapes, batch_size=6)
+    assert correct.undecided and "kink" in correct.kinds, correct
+    assert not {"mismatch", "localized"} & set(correct.kinds), correct
+    own = net.check_gradient(X, Y, progress=False)
+    assert own.undecided and "kink" in own.kinds, own
+
+
+def test_a_kink_at_a_distance_is_not_undecided():
+    """Undecided covers a kink at x only: one resolved at a distance leaves f
+    differentiable at x, and an analytic value from its far side is wrong there."""
+    x = np.array([0.4, 1e-3, -1.1])
+    far_side = lambda x: np.array([1.0, 0.0, 0.0])  # the slope left of the kink at x_1 = 0
+    report = check_gradient(lambda x: np.sum(np.maximum(x, 0)), far_side, x)
+    assert not report.passed and not report.undecided, report

@@ -152,10 +152,37 @@ def gradient_noise(grad: Callable[[Any], Any], flat: np.ndarray, shape: tuple[in
     # sides within these few ulps, by a share of its own size that no rounding reaches
     # (float16's is 2^-11); such an entry gets no noise allowance, fails, and the kink
     # scan names it
-    size = np.max(np.abs(np.array([np.real(ns.to_float(g)).astype(float) for g in v])),
-                  axis=0)
-    jump = sigma > GRADIENT_JUMP_SHARE * (size + float(np.max(size, initial=0.0)))
+    as_floats = np.array([np.real(ns.to_float(g)).astype(float) for g in v])
+    size = np.max(np.abs(as_floats), axis=0)
+    share = GRADIENT_JUMP_SHARE * (size + float(np.max(size, initial=0.0)))
+    jump = (sigma > share) | _plateau_step(as_floats, share)
     return np.where(jump, 0.0, sigma)
+
+
+# a step between two plateaus: its one large change exceeds every other change over the
+# ulps probed by this factor
+PLATEAU_RATIO = 8.0
+
+
+def _plateau_step(values: np.ndarray, share: np.ndarray) -> np.ndarray:
+    """Entries whose values over the probe's points (rows of `values`) change by more than
+    `share` at one step only, and by less than 1/PLATEAU_RATIO of that at every other.
+
+    Hypothesis tested: the entry's change over these few ulps is rounding noise. Noise
+    changes the value at every step by comparable amounts; a single step between two
+    plateaus is a kink crossed at x (one or more ReLU pre-activations exactly at 0 change
+    sign together there). The fourth differences read such a step J as σ ≈ 0.3·J only
+    (their variance is 70σ², the step's ≈ 6.3·J²), so a jump of up to ~3 shares of the
+    gradient's size passes the σ test and would be allowed as noise: a tolerance of
+    several times the jump, wide enough to pass a bug of the jump's size (a ReLU at 0 with
+    an entry of 0.038 passed a +0.03 bump).
+    """
+    change = np.sort(np.abs(np.diff(values, axis=0)), axis=0)
+    if change.shape[0] < 2:
+        return np.zeros(values.shape[1:], dtype=bool)
+    top, second = change[-1], change[-2]
+    with np.errstate(invalid="ignore"):
+        return (top > share) & (second * PLATEAU_RATIO < top)
 
 
 def kink_probe(f: Callable[[Any], Any], x: np.ndarray, ns: NumberSystem,

@@ -111,8 +111,20 @@ class GradientReport:
         findings = [f for f in self.findings if f.kind not in NOTICES]
         within = self._outside() == 0
         undecidable = [(f.kind == "precision_loss" and f.evidence.get("undecidable"))
-                       or (within and f.kind in DOUBTS) for f in findings]
+                       or (within and f.kind in DOUBTS) or self._on_kink(f)
+                       for f in findings]
         return bool(undecidable) and not self.passed and all(undecidable)
+
+    def _on_kink(self, finding: Finding) -> bool:
+        """A kink finding at x itself (its jump persists to the scan's smallest step) that
+        covers every coordinate outside tolerance: f has no derivative there to the check's
+        resolution, and the gradient is one of the one-sided slopes (the kink finding is
+        named only where it explains the gap, `kinks._kink_explains`), so neither a bug
+        nor its absence is shown."""
+        if finding.kind != "kink" or not finding.evidence.get("at_kink"):
+            return False
+        outside = np.flatnonzero(~(np.abs(self.difference) <= self.tolerance))
+        return set(outside.tolist()) <= set(finding.evidence.get("coordinates", []))
 
     def _outside(self) -> int:
         """How many coordinates lie outside their tolerance (NaN gaps count as outside)."""
