@@ -480,3 +480,29 @@ def test_a_kink_at_a_distance_is_not_undecided():
     far_side = lambda x: np.array([1.0, 0.0, 0.0])  # the slope left of the kink at x_1 = 0
     report = check_gradient(lambda x: np.sum(np.maximum(x, 0)), far_side, x)
     assert not report.passed and not report.undecided, report
+
+
+# -- float16: a small entry the gradient resolves is judged by a reference that resolves it -
+@pytest.mark.parametrize("factor", [-1.0, 3.0])
+def test_a_float16_slip_on_a_small_entry_beside_a_large_one_is_caught(factor):
+    """f = Σx⁴ at [3, 0.05, 0.5] in float16: ∂f/∂x₁ = 4·0.05³ = 5.0e-4 (closed form),
+    computed to 3 digits by the float16 gradient, beside 108. The reference went to
+    float32, whose Richardson bar there (~6e-4) and whose rounding bound for the
+    gradient (128·u32·108 = 8e-4) both covered the entry: a sign slip passed at 7.6
+    relative tolerance. Both are now taken one system further (float64)."""
+    x = np.array([3.0, 0.05, 0.5], dtype=np.float16)
+    f = lambda x: np.sum(x ** 4)
+    grad = lambda x: (4 * x ** 3).astype(x.dtype)
+
+    def slipped(x):
+        g = grad(x)
+        g[1] = g[1] * factor
+        return g
+
+    exact = 4 * x.astype(np.float64) ** 3
+    assert abs(float(grad(x)[1]) - exact[1]) < 1e-3 * exact[1]  # float16 resolves it
+    correct = check_gradient(f, grad, x)
+    assert correct.passed, correct
+    buggy = check_gradient(f, slipped, x)
+    assert not buggy.passed and not buggy.undecided, buggy
+    assert buggy.findings[0].kind in ("sign", "mismatch", "localized", "scale"), buggy

@@ -64,7 +64,7 @@ from precision_nn.gradcheck.cost import (
 from precision_nn.gradcheck.directional import check_directions
 from precision_nn.gradcheck.evidence import CheckData
 from precision_nn.gradcheck.findings import NOTICES, diagnose, repeat_differs
-from precision_nn.gradcheck.measurements import gradient_repeat, wider_rounding
+from precision_nn.gradcheck.measurements import gradient_repeat, measured_rounding
 from precision_nn.gradcheck.reference import (
     NoReference,
     Reference,
@@ -203,10 +203,9 @@ def _run(setup: Setup, grad: Callable[[Any], Any], *, method: str, h: Any,
                       setup.ns.unit_roundoff).any():
         setup = replace(setup, grad=None)
     else:  # a deterministic gradient's rounding, measured by running it wider
-        rounding = wider_rounding(grad, setup, analytic)
-        if rounding is not None:
-            setup = replace(setup, analytic_rounding=rounding,
-                            rounding_system=setup.ns.wider().name)
+        measured = measured_rounding(grad, setup, analytic)
+        if measured is not None:
+            setup = replace(setup, analytic_rounding=measured[0], rounding_system=measured[1])
     undefined = undefined_at_x(setup, analytic)
     if undefined is not None:  # f is not finite at x: no reference can be formed
         return _report(undefined.data, undefined.tol, undefined.reference, setup, found)

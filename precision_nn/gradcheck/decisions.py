@@ -66,6 +66,25 @@ def undecided(data: CheckData) -> np.ndarray:
     return (wide & (d > rounding_part)) | close
 
 
+def unresolved_entries(data: CheckData) -> np.ndarray:
+    """Coordinates where the reference's part of the tolerance allows half the entry or
+    more while the analytic gradient's own rounding allowance stays below that: a slip
+    of the entry's size (its sign, a factor 2) could pass, not for want of precision in
+    the gradient but in the reference.
+
+    The norm-wise tolerance accepts such an entry (it is small beside max|n|), and with
+    a model rounding part ``128·u·(|a_i| + max|a|)`` it does so for every small entry
+    alike; but where the rounding part is itself below the entry (measured in a wider
+    system, `measurements.wider_rounding`), the gradient is known to resolve the entry
+    and only a more precise reference can judge it.
+    """
+    with np.errstate(over="ignore"):
+        reference_part = REFERENCE_SAFETY * np.nan_to_num(data.reference_error, nan=np.inf)
+    rounding_part = np.maximum(data.tolerance - reference_part, 0.0)
+    entry = np.maximum(np.abs(data.reference), np.abs(data.analytic))
+    return (reference_part >= entry / 2) & (rounding_part < entry / 2)
+
+
 def suspects(data: CheckData) -> np.ndarray:
     """Coordinates worth a kink scan: failing, undecided, undecidable (a kink at x widens
     the reference's error bar, and a gradient that jumps within a few ulps of x widens
