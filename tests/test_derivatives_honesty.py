@@ -445,3 +445,18 @@ def test_a_user_step_across_a_kink_gets_a_bar_that_covers_it(name, method):
     f, x, h, slope = USER_STEPS_ACROSS_KINKS[name]
     est = derivative(f, x, method=method, h=h)
     assert abs(est.value - slope) <= est.error
+
+
+@pytest.mark.parametrize("x", [1e-14, 1e-12, 1e-9])
+@pytest.mark.parametrize("f, df", [(np.sqrt, lambda m, x: 1 / (2 * m.sqrt(x))),
+                                   (np.log, lambda m, x: 1 / x)])
+def test_complex_step_below_its_automatic_step_scale(x, f, df):
+    """A branch point at 0, x within ~100 automatic steps of it (h = u·max(|x|, 1) = 1.1e-16
+    is 1% of x = 1e-14): the automatic step's own h² term disagreed with every witness,
+    the complex step gave way to Richardson, whose steps leave the domain (NaN: it
+    raised). The complex step now retries from √u times shorter steps, its old step the
+    witness; the value is checked against mpmath at 50 digits, within the bar."""
+    est = derivative(f, x, method="complex_step")
+    _assert_honest(est, df, x)
+    assert est.error <= 1e-6 * abs(float(df(mpmath.mp, mpmath.mpf(x))))
+    assert "Richardson" not in est.note and "Ridders" not in est.note
