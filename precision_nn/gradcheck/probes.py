@@ -177,11 +177,11 @@ def _plateau_step(values: np.ndarray, share: np.ndarray) -> np.ndarray:
     several times the jump, wide enough to pass a bug of the jump's size (a ReLU at 0 with
     an entry of 0.038 passed a +0.03 bump).
     """
-    change = np.sort(np.abs(np.diff(values, axis=0)), axis=0)
-    if change.shape[0] < 2:
+    if values.shape[0] < 3:
         return np.zeros(values.shape[1:], dtype=bool)
-    top, second = change[-1], change[-2]
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"):  # an inf entry: its changes are NaN, no step
+        change = np.sort(np.abs(np.diff(values, axis=0)), axis=0)
+        top, second = change[-1], change[-2]
         return (top > share) & (second * PLATEAU_RATIO < top)
 
 
