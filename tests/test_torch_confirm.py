@@ -225,3 +225,36 @@ def test_doubtful_coordinates_follow_the_stated_thresholds():
     assert reason.kind == "doubtful"
     assert reason.coordinates.tolist() == [1, 3]
     assert confirm.needs_confirmation(report, torch.float64, 2.0 ** -53) is None
+
+
+class _ScaledExp(torch.autograd.Function):
+    """exp with a backward `factor` times the true one."""
+
+    factor = 1.0
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.save_for_backward(x)
+        return torch.exp(x)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (x,) = ctx.saved_tensors
+        return _ScaledExp.factor * grad_out * torch.exp(x)
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.05, 0.98])
+def test_a_float16_backward_a_few_percent_off_is_confirmed_in_float32(factor, monkeypatch):
+    """float16's own allowance, 128·2^-11 = 6% of the gradient's scale, passed a backward
+    5% off; the check is now confirmed in float32 (allowance 128·2^-24), which names the
+    factor. The correct backward passes there too."""
+    from precision_nn.torch import check_function
+
+    monkeypatch.setattr(_ScaledExp, "factor", factor)
+    x = torch.tensor([3.0, 0.05, 0.5, 1.0], dtype=torch.float16, requires_grad=True)
+    report = check_function(_ScaledExp.apply, x)
+    if factor == 1.0:
+        assert report.passed, report
+    else:
+        assert not report.passed and not report.undecided, report
+        assert "scale" in report.kinds or "mismatch" in report.kinds, report
