@@ -447,16 +447,20 @@ def test_a_user_step_across_a_kink_gets_a_bar_that_covers_it(name, method):
     assert abs(est.value - slope) <= est.error
 
 
-@pytest.mark.parametrize("x", [1e-14, 1e-12, 1e-9])
-@pytest.mark.parametrize("f, df", [(np.sqrt, lambda m, x: 1 / (2 * m.sqrt(x))),
-                                   (np.log, lambda m, x: 1 / x)])
-def test_complex_step_below_its_automatic_step_scale(x, f, df):
-    """A branch point at 0, x within ~100 automatic steps of it (h = u·max(|x|, 1) = 1.1e-16
-    is 1% of x = 1e-14): the automatic step's own h² term disagreed with every witness,
-    the complex step gave way to Richardson, whose steps leave the domain (NaN: it
-    raised). The complex step now retries from √u times shorter steps, its old step the
-    witness; the value is checked against mpmath at 50 digits, within the bar."""
-    est = derivative(f, x, method="complex_step")
+
+@pytest.mark.parametrize("f, df, x", [
+    (np.sqrt, lambda m, x: 1 / (2 * m.sqrt(x)), 1e-14),
+    (lambda t: t ** 1.5, lambda m, x: 1.5 * m.sqrt(x), 1e-8),
+    (lambda t: t ** 1.5, lambda m, x: 1.5 * m.sqrt(x), 3e-16)])
+def test_complex_step_near_a_branch_point_is_honest_or_refuses(f, df, x):
+    """A branch point within ~100 automatic steps of x: the complex step must not trade
+    its fallback for a bar it cannot back. Shorter steps with the longer one as the only
+    witness were tried (review, 2026-12-03) and gave t**1.5 at 1e-8 a bar of 1.3e-19 for
+    a true error of 3.9e-19 (numpy's complex power errs by ~20u in Im there, the same at
+    both steps). Either an honest estimate (mpmath at 50 digits) or the clear error."""
+    try:
+        est = derivative(f, x, method="complex_step")
+    except ValueError as exc:
+        assert "leaves the domain" in str(exc) or "Pass a smaller" in str(exc)
+        return
     _assert_honest(est, df, x)
-    assert est.error <= 1e-6 * abs(float(df(mpmath.mp, mpmath.mpf(x))))
-    assert "Richardson" not in est.note and "Ridders" not in est.note

@@ -20,13 +20,6 @@ mpf:30 with ``D(2h) − D(h)`` ~ 1e-31). At ``h₂ ≈ √u`` the real parts mov
 pattern changes. For a large user ``h`` (``2h ≥ √u``) the steps are ``h, 2h`` and the h²
 term at ``h`` is ``|D(2h) − D(h)|/3`` as before.
 
-A disagreement between the two steps may also be the automatic step's own h² term: a
-branch point or pole within ~100 h of x (``sqrt`` at 1e-14, where h = 1.1e-16 is 1% of
-x). Those coordinates are tried again from steps √u times shorter, the longer step as the
-witness (`SMALLER_STEPS` rungs); a coordinate is taken from a rung where it no longer
-disagrees, unless its imaginary part vanished there (digits lost entirely agree with
-themselves at every step; the real cross-check below then decides).
-
 The complex arithmetic is also cross-checked against f's *real* arithmetic
 (`cross_check`: a central difference along a random direction at a step of ~u^(1/3),
 against the complex step's ``Σ d_i·D_i``): an f that drops the imaginary part in one of
@@ -139,60 +132,16 @@ def complex_step(ev: Evaluator, ns: NumberSystem, *, h: np.ndarray | None) -> FD
     h : array of `ns` or None
         The steps; ``None`` takes ``u·max(|x|, 1)`` rounded to a power of the radix.
     """
-    x_float = ev.ns.magnitude(ev.x_flat)
-    automatic = h is None
-    if automatic:
+    cs = ev.ns
+    xc = ev.x_flat
+    n = len(xc)
+    x_float = cs.magnitude(xc)
+    if h is None:
         h = radix_steps(scales(x_float) * np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns))), ns)
     steps = ns.magnitude(h)
     witness = witness_steps(x_float, ns)
     with ns.context():
         far = np.where(2 * steps >= witness, h * exact_constant(ns, 2), radix_steps(witness, ns))
-    result = _at_steps(ev, ns, h, far)
-    for _ in range(SMALLER_STEPS if automatic else 0):
-        if not result.failed.any():
-            break
-        # a branch point or pole within ~100 h of x (sqrt at 1e-14: h = 1.1e-16 is 1% of
-        # x): the automatic step itself is too long. Again from √u times it, the longer
-        # step as the witness (decades apart, as designed); kept where it agrees
-        smaller = radix_steps(steps * np.exp2(ns.error_dtype.type(
-            log2_unit_roundoff(ns) / 2)), ns)
-        if not np.all(ns.magnitude(smaller) > 0):
-            break
-        retry = _at_steps(ev, ns, smaller, h)
-        # an imaginary part lost entirely at the shorter step (mpmath's asin at x + ih)
-        # agrees with itself at every step: a value of 0 where the long step saw one is
-        # not taken
-        vanished = (ns.magnitude(retry.value) == 0) & (ns.magnitude(result.value) != 0)
-        take = result.failed & ~retry.failed & ~vanished
-        if take.any():
-            result = _merge(ns, result, retry, take)
-        h, steps = smaller, ns.magnitude(smaller)
-    return result
-
-
-# rungs of automatic steps, each √u times shorter, tried where the automatic step
-# disagrees with its witnesses (float64: down to u²·max(|x|, 1), ~1e-48)
-SMALLER_STEPS = 4
-
-
-def _merge(ns: NumberSystem, result: FDResult, other: FDResult, take: np.ndarray
-           ) -> FDResult:
-    """`result` with `other`'s entries where `take`."""
-    fields = {}
-    for name in ("value", "error", "h", "coefficient", "magnitude", "noise", "resolution",
-                 "failed"):
-        a, b = getattr(result, name), getattr(other, name)
-        fields[name] = np.where(take, b, a)
-    fields["value"] = ns.asarray(fields["value"])
-    return FDResult(**fields)
-
-
-def _at_steps(ev: Evaluator, ns: NumberSystem, h: np.ndarray, far: np.ndarray) -> FDResult:
-    """The complex step at steps `h` with witnesses `far` (module notes)."""
-    cs = ev.ns
-    xc = ev.x_flat
-    n = len(xc)
-    steps = ns.magnitude(h)
     ratio = ns.magnitude(far) / steps
     with cs.context():
         points = np.concatenate([xc + cs.asarray(h) * exact_constant(cs, 1j),
@@ -329,9 +278,9 @@ def cross_check(real: Evaluator, result: FDResult) -> str | None:
             along = np.sum(d * result.value)
             gap, truncation = ns.magnitude(ns.asarray([along - c1, c2 - c1]))
         # the size of the directional derivative's terms Σ|d_i·D_i| (c₁ itself may cancel),
-        # or |c₁| where larger: a complex step that lost every digit (Im f = 0 exactly,
-        # mpmath's asin at x + ih for tiny h) leaves Σ|d_i·D_i| = 0, which no truncation
-        # can settle against, and "never settled" would be no evidence
+        # or |c₁| where larger: a complex step that lost every digit (Im f = 0 exactly)
+        # leaves Σ|d_i·D_i| = 0, which no truncation can settle against, and "never
+        # settled" would be no evidence
         size = max(np.sum(ns.magnitude(d) * derivative), float(ns.magnitude(ns.asarray([c1]))[0]))
         if truncation * CROSS_CHECK_SETTLED <= size:  # the s² term is small: asymptotic
             break
