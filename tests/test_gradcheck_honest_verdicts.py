@@ -506,3 +506,18 @@ def test_a_float16_slip_on_a_small_entry_beside_a_large_one_is_caught(factor):
     buggy = check_gradient(f, slipped, x)
     assert not buggy.passed and not buggy.undecided, buggy
     assert buggy.findings[0].kind in ("sign", "mismatch", "localized", "scale"), buggy
+
+
+@pytest.mark.parametrize("a0, undecided", [(0.0, True), (1.0, True), (-0.3, False),
+                                           (-0.1, False), (1.1, False), (1.3, False)])
+def test_at_a_kink_at_x_only_a_one_sided_slope_is_undecided(a0, undecided):
+    """relu(x₀) + Σx² at x₀ = 0: the one-sided partials are 0 and 1 (closed form), the
+    two-sided reference their mean 0.5. A gradient entry of 0 or 1 is undecidable there;
+    one outside [0, 1] is a bug, within the jump of the reference but not within half of
+    it (review, 2026-12-03: 1.3 and -0.3 were UNDECIDED)."""
+    x = np.array([0.0, 0.7, -0.4, 1.3])
+    f = lambda x: np.sum(np.maximum(x, 0.0)) + np.sum(x ** 2)
+    grad = lambda x: np.where(x > 0, 1.0, 0.0) + 2 * x + np.array([a0, 0, 0, 0])
+    report = check_gradient(f, grad, x)
+    assert not report.passed, report
+    assert report.undecided == undecided, report

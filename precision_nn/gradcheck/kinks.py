@@ -46,9 +46,15 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
     labels = ", ".join(data.blocks.label(int(i)) for i in idx[:5])
     h = float(np.max(at[hit]))
     other = all(how[r] == "other_side" for r in rows)
+    between = [_between_slopes(data, probe, r, at[r], below[r]) for r in rows]
+    at_kink = bool(np.all(np.isnan(below[hit])))
     reading = ("the analytic gradient is the slope on the far side of the kink, while "
                "the reference (which does not cross it) gives the slope at x's side"
-               if other else "the analytic gradient is a one-sided slope there and the "
+               if other else "the analytic gradient lies more than half the jump from the "
+               "reference, so it is neither one-sided slope if x sits on the kink (only a "
+               "kink a little away from x, which the reference's steps cross unevenly, "
+               "fits it); look at the gradient there" if at_kink and not all(between)
+               else "the analytic gradient is a one-sided slope there and the "
                "reference's steps may reach across the kink")
     return [Finding("kink", f"At {labels} the forward and backward differences differ by "
                     f"up to {jump:.3g}, and the gap stays put while the step shrinks 16-fold "
@@ -56,8 +62,8 @@ def detect_kink(data: CheckData, earlier: Sequence[Finding]) -> list[Finding]:
                     "of 0), where a two-sided difference averages two slopes; "
                     f"{reading}. {_kink_advice(data, probe, hit, below)}",
                     {"coordinates": idx.tolist(), "h": h, "jump": jump,
-                     "at_kink": bool(np.all(np.isnan(below[hit]))),
-                     "explains": [how[r] for r in rows]})]
+                     "at_kink": at_kink, "explains": [how[r] for r in rows],
+                     "between_slopes": between})]
 
 
 def _kink_explains(data: CheckData, probe: Any, r: int, at: float, below: float
@@ -103,6 +109,24 @@ def _kink_explains(data: CheckData, probe: Any, r: int, at: float, below: float
     if (not one_sided or np.isnan(below)) and d <= slope_gap + margin:
         return "straddles"
     return None
+
+
+def _between_slopes(data: CheckData, probe: Any, r: int, at: float, below: float) -> bool:
+    """Whether the analytic value at row `r`'s coordinate may be one of the two one-sided
+    slopes of a kink at x: within half the slope gap of the reference, which, from steps
+    symmetric about a kink at x, averages the two slopes (``|a - n| ≤ |J|/2`` within the
+    scan's error). A gap up to the whole ``|J|`` fits a reference that crossed a kink at a
+    distance, not one at x; at x it means the analytic value lies outside both slopes
+    (relu + x² at 0 with a₀ = 1.3, slopes 0 and 1)."""
+    judged = against_limit(data)
+    i = int(probe.indices[r])
+    if not judged.failing[i]:
+        return True
+    slope_gap, error = _slope_gap(data, probe, r, at, below)
+    if not np.isfinite(slope_gap):
+        return False
+    d = abs(float(judged.difference[i]))
+    return d <= slope_gap / 2 + error + float(judged.explain_tolerance[i])
 
 
 def _slope_gap(data: CheckData, probe: Any, r: int, at: float, below: float

@@ -118,13 +118,17 @@ class GradientReport:
     def _on_kink(self, finding: Finding) -> bool:
         """A kink finding at x itself (its jump persists to the scan's smallest step) that
         covers every coordinate outside tolerance: f has no derivative there to the check's
-        resolution, and the gradient is one of the one-sided slopes (the kink finding is
-        named only where it explains the gap, `kinks._kink_explains`), so neither a bug
-        nor its absence is shown."""
+        resolution, and at each such coordinate the analytic value lies within half the
+        slope gap of the reference (`kinks._between_slopes`): it may be either one-sided
+        slope, so neither a bug nor its absence is shown. A value outside both slopes
+        stays FAILED."""
         if finding.kind != "kink" or not finding.evidence.get("at_kink"):
             return False
         outside = np.flatnonzero(~(np.abs(self.difference) <= self.tolerance))
-        return set(outside.tolist()) <= set(finding.evidence.get("coordinates", []))
+        coordinates = finding.evidence.get("coordinates", [])
+        between = dict(zip(coordinates, finding.evidence.get("between_slopes",
+                                                             [False] * len(coordinates))))
+        return all(between.get(int(i), False) for i in outside)
 
     def _outside(self) -> int:
         """How many coordinates lie outside their tolerance (NaN gaps count as outside)."""
