@@ -521,3 +521,36 @@ def test_at_a_kink_at_x_only_a_one_sided_slope_is_undecided(a0, undecided):
     report = check_gradient(f, grad, x)
     assert not report.passed, report
     assert report.undecided == undecided, report
+
+
+def test_a_correct_float16_softmax_gradient_that_cancels_is_not_accused():
+    """Softmax cross-entropy, grad p - y in float16 at [6, -1, -0.5]: entry 0 = p₀ - 1 with
+    p₀ ≈ 0.9976 rounds by 4.6e-4 (float16 spaces values near 1 by 4.9e-4) against the
+    model's 128·u·(|a₀| + max|a|) = 2.5e-4; once the reference was taken to float64 the
+    correct gradient was FAILED as a mismatch (review, 2026-12-03). The same code in
+    float64 gives the mpmath values, so the gap is rounding: the measured rounding now
+    widens the tolerance too. A sign slip at entry 1 is still caught."""
+    import mpmath
+
+    def softmax(z):
+        e = np.exp(z - np.max(z))
+        return e / np.sum(e)
+
+    f = lambda x: -np.log(softmax(x)[0])
+    grad = lambda x: softmax(x) - np.array([1, 0, 0], dtype=x.dtype)
+    x = np.array([6.0, -1.0, -0.5], dtype=np.float16)
+    with mpmath.workdps(50):
+        z = [mpmath.mpf(float(v)) for v in x]
+        total = sum(mpmath.exp(v) for v in z)
+        truth = [float(mpmath.exp(v) / total - (i == 0)) for i, v in enumerate(z)]
+    assert np.allclose(grad(x.astype(np.float64)), truth, rtol=1e-12)
+    report = check_gradient(f, grad, x)
+    assert report.passed or report.undecided, report
+
+    def slipped(x):
+        g = grad(x)
+        g[1] = -g[1]
+        return g
+
+    buggy = check_gradient(f, slipped, x)
+    assert not buggy.passed and not buggy.undecided, buggy
