@@ -91,15 +91,13 @@ def _kink_explains(data: CheckData, probe: Any, r: int, at: float, below: float
     Anything else (a 1 % bug next to a kink, equal to neither slope, against a complex
     step) is left to the bug detectors.
     """
-    judged = against_limit(data)
-    i = int(probe.indices[r])
-    if not judged.failing[i]:
+    gaps = _gap_and_slopes(data, probe, r, at, below)
+    if gaps is None:
         return "agrees"
-    slope_gap, error = _slope_gap(data, probe, r, at, below)
+    d, slope_gap, margin = gaps
     if not np.isfinite(slope_gap):
         return None
-    d = abs(float(judged.difference[i]))
-    margin = error + float(judged.explain_tolerance[i])
+    i = int(probe.indices[r])
     if abs(d - slope_gap) <= margin:
         return "other_side"
     probe_c = data.probes.complex
@@ -118,15 +116,25 @@ def _between_slopes(data: CheckData, probe: Any, r: int, at: float, below: float
     scan's error). A gap up to the whole ``|J|`` fits a reference that crossed a kink at a
     distance, not one at x; at x it means the analytic value lies outside both slopes
     (relu + x² at 0 with a₀ = 1.3, slopes 0 and 1)."""
+    gaps = _gap_and_slopes(data, probe, r, at, below)
+    if gaps is None:
+        return True
+    d, slope_gap, margin = gaps
+    return bool(np.isfinite(slope_gap)) and d <= slope_gap / 2 + margin
+
+
+def _gap_and_slopes(data: CheckData, probe: Any, r: int, at: float, below: float
+                    ) -> tuple[float, float, float] | None:
+    """``(|a - n|, |s₊ - s₋|, margin)`` at row `r`'s coordinate against the judged
+    reference, the margin being the scan's error plus the coordinate's explain tolerance;
+    None where that coordinate does not fail."""
     judged = against_limit(data)
     i = int(probe.indices[r])
     if not judged.failing[i]:
-        return True
+        return None
     slope_gap, error = _slope_gap(data, probe, r, at, below)
-    if not np.isfinite(slope_gap):
-        return False
-    d = abs(float(judged.difference[i]))
-    return d <= slope_gap / 2 + error + float(judged.explain_tolerance[i])
+    return (abs(float(judged.difference[i])), slope_gap,
+            error + float(judged.explain_tolerance[i]))
 
 
 def _slope_gap(data: CheckData, probe: Any, r: int, at: float, below: float

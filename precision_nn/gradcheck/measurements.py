@@ -67,9 +67,9 @@ def measured_rounding(grad: Any, setup: Setup, analytic: np.ndarray
     `ROUNDING_WIDENINGS` steps) while entries stay unresolved there: the wider run's own
     rounding bound, ``ROUNDING_FACTOR·u'·(|a'_i| + max|a'|)``, allows half the entry or
     more in the tolerance (``MEASURED_SAFETY`` times the measurement) while the measured
-    gap ``|a_i − a'_i|`` does not. float32's bound beside an entry
-    of 108 is 8e-4, above an entry of 5e-4 that a float16 gradient computes to 3 digits;
-    float64's is 1e-12. Returns the measurement and the name of the system it ran in."""
+    gap ``|a_i − a'_i|`` does not. float32's bound beside an entry of 108 is 8e-4, above
+    an entry of 5e-4 that a float16 gradient computes to 3 digits; float64's is 1e-12.
+    Returns the measurement and the name of the system it ran in."""
     wider, found = setup.ns.wider(), None
     a = np.abs(np.real(setup.ns.to_float(analytic))).astype(float)
     for _ in range(ROUNDING_WIDENINGS):

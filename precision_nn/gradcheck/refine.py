@@ -3,8 +3,9 @@ reference they lead to.
 
 The noise of `f` is measured first when something fails or cannot be decided; then an
 explicit step gets its h → 0 limit beside it, a noisy `f` a noise-fitted reference,
-otherwise a wider system (when `f` is more precise there) or a better method; finally
-one-sided scans at the suspect coordinates find kinks, below which Richardson restarts.
+otherwise a wider system (when `f` is more precise there: `widening`) or a better
+method; finally one-sided scans at the suspect coordinates find kinks, below which
+Richardson restarts.
 """
 
 from __future__ import annotations
@@ -26,17 +27,13 @@ from precision_nn.gradcheck.decisions import (
     kink_threshold,
     smooth_below,
     suspects,
-    unresolved_entries,
     with_terms,
 )
 from precision_nn.gradcheck.evidence import Probes, StepProbe
 from precision_nn.gradcheck.measurements import (
-    WIDER_GAIN,
     kink_scan,
-    more_precise,
     noise_near,
     with_gradient_noise,
-    with_wider_noise,
 )
 from precision_nn.gradcheck.reference import (
     Reference,
@@ -48,7 +45,8 @@ from precision_nn.gradcheck.reference import (
 )
 from precision_nn.gradcheck.setup import STEP_METHODS, Setup
 from precision_nn.gradcheck.tolerance import REFERENCE_SAFETY
-from precision_nn.numbers import NumberSystem, number_system
+from precision_nn.gradcheck.widening import widen, widen_further
+from precision_nn.numbers import NumberSystem
 
 __all__ = ["follow_up"]
 
@@ -132,8 +130,8 @@ def _settle_reference(setup: Setup, analytic: np.ndarray, compared: Compared, me
            else "to confirm a failure beyond the conditioning of f"
            if compared.data.failing.any() else
            "some entries passed only if they cancel larger terms")
-    compared, noise = _widen(setup, analytic, compared, why, noise)
-    compared = _widen_further(setup, analytic, compared, noise)
+    compared, noise = widen(setup, analytic, compared, why, noise)
+    compared = widen_further(setup, analytic, compared, noise)
     if hinges(compared, u) and compared.reference.method in STEP_METHODS:
         compared = _better_method(setup, analytic, compared, complex_probe, noise)
     return compared, None, noise
@@ -324,79 +322,6 @@ def _better_method(setup: Setup, analytic: np.ndarray, compared: Compared,
             "too close to call)")
     merged = prefer(compared.reference, replace(better, name=name))
     return compared if merged is None else compare(setup, analytic, merged)
-
-
-def _widen(setup: Setup, analytic: np.ndarray, compared: Compared, why: str,
-           noise: Any) -> tuple[Compared, Any]:
-    """The same reference method in a wider system, when `f` runs there and is more
-    precise there (its noise measured at the same offsets is ``WIDER_GAIN`` times lower).
-
-    Returns the comparison and the noise probe completed by the wider measurement.
-    """
-    if setup.ns.wider() is None:
-        return compared, noise
-    noise = with_wider_noise(setup, noise)
-    if not more_precise(noise):
-        return compared, noise
-    wider = number_system(noise.higher)
-    method = compared.reference.method
-    if method == "complex_step":
-        method = method if _has_complex(wider) else "richardson"
-    ref = with_noise(reference(setup, method, None, wider), noise)
-    ref = replace(ref, name=f"{ref.name} (re-evaluated beyond {setup.ns.name}: {why})")
-    merged = prefer(compared.reference, ref)
-    return (compared if merged is None else compare(setup, analytic, merged)), noise
-
-
-def _widen_further(setup: Setup, analytic: np.ndarray, compared: Compared,
-                   noise: Any) -> Compared:
-    """A reference already re-evaluated in a wider system, once more in the next one,
-    while it still cannot resolve entries the analytic gradient resolves
-    (`decisions.unresolved_entries`) and `f` is `WIDER_GAIN` times less noisy there than
-    in the system it was re-evaluated in.
-
-    float16's reference goes to float32 when its own bar is too wide; but float32's
-    Richardson bar, ~1e-3 beside an entry of 108, still covers an entry of 5e-4 that
-    the gradient computes to 4 digits, and a sign slip there passed. Each step costs one
-    reference; the chain ends where the family has no wider system (float64).
-    """
-    for _ in range(MAX_WIDENINGS):
-        ref = compared.reference
-        wider = ref.ns.wider() if ref.ns.name != setup.ns.name else None
-        if wider is None or noise is None or noise.higher_sigma is None or \
-                not unresolved_entries(compared.data).any():
-            return compared
-        xw = probes.runs_in(setup.f, setup.x, wider)
-        if xw is None:
-            return compared
-        high = probes.noise_probe(setup.f, xw, wider, delta=noise.delta)
-        level = max(noise.higher_sigma, ref.ns.unit_roundoff * noise.expected /
-                    setup.ns.unit_roundoff)
-        if high.sigma * WIDER_GAIN > level:
-            return compared
-        candidate = with_noise(reference(setup, ref.method, None, wider), noise)
-        why = f"{ref.ns.name}'s error bars still covered entries the gradient resolves"
-        candidate = replace(candidate, name=f"{candidate.name} (re-evaluated beyond "
-                            f"{ref.ns.name}: {why})")
-        merged = prefer(ref, candidate)
-        if merged is None:
-            return compared
-        compared = compare(setup, analytic, merged)
-        noise = replace(noise, higher_sigma=high.sigma)
-    return compared
-
-
-# re-evaluations beyond the first wider system (float16 -> float32 -> float64)
-MAX_WIDENINGS = 2
-
-
-def _has_complex(ns: NumberSystem) -> bool:
-    """Whether `ns` has a complex counterpart (the complex step can run there)."""
-    try:
-        ns.complex()
-    except ValueError:
-        return False
-    return True
 
 
 def _step_probe(setup: Setup, analytic: np.ndarray, compared: Compared,

@@ -124,15 +124,19 @@ class GradientReport:
         stays FAILED."""
         if finding.kind != "kink" or not finding.evidence.get("at_kink"):
             return False
-        outside = np.flatnonzero(~(np.abs(self.difference) <= self.tolerance))
+        outside = np.flatnonzero(self._outside_mask())
         coordinates = finding.evidence.get("coordinates", [])
         between = dict(zip(coordinates, finding.evidence.get("between_slopes",
                                                              [False] * len(coordinates))))
         return all(between.get(int(i), False) for i in outside)
 
+    def _outside_mask(self) -> np.ndarray:
+        """The coordinates outside their tolerance (NaN gaps count as outside)."""
+        return ~(np.abs(self.difference) <= self.tolerance)
+
     def _outside(self) -> int:
         """How many coordinates lie outside their tolerance (NaN gaps count as outside)."""
-        return int(np.sum(~(np.abs(self.difference) <= self.tolerance)))
+        return int(np.sum(self._outside_mask()))
 
     def _loosest(self) -> str:
         """``" (loosest: 3e-13 relative, at layer 1 [2, 0])"``: the largest tolerance
