@@ -7,11 +7,12 @@ in: the gradient under test is the user's own backward in that dtype, and the to
 follows from that dtype's unit roundoff. Where that tolerance cannot tell a bug from the
 dtype's rounding, the same backward is checked again in a wider dtype on converted copies
 (`adapters.torch.confirm`): bfloat16/float16 in float32 when the tolerance admits more than
-a tenth of the gradient's scale; float32 in float64 when the float32 check fails, or
+a hundredth of the gradient's scale; float32 in float64 when the float32 check fails, or
 passes only by the norm-wise part of its allowance somewhere, or with a tolerance above
 half an entry's value. A failure there decides and names the bug; a float32 failure that
 passes in float64 is reported as float32 rounding (with the measured float32-vs-float64
-gap) or, if the two forwards differ beyond rounding, as a dtype-dependent forward. Code
+gap) or, if the two forwards differ beyond rounding, as a dtype-dependent forward, whose
+float64 reference differentiates another function (UNDECIDED). Code
 that does not run in the wider dtype keeps its own dtype's report. The numerical reference differentiates the
 objective on a deep copy converted to float64, or complex128 for the complex step (which
 ``method="auto"`` takes where every op of the forward supports complex numbers; else

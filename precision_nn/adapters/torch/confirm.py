@@ -30,7 +30,9 @@ How the wider check decides (`decide`):
   the wider check did test that gap and the backward's result moved between the dtypes),
   and the forwards agree within ``FORWARD_ULPS`` ulps of D; forwards that differ by more
   compute other functions in the two dtypes (`dtype_dependent`: a random mask drawn in the
-  tensor's dtype), which is no rounding of a right backward. A block whose D run is one
+  tensor's dtype, an eps from ``torch.finfo``), which is no rounding of a right backward
+  and no evidence against it: the reference differentiates the other function, so the
+  report is UNDECIDED. A block whose D run is one
   constant times its W run at every entry (`float32_only_scales`) is named ``scale``
   instead: rounding never gives one ratio at many entries, a factor that exists only in
   D (a branch on the dtype, an eps from ``torch.finfo``) does.
@@ -250,7 +252,8 @@ def decide(narrow: Checked, wider: Checked, reason: Reason) -> GradientReport:
     if reason.kind != "wide" and {f.kind for f in wider.report.findings} <= PRECISION_KINDS:
         return _noted(narrow.report, f"{why}, which cannot decide either: "
                       f"{wider.report.findings[0].message}")
-    return replace(wider.report, tolerance_source=f"{why}; this is that check, which fails. "
+    outcome = "which cannot decide either" if wider.report.undecided else "which fails"
+    return replace(wider.report, tolerance_source=f"{why}; this is that check, {outcome}. "
                    f"{wider.report.tolerance_source}")
 
 
