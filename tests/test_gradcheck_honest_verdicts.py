@@ -554,3 +554,55 @@ def test_a_correct_float16_softmax_gradient_that_cancels_is_not_accused():
 
     buggy = check_gradient(f, slipped, x)
     assert not buggy.passed and not buggy.undecided, buggy
+
+
+# -- f computed on a grid coarser than every step: a 0 ± 0 must not accuse --------------
+def _softmax_ce(x):
+    e = np.exp(x - np.max(x))
+    return -np.log(e[0] / np.sum(e))
+
+
+def _softmax_ce_grad(x):
+    e = np.exp(x - np.max(x))
+    return e / np.sum(e) - np.array([1, 0, 0], dtype=x.dtype)
+
+
+SATURATED = [(np.float16, [10.0, 0.0, 0.0]), (np.float32, [20.0, 0.0, 0.0]),
+             (np.float64, [40.0, 0.0, 0.0])]
+
+
+@pytest.mark.parametrize("dtype, point", SATURATED)
+def test_a_saturated_naive_softmax_loss_does_not_accuse_its_correct_gradient(dtype, point):
+    """softmax(x)₀ rounds to 1, so f = -log(softmax(x)₀) is exactly 0 for every step
+    along x₁ up to ~2.5 (float64), while ∂f/∂x₁ = 4e-18: Richardson gave 0 ± 0 and the
+    check FAILED a correct gradient as a mismatch, in all three dtypes."""
+    x = np.array(point, dtype=dtype)
+    report = check_gradient(_softmax_ce, _softmax_ce_grad, x)
+    assert report.passed or report.undecided, report
+
+
+@pytest.mark.parametrize("dtype, point", SATURATED)
+def test_the_bar_of_a_zero_from_a_grid_covers_the_true_derivative(dtype, point):
+    """The derivative itself: its bar bounds the true error (mpmath at 40 digits of the
+    same softmax at the same float inputs)."""
+    import mpmath
+
+    from precision_nn.derivatives import gradient
+
+    x = np.array(point, dtype=dtype)
+    est = gradient(_softmax_ce, x, method="richardson")
+    with mpmath.workdps(40):
+        e = [mpmath.exp(mpmath.mpf(float(v))) for v in x]
+        exact = [float(v / sum(e)) - (i == 0) for i, v in enumerate(e)]
+    assert np.all(np.abs(est.value.astype(float) - exact) <= est.error), (est, exact)
+
+
+def test_a_coordinate_f_does_not_depend_on_still_fails_a_nonzero_gradient():
+    """f constant along x₂ over the whole probe (16·max(|x₂|, 1)): the 0 ± 0 stands and a
+    gradient that gives x₂ a slope fails there."""
+    x = np.array([0.3, -0.7, 0.5])
+    f = lambda v: v[0] ** 2 + np.sin(v[1])
+    grad = lambda v: np.array([2 * v[0], np.cos(v[1]), 1e-3])
+    report = check_gradient(f, grad, x)
+    assert not report.passed and not report.undecided, report
+    assert 2 in {c for f in report.findings for c in f.evidence.get("coordinates", [])}

@@ -41,6 +41,7 @@ References
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 
@@ -85,6 +86,14 @@ NOISE_MARGIN = 4.0
 DISAGREEMENT_SAFETY = 2
 # the extrapolated value carries its own rounding: error ≥ this many u·|value|
 VALUE_ROUNDINGS = 2
+# a 0 where f took one value at every step: probe up to this many max(|x_i|, 1) for f's
+# grid (`_stuck_bound`), in at most this many steps, each 2× (or more) the one before
+STUCK_REACH = 16.0
+STUCK_LEVELS = 12
+# ... and a move there widens the bar only if f's moves at this many points per side
+# are whole multiples of the smallest, to this relative tolerance (`_moves_on_a_grid`)
+GRID_POINTS = 8
+GRID_TOLERANCE = 1e-3
 
 
 def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
@@ -122,7 +131,8 @@ def richardson(ev: Evaluator, *, h: np.ndarray | None) -> FDResult:
 
 def _zeros_below_resolution(ev: Evaluator, result: FDResult) -> FDResult:
     """`result`, with the bar of a 0 taken below the central optimum widened where f is
-    not flat there.
+    not flat there, and that of a 0 ± 0 (f took one value at every step) where f moves
+    at a longer step (`_stuck_bound`).
 
     Hypothesis tested: an extrapolated 0 from steps below ``t = u^(1/3)·max(|x|, 1)``
     means f is flat. It can also mean that those steps were below f's resolution: an f
@@ -138,8 +148,15 @@ def _zeros_below_resolution(ev: Evaluator, result: FDResult) -> FDResult:
     x_float = ns.magnitude(ev.x_flat)
     cube_root_u = np.exp2(ns.error_dtype.type(log2_unit_roundoff(ns) / 3))
     optimum = radix_steps(cube_root_u * scales(x_float), ns)
-    zero = np.flatnonzero((ns.magnitude(result.value) == 0) & np.isfinite(result.error)
-                          & (np.asarray(result.h) < ns.magnitude(optimum)))
+    is_zero = ns.magnitude(result.value) == 0
+    below = np.asarray(result.h) < ns.magnitude(optimum)
+    # a 0 ± 0 from steps at or above the optimum: every central difference of the
+    # tableau was exactly 0 (`_stuck_bound` probes on from the step it kept)
+    above = np.flatnonzero(is_zero & (result.error == 0) & ~below)
+    if above.size:
+        result = replace(result, error=result.error.copy())
+        result.error[above] = _stuck_bound(ev, above, np.asarray(result.h)[above])
+    zero = np.flatnonzero(is_zero & np.isfinite(result.error) & below)
     if zero.size == 0:
         return result
     rule = stencil("central", 2)
@@ -149,12 +166,114 @@ def _zeros_below_resolution(ev: Evaluator, result: FDResult) -> FDResult:
     (at_t,), (at_half,) = (stencil_levels(ev, zero, t, rule, (1,)) for t in steps)
     slope, finer = ns.magnitude(at_t.value), ns.magnitude(at_half.value)
     resolved = (finer > at_half.noise) & (finer >= slope / 2)
-    if not resolved.any():
+    stuck = (slope == 0) & (finer == 0)
+    if not (resolved.any() or stuck.any()):
         return result
     error = result.error.copy()
     idx = zero[resolved]
     error[idx] = np.maximum(error[idx], DISAGREEMENT_SAFETY * finer[resolved])
+    idx = zero[stuck]
+    error[idx] = np.maximum(error[idx], _stuck_bound(ev, idx, optimum[idx]))
     return replace(result, error=error)
+
+
+def _stuck_bound(ev: Evaluator, coords: np.ndarray, start: np.ndarray) -> np.ndarray:
+    """The bar of a 0 where f took one value at every step up to the central optimum.
+
+    Hypothesis tested: f does not depend on ``x_i`` near x. It may instead compute on a
+    grid coarser than every step so far, far coarser than ``u·|f|``: ``-log(softmax(z)₀)``
+    at z = [40, 0, 0] in float64 rounds ``softmax(z)₀`` to 1, so f is exactly 0 for every
+    ``|Δz₁| < 2.5`` while ∂f/∂z₁ = 4e-18, and a 0 ± 0 accused the correct gradient. The
+    steps grow by `STUCK_GROWTH` from the optimum up to ``STUCK_REACH·max(|x_i|, 1)``
+    until the central difference D(H) is not 0. If it never is, f is constant over that
+    reach (a dead unit) and the bar stays. If it is at H, f was constant at ``H/g``
+    (``g`` the growth): a slope s with ``s·H/g`` below a grid spacing Q would not show,
+    and Q ≤ ``2H·|D(H)|`` (the move at H is at least one), so ``|s| ≤ 2g·|D(H)|``: that
+    is the bar, provided f's moves up to H are whole quanta (`_moves_on_a_grid`; a kink
+    between ``H/g`` and H, where f' at x is 0, moves f by other amounts and keeps the
+    bar). A point where f is not finite, or x + H leaves the number range, ends the probe of its
+    coordinate with an unknown bar (inf) or the bar it had."""
+    ns = ev.ns
+    bound = np.zeros(len(coords), dtype=ns.error_dtype)
+    x_float = ns.magnitude(ev.x_flat[coords])
+    reach = STUCK_REACH * scales(x_float)
+    first = ns.magnitude(start)
+    growth = _growth(first, reach)
+    rule = stencil("central", 2)
+    active = np.arange(len(coords))
+    h = start
+    with ns.context():
+        factor = exact_constant(ns, int(growth))
+    while active.size:
+        with ns.context():
+            h = h * factor
+        inside = ns.magnitude(h) <= reach[active] * 1.0001
+        active, h = active[inside], h[inside]
+        if not active.size:
+            break
+        moved = _central_at(ev, coords[active], h, rule)
+        hit = np.isnan(moved) | (moved > 0)
+        for k in np.flatnonzero(hit):
+            i = active[k]
+            if np.isnan(moved[k]):
+                bound[i] = np.inf
+            elif _moves_on_a_grid(ev, int(coords[i]), h[k]):
+                bound[i] = 2 * growth * moved[k]
+        active, h = active[~hit], h[~hit]
+    return bound
+
+
+def _moves_on_a_grid(ev: Evaluator, coord: int, h: Any) -> bool:
+    """Whether f's moves from f(x) at ``x ± (j/GRID_POINTS)·h·e_i``, j = 1..GRID_POINTS,
+    are whole multiples of their smallest (within ``GRID_TOLERANCE`` of one): a grid.
+
+    A kink at distance d < h (a dead ReLU that revives) moves f by ``s·(j·h/8 − d)``
+    beyond it, ratios of no particular kind; f computed on a grid of spacing Q moves by
+    whole quanta (``-log(softmax(z)₀)`` at saturation: ``-log(1 − k·u) ≈ k·u``). Only a
+    grid widens the bar: a 0 beside a kink at a distance is a true 0 (f' = 0 at x)."""
+    ns = ev.ns
+    with ns.context():
+        eighth = h / exact_constant(ns, GRID_POINTS)
+        offsets = [exact_constant(ns, j) * eighth for j in range(1, GRID_POINTS + 1)]
+        x = ev.x_flat[coord]
+        values = np.array([x + o for o in offsets] + [x - o for o in offsets],
+                          dtype=ev.x_flat.dtype)
+    try:
+        fs = ev.at_shifts(np.full(len(values), coord), values)
+    except ValueError:  # not finite there: no grid shown
+        return False
+    with ns.context():
+        moves = ns.to_error_float(fs - ev.at_point())
+    moves = np.abs(moves[moves != 0])
+    if moves.size < 2:
+        return moves.size == 1  # one quantum: nothing contradicts a grid
+    ratios = moves / np.min(moves)
+    return bool(np.all(np.abs(ratios - np.rint(ratios)) <= GRID_TOLERANCE * ratios))
+
+
+def _growth(first: np.ndarray, reach: np.ndarray) -> float:
+    """The power of 2 by which the probe's steps grow: 2, or more so that at most
+    `STUCK_LEVELS` steps span from the optimum to the reach (at 1000 digits the optimum is
+    1e-333 of it)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        span = np.log2(reach / first)
+    span = float(np.max(span[np.isfinite(span)], initial=1.0))
+    return float(2.0 ** max(1, int(np.ceil(span / STUCK_LEVELS))))
+
+
+def _central_at(ev: Evaluator, coords: np.ndarray, h: Any, rule: Any) -> np.ndarray:
+    """``|D(h)|`` at each coordinate, NaN where f is not finite at x ± h or x ± h leaves
+    the number range (each coordinate then tried alone, so one such does not end the
+    others)."""
+    ns = ev.ns
+    try:
+        (level,) = stencil_levels(ev, coords, h, rule, (1,))
+        return ns.magnitude(level.value)
+    except ValueError:  # NonFiniteValueError, or x + h overflows
+        if len(coords) == 1:
+            return np.array([np.nan])
+    return np.concatenate([_central_at(ev, coords[i:i + 1], h[i:i + 1], rule)
+                           for i in range(len(coords))])
 
 
 def _first_steps(ns: NumberSystem, pilot: FDResult, x_float: np.ndarray) -> np.ndarray:
