@@ -52,6 +52,7 @@ method, float64, float32 and mpf:30): bars shorter than the true error went from
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -113,7 +114,10 @@ def _at_spacings(ev: Evaluator, i: int, rule_name: str, targets: list) -> float:
     js = noise_offsets(rule_name)
     column = offset_column(ns, js)[:, 0]
     base = ev.x_flat[i : i + 1]
-    steps = [realize(ns, base, radix_steps(target, ns)) for target in targets]
+    steps = [step for step in (_realized(ns, base, target) for target in targets)
+             if step is not None]
+    if not steps:
+        return wide(0.0)
     with ns.context():  # arrays on the left: an mpf scalar there formats the array
         points = np.concatenate([column * h + base for h in steps])
     values = ev.at_shifts(np.full(len(points), i), points).reshape(len(steps), len(js))
@@ -125,6 +129,17 @@ def _at_spacings(ev: Evaluator, i: int, rule_name: str, targets: list) -> float:
                               / wide(differences.shape[1] * math.comb(2 * k, k))))
         changes.append((differences.max(axis=1) > 0) & (differences.min(axis=1) < 0))
     return _agreed(np.stack(sigmas, axis=1), np.stack(changes, axis=1))
+
+
+def _realized(ns, base: np.ndarray, target: Any) -> np.ndarray | None:
+    """The spacing nearest `target` as the arithmetic realises it at `base`; None where it
+    is below the spacing of the numbers at `base` (x + δ == x: its nine points would
+    coincide, so that spacing gives no evidence; a Richardson restarted below a kink at x
+    = 9 in float16 asks for spacings of 1e-4 against 2^-7 there)."""
+    try:
+        return realize(ns, base, radix_steps(target, ns))
+    except ValueError:
+        return None
 
 
 def _agreed(sigmas: np.ndarray, changes: np.ndarray) -> float:
